@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use vouch_ledger::store::{load_or_create_signer, AppendError, KeyFileError, Ledger, OpenError, CF_META, CF_TILES};
+use vouch_ledger::store::{load_or_create_signer, AppendError, Ledger, OpenError, CF_META, CF_TILES};
 use vouch_ledger::tile::{decode_bundle, TileAddr};
 use vouch_ledger::{Checkpoint, NoteSigner};
 
@@ -202,7 +202,9 @@ fn the_key_file_is_created_private_reloaded_and_refused_when_readable() {
     // The file is in the standard note key format: signed_note reads it.
     let text = std::fs::read_to_string(&path).unwrap();
     signed_note::StandardSigner::new(text.trim_end()).expect("signed_note parses our private key");
-    assert!(matches!(load_or_create_signer(&path, "other.test/log"), Err(KeyFileError::NameMismatch { .. })));
+    // An existing key keeps its name; the name only applies to a new key.
+    let (c, _) = load_or_create_signer(&path, "other.test/log").unwrap();
+    assert_eq!(c.verifier().name(), "key.test/log");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = load_or_create_signer(&path, "key.test/log").unwrap_err();
     assert!(err.to_string().contains("chmod 600"), "{err}");

@@ -35,44 +35,33 @@ pub enum KeyFileError {
         /// Its mode bits.
         mode: u32,
     },
-    /// The key is for another log.
-    #[error("log key file {path} is for {found:?}, not {expected:?}")]
-    NameMismatch {
-        /// The file.
-        path: PathBuf,
-        /// Name in the file.
-        found: String,
-        /// Name expected.
-        expected: String,
-    },
 }
 
-/// Loads the signer at `path`, or generates one named `name` and writes it
-/// there (mode 0600, fsync'd) if the file does not exist. Returns the signer
-/// and whether it was created.
-pub fn load_or_create_signer(path: &Path, name: &str) -> Result<(NoteSigner, bool), KeyFileError> {
-    let io = |source| KeyFileError::Io { path: path.to_owned(), source };
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyFileError::Permissions { path: path.to_owned(), mode });
-            }
-            let signer = NoteSigner::parse(&text).map_err(|source| KeyFileError::Parse { path: path.to_owned(), source })?;
-            if signer.verifier().name() != name {
-                let found = signer.verifier().name().to_owned();
-                return Err(KeyFileError::NameMismatch { path: path.to_owned(), found, expected: name.to_owned() });
-            }
-            Ok((signer, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+/// Loads the signer at `path`, or, if there is no such file, generates one
+/// named `name_if_new` and writes it there (mode 0600, fsync'd). Returns the
+/// signer and whether it was created. An existing key keeps its own name.
+pub fn load_or_create_signer(path: &Path, name_if_new: &str) -> Result<(NoteSigner, bool), KeyFileError> {
+    match load_signer(path) {
+        Err(KeyFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let signer = NoteSigner::new(name, key).map_err(|source| KeyFileError::Parse { path: path.to_owned(), source })?;
-            write_new(path, &signer).map_err(io)?;
+            let signer = NoteSigner::new(name_if_new, key)
+                .map_err(|source| KeyFileError::Parse { path: path.to_owned(), source })?;
+            write_new(path, &signer).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?;
             Ok((signer, true))
         }
-        Err(e) => Err(io(e)),
+        other => other.map(|s| (s, false)),
     }
+}
+
+/// Loads the signer at `path`, refusing a file readable by group or others.
+pub fn load_signer(path: &Path) -> Result<NoteSigner, KeyFileError> {
+    let io = |source| KeyFileError::Io { path: path.to_owned(), source };
+    let text = fs::read_to_string(path).map_err(io)?;
+    let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissions { path: path.to_owned(), mode });
+    }
+    NoteSigner::parse(&text).map_err(|source| KeyFileError::Parse { path: path.to_owned(), source })
 }
 
 /// Writes the key to a temporary file, fsyncs it, renames it into place and

@@ -20,7 +20,7 @@
 mod keyfile;
 mod sequencer;
 
-pub use keyfile::{load_or_create_signer, KeyFileError};
+pub use keyfile::{load_or_create_signer, load_signer, KeyFileError};
 
 use crate::checkpoint::Checkpoint;
 use crate::edge::{levels, width_at, Edge};

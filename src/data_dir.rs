@@ -1,0 +1,98 @@
+//! The data directory: everything vouch keeps on disk, under one folder.
+//!
+//! ```text
+//! <data>/
+//!   ledger.key    the log's Ed25519 signing key (note private-key text, mode 0600)
+//!   ledger.vkey   its public verifier key, `<origin>+<hex id>+<base64>` (for clients)
+//!   db/           RocksDB: the ledger's column families (spec/storage-layout.md)
+//! ```
+
+use std::path::{Path, PathBuf};
+use vouch_ledger::store::{load_or_create_signer, KeyFileError, Ledger, OpenError};
+use vouch_ledger::NoteSigner;
+
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "vouch-data";
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// Why the data directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// Creating the directory or writing the verifier key failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The signing key file is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The ledger refused to open.
+    #[error(transparent)]
+    Ledger(#[from] OpenError),
+}
+
+/// An opened ledger and what opening it did.
+#[derive(Debug)]
+pub struct Opened {
+    /// The ledger.
+    pub ledger: Ledger,
+    /// Whether a new signing key was generated on this open.
+    pub key_created: bool,
+}
+
+impl DataDir {
+    /// The data directory at `root` (not yet created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The signing key file.
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join("ledger.key")
+    }
+
+    /// The verifier key file.
+    pub fn vkey_path(&self) -> PathBuf {
+        self.root.join("ledger.vkey")
+    }
+
+    /// The RocksDB directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("db")
+    }
+
+    /// Opens the ledger, creating the directory, key and database on first use
+    /// (the key named `origin_if_new`), and (re)writes `ledger.vkey`.
+    pub fn open_ledger(&self, origin_if_new: &str) -> Result<Opened, DataDirError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| DataDirError::Io { path, source }
+        };
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let (signer, key_created): (NoteSigner, bool) = load_or_create_signer(&self.key_path(), origin_if_new)?;
+        let vkey = format!("{}\n", signer.verifier());
+        std::fs::write(self.vkey_path(), vkey).map_err(io(&self.vkey_path()))?;
+        let ledger = Ledger::open(&self.db_path(), signer)?;
+        Ok(Opened { ledger, key_created })
+    }
+}
+
+/// A default origin for a new log: `<hostname>/vouch`.
+pub fn default_origin() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host.trim().chars().filter(|c| !c.is_whitespace() && *c != '+').collect();
+    format!("{}/vouch", if host.is_empty() { "localhost" } else { &host })
+}
