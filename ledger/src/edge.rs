@@ -6,15 +6,18 @@
 //! entries and full tiles, so it is never stored: the store rebuilds it at open.
 
 use crate::hash::Hash;
-use crate::tile::{row_hash, TILE_HEIGHT, TILE_WIDTH};
-use crate::tree::{tree_root, HashReader};
+use crate::tile::{TILE_HEIGHT, TILE_WIDTH};
+use crate::tree::{tree_root, HashReader, MemoryTree};
 
 /// The partial tiles of a tree of `size` entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edge {
     size: u64,
-    /// `rows[L]` holds `(size >> 8L) % 256` hashes of tree level `8L`.
-    rows: Vec<Vec<Hash>>,
+    /// `rows[L]` holds `(size >> 8L) % 256` hashes of tree level `8L`, with
+    /// every complete subtree above them inside the tile, kept up to date as
+    /// hashes arrive (amortized one hash per push), so reading any of them is
+    /// a lookup.
+    rows: Vec<MemoryTree>,
 }
 
 /// A tile that an append completed: level, index, and its 256 hashes.
@@ -26,6 +29,8 @@ pub struct FullTile {
     pub index: u64,
     /// The 256 hashes of tree level `8L`.
     pub hashes: Vec<Hash>,
+    /// The 16 hashes of tree level `8L + 4` inside the tile.
+    pub mid: Vec<Hash>,
 }
 
 impl Edge {
@@ -42,6 +47,14 @@ impl Edge {
         let ok = (0..rows.len().max(levels(size))).all(|l| {
             rows.get(l).map_or(0, Vec::len) as u64 == width_at(size, l as u8)
         });
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let mut t = MemoryTree::new();
+                row.into_iter().for_each(|h| t.push_leaf_hash(h));
+                t
+            })
+            .collect();
         ok.then_some(Self { size, rows })
     }
 
@@ -52,7 +65,13 @@ impl Edge {
 
     /// The partial tile's hashes at tile level `level` (possibly empty).
     pub fn row(&self, level: u8) -> &[Hash] {
-        self.rows.get(level as usize).map_or(&[], Vec::as_slice)
+        self.rows.get(level as usize).map_or(&[], |t| t.level(0))
+    }
+
+    /// The complete subtree at in-tile level `k` (< 8), index `j` within the
+    /// partial tile at tile level `level`; `None` if it is not complete.
+    pub fn row_subtree(&self, level: u8, k: u8, j: u64) -> Option<Hash> {
+        self.rows.get(level as usize)?.subtree_hash(k, j).ok()
     }
 
     /// Appends a leaf hash; returns the tiles this completes, lowest first.
@@ -64,16 +83,22 @@ impl Edge {
         let mut level = 0usize;
         loop {
             if self.rows.len() == level {
-                self.rows.push(Vec::with_capacity(TILE_WIDTH as usize));
+                self.rows.push(MemoryTree::new());
             }
-            self.rows[level].push(h);
-            if self.rows[level].len() as u64 != TILE_WIDTH {
+            let row = &mut self.rows[level];
+            row.push_leaf_hash(h);
+            if row.size() != TILE_WIDTH {
                 break;
             }
-            let hashes = std::mem::take(&mut self.rows[level]);
-            h = row_hash(&hashes, 0, TILE_WIDTH as usize);
+            let full = std::mem::take(row);
+            h = full.subtree_hash(TILE_HEIGHT, 0).expect("a full tile has a root");
             let shift = u32::from(TILE_HEIGHT) * (level as u32 + 1);
-            done.push(FullTile { level: level as u8, index: position >> shift, hashes });
+            done.push(FullTile {
+                level: level as u8,
+                index: position >> shift,
+                hashes: full.level(0).to_vec(),
+                mid: full.level(4).to_vec(),
+            });
             level += 1;
         }
         done
@@ -108,9 +133,8 @@ impl HashReader for Edge {
     fn subtree_hash(&self, level: u8, index: u64) -> Result<Hash, Self::Error> {
         let tile_level = level / TILE_HEIGHT;
         let k = level % TILE_HEIGHT;
-        let first = (index << k) % TILE_WIDTH;
-        let row = self.row(tile_level);
-        Ok(row_hash(row, first as usize, (first + (1 << k)) as usize))
+        let j = ((index << k) % TILE_WIDTH) >> k;
+        Ok(self.row_subtree(tile_level, k, j).expect("the root's subtrees lie in the edge"))
     }
 }
 
@@ -132,7 +156,8 @@ mod tests {
             let n = u64::from(i) + 1;
             if n < 600 || n % 4093 == 0 || n == 65_536 || n == 65_537 {
                 assert_eq!(edge.root(), tree.root_at(n), "size {n}");
-                assert!(Edge::from_rows(n, edge.rows.clone()).is_some());
+                let rows = (0..edge.rows.len() as u8).map(|l| edge.row(l).to_vec()).collect();
+                assert_eq!(Edge::from_rows(n, rows).as_ref(), Some(&edge));
             }
         }
         assert_eq!(tiles, 70_000 / 256 + 1);

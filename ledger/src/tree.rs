@@ -147,7 +147,7 @@ fn subproof<R: HashReader>(
 
 /// A whole tree in memory, level by level. For tests, test-vector generation
 /// and small tools; the store never holds a tree this way.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryTree {
     /// `levels[l][i]` is the complete subtree `(l, i)`.
     levels: Vec<Vec<Hash>>,
@@ -184,6 +184,11 @@ impl MemoryTree {
     /// Number of leaves.
     pub fn size(&self) -> u64 {
         self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// The complete subtree hashes at `level` (level 0: the leaf hashes).
+    pub fn level(&self, level: u8) -> &[Hash] {
+        self.levels.get(level as usize).map_or(&[], Vec::as_slice)
     }
 
     /// Root of the first `size` leaves.

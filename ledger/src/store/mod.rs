@@ -51,6 +51,9 @@ const MID_LEVEL: u8 = 4;
 const MID_WIDTH: usize = 1 << (TILE_HEIGHT - MID_LEVEL);
 const TILE_BYTES: usize = TILE_WIDTH as usize * HASH_LEN;
 const TILE_VALUE_BYTES: usize = TILE_BYTES + MID_WIDTH * HASH_LEN;
+/// Block cache for the tiles column family: 256 MiB holds every tile of a
+/// log of ~7.5 million entries; larger logs keep their upper levels cached.
+const TILE_CACHE_BYTES: usize = 256 << 20;
 
 /// Column families the ledger needs, for a caller that opens one RocksDB
 /// instance shared with other data (the registry) and hands it to
@@ -59,8 +62,15 @@ pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
     let mut entries = Options::default();
     entries.set_compression_type(rocksdb::DBCompressionType::Lz4);
     let mut tiles = Options::default();
-    // Hashes do not compress.
+    // Hashes do not compress. Proofs read tiles at random: give them a block
+    // cache of their own, and keep index and filter blocks in it too.
     tiles.set_compression_type(rocksdb::DBCompressionType::None);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    let cache = rocksdb::Cache::new_lru_cache(TILE_CACHE_BYTES).expect("allocate the tiles block cache");
+    table.set_block_cache(&cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_bloom_filter(10.0, false);
+    tiles.set_block_based_table_factory(&table);
     vec![
         ColumnFamilyDescriptor::new(CF_META, Options::default()),
         ColumnFamilyDescriptor::new(CF_ENTRIES, entries),
@@ -332,7 +342,7 @@ impl Ledger {
     }
 
     fn reader(&self) -> StoreReader<'_> {
-        StoreReader { db: &self.shared.db, state: self.state() }
+        StoreReader::new(&self.shared.db, self.state())
     }
 }
 
@@ -357,11 +367,11 @@ fn mid_row(row: &[Hash]) -> Vec<u8> {
     (0..MID_WIDTH).flat_map(|j| row_hash(row, j * 16, j * 16 + 16).0).collect()
 }
 
-/// The stored value of a full tile.
-fn tile_value(row: &[Hash]) -> Vec<u8> {
+/// The stored value of a full tile: its hashes, then its mid row.
+fn tile_value(tile: &crate::edge::FullTile) -> Vec<u8> {
+    debug_assert_eq!(tile.mid.len(), MID_WIDTH);
     let mut v = Vec::with_capacity(TILE_VALUE_BYTES);
-    v.extend(row.iter().flat_map(|h| h.0));
-    v.extend(mid_row(row));
+    v.extend(tile.hashes.iter().chain(&tile.mid).flat_map(|h| h.0));
     v
 }
 
@@ -415,17 +425,43 @@ fn rebuild_edge(db: &DB, size: u64) -> Result<Edge, OpenError> {
 }
 
 /// Reads complete subtree hashes of one committed tree state: full tiles from
-/// RocksDB, partial ones from the state's edge.
+/// RocksDB, partial ones from the state's edge. Remembers the tiles it has
+/// read, since one proof takes most of its hashes from two or three tiles.
 struct StoreReader<'a> {
     db: &'a DB,
     state: Arc<State>,
+    tiles: std::cell::RefCell<Vec<((u8, u64), rocksdb::DBPinnableSlice<'a>)>>,
 }
 
-impl StoreReader<'_> {
-    fn full_tile(&self, level: u8, index: u64) -> Result<rocksdb::DBPinnableSlice<'_>, ReadError> {
+impl<'a> StoreReader<'a> {
+    fn new(db: &'a DB, state: Arc<State>) -> Self {
+        Self { db, state, tiles: Default::default() }
+    }
+
+    fn full_tile(&self, level: u8, index: u64) -> Result<rocksdb::DBPinnableSlice<'a>, ReadError> {
         let v = self.db.get_pinned_cf(cf(self.db, CF_TILES), tile_key(level, index))?;
         v.filter(|v| v.len() == TILE_VALUE_BYTES)
             .ok_or_else(|| ReadError::Corrupt(format!("tile {level}/{index} is missing or short")))
+    }
+
+    /// The hash of the subtree spanning `n <= 8` hashes from hash position
+    /// `from` of a full tile's stored value (positions 256.. are the mid row).
+    /// Each tile is read once per reader.
+    fn tile_subtree(&self, level: u8, index: u64, from: usize, n: usize) -> Result<Hash, ReadError> {
+        let mut tiles = self.tiles.borrow_mut();
+        let at = match tiles.iter().position(|(k, _)| *k == (level, index)) {
+            Some(at) => at,
+            None => {
+                tiles.push(((level, index), self.full_tile(level, index)?));
+                tiles.len() - 1
+            }
+        };
+        let value = &tiles[at].1;
+        let mut row = [Hash::default(); 8];
+        for (i, h) in row[..n].iter_mut().enumerate() {
+            *h = Hash::from_slice(&value[(from + i) * HASH_LEN..(from + i + 1) * HASH_LEN]).expect("32");
+        }
+        Ok(row_hash(&row[..n], 0, n))
     }
 
     /// The first `addr.width` hashes or entries of a tile that exists in this
@@ -470,24 +506,18 @@ impl HashReader for StoreReader<'_> {
         let (tile, offset) = (first / TILE_WIDTH, (first % TILE_WIDTH) as usize);
         let count = self.state.edge.size() >> (u32::from(TILE_HEIGHT) * u32::from(tile_level));
         if tile == count / TILE_WIDTH {
-            let row = self.state.edge.row(tile_level);
-            if offset + (1 << k) > row.len() {
-                return Err(ReadError::Corrupt(format!("subtree {level}/{index} is not complete")));
-            }
-            return Ok(row_hash(row, offset, offset + (1 << k)));
+            return self
+                .state
+                .edge
+                .row_subtree(tile_level, k, (offset >> k) as u64)
+                .ok_or_else(|| ReadError::Corrupt(format!("subtree {level}/{index} is not complete")));
         }
-        let value = self.full_tile(tile_level, tile)?;
-        let hashes = |from: usize, n: usize| -> Vec<Hash> {
-            (from..from + n).map(|i| Hash::from_slice(&value[i * HASH_LEN..(i + 1) * HASH_LEN]).expect("32")).collect()
-        };
-        let row = if k >= MID_LEVEL {
+        if k >= MID_LEVEL {
             // Start from the stored in-tile level-4 hashes.
-            let n = 1 << (k - MID_LEVEL);
-            hashes(TILE_WIDTH as usize + offset / 16, n)
+            self.tile_subtree(tile_level, tile, TILE_WIDTH as usize + offset / 16, 1 << (k - MID_LEVEL))
         } else {
-            hashes(offset, 1 << k)
-        };
-        Ok(row_hash(&row, 0, row.len()))
+            self.tile_subtree(tile_level, tile, offset, 1 << k)
+        }
     }
 }
 

@@ -118,7 +118,7 @@ impl Committer {
         for (i, req) in batch.iter().enumerate() {
             wb.put_cf(cf(db, CF_ENTRIES), (start + i as u64).to_be_bytes(), &req.entry);
             for tile in edge.push(req.leaf) {
-                wb.put_cf(cf(db, CF_TILES), tile_key(tile.level, tile.index), tile_value(&tile.hashes));
+                wb.put_cf(cf(db, CF_TILES), tile_key(tile.level, tile.index), tile_value(&tile));
             }
         }
         let size = edge.size();
