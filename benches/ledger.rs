@@ -17,11 +17,18 @@ use vouch_ledger::store::Ledger;
 use vouch_ledger::{verify_consistency, verify_inclusion, NoteSigner};
 
 fn signer() -> NoteSigner {
-    NoteSigner::new("bench.local/vouch", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap()
+    NoteSigner::new(
+        "bench.local/vouch",
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+    )
+    .unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap()
 }
 
 fn append(c: &mut Criterion) {
@@ -54,7 +61,9 @@ fn append(c: &mut Criterion) {
                     }
                 });
                 // Scale to the requested iteration count.
-                start.elapsed().mul_f64(iters as f64 / (iters.div_ceil(tasks as u64) * tasks as u64) as f64)
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (iters.div_ceil(tasks as u64) * tasks as u64) as f64)
             })
         });
     }
@@ -102,17 +111,28 @@ fn big_log(size: u64) -> Ledger {
 }
 
 fn proofs(c: &mut Criterion) {
-    let size: u64 = std::env::var("BENCH_LOG_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let size: u64 = std::env::var("BENCH_LOG_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let ledger = big_log(size);
     let size = ledger.size();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut g = c.benchmark_group(format!("proof/{size}"));
     g.throughput(Throughput::Elements(1));
     g.bench_function("inclusion", |b| {
-        b.iter_batched(|| rng.gen_range(0..size), |i| ledger.inclusion_proof(i, size).unwrap(), BatchSize::SmallInput)
+        b.iter_batched(
+            || rng.gen_range(0..size),
+            |i| ledger.inclusion_proof(i, size).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     g.bench_function("consistency", |b| {
-        b.iter_batched(|| rng.gen_range(1..size), |m| ledger.consistency_proof(m, size).unwrap(), BatchSize::SmallInput)
+        b.iter_batched(
+            || rng.gen_range(1..size),
+            |m| ledger.consistency_proof(m, size).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     // The machine has two cores: proofs per second of the whole process.
     g.bench_function("inclusion/2-threads", |b| {
@@ -124,7 +144,9 @@ fn proofs(c: &mut Criterion) {
                     s.spawn(move || {
                         let mut rng = rand::rngs::StdRng::seed_from_u64(t);
                         for _ in 0..iters.div_ceil(2) {
-                            ledger.inclusion_proof(rng.gen_range(0..size), size).unwrap();
+                            ledger
+                                .inclusion_proof(rng.gen_range(0..size), size)
+                                .unwrap();
                         }
                     });
                 }
@@ -139,11 +161,18 @@ fn proofs(c: &mut Criterion) {
     let entry = ledger.entry(i).unwrap().unwrap();
     let inc = ledger.inclusion_proof(i, size).unwrap();
     let m = size / 2 + 12345;
-    let (old_root, con) = (ledger.root_at(m).unwrap(), ledger.consistency_proof(m, size).unwrap());
+    let (old_root, con) = (
+        ledger.root_at(m).unwrap(),
+        ledger.consistency_proof(m, size).unwrap(),
+    );
     let mut g = c.benchmark_group(format!("verify/{size}"));
     g.throughput(Throughput::Elements(1));
-    g.bench_function("inclusion", |b| b.iter(|| verify_inclusion(&entry, i, size, &inc, &root).unwrap()));
-    g.bench_function("consistency", |b| b.iter(|| verify_consistency(m, size, &con, &old_root, &root).unwrap()));
+    g.bench_function("inclusion", |b| {
+        b.iter(|| verify_inclusion(&entry, i, size, &inc, &root).unwrap())
+    });
+    g.bench_function("consistency", |b| {
+        b.iter(|| verify_consistency(m, size, &con, &old_root, &root).unwrap())
+    });
     g.finish();
 }
 

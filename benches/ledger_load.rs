@@ -19,7 +19,10 @@ use vouch_ledger::store::{column_families, db_options, Ledger, CF_ENTRIES, CF_TI
 use vouch_ledger::NoteSigner;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// An incompressible entry (xorshift bytes), so bytes-on-disk is honest.
@@ -44,14 +47,26 @@ fn main() {
     let entry_bytes = env("LOAD_ENTRY_BYTES", 256) as usize;
     let base = std::env::var("LOAD_DIR")
         .map(Into::into)
-        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data"));
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data")
+        });
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(base).unwrap();
-    let db = Arc::new(rocksdb::DB::open_cf_descriptors(&db_options(), dir.path(), column_families()).unwrap());
-    let signer = NoteSigner::new("bench.local/vouch", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
+    let db = Arc::new(
+        rocksdb::DB::open_cf_descriptors(&db_options(), dir.path(), column_families()).unwrap(),
+    );
+    let signer = NoteSigner::new(
+        "bench.local/vouch",
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+    )
+    .unwrap();
     let ledger = Ledger::open_in(db.clone(), signer).unwrap();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     println!("ledger_load: {tasks} submitters, {entry_bytes}-byte entries, {secs} s, WAL synced on every batch");
     let started = Instant::now();
@@ -86,7 +101,10 @@ fn main() {
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     let n = lat.len() as u64;
-    println!("appended {n} entries in {elapsed:.2?}: {:.0} entries/s", n as f64 / elapsed.as_secs_f64());
+    println!(
+        "appended {n} entries in {elapsed:.2?}: {:.0} entries/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
     println!(
         "submit -> durable + covered by a signed checkpoint: p50 {:.2?}  p99 {:.2?}  p99.9 {:.2?}  max {:.2?}",
         pct(0.50),
@@ -102,7 +120,11 @@ fn main() {
         db.flush_cf(h).unwrap();
         db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
     }
-    let sst = |cf: &str| db.property_int_value_cf(db.cf_handle(cf).unwrap(), "rocksdb.total-sst-files-size").unwrap().unwrap_or(0);
+    let sst = |cf: &str| {
+        db.property_int_value_cf(db.cf_handle(cf).unwrap(), "rocksdb.total-sst-files-size")
+            .unwrap()
+            .unwrap_or(0)
+    };
     let (entries, tiles) = (sst(CF_ENTRIES), sst(CF_TILES));
     println!(
         "on disk after compaction: hashes (tiles) {:.2} B/entry; entries {:.2} B/entry for {entry_bytes}-byte random entries",

@@ -82,17 +82,28 @@ impl DataDir {
             move |source| DataDirError::Io { path, source }
         };
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
-        let (signer, key_created): (NoteSigner, bool) = load_or_create_signer(&self.key_path(), origin_if_new)?;
+        let (signer, key_created): (NoteSigner, bool) =
+            load_or_create_signer(&self.key_path(), origin_if_new)?;
         let vkey = format!("{}\n", signer.verifier());
         std::fs::write(self.vkey_path(), vkey).map_err(io(&self.vkey_path()))?;
         let ledger = Ledger::open(&self.db_path(), signer)?;
-        Ok(Opened { ledger, key_created })
+        Ok(Opened {
+            ledger,
+            key_created,
+        })
     }
 }
 
 /// A default origin for a new log: `<hostname>/vouch`.
 pub fn default_origin() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host: String = host.trim().chars().filter(|c| !c.is_whitespace() && *c != '+').collect();
-    format!("{}/vouch", if host.is_empty() { "localhost" } else { &host })
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '+')
+        .collect();
+    format!(
+        "{}/vouch",
+        if host.is_empty() { "localhost" } else { &host }
+    )
 }

@@ -66,9 +66,16 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             let dir = DataDir::new(data.data);
             let opened = dir.open_ledger(&origin.unwrap_or_else(default_origin))?;
             if opened.key_created {
-                eprintln!("created a new log signing key in {}", dir.key_path().display());
+                eprintln!(
+                    "created a new log signing key in {}",
+                    dir.key_path().display()
+                );
             }
-            eprintln!("ledger at {} holds {} entries", dir.db_path().display(), opened.ledger.size());
+            eprintln!(
+                "ledger at {} holds {} entries",
+                dir.db_path().display(),
+                opened.ledger.size()
+            );
             eprintln!("verifier key (also in {}):", dir.vkey_path().display());
             println!("{}", opened.ledger.verifier());
         }
@@ -89,7 +96,10 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             let report = ledger.fsck(|done| {
                 if last.elapsed().as_millis() >= 500 {
                     last = Instant::now();
-                    eprintln!("fsck: {done}/{size} entries ({}%)", done * 100 / size.max(1));
+                    eprintln!(
+                        "fsck: {done}/{size} entries ({}%)",
+                        done * 100 / size.max(1)
+                    );
                 }
             })?;
             println!(
@@ -110,12 +120,21 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
         }
         LedgerCommand::Entry { data, index } => {
             let ledger = open_existing(data)?;
-            let bytes = ledger
-                .entry(index)?
-                .ok_or_else(|| format!("no entry {index}: the ledger holds {} entries", ledger.size()))?;
+            let bytes = ledger.entry(index)?.ok_or_else(|| {
+                format!(
+                    "no entry {index}: the ledger holds {} entries",
+                    ledger.size()
+                )
+            })?;
             match Entry::decode(&bytes) {
                 Ok(entry) => println!("{entry:#?}"),
-                Err(e) => return Err(format!("entry {index} ({} bytes) does not decode: {e}", bytes.len()).into()),
+                Err(e) => {
+                    return Err(format!(
+                        "entry {index} ({} bytes) does not decode: {e}",
+                        bytes.len()
+                    )
+                    .into())
+                }
             }
         }
     }

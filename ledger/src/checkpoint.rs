@@ -52,7 +52,12 @@ pub enum CheckpointError {
 impl Checkpoint {
     /// The canonical body text, ending in a newline.
     pub fn to_text(&self) -> String {
-        let mut out = format!("{}\n{}\n{}\n", self.origin, self.size, self.root.to_base64());
+        let mut out = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            self.root.to_base64()
+        );
         for ext in &self.extensions {
             out.push_str(ext);
             out.push('\n');
@@ -65,14 +70,25 @@ impl Checkpoint {
         let bad = |field| CheckpointError::Malformed { field };
         let body = text.strip_suffix('\n').ok_or(bad("final newline"))?;
         let mut lines = body.split('\n');
-        let origin = lines.next().filter(|l| !l.is_empty()).ok_or(bad("origin"))?;
+        let origin = lines
+            .next()
+            .filter(|l| !l.is_empty())
+            .ok_or(bad("origin"))?;
         let size = lines.next().and_then(parse_decimal).ok_or(bad("size"))?;
-        let root = lines.next().and_then(Hash::from_base64).ok_or(bad("root"))?;
+        let root = lines
+            .next()
+            .and_then(Hash::from_base64)
+            .ok_or(bad("root"))?;
         let extensions: Vec<String> = lines.map(str::to_owned).collect();
         if extensions.len() > MAX_EXTENSION_LINES || extensions.iter().any(String::is_empty) {
             return Err(bad("extension"));
         }
-        Ok(Self { origin: origin.to_owned(), size, root, extensions })
+        Ok(Self {
+            origin: origin.to_owned(),
+            size,
+            root,
+            extensions,
+        })
     }
 
     /// Parses a signed checkpoint note, checks it is signed by `key`, and that
@@ -105,7 +121,12 @@ mod tests {
 
     #[test]
     fn text_round_trip_and_rejections() {
-        let c = Checkpoint { origin: "o.example/log".into(), size: 12, root: leaf_hash(b"r"), extensions: vec![] };
+        let c = Checkpoint {
+            origin: "o.example/log".into(),
+            size: 12,
+            root: leaf_hash(b"r"),
+            extensions: vec![],
+        };
         let text = c.to_text();
         assert_eq!(Checkpoint::parse(&text).unwrap(), c);
         let root = c.root.to_base64();

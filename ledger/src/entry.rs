@@ -51,7 +51,10 @@ pub enum EntryError {
 }
 
 fn bad(field: &str, problem: &'static str) -> EntryError {
-    EntryError::BadField { field: field.to_owned(), problem }
+    EntryError::BadField {
+        field: field.to_owned(),
+        problem,
+    }
 }
 
 /// A content digest as OCI writes it, `<algorithm>:<hex>`, limited to the
@@ -215,10 +218,13 @@ impl Entry {
                 m.text("repo", &d.repo)?;
                 m.digest("digest", &d.digest);
                 m.text("media_type", &d.media_type)?;
-                m.text("decision", match d.verdict {
-                    Verdict::Admit => "admit",
-                    Verdict::Deny => "deny",
-                })?;
+                m.text(
+                    "decision",
+                    match d.verdict {
+                        Verdict::Admit => "admit",
+                        Verdict::Deny => "deny",
+                    },
+                )?;
                 m.texts("reasons", d.reasons.iter().map(String::as_str))?;
                 m.texts("evidence", d.evidence.iter().map(Digest::as_str))?;
                 m.texts("signers", d.signers.iter().map(String::as_str))?;
@@ -274,7 +280,11 @@ impl MapBuilder {
             }
         }
     }
-    fn texts<'a>(&mut self, key: &'static str, vs: impl ExactSizeIterator<Item = &'a str>) -> Result<(), EntryError> {
+    fn texts<'a>(
+        &mut self,
+        key: &'static str,
+        vs: impl ExactSizeIterator<Item = &'a str>,
+    ) -> Result<(), EntryError> {
         if vs.len() > MAX_LIST_LEN {
             return Err(bad(key, "a list longer than the limit"));
         }
@@ -287,8 +297,14 @@ impl MapBuilder {
         Ok(())
     }
     fn build(mut self) -> Value {
-        self.0.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
-        Value::Map(self.0.into_iter().map(|(k, v)| (Value::Text(k.to_owned()), v)).collect())
+        self.0
+            .sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
+        Value::Map(
+            self.0
+                .into_iter()
+                .map(|(k, v)| (Value::Text(k.to_owned()), v))
+                .collect(),
+        )
     }
 }
 
@@ -308,7 +324,8 @@ fn check_tag(field: &str, tag: &str) -> Result<(), EntryError> {
     let ok = !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -331,7 +348,8 @@ impl Fields {
 
     fn take(&mut self, key: &str) -> Result<Value, EntryError> {
         let at = self.0.iter().position(|(k, _)| k.as_text() == Some(key));
-        at.map(|i| self.0.remove(i).1).ok_or_else(|| bad(key, "missing"))
+        at.map(|i| self.0.remove(i).1)
+            .ok_or_else(|| bad(key, "missing"))
     }
 
     fn uint(&mut self, key: &str) -> Result<u64, EntryError> {
@@ -408,7 +426,9 @@ impl Fields {
                 evidence: self
                     .texts("evidence")?
                     .iter()
-                    .map(|t| Digest::parse(t).ok_or_else(|| bad("evidence", "not a list of digests")))
+                    .map(|t| {
+                        Digest::parse(t).ok_or_else(|| bad("evidence", "not a list of digests"))
+                    })
                     .collect::<Result<_, _>>()?,
                 signers: self.texts("signers")?,
                 policy: self.digest("policy")?,
@@ -433,9 +453,11 @@ impl Fields {
         };
         if let Some((k, _)) = self.0.first() {
             let field = k.as_text().unwrap_or("<non-text key>").to_owned();
-            return Err(EntryError::BadField { field, problem: "not a field of this kind" });
+            return Err(EntryError::BadField {
+                field,
+                problem: "not a field of this kind",
+            });
         }
         Ok(entry)
     }
 }
-

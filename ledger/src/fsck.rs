@@ -79,12 +79,18 @@ pub fn fsck<S: TileSource>(
     let size = checkpoint.size;
     let mut edge = Edge::new();
     let mut tiles = 0u64;
-    let read = |addr: TileAddr| source.read_tile(addr).map_err(|source| FsckError::Read { addr, source });
+    let read = |addr: TileAddr| {
+        source
+            .read_tile(addr)
+            .map_err(|source| FsckError::Read { addr, source })
+    };
     for n in 0..size.div_ceil(TILE_WIDTH) {
         let addr = TileAddr::for_tree(TileKind::Entries, n, size).expect("bundle inside the tree");
         let bytes = read(addr)?;
-        let entries = decode_bundle(&bytes)
-            .map_err(|e| FsckError::BadBundle { addr, problem: e.to_string() })?;
+        let entries = decode_bundle(&bytes).map_err(|e| FsckError::BadBundle {
+            addr,
+            problem: e.to_string(),
+        })?;
         if entries.len() != usize::from(addr.width) {
             let problem = format!("{} entries, expected {}", entries.len(), addr.width);
             return Err(FsckError::BadBundle { addr, problem });
@@ -92,7 +98,11 @@ pub fn fsck<S: TileSource>(
         for e in entries {
             for full in edge.push(leaf_hash(e)) {
                 let kind = TileKind::Hashes { level: full.level };
-                let addr = TileAddr { kind, index: full.index, width: TILE_WIDTH as u16 };
+                let addr = TileAddr {
+                    kind,
+                    index: full.index,
+                    width: TILE_WIDTH as u16,
+                };
                 compare(addr, &read(addr)?, &full.hashes)?;
                 tiles += 1;
             }
@@ -104,25 +114,41 @@ pub fn fsck<S: TileSource>(
         let row = edge.row(level);
         if !row.is_empty() {
             let kind = TileKind::Hashes { level };
-            let addr = TileAddr::for_tree(kind, size >> (8 * u32::from(level)) >> 8, size).expect("partial tile");
+            let addr = TileAddr::for_tree(kind, size >> (8 * u32::from(level)) >> 8, size)
+                .expect("partial tile");
             compare(addr, &read(addr)?, row)?;
             tiles += 1;
         }
     }
     let computed = edge.root();
     if computed != checkpoint.root {
-        return Err(FsckError::RootMismatch { size, computed, expected: checkpoint.root });
+        return Err(FsckError::RootMismatch {
+            size,
+            computed,
+            expected: checkpoint.root,
+        });
     }
-    Ok(FsckReport { entries: size, tiles, root: computed })
+    Ok(FsckReport {
+        entries: size,
+        tiles,
+        root: computed,
+    })
 }
 
-fn compare<E: std::error::Error>(addr: TileAddr, served: &[u8], expected: &[Hash]) -> Result<(), FsckError<E>> {
+fn compare<E: std::error::Error>(
+    addr: TileAddr,
+    served: &[u8],
+    expected: &[Hash],
+) -> Result<(), FsckError<E>> {
     let served = tile_hashes(served).unwrap_or_default();
     if let Some(position) = (0..expected.len()).find(|&i| served.get(i) != Some(&expected[i])) {
         return Err(FsckError::TileMismatch { addr, position });
     }
     if served.len() != expected.len() {
-        return Err(FsckError::TileMismatch { addr, position: served.len().min(expected.len()) });
+        return Err(FsckError::TileMismatch {
+            addr,
+            position: served.len().min(expected.len()),
+        });
     }
     Ok(())
 }

@@ -114,9 +114,15 @@ impl VerifierKey {
     /// A verifier for `key` under `name`.
     pub fn new(name: &str, key: VerifyingKey) -> Result<Self, NoteError> {
         if !valid_key_name(name) {
-            return Err(NoteError::BadVerifierKey { reason: "invalid key name" });
+            return Err(NoteError::BadVerifierKey {
+                reason: "invalid key name",
+            });
         }
-        Ok(Self { name: name.to_owned(), id: key_id(name, &key), key })
+        Ok(Self {
+            name: name.to_owned(),
+            id: key_id(name, &key),
+            key,
+        })
     }
 
     /// Parses the vkey text form; the id must match the key.
@@ -141,7 +147,11 @@ impl VerifierKey {
         if key_id(name, &key) != id {
             return Err(bad("key id does not match the key"));
         }
-        Ok(Self { name: name.to_owned(), id, key })
+        Ok(Self {
+            name: name.to_owned(),
+            id,
+            key,
+        })
     }
 
     /// The key name (for a log, its origin).
@@ -173,12 +183,18 @@ impl VerifierKey {
                 .map(|s| ed25519_dalek::Signature::from_bytes(&s))
                 .is_ok_and(|s| self.key.verify_strict(note.text().as_bytes(), &s).is_ok());
             if !ok {
-                return Err(NoteError::BadSignature { name: self.name.clone(), id: self.id });
+                return Err(NoteError::BadSignature {
+                    name: self.name.clone(),
+                    id: self.id,
+                });
             }
             verified = true;
         }
         if !verified {
-            return Err(NoteError::NotSignedByKey { name: self.name.clone(), id: self.id });
+            return Err(NoteError::NotSignedByKey {
+                name: self.name.clone(),
+                id: self.id,
+            });
         }
         Ok(note.text())
     }
@@ -209,8 +225,10 @@ pub struct NoteSigner {
 impl NoteSigner {
     /// A signer for `key` under `name`.
     pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
-        let verifier = VerifierKey::new(name, key.verifying_key())
-            .map_err(|_| NoteError::BadSignerKey { reason: "invalid key name" })?;
+        let verifier =
+            VerifierKey::new(name, key.verifying_key()).map_err(|_| NoteError::BadSignerKey {
+                reason: "invalid key name",
+            })?;
         Ok(Self { verifier, key })
     }
 
@@ -218,7 +236,9 @@ impl NoteSigner {
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let bad = |reason| NoteError::BadSignerKey { reason };
         let text = text.trim_end_matches('\n');
-        let rest = text.strip_prefix("PRIVATE+KEY+").ok_or(bad("missing PRIVATE+KEY+ prefix"))?;
+        let rest = text
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or(bad("missing PRIVATE+KEY+ prefix"))?;
         let mut parts = rest.splitn(3, '+');
         let (name, id, key) = match (parts.next(), parts.next(), parts.next()) {
             (Some(n), Some(i), Some(k)) => (n, i, k),
@@ -229,7 +249,10 @@ impl NoteSigner {
         if raw.len() != 33 || raw[0] != ED25519_TYPE {
             return Err(bad("key is not 0x01 followed by a 32-byte Ed25519 seed"));
         }
-        let signer = Self::new(name, SigningKey::from_bytes(raw[1..].try_into().expect("32")))?;
+        let signer = Self::new(
+            name,
+            SigningKey::from_bytes(raw[1..].try_into().expect("32")),
+        )?;
         if signer.verifier.id != id {
             return Err(bad("key id does not match the key"));
         }
@@ -259,7 +282,11 @@ impl NoteSigner {
         let sig = self.key.sign(text.as_bytes());
         let mut raw = self.verifier.id.to_be_bytes().to_vec();
         raw.extend_from_slice(&sig.to_bytes());
-        format!("{text}\n\u{2014} {} {}\n", self.verifier.name, B64.encode(raw))
+        format!(
+            "{text}\n\u{2014} {} {}\n",
+            self.verifier.name,
+            B64.encode(raw)
+        )
     }
 }
 
@@ -293,8 +320,9 @@ impl Note {
         if bytes.len() > MAX_NOTE_BYTES {
             return Err(NoteError::TooLarge { len: bytes.len() });
         }
-        let all = std::str::from_utf8(bytes)
-            .map_err(|e| NoteError::BadText { offset: e.valid_up_to() })?;
+        let all = std::str::from_utf8(bytes).map_err(|e| NoteError::BadText {
+            offset: e.valid_up_to(),
+        })?;
         if let Some(offset) = all.bytes().position(|b| b < 0x20 && b != b'\n') {
             return Err(NoteError::BadText { offset });
         }
@@ -309,9 +337,14 @@ impl Note {
             if signatures.len() == MAX_SIGNATURES {
                 return Err(NoteError::TooManySignatures);
             }
-            signatures.push(parse_signature_line(line).ok_or(NoteError::BadSignatureLine { line: i + 1 })?);
+            signatures.push(
+                parse_signature_line(line).ok_or(NoteError::BadSignatureLine { line: i + 1 })?,
+            );
         }
-        Ok(Self { text: text.to_owned(), signatures })
+        Ok(Self {
+            text: text.to_owned(),
+            signatures,
+        })
     }
 
     /// The signed text, ending in a newline.
@@ -378,11 +411,17 @@ mod tests {
         assert!(a.verifier().open(&note).is_ok());
         assert!(b.verifier().open(&note).is_ok());
         let c = signer("c.example/log", 3);
-        assert!(matches!(c.verifier().open(&note), Err(NoteError::NotSignedByKey { .. })));
+        assert!(matches!(
+            c.verifier().open(&note),
+            Err(NoteError::NotSignedByKey { .. })
+        ));
         // Same name and id as a, different bytes: must fail the note.
         let forged = signed_a.replace("text\n\n", "texT\n\n");
         let note = Note::parse(forged.as_bytes()).unwrap();
-        assert!(matches!(a.verifier().open(&note), Err(NoteError::BadSignature { .. })));
+        assert!(matches!(
+            a.verifier().open(&note),
+            Err(NoteError::BadSignature { .. })
+        ));
     }
 
     #[test]

@@ -60,7 +60,10 @@ pub fn verify_inclusion_hash(
 ) -> Result<(), ProofError> {
     let computed = root_from_inclusion(leaf, index, size, proof)?;
     if computed != *root {
-        return Err(ProofError::RootMismatch { computed, expected: *root });
+        return Err(ProofError::RootMismatch {
+            computed,
+            expected: *root,
+        });
     }
     Ok(())
 }
@@ -169,10 +172,16 @@ pub fn verify_consistency(
         return Err(wrong_length);
     }
     if fr != *old_root {
-        return Err(ProofError::RootMismatch { computed: fr, expected: *old_root });
+        return Err(ProofError::RootMismatch {
+            computed: fr,
+            expected: *old_root,
+        });
     }
     if sr != *new_root {
-        return Err(ProofError::RootMismatch { computed: sr, expected: *new_root });
+        return Err(ProofError::RootMismatch {
+            computed: sr,
+            expected: *new_root,
+        });
     }
     Ok(())
 }

@@ -6,8 +6,8 @@
 //! tile has width `W < 256`. Entry bundle `N` holds entries `256N ..`, each
 //! prefixed with its length as a big-endian `uint16`.
 
-use crate::hash::{Hash, HASH_LEN};
 use crate::hash::node_hash;
+use crate::hash::{Hash, HASH_LEN};
 use std::fmt;
 
 /// Tile height: each tile spans 8 tree levels (c2sp.org/tlog-tiles).
@@ -59,7 +59,9 @@ impl TileAddr {
             TileKind::Hashes { level } => level,
             TileKind::Entries => 0,
         };
-        let count = size.checked_shr(u32::from(level) * u32::from(TILE_HEIGHT)).unwrap_or(0);
+        let count = size
+            .checked_shr(u32::from(level) * u32::from(TILE_HEIGHT))
+            .unwrap_or(0);
         let full = count / TILE_WIDTH;
         let width = if index < full {
             TILE_WIDTH
@@ -68,7 +70,11 @@ impl TileAddr {
         } else {
             return None;
         };
-        Some(TileAddr { kind, index, width: width as u16 })
+        Some(TileAddr {
+            kind,
+            index,
+            width: width as u16,
+        })
     }
 
     /// Whether this is a full (256-wide) tile.
@@ -78,14 +84,18 @@ impl TileAddr {
 
     /// Parses a path relative to the log prefix, e.g. `tile/0/x001/234.p/7`.
     pub fn parse(path: &str) -> Result<TileAddr, BadTilePath> {
-        let bad = || BadTilePath { path: path.chars().take(128).collect() };
+        let bad = || BadTilePath {
+            path: path.chars().take(128).collect(),
+        };
         let rest = path.strip_prefix("tile/").ok_or_else(bad)?;
         let (first, rest) = rest.split_once('/').ok_or_else(bad)?;
         let kind = if first == "entries" {
             TileKind::Entries
         } else {
             let level = parse_small_decimal(first).filter(|l| *l <= u64::from(MAX_TILE_LEVEL));
-            TileKind::Hashes { level: level.ok_or_else(bad)? as u8 }
+            TileKind::Hashes {
+                level: level.ok_or_else(bad)? as u8,
+            }
         };
         let (n, width) = match rest.split_once(".p/") {
             Some((n, w)) => {
@@ -144,7 +154,9 @@ fn parse_index(text: &str) -> Option<u64> {
 }
 
 fn parse_group(g: &str) -> Option<u64> {
-    (g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit())).then(|| g.parse().ok()).flatten()
+    (g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| g.parse().ok())
+        .flatten()
 }
 
 /// A short decimal with no leading zeros (tile levels and widths).
@@ -161,7 +173,12 @@ pub fn tile_hashes(bytes: &[u8]) -> Option<Vec<Hash>> {
     if bytes.len() % HASH_LEN != 0 {
         return None;
     }
-    Some(bytes.chunks_exact(HASH_LEN).map(|c| Hash::from_slice(c).expect("32")).collect())
+    Some(
+        bytes
+            .chunks_exact(HASH_LEN)
+            .map(|c| Hash::from_slice(c).expect("32"))
+            .collect(),
+    )
 }
 
 /// Why an entry bundle was rejected.
@@ -185,10 +202,13 @@ pub enum BundleError {
 }
 
 /// Encodes entries as a bundle: each as `uint16 length || bytes`.
-pub fn encode_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, BundleError> {
+pub fn encode_bundle<'a>(
+    entries: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, BundleError> {
     let mut out = Vec::new();
     for e in entries {
-        let len = u16::try_from(e.len()).map_err(|_| BundleError::EntryTooLarge { len: e.len() })?;
+        let len =
+            u16::try_from(e.len()).map_err(|_| BundleError::EntryTooLarge { len: e.len() })?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(e);
     }
@@ -203,9 +223,13 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
         if out.len() as u64 == TILE_WIDTH {
             return Err(BundleError::TooManyEntries);
         }
-        let len_bytes = bytes.get(at..at + 2).ok_or(BundleError::Truncated { offset: at })?;
+        let len_bytes = bytes
+            .get(at..at + 2)
+            .ok_or(BundleError::Truncated { offset: at })?;
         let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        let entry = bytes.get(at + 2..at + 2 + len).ok_or(BundleError::Truncated { offset: at })?;
+        let entry = bytes
+            .get(at + 2..at + 2 + len)
+            .ok_or(BundleError::Truncated { offset: at })?;
         out.push(entry);
         at += 2 + len;
     }
@@ -235,9 +259,17 @@ mod tests {
         assert_eq!(format_index(1234067), "x001/x234/067");
         assert_eq!(format_index(0), "000");
         assert_eq!(format_index(1000), "x001/000");
-        let a = TileAddr { kind: TileKind::Hashes { level: 0 }, index: 1234067, width: 256 };
+        let a = TileAddr {
+            kind: TileKind::Hashes { level: 0 },
+            index: 1234067,
+            width: 256,
+        };
         assert_eq!(a.to_string(), "tile/0/x001/x234/067");
-        let p = TileAddr { kind: TileKind::Entries, index: 5, width: 7 };
+        let p = TileAddr {
+            kind: TileKind::Entries,
+            index: 5,
+            width: 7,
+        };
         assert_eq!(p.to_string(), "tile/entries/005.p/7");
         for addr in [a, p] {
             assert_eq!(TileAddr::parse(&addr.to_string()).unwrap(), addr);
@@ -247,9 +279,20 @@ mod tests {
     #[test]
     fn non_canonical_paths_are_rejected() {
         for bad in [
-            "tile/0/1", "tile/0/0001", "tile/0/x000/001", "tile/00/001", "tile/64/001",
-            "tile/0/001.p/0", "tile/0/001.p/256", "tile/0/001.p/07", "tile/0/001/", "tile/0/y001/002",
-            "tile/entries/001.p/", "tile/-1/001", "tiles/0/001", "tile/0/x18446744073709551/615",
+            "tile/0/1",
+            "tile/0/0001",
+            "tile/0/x000/001",
+            "tile/00/001",
+            "tile/64/001",
+            "tile/0/001.p/0",
+            "tile/0/001.p/256",
+            "tile/0/001.p/07",
+            "tile/0/001/",
+            "tile/0/y001/002",
+            "tile/entries/001.p/",
+            "tile/-1/001",
+            "tiles/0/001",
+            "tile/0/x18446744073709551/615",
         ] {
             assert!(TileAddr::parse(bad).is_err(), "accepted {bad}");
         }

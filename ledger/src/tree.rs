@@ -74,7 +74,10 @@ pub fn inclusion_proof<R: HashReader>(
     index: u64,
     size: u64,
 ) -> Result<Vec<Hash>, R::Error> {
-    assert!(index < size, "inclusion_proof: index {index} >= size {size}");
+    assert!(
+        index < size,
+        "inclusion_proof: index {index} >= size {size}"
+    );
     let mut out = Vec::with_capacity(64);
     path(reader, index, 0, size, &mut out)?;
     Ok(out)

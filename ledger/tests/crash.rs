@@ -22,7 +22,11 @@ const TASKS: usize = 64;
 const CHILD_ENV: &str = "VOUCH_LEDGER_CRASH_CHILD";
 
 fn signer() -> NoteSigner {
-    NoteSigner::new("crash.test/log", ed25519_dalek::SigningKey::from_bytes(&[9; 32])).unwrap()
+    NoteSigner::new(
+        "crash.test/log",
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    )
+    .unwrap()
 }
 
 fn main() {
@@ -37,7 +41,11 @@ fn main() {
 fn child(spec: &str) {
     let (dir, round) = spec.split_once('#').expect("dir#round");
     let ledger = Ledger::open(dir.as_ref(), signer()).expect("child opens the ledger");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         println!("ready {}", ledger.size());
         for task in 0..TASKS {
@@ -47,7 +55,10 @@ fn child(spec: &str) {
                 for n in 0u64.. {
                     let mut entry = format!("r{round}t{task}n{n}-");
                     entry.extend(std::iter::repeat_n('x', 200 + (n as usize % 56)));
-                    let index = ledger.append(entry.clone().into_bytes()).await.expect("append");
+                    let index = ledger
+                        .append(entry.clone().into_bytes())
+                        .await
+                        .expect("append");
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "ack {index} {entry}").unwrap();
                     out.flush().unwrap();
@@ -81,13 +92,19 @@ fn parent() {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<String>>()
         });
         let run = Duration::from_millis(rng.gen_range(MIN_RUN_MS..=MAX_RUN_MS));
         std::thread::sleep(run);
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        assert!(!status.success(), "child should have died by SIGKILL, got {status}");
+        assert!(
+            !status.success(),
+            "child should have died by SIGKILL, got {status}"
+        );
         let lines = reader.join().unwrap();
 
         let mut checkpoints = Vec::new();
@@ -97,7 +114,10 @@ fn parent() {
                 Some(("ack", rest)) => {
                     let (index, entry) = rest.split_once(' ').expect("ack line");
                     let index: u64 = index.parse().unwrap();
-                    assert!(acked.insert(index, entry.to_owned()).is_none(), "index {index} acknowledged twice");
+                    assert!(
+                        acked.insert(index, entry.to_owned()).is_none(),
+                        "index {index} acknowledged twice"
+                    );
                     acks_this_round += 1;
                 }
                 Some(("cp", b64)) => checkpoints.push(B64.decode(b64).unwrap()),
@@ -111,25 +131,44 @@ fn parent() {
         let size = ledger.size();
         for (&index, entry) in &acked {
             let stored = ledger.entry(index).unwrap();
-            assert_eq!(stored.as_deref(), Some(entry.as_bytes()), "acknowledged entry {index} lost or changed");
+            assert_eq!(
+                stored.as_deref(),
+                Some(entry.as_bytes()),
+                "acknowledged entry {index} lost or changed"
+            );
         }
         assert!(acked.keys().next_back().is_none_or(|&max| max < size));
         let report = ledger.fsck(|_| {}).expect("fsck after crash");
         assert_eq!(report.entries, size);
         let now = Checkpoint::open(ledger.checkpoint().as_bytes(), ledger.verifier()).unwrap();
         for note in &checkpoints {
-            let old = Checkpoint::open(note, ledger.verifier()).expect("child's checkpoint verifies");
-            assert!(old.size <= now.size, "checkpoint of size {} lost (now {})", old.size, now.size);
+            let old =
+                Checkpoint::open(note, ledger.verifier()).expect("child's checkpoint verifies");
+            assert!(
+                old.size <= now.size,
+                "checkpoint of size {} lost (now {})",
+                old.size,
+                now.size
+            );
             let proof = ledger.consistency_proof(old.size, now.size).unwrap();
             vouch_ledger::verify_consistency(old.size, now.size, &proof, &old.root, &now.root)
-                .unwrap_or_else(|e| panic!("checkpoint {} inconsistent with {}: {e}", old.size, now.size));
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "checkpoint {} inconsistent with {}: {e}",
+                        old.size, now.size
+                    )
+                });
         }
         eprintln!(
             "crash round {round}: killed after {run:?}; {acks_this_round} acks, {} checkpoints seen; reopened at size {size}, fsck ok",
             checkpoints.len()
         );
     }
-    assert!(acked.len() > 1000, "the child barely appended ({} acks); the test proved little", acked.len());
+    assert!(
+        acked.len() > 1000,
+        "the child barely appended ({} acks); the test proved little",
+        acked.len()
+    );
     assert!(total_checkpoints > ROUNDS, "too few checkpoints observed");
     println!(
         "test crash_recovery ... ok ({} rounds, {} acknowledged entries verified, {:?})",

@@ -11,7 +11,11 @@ fn d(c: char) -> Digest {
 /// The examples printed in spec/ledger.md, in order.
 fn examples() -> Vec<Entry> {
     vec![
-        Entry::Policy(PolicyEntry { name: "default".into(), version: 1, digest: d('a') }),
+        Entry::Policy(PolicyEntry {
+            name: "default".into(),
+            version: 1,
+            digest: d('a'),
+        }),
         Entry::Decision(DecisionEntry {
             repo: "team/app".into(),
             digest: d('b'),
@@ -24,27 +28,61 @@ fn examples() -> Vec<Entry> {
             policy_index: 0,
             time: 1_764_000_000,
         }),
-        Entry::Tag(TagEntry { repo: "team/app".into(), tag: "v1".into(), digest: d('b'), previous: None }),
-        Entry::Delete(DeleteEntry { repo: "team/app".into(), digest: d('b'), tag: Some("v1".into()) }),
+        Entry::Tag(TagEntry {
+            repo: "team/app".into(),
+            tag: "v1".into(),
+            digest: d('b'),
+            previous: None,
+        }),
+        Entry::Delete(DeleteEntry {
+            repo: "team/app".into(),
+            digest: d('b'),
+            tag: Some("v1".into()),
+        }),
     ]
 }
 
 #[test]
 fn spec_examples_decode_to_the_documented_entries() {
-    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/ledger.md")).unwrap();
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/ledger.md")).unwrap();
     // Each example is a fenced block tagged `hex` holding the entry's bytes.
     let blocks: Vec<Vec<u8>> = spec
         .split("```hex\n")
         .skip(1)
-        .map(|b| hex::decode(b.split("```").next().unwrap().split_whitespace().collect::<String>()).unwrap())
+        .map(|b| {
+            hex::decode(
+                b.split("```")
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .collect::<String>(),
+            )
+            .unwrap()
+        })
         .collect();
     let examples = examples();
-    let canonical: Vec<String> = examples.iter().map(|e| hex::encode(e.encode().unwrap())).collect();
+    let canonical: Vec<String> = examples
+        .iter()
+        .map(|e| hex::encode(e.encode().unwrap()))
+        .collect();
     // On failure the message shows the bytes the spec should hold.
-    assert_eq!(blocks.len(), examples.len(), "spec/ledger.md should show one hex example per entry kind: {canonical:#?}");
+    assert_eq!(
+        blocks.len(),
+        examples.len(),
+        "spec/ledger.md should show one hex example per entry kind: {canonical:#?}"
+    );
     for ((bytes, expected), hex) in blocks.iter().zip(&examples).zip(&canonical) {
-        assert_eq!(Entry::decode(bytes).as_ref(), Ok(expected), "spec example should be {hex}");
-        assert_eq!(&hex::encode(bytes), hex, "spec example is not the canonical encoding");
+        assert_eq!(
+            Entry::decode(bytes).as_ref(),
+            Ok(expected),
+            "spec example should be {hex}"
+        );
+        assert_eq!(
+            &hex::encode(bytes),
+            hex,
+            "spec example is not the canonical encoding"
+        );
     }
 }
 
@@ -66,7 +104,10 @@ fn non_canonical_and_malformed_entries_are_rejected() {
     trailing.push(0);
     assert_eq!(Entry::decode(&trailing), Err(EntryError::NotCanonical));
     // Truncated.
-    assert_eq!(Entry::decode(&good[..good.len() - 1]), Err(EntryError::NotCbor));
+    assert_eq!(
+        Entry::decode(&good[..good.len() - 1]),
+        Err(EntryError::NotCbor)
+    );
     assert_eq!(Entry::decode(&[]), Err(EntryError::NotCbor));
     // Version 2: a map with "v": 2 (0x61 0x76 0x02).
     let v2: Vec<u8> = {
@@ -78,7 +119,10 @@ fn non_canonical_and_malformed_entries_are_rejected() {
     assert_eq!(Entry::decode(&v2), Err(EntryError::UnsupportedVersion(2)));
     // The version as a long-form integer (0x18 0x01) is not canonical.
     let long_int: Vec<u8> = {
-        let at = good.windows(3).position(|w| w == [0x61, b'v', 0x01]).unwrap();
+        let at = good
+            .windows(3)
+            .position(|w| w == [0x61, b'v', 0x01])
+            .unwrap();
         [&good[..at + 2], &[0x18, 0x01][..], &good[at + 3..]].concat()
     };
     assert_eq!(Entry::decode(&long_int), Err(EntryError::NotCanonical));
@@ -89,11 +133,18 @@ fn non_canonical_and_malformed_entries_are_rejected() {
         b.extend_from_slice(&[0x61, b'z', 0x00]);
         b
     };
-    assert!(matches!(Entry::decode(&extra), Err(EntryError::BadField { .. })), "{:?}", Entry::decode(&extra));
+    assert!(
+        matches!(Entry::decode(&extra), Err(EntryError::BadField { .. })),
+        "{:?}",
+        Entry::decode(&extra)
+    );
     // Not a map.
     assert_eq!(Entry::decode(&[0x01]), Err(EntryError::NotCbor));
     // Too large.
-    assert!(matches!(Entry::decode(&vec![0; 65536]), Err(EntryError::TooLarge { .. })));
+    assert!(matches!(
+        Entry::decode(&vec![0; 65536]),
+        Err(EntryError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -123,7 +174,13 @@ fn text() -> impl Strategy<Value = String> {
 
 fn entry_strategy() -> impl Strategy<Value = Entry> {
     prop_oneof![
-        (text(), any::<u64>(), digest_strategy()).prop_map(|(name, version, digest)| Entry::Policy(PolicyEntry { name, version, digest })),
+        (text(), any::<u64>(), digest_strategy()).prop_map(
+            |(name, version, digest)| Entry::Policy(PolicyEntry {
+                name,
+                version,
+                digest
+            })
+        ),
         (
             text(),
             digest_strategy(),
@@ -136,24 +193,55 @@ fn entry_strategy() -> impl Strategy<Value = Entry> {
             any::<u64>(),
             any::<u64>()
         )
-            .prop_map(|(repo, digest, media_type, admit, reasons, evidence, signers, policy, policy_index, time)| {
-                Entry::Decision(DecisionEntry {
+            .prop_map(
+                |(
                     repo,
                     digest,
                     media_type,
-                    verdict: if admit { Verdict::Admit } else { Verdict::Deny },
+                    admit,
                     reasons,
                     evidence,
                     signers,
                     policy,
                     policy_index,
                     time,
-                })
-            }),
-        (text(), "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}", digest_strategy(), proptest::option::of(digest_strategy()))
-            .prop_map(|(repo, tag, digest, previous)| Entry::Tag(TagEntry { repo, tag, digest, previous })),
-        (text(), digest_strategy(), proptest::option::of("[a-z0-9]{1,10}"))
-            .prop_map(|(repo, digest, tag)| Entry::Delete(DeleteEntry { repo, digest, tag })),
+                )| {
+                    Entry::Decision(DecisionEntry {
+                        repo,
+                        digest,
+                        media_type,
+                        verdict: if admit { Verdict::Admit } else { Verdict::Deny },
+                        reasons,
+                        evidence,
+                        signers,
+                        policy,
+                        policy_index,
+                        time,
+                    })
+                }
+            ),
+        (
+            text(),
+            "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}",
+            digest_strategy(),
+            proptest::option::of(digest_strategy())
+        )
+            .prop_map(|(repo, tag, digest, previous)| Entry::Tag(TagEntry {
+                repo,
+                tag,
+                digest,
+                previous
+            })),
+        (
+            text(),
+            digest_strategy(),
+            proptest::option::of("[a-z0-9]{1,10}")
+        )
+            .prop_map(|(repo, digest, tag)| Entry::Delete(DeleteEntry {
+                repo,
+                digest,
+                tag
+            })),
     ]
 }
 

@@ -26,7 +26,11 @@ fn every_proof_in_small_trees_matches_ct_merkle_byte_for_byte() {
         assert_eq!(root, ct_root(&theirs), "root at {n}");
         for i in 0..n {
             let proof = inclusion_proof(&ours, i, n).unwrap();
-            assert_eq!(proof, ct_hashes(theirs.prove_inclusion(i as usize).as_bytes()), "inclusion {i} in {n}");
+            assert_eq!(
+                proof,
+                ct_hashes(theirs.prove_inclusion(i as usize).as_bytes()),
+                "inclusion {i} in {n}"
+            );
             verify_inclusion(&entry(i), i, n, &proof, &root).unwrap();
         }
         for m in 1..n {
@@ -53,14 +57,21 @@ fn roots_match_rs_merkle() {
 }
 
 fn signer() -> NoteSigner {
-    NoteSigner::new("oracle.test/log", ed25519_dalek::SigningKey::from_bytes(&[5; 32])).unwrap()
+    NoteSigner::new(
+        "oracle.test/log",
+        ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+    )
+    .unwrap()
 }
 
 /// Appends `entries` to a fresh store in the given batches; each batch is
 /// submitted by concurrent tasks at once, as the registry's handlers would.
 fn fill_store(dir: &std::path::Path, entries: &[Vec<u8>], batches: &[usize]) -> Ledger {
     let ledger = Ledger::open(dir, signer()).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     let mut next = 0usize;
     for &len in batches {
         let end = (next + len).min(entries.len());
@@ -77,7 +88,11 @@ fn fill_store(dir: &std::path::Path, entries: &[Vec<u8>], batches: &[usize]) -> 
                 indexes.push(t.await.unwrap().unwrap());
             }
             indexes.sort_unstable();
-            assert_eq!(indexes, (next as u64..end as u64).collect::<Vec<_>>(), "indexes are consecutive");
+            assert_eq!(
+                indexes,
+                (next as u64..end as u64).collect::<Vec<_>>(),
+                "indexes are consecutive"
+            );
         });
         next = end;
     }

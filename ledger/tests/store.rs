@@ -4,7 +4,9 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use vouch_ledger::store::{load_or_create_signer, AppendError, Ledger, OpenError, CF_META, CF_TILES};
+use vouch_ledger::store::{
+    load_or_create_signer, AppendError, Ledger, OpenError, CF_META, CF_TILES,
+};
 use vouch_ledger::tile::{decode_bundle, TileAddr};
 use vouch_ledger::{Checkpoint, NoteSigner};
 
@@ -17,7 +19,9 @@ fn fill(ledger: &Ledger, from: u64, to: u64) {
         for t in 0..4u64 {
             s.spawn(move || {
                 for i in (from..to).filter(|i| i % 4 == t) {
-                    ledger.append_blocking(format!("e{i}").into_bytes()).unwrap();
+                    ledger
+                        .append_blocking(format!("e{i}").into_bytes())
+                        .unwrap();
                 }
             });
         }
@@ -62,11 +66,23 @@ fn an_unknown_format_version_refuses_to_open() {
     drop(Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap());
     {
         let db = raw_db(dir.path());
-        db.put_cf(db.cf_handle(CF_META).unwrap(), b"format", 2u32.to_be_bytes()).unwrap();
+        db.put_cf(
+            db.cf_handle(CF_META).unwrap(),
+            b"format",
+            2u32.to_be_bytes(),
+        )
+        .unwrap();
     }
     let err = Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap_err();
-    assert!(matches!(err, OpenError::UnsupportedFormat { found: 2 }), "{err}");
-    assert!(err.to_string().contains("format version 2 is not supported"), "{err}");
+    assert!(
+        matches!(err, OpenError::UnsupportedFormat { found: 2 }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("format version 2 is not supported"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,19 +94,31 @@ fn another_origin_or_key_refuses_to_open() {
     let err = Ledger::open(dir.path(), signer("other.test/log", 1)).unwrap_err();
     assert!(matches!(err, OpenError::OriginMismatch { .. }), "{err}");
     let err = Ledger::open(dir.path(), signer("store.test/log", 2)).unwrap_err();
-    assert!(err.to_string().contains("does not verify with the log key"), "{err}");
+    assert!(
+        err.to_string().contains("does not verify with the log key"),
+        "{err}"
+    );
 }
 
 #[test]
 fn entries_over_the_bundle_limit_are_refused_and_the_limit_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap();
-    assert_eq!(l.append_blocking(vec![7; 65536]), Err(AppendError::TooLarge { len: 65536 }));
+    assert_eq!(
+        l.append_blocking(vec![7; 65536]),
+        Err(AppendError::TooLarge { len: 65536 })
+    );
     assert_eq!(l.size(), 0);
     assert_eq!(l.append_blocking(vec![7; 65535]), Ok(0));
     assert_eq!(l.append_blocking(Vec::new()), Ok(1));
-    let bundle = l.tile(TileAddr::parse("tile/entries/000.p/2").unwrap()).unwrap().unwrap();
-    assert_eq!(decode_bundle(&bundle).unwrap(), vec![&[7u8; 65535][..], &[][..]]);
+    let bundle = l
+        .tile(TileAddr::parse("tile/entries/000.p/2").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decode_bundle(&bundle).unwrap(),
+        vec![&[7u8; 65535][..], &[][..]]
+    );
 }
 
 #[test]
@@ -102,7 +130,10 @@ fn tiles_are_served_full_partial_and_as_narrower_prefixes() {
     let full = get("tile/0/000").unwrap();
     assert_eq!(full.len(), 8192);
     assert_eq!(get("tile/0/002.p/188").unwrap().len(), 188 * 32);
-    assert_eq!(get("tile/0/002.p/100").unwrap(), get("tile/0/002.p/188").unwrap()[..100 * 32]);
+    assert_eq!(
+        get("tile/0/002.p/100").unwrap(),
+        get("tile/0/002.p/188").unwrap()[..100 * 32]
+    );
     assert_eq!(get("tile/0/000.p/5").unwrap(), full[..5 * 32]);
     assert_eq!(get("tile/0/002.p/189"), None);
     assert_eq!(get("tile/0/002"), None);
@@ -144,14 +175,21 @@ fn fsck_and_open_catch_a_corrupted_tile() {
     flip(40);
     let l = Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap();
     let err = l.fsck(|_| {}).unwrap_err();
-    assert!(err.to_string().contains("tile/0/001 differs from the entries at hash 1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("tile/0/001 differs from the entries at hash 1"),
+        "{err}"
+    );
     drop(l);
     flip(40);
     // A stored mid-tile hash, from which open rebuilds the level-1 edge: the
     // root no longer matches the signed checkpoint and open refuses.
     flip(8192 + 5);
     let err = Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap_err();
-    assert!(err.to_string().contains("corrupt: entries give root"), "{err}");
+    assert!(
+        err.to_string().contains("corrupt: entries give root"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -166,12 +204,16 @@ fn checkpoints_verify_with_cloudflares_signed_note_and_grow_consistently() {
         fill(&l, round * 300, round * 300 + 300);
         let note = l.checkpoint();
         let verifiers = VerifierList::new(vec![Box::new(StandardVerifier::new(&vkey).unwrap())]);
-        Note::from_bytes(note.as_bytes()).unwrap().verify(&verifiers).expect("signed_note verifies our checkpoint");
+        Note::from_bytes(note.as_bytes())
+            .unwrap()
+            .verify(&verifiers)
+            .expect("signed_note verifies our checkpoint");
         let cp = Checkpoint::open(note.as_bytes(), l.verifier()).unwrap();
         assert_eq!((cp.size, cp.root), ((round + 1) * 300, l.root()));
         if let Some(old) = previous {
             let proof = l.consistency_proof(old.size, cp.size).unwrap();
-            vouch_ledger::verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root).unwrap();
+            vouch_ledger::verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root)
+                .unwrap();
         }
         previous = Some(cp);
     }
@@ -195,7 +237,10 @@ fn the_key_file_is_created_private_reloaded_and_refused_when_readable() {
     let path = dir.path().join("sub/ledger.key");
     let (a, created) = load_or_create_signer(&path, "key.test/log").unwrap();
     assert!(created);
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let (b, created) = load_or_create_signer(&path, "key.test/log").unwrap();
     assert!(!created);
     assert_eq!(a.verifier(), b.verifier());

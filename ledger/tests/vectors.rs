@@ -41,16 +41,24 @@ struct SignedCheckpoint {
 }
 
 fn files(kind: &str) -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors").join(kind);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../spec/vectors")
+        .join(kind);
     let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|f| {
             let p = f.unwrap().path();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap())
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
         })
         .collect();
     out.sort();
-    assert!(out.iter().any(|(n, _)| n == "valid.json"), "{kind}: no valid.json");
+    assert!(
+        out.iter().any(|(n, _)| n == "valid.json"),
+        "{kind}: no valid.json"
+    );
     assert!(out.len() >= 5, "{kind}: too few vector files");
     out
 }
@@ -71,7 +79,11 @@ fn inclusion_vectors() {
             let ours = verify_inclusion(&entry, c.index, c.size, &proof, &hash(&c.root)).is_ok();
             assert_eq!(ours, c.valid, "{file}: {}", c.desc);
             if c.valid {
-                assert!(common::ct_verify_inclusion(&entry, c.index, c.size, &proof, &hash(&c.root)), "ct-merkle rejects {file}: {}", c.desc);
+                assert!(
+                    common::ct_verify_inclusion(&entry, c.index, c.size, &proof, &hash(&c.root)),
+                    "ct-merkle rejects {file}: {}",
+                    c.desc
+                );
             }
             count += 1;
         }
@@ -102,17 +114,36 @@ fn checkpoint_vectors() {
         let cases: Vec<SignedCheckpoint> = serde_json::from_str(&json).unwrap();
         assert!(cases.len() >= 20, "{file}");
         for c in cases {
-            let ours = VerifierKey::parse(&c.vkey).ok().map(|k| Checkpoint::open(c.note.as_bytes(), &k));
-            assert_eq!(matches!(ours, Some(Ok(_))), c.valid, "{file}: {} ({ours:?})", c.desc);
+            let ours = VerifierKey::parse(&c.vkey)
+                .ok()
+                .map(|k| Checkpoint::open(c.note.as_bytes(), &k));
+            assert_eq!(
+                matches!(ours, Some(Ok(_))),
+                c.valid,
+                "{file}: {} ({ours:?})",
+                c.desc
+            );
             // Cloudflare's signed_note (a port of Go's note package) judges the
             // signatures; origin and body syntax are tlog-checkpoint's business.
             let theirs = Note::from_bytes(c.note.as_bytes()).and_then(|n| {
                 let v = StandardVerifier::new(&c.vkey).expect("their vkey parser");
                 n.verify(&VerifierList::new(vec![Box::new(v)]))
             });
-            let signature_case = c.valid || ["flipped-signature.json", "altered-text.json", "wrong-key.json", "unsigned.json"].contains(&file.as_str());
+            let signature_case = c.valid
+                || [
+                    "flipped-signature.json",
+                    "altered-text.json",
+                    "wrong-key.json",
+                    "unsigned.json",
+                ]
+                .contains(&file.as_str());
             if signature_case {
-                assert_eq!(theirs.is_ok(), c.valid, "signed_note disagrees on {file}: {}", c.desc);
+                assert_eq!(
+                    theirs.is_ok(),
+                    c.valid,
+                    "signed_note disagrees on {file}: {}",
+                    c.desc
+                );
             }
         }
     }

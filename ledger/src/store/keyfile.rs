@@ -40,13 +40,22 @@ pub enum KeyFileError {
 /// Loads the signer at `path`, or, if there is no such file, generates one
 /// named `name_if_new` and writes it there (mode 0600, fsync'd). Returns the
 /// signer and whether it was created. An existing key keeps its own name.
-pub fn load_or_create_signer(path: &Path, name_if_new: &str) -> Result<(NoteSigner, bool), KeyFileError> {
+pub fn load_or_create_signer(
+    path: &Path,
+    name_if_new: &str,
+) -> Result<(NoteSigner, bool), KeyFileError> {
     match load_signer(path) {
         Err(KeyFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let signer = NoteSigner::new(name_if_new, key)
-                .map_err(|source| KeyFileError::Parse { path: path.to_owned(), source })?;
-            write_new(path, &signer).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?;
+            let signer =
+                NoteSigner::new(name_if_new, key).map_err(|source| KeyFileError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            write_new(path, &signer).map_err(|source| KeyFileError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
             Ok((signer, true))
         }
         other => other.map(|s| (s, false)),
@@ -55,22 +64,39 @@ pub fn load_or_create_signer(path: &Path, name_if_new: &str) -> Result<(NoteSign
 
 /// Loads the signer at `path`, refusing a file readable by group or others.
 pub fn load_signer(path: &Path) -> Result<NoteSigner, KeyFileError> {
-    let io = |source| KeyFileError::Io { path: path.to_owned(), source };
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let text = fs::read_to_string(path).map_err(io)?;
     let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyFileError::Permissions { path: path.to_owned(), mode });
+        return Err(KeyFileError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
     }
-    NoteSigner::parse(&text).map_err(|source| KeyFileError::Parse { path: path.to_owned(), source })
+    NoteSigner::parse(&text).map_err(|source| KeyFileError::Parse {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes the key to a temporary file, fsyncs it, renames it into place and
 /// fsyncs the directory: a crash leaves either no key file or a whole one.
 fn write_new(path: &Path, signer: &NoteSigner) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(format!("{}\n", signer.to_private_text()).as_bytes())?;
     f.sync_all()?;
     fs::rename(&tmp, path)?;

@@ -27,7 +27,9 @@ use crate::edge::{levels, width_at, Edge};
 use crate::fsck::{fsck, FsckError, FsckReport, TileSource};
 use crate::hash::{leaf_hash, Hash, HASH_LEN};
 use crate::note::{Note, NoteSigner, VerifierKey};
-use crate::tile::{encode_bundle, row_hash, TileAddr, TileKind, MAX_ENTRY_BYTES, TILE_HEIGHT, TILE_WIDTH};
+use crate::tile::{
+    encode_bundle, row_hash, TileAddr, TileKind, MAX_ENTRY_BYTES, TILE_HEIGHT, TILE_WIDTH,
+};
 use crate::tree::{consistency_proof, inclusion_proof, HashReader};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use std::path::Path;
@@ -66,7 +68,8 @@ pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
     // cache of their own, and keep index and filter blocks in it too.
     tiles.set_compression_type(rocksdb::DBCompressionType::None);
     let mut table = rocksdb::BlockBasedOptions::default();
-    let cache = rocksdb::Cache::new_lru_cache(TILE_CACHE_BYTES).expect("allocate the tiles block cache");
+    let cache =
+        rocksdb::Cache::new_lru_cache(TILE_CACHE_BYTES).expect("allocate the tiles block cache");
     table.set_block_cache(&cache);
     table.set_cache_index_and_filter_blocks(true);
     table.set_bloom_filter(10.0, false);
@@ -178,7 +181,10 @@ pub struct Ledger {
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("verifier", &self.shared.verifier).field("size", &self.size()).finish()
+        f.debug_struct("Ledger")
+            .field("verifier", &self.shared.verifier)
+            .field("size", &self.size())
+            .finish()
     }
 }
 
@@ -207,11 +213,19 @@ impl Ledger {
         }
         let found = db.get_cf(meta, META_ORIGIN)?.unwrap_or_default();
         if found != origin.as_bytes() {
-            return Err(OpenError::OriginMismatch { found: String::from_utf8_lossy(&found).into(), expected: origin });
+            return Err(OpenError::OriginMismatch {
+                found: String::from_utf8_lossy(&found).into(),
+                expected: origin,
+            });
         }
-        let note = db.get_cf(meta, META_CHECKPOINT)?.ok_or_else(|| OpenError::Corrupt("no checkpoint row".into()))?;
-        let checkpoint = Checkpoint::open(&note, signer.verifier())
-            .map_err(|e| OpenError::Corrupt(format!("stored checkpoint does not verify with the log key: {e}")))?;
+        let note = db
+            .get_cf(meta, META_CHECKPOINT)?
+            .ok_or_else(|| OpenError::Corrupt("no checkpoint row".into()))?;
+        let checkpoint = Checkpoint::open(&note, signer.verifier()).map_err(|e| {
+            OpenError::Corrupt(format!(
+                "stored checkpoint does not verify with the log key: {e}"
+            ))
+        })?;
         let edge = rebuild_edge(&db, checkpoint.size)?;
         if edge.root() != checkpoint.root {
             return Err(OpenError::Corrupt(format!(
@@ -221,11 +235,21 @@ impl Ledger {
                 checkpoint.root
             )));
         }
-        if db.get_pinned_cf(cf(&db, CF_ENTRIES), checkpoint.size.to_be_bytes())?.is_some() {
-            return Err(OpenError::Corrupt(format!("an entry exists beyond tree size {}", checkpoint.size)));
+        if db
+            .get_pinned_cf(cf(&db, CF_ENTRIES), checkpoint.size.to_be_bytes())?
+            .is_some()
+        {
+            return Err(OpenError::Corrupt(format!(
+                "an entry exists beyond tree size {}",
+                checkpoint.size
+            )));
         }
         let note = String::from_utf8(note).expect("checkpoint parsed as UTF-8");
-        let state = State { root: checkpoint.root, edge, checkpoint: note.into() };
+        let state = State {
+            root: checkpoint.root,
+            edge,
+            checkpoint: note.into(),
+        };
         let shared = Arc::new(Shared {
             db,
             state: RwLock::new(Arc::new(state)),
@@ -275,7 +299,10 @@ impl Ledger {
         if index >= self.size() {
             return Ok(None);
         }
-        Ok(self.shared.db.get_cf(cf(&self.shared.db, CF_ENTRIES), index.to_be_bytes())?)
+        Ok(self
+            .shared
+            .db
+            .get_cf(cf(&self.shared.db, CF_ENTRIES), index.to_be_bytes())?)
     }
 
     /// Inclusion proof of entry `index` in the tree of `size` entries.
@@ -283,7 +310,10 @@ impl Ledger {
         let reader = self.reader();
         if index >= size || size > reader.state.edge.size() {
             let what = format!("inclusion proof of index {index} in size {size}");
-            return Err(ReadError::OutOfRange { what, size: reader.state.edge.size() });
+            return Err(ReadError::OutOfRange {
+                what,
+                size: reader.state.edge.size(),
+            });
         }
         inclusion_proof(&reader, index, size)
     }
@@ -293,7 +323,10 @@ impl Ledger {
         let reader = self.reader();
         if old > new || new > reader.state.edge.size() {
             let what = format!("consistency proof from size {old} to {new}");
-            return Err(ReadError::OutOfRange { what, size: reader.state.edge.size() });
+            return Err(ReadError::OutOfRange {
+                what,
+                size: reader.state.edge.size(),
+            });
         }
         consistency_proof(&reader, old, new)
     }
@@ -302,7 +335,10 @@ impl Ledger {
     pub fn root_at(&self, size: u64) -> Result<Hash, ReadError> {
         let reader = self.reader();
         if size > reader.state.edge.size() {
-            return Err(ReadError::OutOfRange { what: format!("root at size {size}"), size: reader.state.edge.size() });
+            return Err(ReadError::OutOfRange {
+                what: format!("root at size {size}"),
+                size: reader.state.edge.size(),
+            });
         }
         crate::tree::tree_root(&reader, size)
     }
@@ -324,17 +360,25 @@ impl Ledger {
     /// stored mid-tile hashes. `progress` gets the count of entries checked.
     pub fn fsck(&self, progress: impl FnMut(u64)) -> Result<FsckReport, FsckError<ReadError>> {
         let reader = self.reader();
-        let note = Note::parse(reader.state.checkpoint.as_bytes()).map_err(|e| corrupt_fsck(e.to_string()))?;
-        let text = self.shared.verifier.open(&note).map_err(|e| corrupt_fsck(e.to_string()))?;
+        let note = Note::parse(reader.state.checkpoint.as_bytes())
+            .map_err(|e| corrupt_fsck(e.to_string()))?;
+        let text = self
+            .shared
+            .verifier
+            .open(&note)
+            .map_err(|e| corrupt_fsck(e.to_string()))?;
         let checkpoint = Checkpoint::parse(text).map_err(|e| corrupt_fsck(e.to_string()))?;
         let report = fsck(&reader, &checkpoint, progress)?;
         for level in 0..levels(checkpoint.size) as u8 {
-            let full = (checkpoint.size >> (u32::from(TILE_HEIGHT) * u32::from(level))) / TILE_WIDTH;
+            let full =
+                (checkpoint.size >> (u32::from(TILE_HEIGHT) * u32::from(level))) / TILE_WIDTH;
             for index in 0..full {
                 let value = reader.full_tile(level, index).map_err(corrupt_fsck)?;
                 let row = crate::tile::tile_hashes(&value[..TILE_BYTES]).expect("whole hashes");
                 if value[TILE_BYTES..] != mid_row(&row)[..] {
-                    return Err(corrupt_fsck(format!("mid-tile hashes of tile {level}/{index} are wrong")));
+                    return Err(corrupt_fsck(format!(
+                        "mid-tile hashes of tile {level}/{index} are wrong"
+                    )));
                 }
             }
         }
@@ -347,12 +391,20 @@ impl Ledger {
 }
 
 fn corrupt_fsck(e: impl std::fmt::Display) -> FsckError<ReadError> {
-    let addr = TileAddr { kind: TileKind::Hashes { level: 0 }, index: 0, width: 256 };
-    FsckError::Read { addr, source: ReadError::Corrupt(e.to_string()) }
+    let addr = TileAddr {
+        kind: TileKind::Hashes { level: 0 },
+        index: 0,
+        width: 256,
+    };
+    FsckError::Read {
+        addr,
+        source: ReadError::Corrupt(e.to_string()),
+    }
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
-    db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} was opened with the database"))
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("column family {name} was opened with the database"))
 }
 
 fn tile_key(level: u8, index: u64) -> [u8; 9] {
@@ -364,7 +416,9 @@ fn tile_key(level: u8, index: u64) -> [u8; 9] {
 
 /// The 16 hashes of in-tile level 4 of a full tile's 256 hashes.
 fn mid_row(row: &[Hash]) -> Vec<u8> {
-    (0..MID_WIDTH).flat_map(|j| row_hash(row, j * 16, j * 16 + 16).0).collect()
+    (0..MID_WIDTH)
+        .flat_map(|j| row_hash(row, j * 16, j * 16 + 16).0)
+        .collect()
 }
 
 /// The stored value of a full tile: its hashes, then its mid row.
@@ -380,14 +434,25 @@ fn tile_value(tile: &crate::edge::FullTile) -> Vec<u8> {
 fn create(db: &DB, signer: &NoteSigner) -> Result<(), OpenError> {
     let meta = cf(db, CF_META);
     if db.get_cf(meta, META_CHECKPOINT)?.is_some() {
-        return Err(OpenError::Corrupt("checkpoint row without a format row".into()));
+        return Err(OpenError::Corrupt(
+            "checkpoint row without a format row".into(),
+        ));
     }
     let origin = signer.verifier().name();
-    let empty = Checkpoint { origin: origin.to_owned(), size: 0, root: Hash::empty_tree(), extensions: vec![] };
+    let empty = Checkpoint {
+        origin: origin.to_owned(),
+        size: 0,
+        root: Hash::empty_tree(),
+        extensions: vec![],
+    };
     let mut batch = rocksdb::WriteBatch::default();
     batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
     batch.put_cf(meta, META_ORIGIN, origin.as_bytes());
-    batch.put_cf(meta, META_CHECKPOINT, signer.sign(&empty.to_text()).as_bytes());
+    batch.put_cf(
+        meta,
+        META_CHECKPOINT,
+        signer.sign(&empty.to_text()).as_bytes(),
+    );
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
     db.write_opt(batch, &opts)?;
@@ -413,7 +478,9 @@ fn rebuild_edge(db: &DB, size: u64) -> Result<Edge, OpenError> {
                 let v = db
                     .get_pinned_cf(cf(db, CF_TILES), tile_key(level - 1, i))?
                     .filter(|v| v.len() == TILE_VALUE_BYTES)
-                    .ok_or_else(|| OpenError::Corrupt(format!("tile {}/{i} is missing or short", level - 1)))?;
+                    .ok_or_else(|| {
+                        OpenError::Corrupt(format!("tile {}/{i} is missing or short", level - 1))
+                    })?;
                 let mid = crate::tile::tile_hashes(&v[TILE_BYTES..]).expect("whole hashes");
                 row_hash(&mid, 0, MID_WIDTH)
             };
@@ -421,7 +488,8 @@ fn rebuild_edge(db: &DB, size: u64) -> Result<Edge, OpenError> {
         }
         rows.push(row);
     }
-    Edge::from_rows(size, rows).ok_or_else(|| OpenError::Corrupt("right edge has wrong widths".into()))
+    Edge::from_rows(size, rows)
+        .ok_or_else(|| OpenError::Corrupt("right edge has wrong widths".into()))
 }
 
 /// Reads complete subtree hashes of one committed tree state: full tiles from
@@ -435,11 +503,17 @@ struct StoreReader<'a> {
 
 impl<'a> StoreReader<'a> {
     fn new(db: &'a DB, state: Arc<State>) -> Self {
-        Self { db, state, tiles: Default::default() }
+        Self {
+            db,
+            state,
+            tiles: Default::default(),
+        }
     }
 
     fn full_tile(&self, level: u8, index: u64) -> Result<rocksdb::DBPinnableSlice<'a>, ReadError> {
-        let v = self.db.get_pinned_cf(cf(self.db, CF_TILES), tile_key(level, index))?;
+        let v = self
+            .db
+            .get_pinned_cf(cf(self.db, CF_TILES), tile_key(level, index))?;
         v.filter(|v| v.len() == TILE_VALUE_BYTES)
             .ok_or_else(|| ReadError::Corrupt(format!("tile {level}/{index} is missing or short")))
     }
@@ -447,7 +521,13 @@ impl<'a> StoreReader<'a> {
     /// The hash of the subtree spanning `n <= 8` hashes from hash position
     /// `from` of a full tile's stored value (positions 256.. are the mid row).
     /// Each tile is read once per reader.
-    fn tile_subtree(&self, level: u8, index: u64, from: usize, n: usize) -> Result<Hash, ReadError> {
+    fn tile_subtree(
+        &self,
+        level: u8,
+        index: u64,
+        from: usize,
+        n: usize,
+    ) -> Result<Hash, ReadError> {
         let mut tiles = self.tiles.borrow_mut();
         let at = match tiles.iter().position(|(k, _)| *k == (level, index)) {
             Some(at) => at,
@@ -459,7 +539,8 @@ impl<'a> StoreReader<'a> {
         let value = &tiles[at].1;
         let mut row = [Hash::default(); 8];
         for (i, h) in row[..n].iter_mut().enumerate() {
-            *h = Hash::from_slice(&value[(from + i) * HASH_LEN..(from + i + 1) * HASH_LEN]).expect("32");
+            *h = Hash::from_slice(&value[(from + i) * HASH_LEN..(from + i + 1) * HASH_LEN])
+                .expect("32");
         }
         Ok(row_hash(&row[..n], 0, n))
     }
@@ -468,29 +549,46 @@ impl<'a> StoreReader<'a> {
     /// state at that width or wider.
     fn read_prefix(&self, addr: TileAddr) -> Result<Vec<u8>, ReadError> {
         let width = usize::from(addr.width);
-        let full = TileAddr::for_tree(addr.kind, addr.index, self.state.edge.size()).is_some_and(|a| a.is_full());
+        let full = TileAddr::for_tree(addr.kind, addr.index, self.state.edge.size())
+            .is_some_and(|a| a.is_full());
         match addr.kind {
             TileKind::Entries => {
                 let entries = self.entries(addr.index * TILE_WIDTH, width)?;
                 Ok(encode_bundle(entries.iter().map(Vec::as_slice)).expect("stored entries fit"))
             }
-            TileKind::Hashes { level } if full => Ok(self.full_tile(level, addr.index)?[..width * HASH_LEN].to_vec()),
-            TileKind::Hashes { level } => Ok(self.state.edge.row(level)[..width].iter().flat_map(|h| h.0).collect()),
+            TileKind::Hashes { level } if full => {
+                Ok(self.full_tile(level, addr.index)?[..width * HASH_LEN].to_vec())
+            }
+            TileKind::Hashes { level } => Ok(self.state.edge.row(level)[..width]
+                .iter()
+                .flat_map(|h| h.0)
+                .collect()),
         }
     }
 
     fn entries(&self, start: u64, count: usize) -> Result<Vec<Vec<u8>>, ReadError> {
         let mut out = Vec::with_capacity(count);
-        let mode = rocksdb::IteratorMode::From(&start.to_be_bytes()[..], rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(cf(self.db, CF_ENTRIES), mode).take(count) {
+        let mode =
+            rocksdb::IteratorMode::From(&start.to_be_bytes()[..], rocksdb::Direction::Forward);
+        for item in self
+            .db
+            .iterator_cf(cf(self.db, CF_ENTRIES), mode)
+            .take(count)
+        {
             let (k, v) = item?;
             if k[..] != (start + out.len() as u64).to_be_bytes() {
-                return Err(ReadError::Corrupt(format!("entry {} is missing", start + out.len() as u64)));
+                return Err(ReadError::Corrupt(format!(
+                    "entry {} is missing",
+                    start + out.len() as u64
+                )));
             }
             out.push(v.into_vec());
         }
         if out.len() != count {
-            return Err(ReadError::Corrupt(format!("entry {} is missing", start + out.len() as u64)));
+            return Err(ReadError::Corrupt(format!(
+                "entry {} is missing",
+                start + out.len() as u64
+            )));
         }
         Ok(out)
     }
@@ -510,11 +608,18 @@ impl HashReader for StoreReader<'_> {
                 .state
                 .edge
                 .row_subtree(tile_level, k, (offset >> k) as u64)
-                .ok_or_else(|| ReadError::Corrupt(format!("subtree {level}/{index} is not complete")));
+                .ok_or_else(|| {
+                    ReadError::Corrupt(format!("subtree {level}/{index} is not complete"))
+                });
         }
         if k >= MID_LEVEL {
             // Start from the stored in-tile level-4 hashes.
-            self.tile_subtree(tile_level, tile, TILE_WIDTH as usize + offset / 16, 1 << (k - MID_LEVEL))
+            self.tile_subtree(
+                tile_level,
+                tile,
+                TILE_WIDTH as usize + offset / 16,
+                1 << (k - MID_LEVEL),
+            )
         } else {
             self.tile_subtree(tile_level, tile, offset, 1 << k)
         }
@@ -527,7 +632,10 @@ impl TileSource for StoreReader<'_> {
     fn read_tile(&self, addr: TileAddr) -> Result<Vec<u8>, ReadError> {
         let size = self.state.edge.size();
         if TileAddr::for_tree(addr.kind, addr.index, size) != Some(addr) {
-            return Err(ReadError::OutOfRange { what: addr.to_string(), size });
+            return Err(ReadError::OutOfRange {
+                what: addr.to_string(),
+                size,
+            });
         }
         self.read_prefix(addr)
     }

@@ -7,7 +7,10 @@
 //! Back-pressure: the queue is bounded, so submitters wait instead of growing
 //! memory without limit.
 
-use super::{cf, tile_key, tile_value, AppendError, Shared, State, CF_ENTRIES, CF_META, CF_TILES, META_CHECKPOINT};
+use super::{
+    cf, tile_key, tile_value, AppendError, Shared, State, CF_ENTRIES, CF_META, CF_TILES,
+    META_CHECKPOINT,
+};
 use crate::checkpoint::Checkpoint;
 use crate::hash::{leaf_hash, Hash};
 use crate::note::NoteSigner;
@@ -50,20 +53,36 @@ pub(super) struct Handle {
 
 pub(super) fn start(shared: Arc<Shared>, signer: NoteSigner) -> Handle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let committer = Committer { shared, signer, poisoned: None };
+    let committer = Committer {
+        shared,
+        signer,
+        poisoned: None,
+    };
     let thread = std::thread::Builder::new()
         .name("ledger-sequencer".into())
         .spawn(move || committer.run(rx))
         .expect("spawn ledger sequencer thread");
-    Handle { tx, _joiner: Arc::new(Joiner(Mutex::new(Some(thread)))) }
+    Handle {
+        tx,
+        _joiner: Arc::new(Joiner(Mutex::new(Some(thread)))),
+    }
 }
 
-fn request(entry: Vec<u8>) -> Result<(Request, oneshot::Receiver<Result<u64, AppendError>>), AppendError> {
+fn request(
+    entry: Vec<u8>,
+) -> Result<(Request, oneshot::Receiver<Result<u64, AppendError>>), AppendError> {
     if entry.len() > MAX_ENTRY_BYTES {
         return Err(AppendError::TooLarge { len: entry.len() });
     }
     let (reply, rx) = oneshot::channel();
-    Ok((Request { leaf: leaf_hash(&entry), entry, reply }, rx))
+    Ok((
+        Request {
+            leaf: leaf_hash(&entry),
+            entry,
+            reply,
+        },
+        rx,
+    ))
 }
 
 impl Handle {
@@ -75,7 +94,9 @@ impl Handle {
 
     pub(super) fn append_blocking(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         let (req, rx) = request(entry)?;
-        self.tx.blocking_send(req).map_err(|_| AppendError::Closed)?;
+        self.tx
+            .blocking_send(req)
+            .map_err(|_| AppendError::Closed)?;
         rx.blocking_recv().map_err(|_| AppendError::Closed)?
     }
 }
@@ -116,9 +137,17 @@ impl Committer {
         let mut edge = current.edge.clone();
         let mut wb = rocksdb::WriteBatch::default();
         for (i, req) in batch.iter().enumerate() {
-            wb.put_cf(cf(db, CF_ENTRIES), (start + i as u64).to_be_bytes(), &req.entry);
+            wb.put_cf(
+                cf(db, CF_ENTRIES),
+                (start + i as u64).to_be_bytes(),
+                &req.entry,
+            );
             for tile in edge.push(req.leaf) {
-                wb.put_cf(cf(db, CF_TILES), tile_key(tile.level, tile.index), tile_value(&tile));
+                wb.put_cf(
+                    cf(db, CF_TILES),
+                    tile_key(tile.level, tile.index),
+                    tile_value(&tile),
+                );
             }
         }
         let size = edge.size();
@@ -128,7 +157,12 @@ impl Committer {
             unreachable!("a non-empty batch must grow the tree ({start} -> {size})");
         }
         let root = edge.root();
-        let checkpoint = Checkpoint { origin: self.signer.verifier().name().to_owned(), size, root, extensions: vec![] };
+        let checkpoint = Checkpoint {
+            origin: self.signer.verifier().name().to_owned(),
+            size,
+            root,
+            extensions: vec![],
+        };
         let note = self.signer.sign(&checkpoint.to_text());
         wb.put_cf(cf(db, CF_META), META_CHECKPOINT, note.as_bytes());
 
@@ -149,7 +183,11 @@ impl Committer {
             self.poisoned = Some(why.clone());
             return Err(AppendError::Poisoned(why));
         }
-        let state = State { edge, root, checkpoint: note.into() };
+        let state = State {
+            edge,
+            root,
+            checkpoint: note.into(),
+        };
         *self.shared.state.write().expect("state lock") = Arc::new(state);
         Ok(start)
     }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (after .ci/run's installs):
+# formatting, lints, test vectors in sync with their generator, every test of
+# every crate (unit, property, store, crash, CLI), the verification half
+# building without RocksDB, and a short run of every fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "the verification half builds without the store"
+cargo build -p vouch-ledger --no-default-features --locked
+
+step "test vectors match their generator"
+cargo run -q -p vouch-tools --bin vectorgen --locked -- --check
+
+step "tests"
+cargo test --workspace --locked
+
+step "fuzz (${FUZZ_SECS:-20} s per target)"
+tools/fuzz.sh "${FUZZ_SECS:-20}"
