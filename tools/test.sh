@@ -21,7 +21,13 @@ step "test vectors match their generator"
 cargo run -q -p vouch-tools --bin vectorgen --locked -- --check
 
 step "tests"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
 
 step "fuzz (${FUZZ_SECS:-20} s per target)"
 tools/fuzz.sh "${FUZZ_SECS:-20}"
+
+# One closing line for the whole suite.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

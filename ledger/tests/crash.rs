@@ -171,9 +171,13 @@ fn parent() {
     );
     assert!(total_checkpoints > ROUNDS, "too few checkpoints observed");
     println!(
-        "test crash_recovery ... ok ({} rounds, {} acknowledged entries verified, {:?})",
+        "test crash_recovery ... ok ({} rounds, {} acknowledged entries verified)",
         ROUNDS,
-        acked.len(),
-        started.elapsed()
+        acked.len()
+    );
+    // The libtest summary line, so runners count this harness-less test.
+    println!(
+        "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s",
+        started.elapsed().as_secs_f64()
     );
 }
