@@ -1,13 +1,15 @@
 //! `vouch ledger ...`: operator commands over the local ledger.
 
 use crate::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
+use crate::mirror::{export, DirSource};
 use clap::{Args, Subcommand};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use vouch_ledger::entry::Entry;
+use vouch_ledger::fsck::fsck;
 use vouch_ledger::tile::TileAddr;
-use vouch_ledger::Checkpoint;
+use vouch_ledger::{Checkpoint, VerifierKey};
 
 #[derive(Debug, Args)]
 pub struct DataArgs {
@@ -34,12 +36,33 @@ pub enum LedgerCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Recompute every tile and the root from the stored entries and compare
-    /// them with the stored tiles and the signed checkpoint. Exits non-zero
-    /// naming the first difference.
+    /// Recompute every tile and the root from the entries and compare them
+    /// with the stored tiles and the signed checkpoint. Exits non-zero naming
+    /// the first difference.
+    ///
+    /// With --mirror, check a tlog-tiles mirror directory instead (as written
+    /// by `vouch ledger export`, or copied from any server), trusting nothing
+    /// but the log key: no database is opened.
     Fsck {
         #[command(flatten)]
         data: DataArgs,
+        /// A mirror directory holding `checkpoint` and `tile/...` files.
+        #[arg(long, value_name = "DIR", requires = "log_key")]
+        mirror: Option<PathBuf>,
+        /// The log's verifier key (`<origin>+<id>+<key>`), or a file holding
+        /// it such as <data>/ledger.vkey. Required with --mirror.
+        #[arg(long, value_name = "VKEY|FILE")]
+        log_key: Option<String>,
+    },
+    /// Write the current tree as a static c2sp.org/tlog-tiles mirror: every
+    /// tile and entry bundle at its tlog-tiles path, then the checkpoint.
+    /// Full tiles already in DIR are kept, so repeated exports are incremental.
+    Export {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Directory to write the mirror into.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
     },
     /// Write a tile or entry bundle, by its c2sp.org/tlog-tiles path
     /// (e.g. tile/0/000, tile/1/000.p/3, tile/entries/x001/234), to stdout.
@@ -88,20 +111,48 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             println!("root hash:    {}", cp.root.to_base64());
             println!("checkpoint:\n{note}");
         }
-        LedgerCommand::Fsck { data } => {
+        LedgerCommand::Fsck {
+            mirror: Some(dir),
+            log_key,
+            ..
+        } => {
+            let key = parse_log_key(log_key.as_deref().expect("clap requires --log-key"))?;
+            let note = std::fs::read(dir.join("checkpoint"))
+                .map_err(|e| format!("{}/checkpoint: {e}", dir.display()))?;
+            let checkpoint = Checkpoint::open(&note, &key)?;
+            let start = Instant::now();
+            let size = checkpoint.size;
+            let report = fsck(&DirSource::new(&dir), &checkpoint, progress("fsck", size))?;
+            println!(
+                "fsck: ok: mirror {}: {} entries, {} tiles and the root {} match the checkpoint signed by {} ({:.1?})",
+                dir.display(),
+                report.entries,
+                report.tiles,
+                report.root.to_base64(),
+                key.name(),
+                start.elapsed()
+            );
+        }
+        LedgerCommand::Export { data, to } => {
+            let ledger = open_existing(data)?;
+            let start = Instant::now();
+            let mut report_progress = progress("export", 0);
+            let report = export(&ledger, &to, |done, total| {
+                report_progress(done * 100 / total.max(1))
+            })?;
+            println!(
+                "export: {} files written, {} full tiles already present, tree size {} ({:.1?})",
+                report.written,
+                report.skipped,
+                ledger.size(),
+                start.elapsed()
+            );
+        }
+        LedgerCommand::Fsck { data, .. } => {
             let ledger = open_existing(data)?;
             let size = ledger.size();
             let start = Instant::now();
-            let mut last = Instant::now();
-            let report = ledger.fsck(|done| {
-                if last.elapsed().as_millis() >= 500 {
-                    last = Instant::now();
-                    eprintln!(
-                        "fsck: {done}/{size} entries ({}%)",
-                        done * 100 / size.max(1)
-                    );
-                }
-            })?;
+            let report = ledger.fsck(progress("fsck", size))?;
             println!(
                 "fsck: ok: {} entries, {} tiles and the root {} match the signed checkpoint ({:.1?})",
                 report.entries,
@@ -139,6 +190,31 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A progress printer for long work: at most twice a second, to stderr.
+/// With `total` 0 the value is a percentage.
+fn progress(what: &'static str, total: u64) -> impl FnMut(u64) {
+    let mut last = Instant::now();
+    move |done| {
+        if last.elapsed().as_millis() >= 500 {
+            last = Instant::now();
+            match (done * 100).checked_div(total) {
+                Some(pct) => eprintln!("{what}: {done}/{total} entries ({pct}%)"),
+                None => eprintln!("{what}: {done}%"),
+            }
+        }
+    }
+}
+
+/// A verifier key given inline, or the path of a file holding one.
+fn parse_log_key(arg: &str) -> Result<VerifierKey> {
+    let text = if std::path::Path::new(arg).is_file() {
+        std::fs::read_to_string(arg).map_err(|e| format!("{arg}: {e}"))?
+    } else {
+        arg.to_owned()
+    };
+    Ok(VerifierKey::parse(text.trim())?)
 }
 
 /// Opens a ledger that must already exist (commands other than init never

@@ -2,6 +2,7 @@
 
 mod data_dir;
 mod ledger_cmd;
+mod mirror;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

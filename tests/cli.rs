@@ -109,3 +109,133 @@ fn commands_on_a_missing_ledger_or_bad_input_fail_clearly() {
         text(&out.stderr)
     );
 }
+
+/// Fills a data directory's ledger through the library, as the registry
+/// will, with real decision entries.
+fn ledger_with_entries(data: &std::path::Path, n: u64) {
+    use vouch_ledger::entry::*;
+    let (signer, _) =
+        vouch_ledger::store::load_or_create_signer(&data.join("ledger.key"), "cli.test/vouch")
+            .unwrap();
+    std::fs::write(data.join("ledger.vkey"), format!("{}\n", signer.verifier())).unwrap();
+    let ledger = vouch_ledger::store::Ledger::open(&data.join("db"), signer).unwrap();
+    let digest = |i: u64| Digest::parse(&format!("sha256:{:064x}", i)).unwrap();
+    for i in 0..n {
+        let e = Entry::Decision(DecisionEntry {
+            repo: format!("team/app{}", i % 7),
+            digest: digest(i),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            verdict: if i % 3 == 0 {
+                Verdict::Deny
+            } else {
+                Verdict::Admit
+            },
+            reasons: vec![],
+            evidence: vec![],
+            signers: vec![],
+            policy: digest(0),
+            policy_index: 0,
+            time: 1_764_000_000 + i,
+        });
+        ledger.append_blocking(e.encode().unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn export_writes_a_tlog_tiles_mirror_that_fsck_checks_with_only_the_log_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mirror = dir.path().join("mirror");
+    ledger_with_entries(&data, 1000);
+    let (d, m) = (data.to_str().unwrap(), mirror.to_str().unwrap());
+    let vkey = data.join("ledger.vkey");
+
+    let out = vouch(&["ledger", "entry", "5", "--data", d]);
+    assert!(
+        text(&out.stdout).contains("team/app5"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = vouch(&["ledger", "export", "--data", d, "--to", m]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for f in [
+        "checkpoint",
+        "tile/0/000",
+        "tile/0/003.p/232",
+        "tile/1/000.p/3",
+        "tile/entries/003.p/232",
+    ] {
+        assert!(mirror.join(f).is_file(), "{f} missing from the mirror");
+    }
+    let fsck = |key: &str| vouch(&["ledger", "fsck", "--mirror", m, "--log-key", key]);
+    let out = fsck(vkey.to_str().unwrap());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1000 entries"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A changed hash in a tile is found and named.
+    let tile = mirror.join("tile/0/001");
+    let good = std::fs::read(&tile).unwrap();
+    let mut bad = good.clone();
+    bad[100] ^= 1;
+    std::fs::write(&tile, &bad).unwrap();
+    let out = fsck(vkey.to_str().unwrap());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("tile tile/0/001 differs from the entries at hash 3"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&tile, &good).unwrap();
+
+    // A changed entry breaks its tile.
+    let bundle = mirror.join("tile/entries/002");
+    let mut b = std::fs::read(&bundle).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&bundle, &b).unwrap();
+    let out = fsck(vkey.to_str().unwrap());
+    assert!(
+        text(&out.stderr).contains("tile/0/002 differs"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Another key of the same name is refused before any tile is read; a
+    // malformed key is named as such.
+    let other = vouch_ledger::NoteSigner::new(
+        "cli.test/vouch",
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+    )
+    .unwrap();
+    let out = fsck(&other.verifier().to_string());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is not signed by the key cli.test/vouch+"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = fsck("cli.test/vouch+00000000+AbAvT1RKSrzyXzrlIU+hLH2rIaC3S+ls/fBRX6qJnz95");
+    assert!(
+        text(&out.stderr).contains("key id does not match the key"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Re-exporting keeps the full tiles and rewrites the rest.
+    let out = vouch(&["ledger", "export", "--data", d, "--to", m]);
+    assert!(
+        text(&out.stdout).contains("full tiles already present"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = fsck(vkey.to_str().unwrap());
+    assert!(
+        !out.status.success(),
+        "the corrupted bundle 002 is full and was kept"
+    );
+}

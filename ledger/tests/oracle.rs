@@ -208,3 +208,27 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Any change to any single byte of a signed checkpoint makes it fail to
+    /// open, and so does a signature by another key under the same name.
+    #[test]
+    fn tampered_checkpoints_are_rejected(size in 0u64..1_000_000, at in any::<prop::sample::Index>(), b in any::<u8>(), seed in 1u8..255) {
+        use vouch_ledger::Checkpoint;
+        let s = signer();
+        let root = vouch_ledger::leaf_hash(&size.to_be_bytes());
+        let text = Checkpoint { origin: s.verifier().name().into(), size, root, extensions: vec![] }.to_text();
+        let note = s.sign(&text).into_bytes();
+        prop_assert!(Checkpoint::open(&note, s.verifier()).is_ok());
+        let mut bad = note.clone();
+        let i = at.index(bad.len());
+        prop_assume!(bad[i] != b);
+        bad[i] = b;
+        prop_assert!(Checkpoint::open(&bad, s.verifier()).is_err(), "accepted a change at byte {}", i);
+        let other = NoteSigner::new(s.verifier().name(), ed25519_dalek::SigningKey::from_bytes(&[seed; 32])).unwrap();
+        prop_assume!(other.verifier() != s.verifier());
+        prop_assert!(Checkpoint::open(other.sign(&text).as_bytes(), s.verifier()).is_err());
+    }
+}
