@@ -170,7 +170,15 @@ struct Shared {
     db: Arc<DB>,
     state: RwLock<Arc<State>>,
     verifier: VerifierKey,
+    /// Full tiles of level 1 and up, with every in-tile subtree computed.
+    /// There are few of them (one per 65,536 entries) and nearly every proof
+    /// passes through one; full tiles never change, so entries never go stale.
+    upper_tiles: RwLock<std::collections::HashMap<(u8, u64), Arc<crate::tree::MemoryTree>>>,
 }
+
+/// Most expanded upper tiles kept (16 KiB each): 64 MiB, enough for logs of
+/// 268 million entries; past that the cache starts over when full.
+const UPPER_TILE_CACHE: usize = 4096;
 
 /// A handle to the ledger. Cheap to clone; all clones share one sequencer.
 #[derive(Clone)]
@@ -254,6 +262,7 @@ impl Ledger {
             db,
             state: RwLock::new(Arc::new(state)),
             verifier: signer.verifier().clone(),
+            upper_tiles: Default::default(),
         });
         let sequencer = sequencer::start(shared.clone(), signer);
         Ok(Ledger { shared, sequencer })
@@ -386,7 +395,7 @@ impl Ledger {
     }
 
     fn reader(&self) -> StoreReader<'_> {
-        StoreReader::new(&self.shared.db, self.state())
+        StoreReader::new(&self.shared, self.state())
     }
 }
 
@@ -497,17 +506,44 @@ fn rebuild_edge(db: &DB, size: u64) -> Result<Edge, OpenError> {
 /// read, since one proof takes most of its hashes from two or three tiles.
 struct StoreReader<'a> {
     db: &'a DB,
+    shared: &'a Shared,
     state: Arc<State>,
     tiles: std::cell::RefCell<Vec<((u8, u64), rocksdb::DBPinnableSlice<'a>)>>,
 }
 
 impl<'a> StoreReader<'a> {
-    fn new(db: &'a DB, state: Arc<State>) -> Self {
+    fn new(shared: &'a Shared, state: Arc<State>) -> Self {
         Self {
-            db,
+            db: &shared.db,
+            shared,
             state,
             tiles: Default::default(),
         }
+    }
+
+    /// A full tile of level >= 1 with all its subtrees, from the cache.
+    fn upper_tile(&self, level: u8, index: u64) -> Result<Arc<crate::tree::MemoryTree>, ReadError> {
+        if let Some(t) = self
+            .shared
+            .upper_tiles
+            .read()
+            .expect("cache lock")
+            .get(&(level, index))
+        {
+            return Ok(t.clone());
+        }
+        let value = self.full_tile(level, index)?;
+        let mut tree = crate::tree::MemoryTree::new();
+        for h in value[..TILE_BYTES].chunks_exact(HASH_LEN) {
+            tree.push_leaf_hash(Hash::from_slice(h).expect("32"));
+        }
+        let tree = Arc::new(tree);
+        let mut cache = self.shared.upper_tiles.write().expect("cache lock");
+        if cache.len() >= UPPER_TILE_CACHE {
+            cache.clear();
+        }
+        cache.insert((level, index), tree.clone());
+        Ok(tree)
     }
 
     fn full_tile(&self, level: u8, index: u64) -> Result<rocksdb::DBPinnableSlice<'a>, ReadError> {
@@ -611,6 +647,12 @@ impl HashReader for StoreReader<'_> {
                 .ok_or_else(|| {
                     ReadError::Corrupt(format!("subtree {level}/{index} is not complete"))
                 });
+        }
+        if tile_level >= 1 {
+            let tree = self.upper_tile(tile_level, tile)?;
+            return tree
+                .subtree_hash(k, (offset >> k) as u64)
+                .map_err(|e| ReadError::Corrupt(e.to_string()));
         }
         if k >= MID_LEVEL {
             // Start from the stored in-tile level-4 hashes.
