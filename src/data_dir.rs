@@ -4,7 +4,9 @@
 //! <data>/
 //!   ledger.key    the log's Ed25519 signing key (note private-key text, mode 0600)
 //!   ledger.vkey   its public verifier key, `<origin>+<hex id>+<base64>` (for clients)
-//!   db/           RocksDB: the ledger's column families (spec/storage-layout.md)
+//!   db/           RocksDB: the ledger's and the registry's column families
+//!   blobs/        content-addressed blob files (src/registry/blobs.rs)
+//!   uploads/      upload sessions in progress
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -44,6 +46,8 @@ pub enum DataDirError {
 pub struct Opened {
     /// The ledger.
     pub ledger: Ledger,
+    /// The RocksDB instance it lives in, shared with the registry.
+    pub db: std::sync::Arc<rocksdb::DB>,
     /// Whether a new signing key was generated on this open.
     pub key_created: bool,
 }
@@ -86,9 +90,19 @@ impl DataDir {
             load_or_create_signer(&self.key_path(), origin_if_new)?;
         let vkey = format!("{}\n", signer.verifier());
         std::fs::write(self.vkey_path(), vkey).map_err(io(&self.vkey_path()))?;
-        let ledger = Ledger::open(&self.db_path(), signer)?;
+        let mut families = vouch_ledger::store::column_families();
+        families.extend(crate::registry::meta::column_families());
+        let db = rocksdb::DB::open_cf_descriptors(
+            &vouch_ledger::store::db_options(),
+            self.db_path(),
+            families,
+        )
+        .map_err(OpenError::from)?;
+        let db = std::sync::Arc::new(db);
+        let ledger = Ledger::open_in(db.clone(), signer)?;
         Ok(Opened {
             ledger,
+            db,
             key_created,
         })
     }

@@ -1,11 +1,11 @@
 //! `vouch ledger ...`: operator commands over the local ledger.
 
-use crate::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
-use crate::mirror::{export, DirSource};
 use clap::{Args, Subcommand};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
+use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
+use vouch::mirror::{export, DirSource};
 use vouch_ledger::entry::Entry;
 use vouch_ledger::fsck::fsck;
 use vouch_ledger::tile::TileAddr;

@@ -1,8 +1,7 @@
 //! The `vouch` command.
 
-mod data_dir;
 mod ledger_cmd;
-mod mirror;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +20,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the registry: the OCI distribution API on --listen, with blobs,
+    /// metadata and the ledger under --data (created on first start).
+    Serve(serve::ServeArgs),
     /// Inspect and check the local ledger (operator tools).
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
@@ -29,6 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
     };
     match result {

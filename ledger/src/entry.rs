@@ -79,6 +79,22 @@ impl Digest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The algorithm: `sha256`, `sha512` or `blake3`.
+    pub fn algorithm(&self) -> &str {
+        self.0
+            .split_once(':')
+            .expect("parsed digests have a colon")
+            .0
+    }
+
+    /// The hex-encoded hash after the colon.
+    pub fn encoded(&self) -> &str {
+        self.0
+            .split_once(':')
+            .expect("parsed digests have a colon")
+            .1
+    }
 }
 
 impl fmt::Display for Digest {

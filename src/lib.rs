@@ -1,0 +1,9 @@
+//! vouch: a trusted OCI artifact registry backed by a verifiable ledger.
+//!
+//! The library half of the `vouch` package: the registry (`registry`), the
+//! data directory (`data_dir`) and static tlog-tiles mirrors (`mirror`). The
+//! `vouch` binary (`main.rs`) is the command line over them.
+
+pub mod data_dir;
+pub mod mirror;
+pub mod registry;

@@ -1,0 +1,167 @@
+//! Content-addressed blob files, deduplicated across repositories.
+//!
+//! ```text
+//! <data>/blobs/<algorithm>/<first two hex digits>/<hex>   complete, verified blobs
+//! <data>/uploads/<session id>                             upload sessions in progress
+//! ```
+//!
+//! A blob appears at its address only complete and verified: an upload is
+//! written to its session file, fsync'd after every acknowledged chunk, hashed
+//! in full when finished, and renamed into place (then the directory is
+//! fsync'd). A digest mismatch deletes the session file. So a crash leaves a
+//! blob either absent or whole, and a client never reads a partial blob.
+
+use super::digest::DigestHasher;
+use super::error::RegistryError;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt as _;
+use vouch_ledger::entry::Digest;
+
+/// The blob and upload directories.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    blobs: PathBuf,
+    uploads: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating) the directories under the data directory.
+    pub fn open(data: &Path) -> std::io::Result<BlobStore> {
+        let store = BlobStore {
+            blobs: data.join("blobs"),
+            uploads: data.join("uploads"),
+        };
+        std::fs::create_dir_all(&store.blobs)?;
+        std::fs::create_dir_all(&store.uploads)?;
+        Ok(store)
+    }
+
+    /// Where a blob lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.encoded();
+        self.blobs
+            .join(digest.algorithm())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn upload_path(&self, id: &str) -> PathBuf {
+        self.uploads.join(id)
+    }
+
+    /// The size of a stored blob, if it exists.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        size_of(&self.blob_path(digest)).await
+    }
+
+    /// The bytes an upload session holds, if its file exists.
+    pub async fn upload_size(&self, id: &str) -> Result<Option<u64>, RegistryError> {
+        size_of(&self.upload_path(id)).await
+    }
+
+    /// Creates an empty session file.
+    pub async fn create_upload(&self, id: &str) -> Result<(), RegistryError> {
+        tokio::fs::File::create(self.upload_path(id)).await?;
+        Ok(())
+    }
+
+    /// Appends a request body to an upload, streaming, and fsyncs before
+    /// returning the upload's new size. Refuses to grow past `limit` bytes.
+    pub async fn append<S, E>(
+        &self,
+        id: &str,
+        mut body: S,
+        limit: u64,
+    ) -> Result<u64, RegistryError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let path = self.upload_path(id);
+        let mut file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .await?;
+        let mut size = file.metadata().await?.len();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                RegistryError::BlobUploadInvalid(format!("reading the request body: {e}"))
+            })?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(RegistryError::TooLarge {
+                    what: "blob",
+                    limit,
+                });
+            }
+            file.write_all(&chunk).await?;
+        }
+        // Acknowledged bytes are durable: a resumed upload continues from here.
+        file.sync_data().await?;
+        Ok(size)
+    }
+
+    /// Finishes an upload: hashes the whole session file with the algorithm
+    /// of `expected`; on a match moves it to the blob's address and returns its
+    /// size; on a mismatch deletes it and fails.
+    pub async fn commit(&self, id: &str, expected: &Digest) -> Result<u64, RegistryError> {
+        let (upload, target, expected) = (
+            self.upload_path(id),
+            self.blob_path(expected),
+            expected.clone(),
+        );
+        tokio::task::spawn_blocking(move || commit_blocking(&upload, &target, &expected))
+            .await
+            .map_err(|e| RegistryError::Internal(format!("commit task: {e}")))?
+    }
+
+    /// Removes a session file (cancel, or after expiry).
+    pub async fn remove_upload(&self, id: &str) -> Result<(), RegistryError> {
+        match tokio::fs::remove_file(self.upload_path(id)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn size_of(path: &Path) -> Result<Option<u64>, RegistryError> {
+    match tokio::fs::metadata(path).await {
+        Ok(m) => Ok(Some(m.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn commit_blocking(upload: &Path, target: &Path, expected: &Digest) -> Result<u64, RegistryError> {
+    let mut file = std::fs::File::open(upload)?;
+    let mut hasher = DigestHasher::for_digest(expected);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let actual = hasher.finish();
+    if &actual != expected {
+        std::fs::remove_file(upload)?;
+        return Err(RegistryError::DigestInvalid(format!(
+            "uploaded content has digest {actual}, not the {expected} given; the upload was discarded"
+        )));
+    }
+    file.sync_all()?;
+    let dir = target.parent().expect("blob paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    // COMMIT POINT for a blob: the rename makes the verified, fsync'd content
+    // visible at its address; fsyncing the directory makes the rename durable.
+    // If the blob already exists it has the same content (same digest).
+    std::fs::rename(upload, target)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(size)
+}

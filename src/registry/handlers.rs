@@ -1,0 +1,587 @@
+//! Request handlers: one dispatcher over [`super::path::route`], then one
+//! function per endpoint. Input is parsed into small types at the top of
+//! each; errors are [`RegistryError`]s, whose wire form is one table.
+
+use super::error::RegistryError;
+use super::manifest::validate;
+use super::names::{parse_digest, Reference, RepoName, Tag};
+use super::path::{route, Route};
+use super::AppState;
+use crate::registry::digest::DigestHasher;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+use std::collections::HashMap;
+use std::sync::Arc;
+use vouch_ledger::entry::Digest;
+
+type Result<T> = std::result::Result<T, RegistryError>;
+type App = Arc<AppState>;
+
+const API_VERSION: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
+
+/// Routes every request.
+pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let query = parse_query(parts.uri.query());
+    let path = parts.uri.path().to_owned();
+    let result = match route(&path) {
+        None => Err(RegistryError::NotFound(path.chars().take(200).collect())),
+        Some(r) => handle(&app, &parts.method, r, &query, &parts.headers, body).await,
+    };
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    resp.headers_mut()
+        .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    resp
+}
+
+async fn handle(
+    app: &App,
+    method: &Method,
+    r: Route<'_>,
+    q: &Query,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let not_allowed = |what: &str| {
+        Err(RegistryError::Unsupported(format!(
+            "{method} is not supported on {what}"
+        )))
+    };
+    match r {
+        Route::Base => match *method {
+            Method::GET | Method::HEAD => {
+                Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
+            }
+            _ => not_allowed("/v2/"),
+        },
+        Route::Blob { name, digest } => {
+            let (repo, digest) = (RepoName::parse(name)?, parse_digest(digest)?);
+            match *method {
+                Method::GET => get_blob(app, &repo, &digest, h, true).await,
+                Method::HEAD => get_blob(app, &repo, &digest, h, false).await,
+                Method::DELETE => Err(RegistryError::Unsupported(
+                    "blob deletion is disabled on this registry".into(),
+                )),
+                _ => not_allowed("blobs"),
+            }
+        }
+        Route::UploadStart { name } => match *method {
+            Method::POST => start_upload(app, &RepoName::parse(name)?, q, body).await,
+            _ => not_allowed("upload sessions"),
+        },
+        Route::Upload { name, id } => {
+            let repo = RepoName::parse(name)?;
+            let id = session(app, &repo, id)?;
+            match *method {
+                Method::PATCH => patch_upload(app, &repo, &id, h, body).await,
+                Method::PUT => finish_upload(app, &repo, &id, q, body).await,
+                Method::GET => upload_status(app, &repo, &id).await,
+                Method::DELETE => cancel_upload(app, &id).await,
+                _ => not_allowed("upload sessions"),
+            }
+        }
+        Route::Manifest { name, reference } => {
+            let (repo, reference) = (RepoName::parse(name)?, Reference::parse(reference)?);
+            match *method {
+                Method::GET => get_manifest(app, &repo, &reference, true),
+                Method::HEAD => get_manifest(app, &repo, &reference, false),
+                Method::PUT => put_manifest(app, &repo, &reference, h, body).await,
+                Method::DELETE => delete_manifest(app, &repo, &reference),
+                _ => not_allowed("manifests"),
+            }
+        }
+        Route::Tags { name } => match *method {
+            Method::GET => list_tags(app, &RepoName::parse(name)?, q),
+            _ => not_allowed("tags"),
+        },
+        Route::Referrers { .. } => Err(RegistryError::Unsupported(
+            "the referrers API is not implemented yet".into(),
+        )),
+    }
+}
+
+type Query = HashMap<String, String>;
+
+fn parse_query(q: Option<&str>) -> Query {
+    q.map(|q| {
+        q.split('&')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                Some((decode(k)?, decode(v)?))
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Percent-decoding of a query component (`+` is not special in these URLs).
+fn decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn location(v: String) -> (header::HeaderName, String) {
+    (header::LOCATION, v)
+}
+
+// ---- blobs ----------------------------------------------------------------
+
+async fn get_blob(
+    app: &App,
+    repo: &RepoName,
+    digest: &Digest,
+    h: &HeaderMap,
+    with_body: bool,
+) -> Result<Response> {
+    if !app.meta.blob_linked(repo, digest)? {
+        return Err(RegistryError::BlobUnknown(digest.clone()));
+    }
+    let size = app
+        .blobs
+        .blob_size(digest)
+        .await?
+        .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+    let range = match h.get(header::RANGE) {
+        None => None,
+        Some(v) => Some(parse_range(v.to_str().unwrap_or(""), size).ok_or(
+            RegistryError::RangeNotSatisfiable {
+                got: v.to_str().unwrap_or("?").into(),
+                size,
+            },
+        )?),
+    };
+    let (status, start, len) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        None => (StatusCode::OK, 0, size),
+    };
+    let mut resp = Response::builder()
+        .status(status)
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header("Docker-Content-Digest", digest.as_str())
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let Some((a, b)) = range {
+        resp = resp.header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{size}"));
+    }
+    let body = if with_body && len > 0 {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let mut file = tokio::fs::File::open(app.blobs.blob_path(digest)).await?;
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            256 << 10,
+        ))
+    } else {
+        Body::empty()
+    };
+    resp.body(body)
+        .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` inside a blob of `size` bytes.
+fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = v.strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.is_empty(), b.is_empty()) {
+        (false, false) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(size.checked_sub(1)?),
+        ),
+        (false, true) => (a.parse().ok()?, size.checked_sub(1)?),
+        (true, false) => {
+            let n: u64 = b.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size.checked_sub(1)?)
+        }
+        (true, true) => return None,
+    };
+    (start <= end && end < size).then_some((start, end))
+}
+
+// ---- uploads --------------------------------------------------------------
+
+fn upload_url(repo: &RepoName, id: &str) -> String {
+    format!("/v2/{repo}/blobs/uploads/{id}")
+}
+
+/// A session id as issued (a UUID's simple form), belonging to `repo`.
+fn session(app: &App, repo: &RepoName, id: &str) -> Result<String> {
+    let unknown = || RegistryError::BlobUploadUnknown(id.chars().take(64).collect());
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(unknown());
+    }
+    match app.meta.upload_repo(id)? {
+        Some(owner) if owner == repo.as_str() => Ok(id.to_owned()),
+        _ => Err(unknown()),
+    }
+}
+
+async fn new_session(app: &App, repo: &RepoName) -> Result<String> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    app.blobs.create_upload(&id).await?;
+    app.meta.put_upload(&id, repo)?;
+    Ok(id)
+}
+
+async fn start_upload(app: &App, repo: &RepoName, q: &Query, body: Body) -> Result<Response> {
+    if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
+        let (digest, from) = (parse_digest(mount)?, RepoName::parse(from)?);
+        if app.meta.blob_linked(&from, &digest)? {
+            if let Some(size) = app.blobs.blob_size(&digest).await? {
+                app.meta.link_blob(repo, &digest, size)?;
+                return Ok(blob_created(repo, &digest));
+            }
+        }
+        // Not mountable: fall back to a new session, as the spec allows.
+    }
+    let id = new_session(app, repo).await?;
+    if let Some(digest) = q.get("digest") {
+        let digest = parse_digest(digest)?;
+        return finish(app, repo, &id, &digest, body).await;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        [
+            location(upload_url(repo, &id)),
+            (header::RANGE, "0-0".into()),
+            (
+                header::HeaderName::from_static("docker-upload-uuid"),
+                id.clone(),
+            ),
+            (
+                header::HeaderName::from_static("oci-chunk-min-length"),
+                "0".into(),
+            ),
+        ],
+    )
+        .into_response())
+}
+
+fn range_header(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+async fn patch_upload(
+    app: &App,
+    repo: &RepoName,
+    id: &str,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let size = app
+        .blobs
+        .upload_size(id)
+        .await?
+        .ok_or_else(|| RegistryError::BlobUploadUnknown(id.into()))?;
+    if let Some(cr) = h.get(header::CONTENT_RANGE) {
+        let text = cr.to_str().unwrap_or("");
+        let start = text
+            .split_once('-')
+            .and_then(|(a, _)| a.parse::<u64>().ok());
+        if start != Some(size) {
+            return Err(RegistryError::RangeNotSatisfiable {
+                got: text.into(),
+                size,
+            });
+        }
+    }
+    let size = app
+        .blobs
+        .append(id, body.into_data_stream(), app.limits.max_blob_bytes)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [
+            location(upload_url(repo, id)),
+            (header::RANGE, range_header(size)),
+            (
+                header::HeaderName::from_static("docker-upload-uuid"),
+                id.into(),
+            ),
+        ],
+    )
+        .into_response())
+}
+
+async fn finish_upload(
+    app: &App,
+    repo: &RepoName,
+    id: &str,
+    q: &Query,
+    body: Body,
+) -> Result<Response> {
+    let digest = q.get("digest").ok_or_else(|| {
+        RegistryError::DigestInvalid("PUT to finish an upload needs ?digest=".into())
+    })?;
+    let digest = parse_digest(digest)?;
+    finish(app, repo, id, &digest, body).await
+}
+
+/// Appends a final body, verifies the digest, stores and links the blob.
+async fn finish(
+    app: &App,
+    repo: &RepoName,
+    id: &str,
+    digest: &Digest,
+    body: Body,
+) -> Result<Response> {
+    app.blobs
+        .append(id, body.into_data_stream(), app.limits.max_blob_bytes)
+        .await?;
+    let result = app.blobs.commit(id, digest).await;
+    // Verified or not, the session is over (a mismatch has deleted its data).
+    app.meta.delete_upload(id)?;
+    let size = result?;
+    app.meta.link_blob(repo, digest, size)?;
+    Ok(blob_created(repo, digest))
+}
+
+fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            location(format!("/v2/{repo}/blobs/{digest}")),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                digest.to_string(),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+async fn upload_status(app: &App, repo: &RepoName, id: &str) -> Result<Response> {
+    let size = app
+        .blobs
+        .upload_size(id)
+        .await?
+        .ok_or_else(|| RegistryError::BlobUploadUnknown(id.into()))?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [
+            location(upload_url(repo, id)),
+            (header::RANGE, range_header(size)),
+            (
+                header::HeaderName::from_static("docker-upload-uuid"),
+                id.into(),
+            ),
+        ],
+    )
+        .into_response())
+}
+
+async fn cancel_upload(app: &App, id: &str) -> Result<Response> {
+    app.meta.delete_upload(id)?;
+    app.blobs.remove_upload(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- manifests ------------------------------------------------------------
+
+fn resolve(app: &App, repo: &RepoName, reference: &Reference) -> Result<Digest> {
+    match reference {
+        Reference::Digest(d) => Ok(d.clone()),
+        Reference::Tag(t) => app
+            .meta
+            .tag(repo, t)?
+            .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}:{}", t.as_str()))),
+    }
+}
+
+fn get_manifest(
+    app: &App,
+    repo: &RepoName,
+    reference: &Reference,
+    with_body: bool,
+) -> Result<Response> {
+    let digest = resolve(app, repo, reference)?;
+    let record = app
+        .meta
+        .manifest(repo, &digest)?
+        .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}@{digest}")))?;
+    let len = record.bytes.len();
+    let body = if with_body {
+        Body::from(record.bytes)
+    } else {
+        Body::empty()
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, record.media_type)
+        .header(header::CONTENT_LENGTH, len)
+        .header("Docker-Content-Digest", digest.as_str())
+        .header("Vouch-Admission-State", record.state.as_str())
+        .body(body)
+        .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+async fn put_manifest(
+    app: &App,
+    repo: &RepoName,
+    reference: &Reference,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let limit = app.limits.max_manifest_bytes;
+    if h.get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(RegistryError::TooLarge {
+            what: "manifest",
+            limit,
+        });
+    }
+    let bytes = http_body_util::Limited::new(body, limit as usize)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                RegistryError::TooLarge {
+                    what: "manifest",
+                    limit,
+                }
+            } else {
+                RegistryError::ManifestInvalid(format!("reading the body: {e}"))
+            }
+        })?;
+    let bytes = bytes.to_bytes();
+    let content_type = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let refs = validate(content_type, &bytes)?;
+    let digest = match reference {
+        Reference::Digest(d) => {
+            let mut hasher = DigestHasher::for_digest(d);
+            hasher.update(&bytes);
+            let actual = hasher.finish();
+            if &actual != d {
+                return Err(RegistryError::DigestInvalid(format!(
+                    "manifest bytes have digest {actual}, not {d}"
+                )));
+            }
+            actual
+        }
+        Reference::Tag(_) => crate::registry::digest::sha256_of(&bytes),
+    };
+    for blob in &refs.blobs {
+        if !app.meta.blob_linked(repo, blob)? {
+            return Err(RegistryError::ManifestBlobUnknown(blob.clone()));
+        }
+    }
+    for m in &refs.manifests {
+        if app.meta.manifest(repo, m)?.is_none() {
+            return Err(RegistryError::ManifestBlobUnknown(m.clone()));
+        }
+    }
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    let tag: Option<&Tag> = match reference {
+        Reference::Tag(t) => Some(t),
+        Reference::Digest(_) => None,
+    };
+    app.meta
+        .put_manifest(repo, &digest, media_type, &bytes, tag)?;
+    let mut resp = (
+        StatusCode::CREATED,
+        [
+            location(format!("/v2/{repo}/manifests/{digest}")),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                digest.to_string(),
+            ),
+        ],
+    )
+        .into_response();
+    if let Some(subject) = refs.subject {
+        resp.headers_mut().insert(
+            "OCI-Subject",
+            HeaderValue::from_str(subject.as_str()).expect("digest is ascii"),
+        );
+    }
+    Ok(resp)
+}
+
+fn delete_manifest(app: &App, repo: &RepoName, reference: &Reference) -> Result<Response> {
+    let existed = match reference {
+        Reference::Digest(d) => app.meta.delete_manifest(repo, d)?,
+        Reference::Tag(t) => app.meta.delete_tag(repo, t)?,
+    };
+    if !existed {
+        return Err(RegistryError::ManifestUnknown(format!(
+            "{repo} {reference:?}"
+        )));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---- tags -----------------------------------------------------------------
+
+fn list_tags(app: &App, repo: &RepoName, q: &Query) -> Result<Response> {
+    if !app.meta.repo_exists(repo)? {
+        return Err(RegistryError::NameUnknown(repo.to_string()));
+    }
+    let n = match q.get("n") {
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| RegistryError::SizeInvalid(format!("n={n:?} is not a number")))?,
+        ),
+        None => None,
+    };
+    let all = app.meta.tags(repo)?;
+    let after: Vec<String> = match q.get("last") {
+        Some(last) => all.into_iter().filter(|t| t > last).collect(),
+        None => all,
+    };
+    let (page, more) = match n {
+        Some(n) if after.len() > n => (after[..n].to_vec(), true),
+        _ => (after, false),
+    };
+    let mut resp =
+        axum::Json(serde_json::json!({ "name": repo.as_str(), "tags": page })).into_response();
+    if let (true, Some(n), Some(last)) = (more, n, page.last()) {
+        let link = format!("</v2/{repo}/tags/list?n={n}&last={last}>; rel=\"next\"");
+        resp.headers_mut()
+            .insert(header::LINK, HeaderValue::from_str(&link).expect("ascii"));
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-200", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=95-", 100), Some((95, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-4", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+        assert_eq!(parse_range("bytes=0-0", 0), None);
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query(Some("digest=sha256%3Aabc&n=5&last"));
+        assert_eq!(q["digest"], "sha256:abc");
+        assert_eq!(q["n"], "5");
+        assert_eq!(q["last"], "");
+    }
+}

@@ -1,0 +1,127 @@
+//! Manifest validation at push: well-formed JSON of a supported media type,
+//! matching the request's Content-Type, whose references exist.
+
+use super::error::RegistryError;
+use super::names::parse_digest;
+use vouch_ledger::entry::Digest;
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// What a manifest points at, for existence checks.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct References {
+    /// Blobs (config and layers) that must be in the repository.
+    pub blobs: Vec<Digest>,
+    /// Manifests (index entries) that must be in the repository.
+    pub manifests: Vec<Digest>,
+    /// The `subject`, which need not exist yet.
+    pub subject: Option<Digest>,
+}
+
+/// Checks a manifest's body against the Content-Type it was pushed with and
+/// returns what it references.
+pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, RegistryError> {
+    let invalid = |m: String| RegistryError::ManifestInvalid(m);
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if ![OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].contains(&media_type) {
+        return Err(invalid(format!(
+            "unsupported manifest media type {media_type:?} (Content-Type); expected one of {OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"
+        )));
+    }
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("not well-formed JSON: {e}")))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("not a JSON object".into()))?;
+    if let Some(mt) = obj.get("mediaType") {
+        if mt.as_str() != Some(media_type) {
+            return Err(invalid(format!(
+                "mediaType {mt} does not match Content-Type {media_type:?}"
+            )));
+        }
+    }
+    if obj.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
+        return Err(invalid("schemaVersion must be 2".into()));
+    }
+    let descriptor_digest = |d: &serde_json::Value, what: &str| -> Result<Digest, RegistryError> {
+        let text = d
+            .get("digest")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| invalid(format!("{what} has no digest")))?;
+        if d.get("size").and_then(|v| v.as_u64()).is_none() {
+            return Err(invalid(format!("{what} has no size")));
+        }
+        parse_digest(text).map_err(|e| invalid(format!("{what}: {e}")))
+    };
+    let mut refs = References::default();
+    if let Some(subject) = obj.get("subject") {
+        refs.subject = Some(descriptor_digest(subject, "subject")?);
+    }
+    match media_type {
+        OCI_MANIFEST | DOCKER_MANIFEST => {
+            let config = obj
+                .get("config")
+                .ok_or_else(|| invalid("image manifest has no config".into()))?;
+            refs.blobs.push(descriptor_digest(config, "config")?);
+            let layers = obj
+                .get("layers")
+                .and_then(|l| l.as_array())
+                .ok_or_else(|| invalid("image manifest has no layers array".into()))?;
+            for (i, layer) in layers.iter().enumerate() {
+                refs.blobs
+                    .push(descriptor_digest(layer, &format!("layer {i}"))?);
+            }
+        }
+        _ => {
+            let manifests = obj
+                .get("manifests")
+                .and_then(|m| m.as_array())
+                .ok_or_else(|| invalid("index has no manifests array".into()))?;
+            for (i, m) in manifests.iter().enumerate() {
+                refs.manifests
+                    .push(descriptor_digest(m, &format!("manifest {i}"))?);
+            }
+        }
+    }
+    Ok(refs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn image_manifests_list_their_blobs() {
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{}","size":2}},"layers":[{{"mediaType":"y","digest":"{}","size":3}}],"subject":{{"mediaType":"z","digest":"{}","size":4}}}}"#,
+            d('a'),
+            d('b'),
+            d('c')
+        );
+        let r = validate(OCI_MANIFEST, m.as_bytes()).unwrap();
+        assert_eq!(r.blobs.len(), 2);
+        assert_eq!(r.subject.unwrap().as_str(), d('c'));
+        assert!(
+            validate(OCI_INDEX, m.as_bytes()).is_err(),
+            "mediaType must match Content-Type"
+        );
+        assert!(validate("application/json", m.as_bytes()).is_err());
+        assert!(validate(OCI_MANIFEST, b"{").is_err());
+        assert!(validate(
+            OCI_MANIFEST,
+            br#"{"schemaVersion":2,"config":{"digest":"sha256:zz","size":1},"layers":[]}"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! Registry metadata in RocksDB, beside the ledger in the same instance.
+//!
+//! ```text
+//! reg_repos       <repo>                    -> ""                 repositories that exist
+//! reg_blobs       <repo> 0x00 <digest>      -> u64 BE size        blobs linked into a repository
+//! reg_manifests   <repo> 0x00 <digest>      -> manifest record    (below)
+//! reg_tags        <repo> 0x00 <tag>         -> <digest>
+//! reg_uploads     <session id>              -> <repo>             open upload sessions
+//!
+//! manifest record: 0x01 (record version) || state (0 pending, 1 admitted, 2 denied)
+//!                  || u16 BE media type length || media type || the manifest's exact bytes
+//! ```
+//!
+//! Every write is one WriteBatch with the WAL fsync'd, so an acknowledged
+//! manifest, tag or session survives a crash.
+
+use super::error::RegistryError;
+use super::names::{RepoName, Tag};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, DB};
+use std::sync::Arc;
+use vouch_ledger::entry::Digest;
+
+const CF_REPOS: &str = "reg_repos";
+const CF_BLOBS: &str = "reg_blobs";
+const CF_MANIFESTS: &str = "reg_manifests";
+const CF_TAGS: &str = "reg_tags";
+const CF_UPLOADS: &str = "reg_uploads";
+const RECORD_VERSION: u8 = 1;
+
+/// The registry's column families, to open with the ledger's.
+pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
+    [CF_REPOS, CF_BLOBS, CF_MANIFESTS, CF_TAGS, CF_UPLOADS]
+        .into_iter()
+        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
+        .collect()
+}
+
+/// A manifest's admission state. Admission (issue 4) sets it; until then
+/// every manifest stays `Pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionState {
+    /// Stored, not yet decided.
+    Pending,
+    /// Admitted under the policy.
+    Admitted,
+    /// Denied: quarantined.
+    Denied,
+}
+
+impl AdmissionState {
+    /// The name used on the wire (`Vouch-Admission-State`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdmissionState::Pending => "pending",
+            AdmissionState::Admitted => "admitted",
+            AdmissionState::Denied => "denied",
+        }
+    }
+}
+
+/// A stored manifest.
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    /// Admission state.
+    pub state: AdmissionState,
+    /// Its media type, as pushed.
+    pub media_type: String,
+    /// Its exact bytes, as pushed.
+    pub bytes: Vec<u8>,
+}
+
+/// Handle to the registry's metadata.
+#[derive(Clone)]
+pub struct Meta {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meta")
+    }
+}
+
+fn key(repo: &RepoName, rest: &str) -> Vec<u8> {
+    [repo.as_str().as_bytes(), &[0], rest.as_bytes()].concat()
+}
+
+fn synced() -> rocksdb::WriteOptions {
+    let mut o = rocksdb::WriteOptions::default();
+    o.set_sync(true);
+    o
+}
+
+impl Meta {
+    /// Metadata in `db`, which must have [`column_families`].
+    pub fn new(db: Arc<DB>) -> Meta {
+        Meta { db }
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} was opened with the database"))
+    }
+
+    /// Whether the repository exists (has had a blob or manifest pushed).
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool, RegistryError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_REPOS), repo.as_str())?
+            .is_some())
+    }
+
+    /// Links a stored blob into a repository.
+    pub fn link_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
+        b.put_cf(
+            self.cf(CF_BLOBS),
+            key(repo, digest.as_str()),
+            size.to_be_bytes(),
+        );
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// Whether a blob is linked into a repository.
+    pub fn blob_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()))?
+            .is_some())
+    }
+
+    /// Stores a manifest (and moves `tag` to it), in one synced batch.
+    pub fn put_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        media_type: &str,
+        bytes: &[u8],
+        tag: Option<&Tag>,
+    ) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
+        // Re-pushing identical bytes keeps the existing record (and its state).
+        if self.manifest(repo, digest)?.is_none() {
+            let mt = media_type.as_bytes();
+            let len = u16::try_from(mt.len())
+                .map_err(|_| RegistryError::ManifestInvalid("media type is too long".into()))?;
+            let record = [&[RECORD_VERSION, 0][..], &len.to_be_bytes(), mt, bytes].concat();
+            b.put_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()), record);
+        }
+        if let Some(tag) = tag {
+            b.put_cf(self.cf(CF_TAGS), key(repo, tag.as_str()), digest.as_str());
+        }
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// A stored manifest.
+    pub fn manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, RegistryError> {
+        let Some(v) = self
+            .db
+            .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
+        else {
+            return Ok(None);
+        };
+        let corrupt =
+            || RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt"));
+        if v.len() < 4 || v[0] != RECORD_VERSION {
+            return Err(corrupt());
+        }
+        let state = match v[1] {
+            0 => AdmissionState::Pending,
+            1 => AdmissionState::Admitted,
+            2 => AdmissionState::Denied,
+            _ => return Err(corrupt()),
+        };
+        let len = usize::from(u16::from_be_bytes([v[2], v[3]]));
+        let media_type = v.get(4..4 + len).ok_or_else(corrupt)?;
+        Ok(Some(ManifestRecord {
+            state,
+            media_type: String::from_utf8(media_type.to_vec()).map_err(|_| corrupt())?,
+            bytes: v[4 + len..].to_vec(),
+        }))
+    }
+
+    /// The digest a tag points to.
+    pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_TAGS), key(repo, tag.as_str()))?;
+        Ok(v.and_then(|v| Digest::parse(std::str::from_utf8(&v).ok()?)))
+    }
+
+    /// All tags of a repository, sorted.
+    pub fn tags(&self, repo: &RepoName) -> Result<Vec<String>, RegistryError> {
+        let prefix = key(repo, "");
+        let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_TAGS), mode) {
+            let (k, _) = item?;
+            let Some(tag) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            out.push(String::from_utf8_lossy(tag).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Deletes a tag; returns whether it existed.
+    pub fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, RegistryError> {
+        let existed = self.tag(repo, tag)?.is_some();
+        if existed {
+            let mut b = WriteBatch::default();
+            b.delete_cf(self.cf(CF_TAGS), key(repo, tag.as_str()));
+            self.db.write_opt(b, &synced())?;
+        }
+        Ok(existed)
+    }
+
+    /// Deletes a manifest and every tag pointing to it; returns whether it existed.
+    pub fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+        if self.manifest(repo, digest)?.is_none() {
+            return Ok(false);
+        }
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()));
+        for t in self.tags(repo)? {
+            let tag = Tag::parse(&t)?;
+            if self.tag(repo, &tag)?.as_ref() == Some(digest) {
+                b.delete_cf(self.cf(CF_TAGS), key(repo, &t));
+            }
+        }
+        self.db.write_opt(b, &synced())?;
+        Ok(true)
+    }
+
+    /// Records an upload session for a repository.
+    pub fn put_upload(&self, id: &str, repo: &RepoName) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_UPLOADS), id, repo.as_str());
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// The repository an upload session belongs to.
+    pub fn upload_repo(&self, id: &str) -> Result<Option<String>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_UPLOADS), id)?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Forgets an upload session.
+    pub fn delete_upload(&self, id: &str) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(CF_UPLOADS), id);
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+}

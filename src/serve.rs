@@ -1,0 +1,124 @@
+//! `vouch serve`: the registry over HTTP.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
+use vouch::registry::{app, blobs::BlobStore, meta::Meta, AppState, Limits};
+
+/// Options of `vouch serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on. Port 0 picks a free port; the address
+    /// actually bound is printed as `listening on <addr>`.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:5000",
+        env = "VOUCH_LISTEN"
+    )]
+    listen: SocketAddr,
+    /// Data directory: RocksDB (db/), blobs (blobs/), upload sessions
+    /// (uploads/), the log's signing key (ledger.key) and verifier key
+    /// (ledger.vkey). Created on first start.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR, env = "VOUCH_DATA")]
+    data: PathBuf,
+    /// The ledger's origin, used only when a new log key is created on first
+    /// start. Default: <hostname>/vouch.
+    #[arg(long, value_name = "NAME")]
+    origin: Option<String>,
+    /// Largest manifest accepted, in bytes (413 above). At least 4 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(4 << 20..))]
+    max_manifest_bytes: u64,
+    /// Largest blob accepted, in bytes (413 above).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
+    max_blob_bytes: u64,
+    /// Allow serving without authentication on a non-loopback address.
+    /// Without it, vouch refuses to start open to the network.
+    #[arg(long)]
+    allow_open_network: bool,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if !args.listen.ip().is_loopback() && !args.allow_open_network {
+        return Err(format!(
+            "refusing to listen on {} without authentication: anyone who can reach it could push. \
+             Listen on 127.0.0.1, or pass --allow-open-network if that is what you want",
+            args.listen
+        )
+        .into());
+    }
+    let dir = DataDir::new(&args.data);
+    let opened = dir.open_ledger(&args.origin.unwrap_or_else(default_origin))?;
+    if opened.key_created {
+        eprintln!(
+            "created a new log signing key in {}",
+            dir.key_path().display()
+        );
+    }
+    let state = Arc::new(AppState {
+        blobs: BlobStore::open(dir.root())?,
+        meta: Meta::new(opened.db.clone()),
+        limits: Limits {
+            max_manifest_bytes: args.max_manifest_bytes,
+            max_blob_bytes: args.max_blob_bytes,
+        },
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        eprintln!("WARNING: open mode: no users file is configured, so anyone who can reach {addr} may push.");
+        println!("ledger verifier key: {}", opened.ledger.verifier());
+        println!("data directory: {}", dir.root().display());
+        println!("listening on {addr}");
+        let router = app(state).layer(axum::middleware::from_fn(log_request));
+        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+        eprintln!("vouch: shut down cleanly");
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
+/// One structured log line per request.
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, path, start) = (
+        req.method().clone(),
+        req.uri().path().to_owned(),
+        Instant::now(),
+    );
+    let resp = next.run(req).await;
+    let bytes = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    tracing::info!(%method, %path, status = resp.status().as_u16(), bytes, elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "request");
+    resp
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("vouch: shutting down: finishing requests in flight");
+}
