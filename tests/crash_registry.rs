@@ -25,12 +25,13 @@ fn start(data: &Path) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
+    let addr = loop {
         let line = lines.next().expect("server exited").unwrap();
         if let Some(a) = line.strip_prefix("listening on ") {
-            return (child, a.to_owned());
+            break a.to_owned();
         }
-    }
+    };
+    (child, addr)
 }
 
 struct Resp {
