@@ -210,3 +210,67 @@ fn skopeo_pushes_inspects_lists_pulls_copies_and_deletes() {
     // The copy in the other repository is untouched.
     assert!(skopeo(&["inspect", "--tls-verify=false", &reg("mirror/app:copied")]).0);
 }
+
+#[test]
+fn podman_pulls_and_pushes_with_the_vfs_driver() {
+    if !have("podman") || !have("skopeo") {
+        return;
+    }
+    let server = serve();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let digest = write_layout(&layout, "v1", "hello from podman's test\n");
+    let (ok, _, err) = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/pm/app:v1", server.addr),
+    ]);
+    assert!(ok, "seed push: {err}");
+    let (root, runroot) = (work.path().join("root"), work.path().join("runroot"));
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman")
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&runroot)
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "none",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let image = format!("{}/pm/app:v1", server.addr);
+    let (ok, _, err) = podman(&["pull", "--tls-verify=false", &image]);
+    assert!(ok, "podman pull: {err}");
+    let (ok, out, err) = podman(&["image", "inspect", "--format", "{{.Digest}}", &image]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), digest, "podman pulled the pushed manifest");
+
+    let pushed = format!("{}/pm/pushed:p1", server.addr);
+    assert!(podman(&["tag", &image, &pushed]).0);
+    let (ok, _, err) = podman(&["push", "--tls-verify=false", &pushed]);
+    assert!(ok, "podman push: {err}");
+    assert!(podman(&["rmi", "--force", &image, &pushed]).0);
+    let (ok, _, err) = podman(&["pull", "--tls-verify=false", &pushed]);
+    assert!(ok, "podman pull of what podman pushed: {err}");
+    let (ok, out, _) = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{pushed}"),
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Layers"].as_array().map(Vec::len), Some(1));
+}
