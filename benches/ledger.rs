@@ -17,11 +17,7 @@ use vouch_ledger::store::Ledger;
 use vouch_ledger::{verify_consistency, verify_inclusion, NoteSigner};
 
 fn signer() -> NoteSigner {
-    NoteSigner::new(
-        "bench.local/vouch",
-        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
-    )
-    .unwrap()
+    NoteSigner::new("bench.local/vouch", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -144,9 +140,7 @@ fn proofs(c: &mut Criterion) {
                     s.spawn(move || {
                         let mut rng = rand::rngs::StdRng::seed_from_u64(t);
                         for _ in 0..iters.div_ceil(2) {
-                            ledger
-                                .inclusion_proof(rng.gen_range(0..size), size)
-                                .unwrap();
+                            ledger.inclusion_proof(rng.gen_range(0..size), size).unwrap();
                         }
                     });
                 }
@@ -161,10 +155,7 @@ fn proofs(c: &mut Criterion) {
     let entry = ledger.entry(i).unwrap().unwrap();
     let inc = ledger.inclusion_proof(i, size).unwrap();
     let m = size / 2 + 12345;
-    let (old_root, con) = (
-        ledger.root_at(m).unwrap(),
-        ledger.consistency_proof(m, size).unwrap(),
-    );
+    let (old_root, con) = (ledger.root_at(m).unwrap(), ledger.consistency_proof(m, size).unwrap());
     let mut g = c.benchmark_group(format!("verify/{size}"));
     g.throughput(Throughput::Elements(1));
     g.bench_function("inclusion", |b| {

@@ -19,10 +19,7 @@ use vouch_ledger::store::{column_families, db_options, Ledger, CF_ENTRIES, CF_TI
 use vouch_ledger::NoteSigner;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// An incompressible entry (xorshift bytes), so bytes-on-disk is honest.
@@ -47,19 +44,11 @@ fn main() {
     let entry_bytes = env("LOAD_ENTRY_BYTES", 256) as usize;
     let base = std::env::var("LOAD_DIR")
         .map(Into::into)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data")
-        });
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data"));
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(base).unwrap();
-    let db = Arc::new(
-        rocksdb::DB::open_cf_descriptors(&db_options(), dir.path(), column_families()).unwrap(),
-    );
-    let signer = NoteSigner::new(
-        "bench.local/vouch",
-        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
-    )
-    .unwrap();
+    let db = Arc::new(rocksdb::DB::open_cf_descriptors(&db_options(), dir.path(), column_families()).unwrap());
+    let signer = NoteSigner::new("bench.local/vouch", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
     let ledger = Ledger::open_in(db.clone(), signer).unwrap();
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -86,18 +86,13 @@ impl DataDir {
             move |source| DataDirError::Io { path, source }
         };
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
-        let (signer, key_created): (NoteSigner, bool) =
-            load_or_create_signer(&self.key_path(), origin_if_new)?;
+        let (signer, key_created): (NoteSigner, bool) = load_or_create_signer(&self.key_path(), origin_if_new)?;
         let vkey = format!("{}\n", signer.verifier());
         std::fs::write(self.vkey_path(), vkey).map_err(io(&self.vkey_path()))?;
         let mut families = vouch_ledger::store::column_families();
         families.extend(crate::registry::meta::column_families());
-        let db = rocksdb::DB::open_cf_descriptors(
-            &vouch_ledger::store::db_options(),
-            self.db_path(),
-            families,
-        )
-        .map_err(OpenError::from)?;
+        let db = rocksdb::DB::open_cf_descriptors(&vouch_ledger::store::db_options(), self.db_path(), families)
+            .map_err(OpenError::from)?;
         let db = std::sync::Arc::new(db);
         let ledger = Ledger::open_in(db.clone(), signer)?;
         Ok(Opened {
@@ -116,8 +111,5 @@ pub fn default_origin() -> String {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '+')
         .collect();
-    format!(
-        "{}/vouch",
-        if host.is_empty() { "localhost" } else { &host }
-    )
+    format!("{}/vouch", if host.is_empty() { "localhost" } else { &host })
 }

@@ -89,10 +89,7 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             let dir = DataDir::new(data.data);
             let opened = dir.open_ledger(&origin.unwrap_or_else(default_origin))?;
             if opened.key_created {
-                eprintln!(
-                    "created a new log signing key in {}",
-                    dir.key_path().display()
-                );
+                eprintln!("created a new log signing key in {}", dir.key_path().display());
             }
             eprintln!(
                 "ledger at {} holds {} entries",
@@ -117,8 +114,8 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             ..
         } => {
             let key = parse_log_key(log_key.as_deref().expect("clap requires --log-key"))?;
-            let note = std::fs::read(dir.join("checkpoint"))
-                .map_err(|e| format!("{}/checkpoint: {e}", dir.display()))?;
+            let note =
+                std::fs::read(dir.join("checkpoint")).map_err(|e| format!("{}/checkpoint: {e}", dir.display()))?;
             let checkpoint = Checkpoint::open(&note, &key)?;
             let start = Instant::now();
             let size = checkpoint.size;
@@ -137,9 +134,7 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             let ledger = open_existing(data)?;
             let start = Instant::now();
             let mut report_progress = progress("export", 0);
-            let report = export(&ledger, &to, |done, total| {
-                report_progress(done * 100 / total.max(1))
-            })?;
+            let report = export(&ledger, &to, |done, total| report_progress(done * 100 / total.max(1)))?;
             println!(
                 "export: {} files written, {} full tiles already present, tree size {} ({:.1?})",
                 report.written,
@@ -171,21 +166,12 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
         }
         LedgerCommand::Entry { data, index } => {
             let ledger = open_existing(data)?;
-            let bytes = ledger.entry(index)?.ok_or_else(|| {
-                format!(
-                    "no entry {index}: the ledger holds {} entries",
-                    ledger.size()
-                )
-            })?;
+            let bytes = ledger
+                .entry(index)?
+                .ok_or_else(|| format!("no entry {index}: the ledger holds {} entries", ledger.size()))?;
             match Entry::decode(&bytes) {
                 Ok(entry) => println!("{entry:#?}"),
-                Err(e) => {
-                    return Err(format!(
-                        "entry {index} ({} bytes) does not decode: {e}",
-                        bytes.len()
-                    )
-                    .into())
-                }
+                Err(e) => return Err(format!("entry {index} ({} bytes) does not decode: {e}", bytes.len()).into()),
             }
         }
     }

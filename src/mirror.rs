@@ -60,9 +60,7 @@ pub fn export(
     let size = checkpoint.size;
     let mut report = ExportReport::default();
     let mut kinds = vec![TileKind::Entries];
-    kinds.extend(
-        (0..vouch_ledger::edge::levels(size) as u8).map(|level| TileKind::Hashes { level }),
-    );
+    kinds.extend((0..vouch_ledger::edge::levels(size) as u8).map(|level| TileKind::Hashes { level }));
     let total: u64 = kinds.iter().map(|k| tiles_at(*k, size)).sum();
     let mut done = 0;
     for kind in kinds {

@@ -46,10 +46,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -64,10 +61,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let dir = DataDir::new(&args.data);
     let opened = dir.open_ledger(&args.origin.unwrap_or_else(default_origin))?;
     if opened.key_created {
-        eprintln!(
-            "created a new log signing key in {}",
-            dir.key_path().display()
-        );
+        eprintln!("created a new log signing key in {}", dir.key_path().display());
     }
     let state = Arc::new(AppState {
         blobs: BlobStore::open(dir.root())?,
@@ -77,9 +71,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             max_blob_bytes: args.max_blob_bytes,
         },
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let addr = listener.local_addr()?;
@@ -88,7 +80,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("data directory: {}", dir.root().display());
         println!("listening on {addr}");
         let router = app(state).layer(axum::middleware::from_fn(log_request));
-        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         eprintln!("vouch: shut down cleanly");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
@@ -97,11 +91,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 /// One structured log line per request.
 async fn log_request(req: Request, next: Next) -> Response {
-    let (method, path, start) = (
-        req.method().clone(),
-        req.uri().path().to_owned(),
-        Instant::now(),
-    );
+    let (method, path, start) = (req.method().clone(), req.uri().path().to_owned(), Instant::now());
     let resp = next.run(req).await;
     let bytes = resp
         .headers()
@@ -114,8 +104,7 @@ async fn log_request(req: Request, next: Next) -> Response {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

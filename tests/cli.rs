@@ -22,14 +22,7 @@ fn init_creates_a_private_key_and_prints_the_verifier_key() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    let out = vouch(&[
-        "ledger",
-        "init",
-        "--data",
-        data,
-        "--origin",
-        "cli.test/vouch",
-    ]);
+    let out = vouch(&["ledger", "init", "--data", data, "--origin", "cli.test/vouch"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let vkey = text(&out.stdout).trim().to_owned();
     assert!(vkey.starts_with("cli.test/vouch+"), "{vkey}");
@@ -54,10 +47,7 @@ fn init_creates_a_private_key_and_prints_the_verifier_key() {
     let status = vouch(&["ledger", "status", "--data", data]);
     assert!(status.status.success());
     let s = text(&status.stdout);
-    assert!(
-        s.contains("tree size:    0") && s.contains("— cli.test/vouch "),
-        "{s}"
-    );
+    assert!(s.contains("tree size:    0") && s.contains("— cli.test/vouch "), "{s}");
 
     let fsck = vouch(&["ledger", "fsck", "--data", data]);
     assert!(fsck.status.success(), "{}", text(&fsck.stderr));
@@ -75,10 +65,7 @@ fn commands_on_a_missing_ledger_or_bad_input_fail_clearly() {
         "{}",
         text(&out.stderr)
     );
-    assert!(
-        !dir.path().join("db").exists(),
-        "status must not create a ledger"
-    );
+    assert!(!dir.path().join("db").exists(), "status must not create a ledger");
 
     assert!(vouch(&["ledger", "init", "--data", data]).status.success());
     let out = vouch(&["ledger", "tile", "tile/0/0001", "--data", data]);
@@ -96,27 +83,17 @@ fn commands_on_a_missing_ledger_or_bad_input_fail_clearly() {
     );
 
     // A key readable by others is refused, naming the fix.
-    std::fs::set_permissions(
-        dir.path().join("ledger.key"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::set_permissions(dir.path().join("ledger.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = vouch(&["ledger", "status", "--data", data]);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("chmod 600"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("chmod 600"), "{}", text(&out.stderr));
 }
 
 /// Fills a data directory's ledger through the library, as the registry
 /// will, with real decision entries.
 fn ledger_with_entries(data: &std::path::Path, n: u64) {
     use vouch_ledger::entry::*;
-    let (signer, _) =
-        vouch_ledger::store::load_or_create_signer(&data.join("ledger.key"), "cli.test/vouch")
-            .unwrap();
+    let (signer, _) = vouch_ledger::store::load_or_create_signer(&data.join("ledger.key"), "cli.test/vouch").unwrap();
     std::fs::write(data.join("ledger.vkey"), format!("{}\n", signer.verifier())).unwrap();
     let ledger = vouch_ledger::store::Ledger::open(&data.join("db"), signer).unwrap();
     let digest = |i: u64| Digest::parse(&format!("sha256:{:064x}", i)).unwrap();
@@ -125,11 +102,7 @@ fn ledger_with_entries(data: &std::path::Path, n: u64) {
             repo: format!("team/app{}", i % 7),
             digest: digest(i),
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            verdict: if i % 3 == 0 {
-                Verdict::Deny
-            } else {
-                Verdict::Admit
-            },
+            verdict: if i % 3 == 0 { Verdict::Deny } else { Verdict::Admit },
             reasons: vec![],
             evidence: vec![],
             signers: vec![],
@@ -151,11 +124,7 @@ fn export_writes_a_tlog_tiles_mirror_that_fsck_checks_with_only_the_log_key() {
     let vkey = data.join("ledger.vkey");
 
     let out = vouch(&["ledger", "entry", "5", "--data", d]);
-    assert!(
-        text(&out.stdout).contains("team/app5"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("team/app5"), "{}", text(&out.stdout));
 
     let out = vouch(&["ledger", "export", "--data", d, "--to", m]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -171,11 +140,7 @@ fn export_writes_a_tlog_tiles_mirror_that_fsck_checks_with_only_the_log_key() {
     let fsck = |key: &str| vouch(&["ledger", "fsck", "--mirror", m, "--log-key", key]);
     let out = fsck(vkey.to_str().unwrap());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("1000 entries"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("1000 entries"), "{}", text(&out.stdout));
 
     // A changed hash in a tile is found and named.
     let tile = mirror.join("tile/0/001");
@@ -207,11 +172,8 @@ fn export_writes_a_tlog_tiles_mirror_that_fsck_checks_with_only_the_log_key() {
 
     // Another key of the same name is refused before any tile is read; a
     // malformed key is named as such.
-    let other = vouch_ledger::NoteSigner::new(
-        "cli.test/vouch",
-        ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
-    )
-    .unwrap();
+    let other =
+        vouch_ledger::NoteSigner::new("cli.test/vouch", ed25519_dalek::SigningKey::from_bytes(&[3; 32])).unwrap();
     let out = fsck(&other.verifier().to_string());
     assert!(!out.status.success());
     assert!(
@@ -234,8 +196,5 @@ fn export_writes_a_tlog_tiles_mirror_that_fsck_checks_with_only_the_log_key() {
         text(&out.stdout)
     );
     let out = fsck(vkey.to_str().unwrap());
-    assert!(
-        !out.status.success(),
-        "the corrupted bundle 002 is full and was kept"
-    );
+    assert!(!out.status.success(), "the corrupted bundle 002 is full and was kept");
 }

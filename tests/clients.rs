@@ -34,10 +34,7 @@ fn serve() -> Server {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("vouch serve exited before listening")
-            .unwrap();
+        let line = lines.next().expect("vouch serve exited before listening").unwrap();
         if let Some(a) = line.strip_prefix("listening on ") {
             break a.to_owned();
         }
@@ -149,12 +146,7 @@ fn skopeo_pushes_inspects_lists_pulls_copies_and_deletes() {
     assert!(ok, "inspect: {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Digest"], digest, "the manifest's digest round-trips");
-    let (ok, out, _) = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &reg("team/app:v1"),
-    ]);
+    let (ok, out, _) = skopeo(&["inspect", "--tls-verify=false", "--raw", &reg("team/app:v1")]);
     assert!(ok);
     assert_eq!(
         format!("sha256:{}", sha256_hex(out.as_bytes())),
@@ -169,15 +161,9 @@ fn skopeo_pushes_inspects_lists_pulls_copies_and_deletes() {
 
     // Pull back into a new layout: same manifest, same layer bytes.
     let back = work.path().join("back");
-    let (ok, _, err) = skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        &reg("team/app:v1"),
-        &oci(&back, "v1"),
-    ]);
+    let (ok, _, err) = skopeo(&["copy", "--src-tls-verify=false", &reg("team/app:v1"), &oci(&back, "v1")]);
     assert!(ok, "pull: {err}");
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest);
     for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
         let name = entry.unwrap().file_name();
@@ -265,11 +251,7 @@ fn podman_pulls_and_pushes_with_the_vfs_driver() {
     assert!(podman(&["rmi", "--force", &image, &pushed]).0);
     let (ok, _, err) = podman(&["pull", "--tls-verify=false", &pushed]);
     assert!(ok, "podman pull of what podman pushed: {err}");
-    let (ok, out, _) = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        &format!("docker://{pushed}"),
-    ]);
+    let (ok, out, _) = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{pushed}")]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Layers"].as_array().map(Vec::len), Some(1));

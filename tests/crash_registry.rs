@@ -50,13 +50,7 @@ impl Resp {
 }
 
 /// A minimal blocking HTTP/1.1 client: one request per connection.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<Resp> {
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!(
@@ -99,28 +93,20 @@ fn sha256(b: &[u8]) -> String {
 
 #[derive(Default)]
 struct Acked {
-    blobs: Vec<(String, String, Vec<u8>)>, // repo, digest, bytes
+    blobs: Vec<(String, String, Vec<u8>)>,             // repo, digest, bytes
     manifests: Vec<(String, String, String, Vec<u8>)>, // repo, tag, digest, bytes
-    sessions: Vec<(String, Vec<u8>, usize)>, // location, full content, bytes acknowledged
+    sessions: Vec<(String, Vec<u8>, usize)>,           // location, full content, bytes acknowledged
 }
 
 fn pusher(addr: String, worker: usize, seed: u64, acked: Arc<Mutex<Acked>>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let repo = format!("crash/w{worker}");
     for n in 0.. {
-        let content: Vec<u8> = (0..rng.gen_range(1_000..200_000))
-            .map(|_| rng.gen())
-            .collect();
+        let content: Vec<u8> = (0..rng.gen_range(1_000..200_000)).map(|_| rng.gen()).collect();
         let d = sha256(&content);
         let ok = if n % 3 == 0 {
             // Chunked: POST, PATCH half, PUT the rest.
-            let Ok(start) = http(
-                &addr,
-                "POST",
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                &[],
-            ) else {
+            let Ok(start) = http(&addr, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], &[]) else {
                 return;
             };
             let Some(loc) = start.header("location").map(str::to_owned) else {
@@ -128,29 +114,15 @@ fn pusher(addr: String, worker: usize, seed: u64, acked: Arc<Mutex<Acked>>) {
             };
             let half = content.len() / 2;
             let range = format!("0-{}", half - 1);
-            match http(
-                &addr,
-                "PATCH",
-                &loc,
-                &[("Content-Range", &range)],
-                &content[..half],
-            ) {
-                Ok(r) if r.status == 202 => {
-                    acked
-                        .lock()
-                        .unwrap()
-                        .sessions
-                        .push((loc.clone(), content.clone(), half))
-                }
+            match http(&addr, "PATCH", &loc, &[("Content-Range", &range)], &content[..half]) {
+                Ok(r) if r.status == 202 => acked
+                    .lock()
+                    .unwrap()
+                    .sessions
+                    .push((loc.clone(), content.clone(), half)),
                 _ => return,
             }
-            match http(
-                &addr,
-                "PUT",
-                &format!("{loc}?digest={d}"),
-                &[],
-                &content[half..],
-            ) {
+            match http(&addr, "PUT", &format!("{loc}?digest={d}"), &[], &content[half..]) {
                 Ok(r) if r.status == 201 => {
                     acked.lock().unwrap().sessions.retain(|(l, _, _)| l != &loc);
                     true
@@ -195,20 +167,8 @@ fn pusher(addr: String, worker: usize, seed: u64, acked: Arc<Mutex<Acked>>) {
         .into_bytes();
         let tag = format!("t{seed}-{n}");
         let ct = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
-        match http(
-            &addr,
-            "PUT",
-            &format!("/v2/{repo}/manifests/{tag}"),
-            &[ct],
-            &m,
-        ) {
-            Ok(r) if r.status == 201 => {
-                acked
-                    .lock()
-                    .unwrap()
-                    .manifests
-                    .push((repo.clone(), tag, sha256(&m), m))
-            }
+        match http(&addr, "PUT", &format!("/v2/{repo}/manifests/{tag}"), &[ct], &m) {
+            Ok(r) if r.status == 201 => acked.lock().unwrap().manifests.push((repo.clone(), tag, sha256(&m), m)),
             _ => return,
         }
     }
@@ -243,14 +203,7 @@ fn acknowledged_pushes_survive_sigkill() {
             assert!(r.body == *bytes, "acknowledged blob {d} changed");
         }
         for (repo, tag, d, bytes) in &a.manifests {
-            let r = http(
-                &addr,
-                "GET",
-                &format!("/v2/{repo}/manifests/{tag}"),
-                &[],
-                &[],
-            )
-            .unwrap();
+            let r = http(&addr, "GET", &format!("/v2/{repo}/manifests/{tag}"), &[], &[]).unwrap();
             assert_eq!(r.status, 200, "acknowledged manifest {repo}:{tag} lost");
             assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
             assert!(r.body == *bytes);
@@ -275,24 +228,10 @@ fn acknowledged_pushes_survive_sigkill() {
         for (loc, content, acked_bytes) in &a.sessions {
             let st = http(&addr, "GET", loc, &[], &[]).unwrap();
             assert_eq!(st.status, 204, "acknowledged session {loc} lost");
-            let end: usize = st
-                .header("range")
-                .unwrap()
-                .split_once('-')
-                .unwrap()
-                .1
-                .parse()
-                .unwrap();
+            let end: usize = st.header("range").unwrap().split_once('-').unwrap().1.parse().unwrap();
             assert!(end + 1 >= *acked_bytes, "session lost acknowledged bytes");
             let d = sha256(content);
-            let r = http(
-                &addr,
-                "PUT",
-                &format!("{loc}?digest={d}"),
-                &[],
-                &content[end + 1..],
-            )
-            .unwrap();
+            let r = http(&addr, "PUT", &format!("{loc}?digest={d}"), &[], &content[end + 1..]).unwrap();
             assert_eq!(
                 r.status,
                 201,

@@ -49,10 +49,7 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
     }
     fn code(&self) -> String {
         let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
@@ -60,22 +57,12 @@ impl Resp {
     }
 }
 
-async fn call(
-    r: &Router,
-    method: &str,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Resp {
+async fn call(r: &Router, method: &str, uri: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = r
-        .clone()
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
+    let resp = r.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
     let (parts, body) = resp.into_parts();
     Resp {
         status: parts.status,
@@ -107,13 +94,7 @@ async fn push_blob(r: &Router, repo: &str, content: &[u8]) -> String {
     d
 }
 
-fn image_manifest(
-    config: &str,
-    config_len: usize,
-    layer: &str,
-    layer_len: usize,
-    extra: &str,
-) -> Vec<u8> {
+fn image_manifest(config: &str, config_len: usize, layer: &str, layer_len: usize, extra: &str) -> Vec<u8> {
     format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_len}}}]{extra}}}"#
     )
@@ -127,10 +108,7 @@ async fn base_endpoint_answers_with_the_api_version() {
     let r = registry();
     let resp = call(&r.router, "GET", "/v2/", &[], vec![]).await;
     assert_eq!(resp.status, StatusCode::OK);
-    assert_eq!(
-        resp.header("docker-distribution-api-version"),
-        "registry/2.0"
-    );
+    assert_eq!(resp.header("docker-distribution-api-version"), "registry/2.0");
     let resp = call(&r.router, "GET", "/v2/nope", &[], vec![]).await;
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
 }
@@ -140,31 +118,11 @@ async fn monolithic_upload_then_get_head_and_ranges() {
     let r = registry();
     let content = b"0123456789".to_vec();
     let d = push_blob(&r.router, "team/app", &content).await;
-    let get = call(
-        &r.router,
-        "GET",
-        &format!("/v2/team/app/blobs/{d}"),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(
-        (get.status, get.body.as_slice()),
-        (StatusCode::OK, &content[..])
-    );
+    let get = call(&r.router, "GET", &format!("/v2/team/app/blobs/{d}"), &[], vec![]).await;
+    assert_eq!((get.status, get.body.as_slice()), (StatusCode::OK, &content[..]));
     assert_eq!(get.header("docker-content-digest"), d);
-    let head = call(
-        &r.router,
-        "HEAD",
-        &format!("/v2/team/app/blobs/{d}"),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(
-        (head.status, head.header("content-length")),
-        (StatusCode::OK, "10")
-    );
+    let head = call(&r.router, "HEAD", &format!("/v2/team/app/blobs/{d}"), &[], vec![]).await;
+    assert_eq!((head.status, head.header("content-length")), (StatusCode::OK, "10"));
     assert!(head.body.is_empty());
     let part = call(
         &r.router,
@@ -189,14 +147,7 @@ async fn monolithic_upload_then_get_head_and_ranges() {
     .await;
     assert_eq!(bad.status, StatusCode::RANGE_NOT_SATISFIABLE);
     // The blob is not in another repository until mounted or pushed there.
-    let other = call(
-        &r.router,
-        "GET",
-        &format!("/v2/other/app/blobs/{d}"),
-        &[],
-        vec![],
-    )
-    .await;
+    let other = call(&r.router, "GET", &format!("/v2/other/app/blobs/{d}"), &[], vec![]).await;
     assert_eq!(
         (other.status, other.code().as_str()),
         (StatusCode::NOT_FOUND, "BLOB_UNKNOWN")
@@ -210,14 +161,7 @@ async fn monolithic_upload_then_get_head_and_ranges() {
     )
     .await;
     assert_eq!(mount.status, StatusCode::CREATED);
-    let other = call(
-        &r.router,
-        "GET",
-        &format!("/v2/other/app/blobs/{d}"),
-        &[],
-        vec![],
-    )
-    .await;
+    let other = call(&r.router, "GET", &format!("/v2/other/app/blobs/{d}"), &[], vec![]).await;
     assert_eq!(other.body, content);
 }
 
@@ -237,14 +181,7 @@ async fn a_wrong_digest_is_rejected_and_leaves_nothing() {
         (resp.status, resp.code().as_str()),
         (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
     );
-    let get = call(
-        &r.router,
-        "GET",
-        &format!("/v2/team/app/blobs/{wrong}"),
-        &[],
-        vec![],
-    )
-    .await;
+    let get = call(&r.router, "GET", &format!("/v2/team/app/blobs/{wrong}"), &[], vec![]).await;
     assert_eq!(get.status, StatusCode::NOT_FOUND);
     assert_eq!(
         std::fs::read_dir(r.path.join("uploads")).unwrap().count(),
@@ -252,11 +189,7 @@ async fn a_wrong_digest_is_rejected_and_leaves_nothing() {
         "no upload left behind"
     );
     assert!(
-        !r.path.join("blobs/sha256").exists()
-            || std::fs::read_dir(r.path.join("blobs/sha256"))
-                .unwrap()
-                .count()
-                == 0
+        !r.path.join("blobs/sha256").exists() || std::fs::read_dir(r.path.join("blobs/sha256")).unwrap().count() == 0
     );
     let bad = call(
         &r.router,
@@ -275,38 +208,14 @@ async fn a_wrong_digest_is_rejected_and_leaves_nothing() {
 #[tokio::test]
 async fn chunked_upload_with_range_checks_status_and_resume_after_restart() {
     let r = registry();
-    let start = call(
-        &r.router,
-        "POST",
-        "/v2/team/app/blobs/uploads/",
-        &[],
-        vec![],
-    )
-    .await;
+    let start = call(&r.router, "POST", "/v2/team/app/blobs/uploads/", &[], vec![]).await;
     assert_eq!(start.status, StatusCode::ACCEPTED);
     let loc = start.header("location").to_owned();
     assert!(loc.starts_with("/v2/team/app/blobs/uploads/"));
-    let p1 = call(
-        &r.router,
-        "PATCH",
-        &loc,
-        &[("content-range", "0-4")],
-        b"hello".to_vec(),
-    )
-    .await;
-    assert_eq!(
-        (p1.status, p1.header("range")),
-        (StatusCode::ACCEPTED, "0-4")
-    );
+    let p1 = call(&r.router, "PATCH", &loc, &[("content-range", "0-4")], b"hello".to_vec()).await;
+    assert_eq!((p1.status, p1.header("range")), (StatusCode::ACCEPTED, "0-4"));
     // Out of order: 416 with the current range, nothing appended.
-    let bad = call(
-        &r.router,
-        "PATCH",
-        &loc,
-        &[("content-range", "7-9")],
-        b"xyz".to_vec(),
-    )
-    .await;
+    let bad = call(&r.router, "PATCH", &loc, &[("content-range", "7-9")], b"xyz".to_vec()).await;
     assert_eq!(
         (bad.status, bad.code().as_str()),
         (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID")
@@ -328,37 +237,13 @@ async fn chunked_upload_with_range_checks_status_and_resume_after_restart() {
     drop(r.router);
     let router = open_at(&path);
     let status = call(&router, "GET", &loc, &[], vec![]).await;
-    assert_eq!(
-        (status.status, status.header("range")),
-        (StatusCode::NO_CONTENT, "0-4")
-    );
-    let p2 = call(
-        &router,
-        "PATCH",
-        &loc,
-        &[("content-range", "5-10")],
-        b" world".to_vec(),
-    )
-    .await;
+    assert_eq!((status.status, status.header("range")), (StatusCode::NO_CONTENT, "0-4"));
+    let p2 = call(&router, "PATCH", &loc, &[("content-range", "5-10")], b" world".to_vec()).await;
     assert_eq!(p2.header("range"), "0-10");
     let d = sha256(b"hello world!");
-    let done = call(
-        &router,
-        "PUT",
-        &format!("{loc}?digest={d}"),
-        &[],
-        b"!".to_vec(),
-    )
-    .await;
+    let done = call(&router, "PUT", &format!("{loc}?digest={d}"), &[], b"!".to_vec()).await;
     assert_eq!(done.status, StatusCode::CREATED);
-    let get = call(
-        &router,
-        "GET",
-        &format!("/v2/team/app/blobs/{d}"),
-        &[],
-        vec![],
-    )
-    .await;
+    let get = call(&router, "GET", &format!("/v2/team/app/blobs/{d}"), &[], vec![]).await;
     assert_eq!(get.body, b"hello world!");
     let gone = call(&router, "GET", &loc, &[], vec![]).await;
     assert_eq!(gone.code(), "BLOB_UPLOAD_UNKNOWN");
@@ -514,15 +399,9 @@ async fn manifests_by_tag_and_digest_with_validation() {
 
     // Delete by tag, then by digest.
     assert_eq!(
-        call(
-            &r.router,
-            "DELETE",
-            "/v2/team/app/manifests/v1",
-            &[],
-            vec![]
-        )
-        .await
-        .status,
+        call(&r.router, "DELETE", "/v2/team/app/manifests/v1", &[], vec![])
+            .await
+            .status,
         StatusCode::ACCEPTED
     );
     assert_eq!(
@@ -532,15 +411,9 @@ async fn manifests_by_tag_and_digest_with_validation() {
         "MANIFEST_UNKNOWN"
     );
     assert_eq!(
-        call(
-            &r.router,
-            "GET",
-            &format!("/v2/team/app/manifests/{md}"),
-            &[],
-            vec![]
-        )
-        .await
-        .status,
+        call(&r.router, "GET", &format!("/v2/team/app/manifests/{md}"), &[], vec![])
+            .await
+            .status,
         StatusCode::OK
     );
     assert_eq!(
@@ -556,15 +429,9 @@ async fn manifests_by_tag_and_digest_with_validation() {
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        call(
-            &r.router,
-            "GET",
-            &format!("/v2/team/app/manifests/{md}"),
-            &[],
-            vec![]
-        )
-        .await
-        .code(),
+        call(&r.router, "GET", &format!("/v2/team/app/manifests/{md}"), &[], vec![])
+            .await
+            .code(),
         "MANIFEST_UNKNOWN"
     );
 }
@@ -587,12 +454,7 @@ async fn oversized_manifests_get_413_and_4_mib_is_accepted() {
         big,
     )
     .await;
-    assert_eq!(
-        ok.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&ok.body)
-    );
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&ok.body));
     let huge = image_manifest(&c, 2, &l, 1, &pad(5 << 20));
     let resp = call(
         &r.router,
@@ -618,9 +480,7 @@ async fn oversized_manifests_get_413_and_4_mib_is_accepted() {
 async fn tags_list_paginates_with_link_headers() {
     let r = registry();
     assert_eq!(
-        call(&r.router, "GET", "/v2/none/tags/list", &[], vec![])
-            .await
-            .code(),
+        call(&r.router, "GET", "/v2/none/tags/list", &[], vec![]).await.code(),
         "NAME_UNKNOWN"
     );
     let (c, l) = (
@@ -644,18 +504,8 @@ async fn tags_list_paginates_with_link_headers() {
     let page = call(&r.router, "GET", "/v2/t/app/tags/list?n=2", &[], vec![]).await;
     let v: serde_json::Value = serde_json::from_slice(&page.body).unwrap();
     assert_eq!(v["tags"], serde_json::json!(["a", "b"]));
-    assert_eq!(
-        page.header("link"),
-        "</v2/t/app/tags/list?n=2&last=b>; rel=\"next\""
-    );
-    let next = call(
-        &r.router,
-        "GET",
-        "/v2/t/app/tags/list?n=2&last=d",
-        &[],
-        vec![],
-    )
-    .await;
+    assert_eq!(page.header("link"), "</v2/t/app/tags/list?n=2&last=b>; rel=\"next\"");
+    let next = call(&r.router, "GET", "/v2/t/app/tags/list?n=2&last=d", &[], vec![]).await;
     let v: serde_json::Value = serde_json::from_slice(&next.body).unwrap();
     assert_eq!(v["tags"], serde_json::json!(["e"]));
     assert_eq!(next.header("link"), "");
@@ -693,14 +543,7 @@ async fn invalid_names_and_tags_are_refused_by_code() {
     )
     .await;
     assert_eq!(resp.code(), "MANIFEST_INVALID");
-    let resp = call(
-        &r.router,
-        "PATCH",
-        "/v2/a/blobs/uploads/../../etc",
-        &[],
-        vec![],
-    )
-    .await;
+    let resp = call(&r.router, "PATCH", "/v2/a/blobs/uploads/../../etc", &[], vec![]).await;
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
     let resp = call(
         &r.router,
@@ -714,4 +557,116 @@ async fn invalid_names_and_tags_are_refused_by_code() {
         (resp.status, resp.code().as_str()),
         (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED")
     );
+}
+
+#[tokio::test]
+async fn referrers_list_artifacts_by_subject_with_filters_and_annotations() {
+    let r = registry();
+    let (c, l) = (
+        push_blob(&r.router, "ref/app", b"{}").await,
+        push_blob(&r.router, "ref/app", b"l").await,
+    );
+    let image = image_manifest(&c, 2, &l, 1, "");
+    let subject = sha256(&image);
+    // Nothing refers to it yet (and it does not exist yet): an empty index.
+    let empty = call(
+        &r.router,
+        "GET",
+        &format!("/v2/ref/app/referrers/{subject}"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.header("content-type"), "application/vnd.oci.image.index.v1+json");
+    let v: serde_json::Value = serde_json::from_slice(&empty.body).unwrap();
+    assert_eq!(v["manifests"], serde_json::json!([]));
+
+    // Two artifacts arrive before their subject, one of each type.
+    let sig = |kind: &str, note: &str| {
+        image_manifest(
+            &c,
+            2,
+            &l,
+            1,
+            &format!(
+                r#","artifactType":"{kind}","subject":{{"mediaType":"{OCI}","digest":"{subject}","size":{}}},"annotations":{{"note":"{note}"}}"#,
+                image.len()
+            ),
+        )
+    };
+    let (a, b) = (
+        sig("application/vnd.example.sig", "first"),
+        sig("application/vnd.example.sbom", "second"),
+    );
+    for m in [&a, &b] {
+        let put = call(
+            &r.router,
+            "PUT",
+            &format!("/v2/ref/app/manifests/{}", sha256(m)),
+            &[("content-type", OCI)],
+            m.clone(),
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::CREATED);
+    }
+    call(
+        &r.router,
+        "PUT",
+        "/v2/ref/app/manifests/v1",
+        &[("content-type", OCI)],
+        image.clone(),
+    )
+    .await;
+
+    let all = call(
+        &r.router,
+        "GET",
+        &format!("/v2/ref/app/referrers/{subject}"),
+        &[],
+        vec![],
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&all.body).unwrap();
+    let list = v["manifests"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().any(|d| d["digest"] == sha256(&a)
+        && d["artifactType"] == "application/vnd.example.sig"
+        && d["annotations"]["note"] == "first"
+        && d["size"] == a.len()));
+    assert_eq!(all.header("oci-filters-applied"), "");
+
+    let filtered = call(
+        &r.router,
+        "GET",
+        &format!("/v2/ref/app/referrers/{subject}?artifactType=application/vnd.example.sbom"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(filtered.header("oci-filters-applied"), "artifactType");
+    let v: serde_json::Value = serde_json::from_slice(&filtered.body).unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(v["manifests"][0]["digest"], sha256(&b));
+
+    // Deleting a referrer removes it from the listing.
+    let del = call(
+        &r.router,
+        "DELETE",
+        &format!("/v2/ref/app/manifests/{}", sha256(&a)),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    let after = call(
+        &r.router,
+        "GET",
+        &format!("/v2/ref/app/referrers/{subject}"),
+        &[],
+        vec![],
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&after.body).unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
 }

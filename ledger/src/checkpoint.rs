@@ -52,12 +52,7 @@ pub enum CheckpointError {
 impl Checkpoint {
     /// The canonical body text, ending in a newline.
     pub fn to_text(&self) -> String {
-        let mut out = format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            self.root.to_base64()
-        );
+        let mut out = format!("{}\n{}\n{}\n", self.origin, self.size, self.root.to_base64());
         for ext in &self.extensions {
             out.push_str(ext);
             out.push('\n');
@@ -70,15 +65,9 @@ impl Checkpoint {
         let bad = |field| CheckpointError::Malformed { field };
         let body = text.strip_suffix('\n').ok_or(bad("final newline"))?;
         let mut lines = body.split('\n');
-        let origin = lines
-            .next()
-            .filter(|l| !l.is_empty())
-            .ok_or(bad("origin"))?;
+        let origin = lines.next().filter(|l| !l.is_empty()).ok_or(bad("origin"))?;
         let size = lines.next().and_then(parse_decimal).ok_or(bad("size"))?;
-        let root = lines
-            .next()
-            .and_then(Hash::from_base64)
-            .ok_or(bad("root"))?;
+        let root = lines.next().and_then(Hash::from_base64).ok_or(bad("root"))?;
         let extensions: Vec<String> = lines.map(str::to_owned).collect();
         if extensions.len() > MAX_EXTENSION_LINES || extensions.iter().any(String::is_empty) {
             return Err(bad("extension"));
@@ -108,9 +97,8 @@ impl Checkpoint {
 
 /// A decimal `u64` with no sign, no leading zeros and no other characters.
 fn parse_decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
+    let canonical =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     canonical.then(|| text.parse().ok()).flatten()
 }
 

@@ -90,9 +90,7 @@ impl Edge {
                 break;
             }
             let full = std::mem::take(row);
-            h = full
-                .subtree_hash(TILE_HEIGHT, 0)
-                .expect("a full tile has a root");
+            h = full.subtree_hash(TILE_HEIGHT, 0).expect("a full tile has a root");
             let shift = u32::from(TILE_HEIGHT) * (level as u32 + 1);
             done.push(FullTile {
                 level: level as u8,
@@ -115,11 +113,7 @@ impl Edge {
 /// Tile levels a tree of `size` entries has (0 for the empty tree).
 pub fn levels(size: u64) -> usize {
     let mut n = 0;
-    while size
-        .checked_shr(u32::from(TILE_HEIGHT) * n as u32)
-        .unwrap_or(0)
-        > 0
-    {
+    while size.checked_shr(u32::from(TILE_HEIGHT) * n as u32).unwrap_or(0) > 0 {
         n += 1;
     }
     n
@@ -127,9 +121,7 @@ pub fn levels(size: u64) -> usize {
 
 /// Width of the partial tile at tile level `level` for a tree of `size`.
 pub fn width_at(size: u64, level: u8) -> u64 {
-    size.checked_shr(u32::from(TILE_HEIGHT) * u32::from(level))
-        .unwrap_or(0)
-        % TILE_WIDTH
+    size.checked_shr(u32::from(TILE_HEIGHT) * u32::from(level)).unwrap_or(0) % TILE_WIDTH
 }
 
 /// The edge answers for exactly the complete subtrees of the root's
@@ -165,9 +157,7 @@ mod tests {
             let n = u64::from(i) + 1;
             if n < 600 || n % 4093 == 0 || n == 65_536 || n == 65_537 {
                 assert_eq!(edge.root(), tree.root_at(n), "size {n}");
-                let rows = (0..edge.rows.len() as u8)
-                    .map(|l| edge.row(l).to_vec())
-                    .collect();
+                let rows = (0..edge.rows.len() as u8).map(|l| edge.row(l).to_vec()).collect();
                 assert_eq!(Edge::from_rows(n, rows).as_ref(), Some(&edge));
             }
         }

@@ -82,18 +82,12 @@ impl Digest {
 
     /// The algorithm: `sha256`, `sha512` or `blake3`.
     pub fn algorithm(&self) -> &str {
-        self.0
-            .split_once(':')
-            .expect("parsed digests have a colon")
-            .0
+        self.0.split_once(':').expect("parsed digests have a colon").0
     }
 
     /// The hex-encoded hash after the colon.
     pub fn encoded(&self) -> &str {
-        self.0
-            .split_once(':')
-            .expect("parsed digests have a colon")
-            .1
+        self.0.split_once(':').expect("parsed digests have a colon").1
     }
 }
 
@@ -296,11 +290,7 @@ impl MapBuilder {
             }
         }
     }
-    fn texts<'a>(
-        &mut self,
-        key: &'static str,
-        vs: impl ExactSizeIterator<Item = &'a str>,
-    ) -> Result<(), EntryError> {
+    fn texts<'a>(&mut self, key: &'static str, vs: impl ExactSizeIterator<Item = &'a str>) -> Result<(), EntryError> {
         if vs.len() > MAX_LIST_LEN {
             return Err(bad(key, "a list longer than the limit"));
         }
@@ -313,8 +303,7 @@ impl MapBuilder {
         Ok(())
     }
     fn build(mut self) -> Value {
-        self.0
-            .sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
+        self.0.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
         Value::Map(
             self.0
                 .into_iter()
@@ -364,8 +353,7 @@ impl Fields {
 
     fn take(&mut self, key: &str) -> Result<Value, EntryError> {
         let at = self.0.iter().position(|(k, _)| k.as_text() == Some(key));
-        at.map(|i| self.0.remove(i).1)
-            .ok_or_else(|| bad(key, "missing"))
+        at.map(|i| self.0.remove(i).1).ok_or_else(|| bad(key, "missing"))
     }
 
     fn uint(&mut self, key: &str) -> Result<u64, EntryError> {
@@ -442,9 +430,7 @@ impl Fields {
                 evidence: self
                     .texts("evidence")?
                     .iter()
-                    .map(|t| {
-                        Digest::parse(t).ok_or_else(|| bad("evidence", "not a list of digests"))
-                    })
+                    .map(|t| Digest::parse(t).ok_or_else(|| bad("evidence", "not a list of digests")))
                     .collect::<Result<_, _>>()?,
                 signers: self.texts("signers")?,
                 policy: self.digest("policy")?,

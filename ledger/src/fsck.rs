@@ -114,8 +114,7 @@ pub fn fsck<S: TileSource>(
         let row = edge.row(level);
         if !row.is_empty() {
             let kind = TileKind::Hashes { level };
-            let addr = TileAddr::for_tree(kind, size >> (8 * u32::from(level)) >> 8, size)
-                .expect("partial tile");
+            let addr = TileAddr::for_tree(kind, size >> (8 * u32::from(level)) >> 8, size).expect("partial tile");
             compare(addr, &read(addr)?, row)?;
             tiles += 1;
         }
@@ -135,11 +134,7 @@ pub fn fsck<S: TileSource>(
     })
 }
 
-fn compare<E: std::error::Error>(
-    addr: TileAddr,
-    served: &[u8],
-    expected: &[Hash],
-) -> Result<(), FsckError<E>> {
+fn compare<E: std::error::Error>(addr: TileAddr, served: &[u8], expected: &[Hash]) -> Result<(), FsckError<E>> {
     let served = tile_hashes(served).unwrap_or_default();
     if let Some(position) = (0..expected.len()).find(|&i| served.get(i) != Some(&expected[i])) {
         return Err(FsckError::TileMismatch { addr, position });

@@ -29,9 +29,7 @@ impl Hash {
 
     /// Parses standard padded base64 of exactly 32 bytes; rejects any other form.
     pub fn from_base64(text: &str) -> Option<Hash> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
         let hash = Hash::from_slice(&bytes)?;
         // Canonical: the text must be exactly what we would print.
         (hash.to_base64() == text).then_some(hash)

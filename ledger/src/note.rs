@@ -225,10 +225,9 @@ pub struct NoteSigner {
 impl NoteSigner {
     /// A signer for `key` under `name`.
     pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
-        let verifier =
-            VerifierKey::new(name, key.verifying_key()).map_err(|_| NoteError::BadSignerKey {
-                reason: "invalid key name",
-            })?;
+        let verifier = VerifierKey::new(name, key.verifying_key()).map_err(|_| NoteError::BadSignerKey {
+            reason: "invalid key name",
+        })?;
         Ok(Self { verifier, key })
     }
 
@@ -249,10 +248,7 @@ impl NoteSigner {
         if raw.len() != 33 || raw[0] != ED25519_TYPE {
             return Err(bad("key is not 0x01 followed by a 32-byte Ed25519 seed"));
         }
-        let signer = Self::new(
-            name,
-            SigningKey::from_bytes(raw[1..].try_into().expect("32")),
-        )?;
+        let signer = Self::new(name, SigningKey::from_bytes(raw[1..].try_into().expect("32")))?;
         if signer.verifier.id != id {
             return Err(bad("key id does not match the key"));
         }
@@ -282,11 +278,7 @@ impl NoteSigner {
         let sig = self.key.sign(text.as_bytes());
         let mut raw = self.verifier.id.to_be_bytes().to_vec();
         raw.extend_from_slice(&sig.to_bytes());
-        format!(
-            "{text}\n\u{2014} {} {}\n",
-            self.verifier.name,
-            B64.encode(raw)
-        )
+        format!("{text}\n\u{2014} {} {}\n", self.verifier.name, B64.encode(raw))
     }
 }
 
@@ -337,9 +329,7 @@ impl Note {
             if signatures.len() == MAX_SIGNATURES {
                 return Err(NoteError::TooManySignatures);
             }
-            signatures.push(
-                parse_signature_line(line).ok_or(NoteError::BadSignatureLine { line: i + 1 })?,
-            );
+            signatures.push(parse_signature_line(line).ok_or(NoteError::BadSignatureLine { line: i + 1 })?);
         }
         Ok(Self {
             text: text.to_owned(),
@@ -418,10 +408,7 @@ mod tests {
         // Same name and id as a, different bytes: must fail the note.
         let forged = signed_a.replace("text\n\n", "texT\n\n");
         let note = Note::parse(forged.as_bytes()).unwrap();
-        assert!(matches!(
-            a.verifier().open(&note),
-            Err(NoteError::BadSignature { .. })
-        ));
+        assert!(matches!(a.verifier().open(&note), Err(NoteError::BadSignature { .. })));
     }
 
     #[test]

@@ -40,13 +40,7 @@ pub enum ProofError {
 }
 
 /// Checks that `entry` is leaf `index` of the tree of `size` leaves with `root`.
-pub fn verify_inclusion(
-    entry: &[u8],
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), ProofError> {
+pub fn verify_inclusion(entry: &[u8], index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
     verify_inclusion_hash(&leaf_hash(entry), index, size, proof, root)
 }
 
@@ -69,12 +63,7 @@ pub fn verify_inclusion_hash(
 }
 
 /// The root implied by an inclusion proof, RFC 9162 §2.1.3.2 steps 1-5.
-pub fn root_from_inclusion(
-    leaf: &Hash,
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-) -> Result<Hash, ProofError> {
+pub fn root_from_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }

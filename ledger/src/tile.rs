@@ -59,9 +59,7 @@ impl TileAddr {
             TileKind::Hashes { level } => level,
             TileKind::Entries => 0,
         };
-        let count = size
-            .checked_shr(u32::from(level) * u32::from(TILE_HEIGHT))
-            .unwrap_or(0);
+        let count = size.checked_shr(u32::from(level) * u32::from(TILE_HEIGHT)).unwrap_or(0);
         let full = count / TILE_WIDTH;
         let width = if index < full {
             TILE_WIDTH
@@ -202,13 +200,10 @@ pub enum BundleError {
 }
 
 /// Encodes entries as a bundle: each as `uint16 length || bytes`.
-pub fn encode_bundle<'a>(
-    entries: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Vec<u8>, BundleError> {
+pub fn encode_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, BundleError> {
     let mut out = Vec::new();
     for e in entries {
-        let len =
-            u16::try_from(e.len()).map_err(|_| BundleError::EntryTooLarge { len: e.len() })?;
+        let len = u16::try_from(e.len()).map_err(|_| BundleError::EntryTooLarge { len: e.len() })?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(e);
     }
@@ -223,9 +218,7 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
         if out.len() as u64 == TILE_WIDTH {
             return Err(BundleError::TooManyEntries);
         }
-        let len_bytes = bytes
-            .get(at..at + 2)
-            .ok_or(BundleError::Truncated { offset: at })?;
+        let len_bytes = bytes.get(at..at + 2).ok_or(BundleError::Truncated { offset: at })?;
         let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
         let entry = bytes
             .get(at + 2..at + 2 + len)
@@ -310,9 +303,7 @@ mod tests {
 
     #[test]
     fn for_tree_widths() {
-        let t = |level, index, size| {
-            TileAddr::for_tree(TileKind::Hashes { level }, index, size).map(|a| a.width)
-        };
+        let t = |level, index, size| TileAddr::for_tree(TileKind::Hashes { level }, index, size).map(|a| a.width);
         assert_eq!(t(0, 0, 0), None);
         assert_eq!(t(0, 0, 1), Some(1));
         assert_eq!(t(0, 0, 256), Some(256));

@@ -69,27 +69,14 @@ fn split_point(n: u64) -> u64 {
 /// The inclusion proof `PATH(index, D[0:size])`, RFC 9162 §2.1.3.1, leaf first.
 ///
 /// Panics if `index >= size`; callers check their arguments at the edge.
-pub fn inclusion_proof<R: HashReader>(
-    reader: &R,
-    index: u64,
-    size: u64,
-) -> Result<Vec<Hash>, R::Error> {
-    assert!(
-        index < size,
-        "inclusion_proof: index {index} >= size {size}"
-    );
+pub fn inclusion_proof<R: HashReader>(reader: &R, index: u64, size: u64) -> Result<Vec<Hash>, R::Error> {
+    assert!(index < size, "inclusion_proof: index {index} >= size {size}");
     let mut out = Vec::with_capacity(64);
     path(reader, index, 0, size, &mut out)?;
     Ok(out)
 }
 
-fn path<R: HashReader>(
-    reader: &R,
-    m: u64,
-    lo: u64,
-    hi: u64,
-    out: &mut Vec<Hash>,
-) -> Result<(), R::Error> {
+fn path<R: HashReader>(reader: &R, m: u64, lo: u64, hi: u64, out: &mut Vec<Hash>) -> Result<(), R::Error> {
     let n = hi - lo;
     if n <= 1 {
         return Ok(());
@@ -109,11 +96,7 @@ fn path<R: HashReader>(
 /// `old == 0` or `old == new`.
 ///
 /// Panics if `old > new`; callers check their arguments at the edge.
-pub fn consistency_proof<R: HashReader>(
-    reader: &R,
-    old: u64,
-    new: u64,
-) -> Result<Vec<Hash>, R::Error> {
+pub fn consistency_proof<R: HashReader>(reader: &R, old: u64, new: u64) -> Result<Vec<Hash>, R::Error> {
     assert!(old <= new, "consistency_proof: old {old} > new {new}");
     let mut out = Vec::with_capacity(64);
     if old > 0 && old < new {

@@ -22,11 +22,7 @@ const TASKS: usize = 64;
 const CHILD_ENV: &str = "VOUCH_LEDGER_CRASH_CHILD";
 
 fn signer() -> NoteSigner {
-    NoteSigner::new(
-        "crash.test/log",
-        ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
-    )
-    .unwrap()
+    NoteSigner::new("crash.test/log", ed25519_dalek::SigningKey::from_bytes(&[9; 32])).unwrap()
 }
 
 fn main() {
@@ -55,10 +51,7 @@ fn child(spec: &str) {
                 for n in 0u64.. {
                     let mut entry = format!("r{round}t{task}n{n}-");
                     entry.extend(std::iter::repeat_n('x', 200 + (n as usize % 56)));
-                    let index = ledger
-                        .append(entry.clone().into_bytes())
-                        .await
-                        .expect("append");
+                    let index = ledger.append(entry.clone().into_bytes()).await.expect("append");
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "ack {index} {entry}").unwrap();
                     out.flush().unwrap();
@@ -101,10 +94,7 @@ fn parent() {
         std::thread::sleep(run);
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "child should have died by SIGKILL, got {status}"
-        );
+        assert!(!status.success(), "child should have died by SIGKILL, got {status}");
         let lines = reader.join().unwrap();
 
         let mut checkpoints = Vec::new();
@@ -142,8 +132,7 @@ fn parent() {
         assert_eq!(report.entries, size);
         let now = Checkpoint::open(ledger.checkpoint().as_bytes(), ledger.verifier()).unwrap();
         for note in &checkpoints {
-            let old =
-                Checkpoint::open(note, ledger.verifier()).expect("child's checkpoint verifies");
+            let old = Checkpoint::open(note, ledger.verifier()).expect("child's checkpoint verifies");
             assert!(
                 old.size <= now.size,
                 "checkpoint of size {} lost (now {})",
@@ -152,12 +141,7 @@ fn parent() {
             );
             let proof = ledger.consistency_proof(old.size, now.size).unwrap();
             vouch_ledger::verify_consistency(old.size, now.size, &proof, &old.root, &now.root)
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "checkpoint {} inconsistent with {}: {e}",
-                        old.size, now.size
-                    )
-                });
+                .unwrap_or_else(|e| panic!("checkpoint {} inconsistent with {}: {e}", old.size, now.size));
         }
         eprintln!(
             "crash round {round}: killed after {run:?}; {acks_this_round} acks, {} checkpoints seen; reopened at size {size}, fsck ok",

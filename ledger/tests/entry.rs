@@ -44,28 +44,15 @@ fn examples() -> Vec<Entry> {
 
 #[test]
 fn spec_examples_decode_to_the_documented_entries() {
-    let spec =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/ledger.md")).unwrap();
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/ledger.md")).unwrap();
     // Each example is a fenced block tagged `hex` holding the entry's bytes.
     let blocks: Vec<Vec<u8>> = spec
         .split("```hex\n")
         .skip(1)
-        .map(|b| {
-            hex::decode(
-                b.split("```")
-                    .next()
-                    .unwrap()
-                    .split_whitespace()
-                    .collect::<String>(),
-            )
-            .unwrap()
-        })
+        .map(|b| hex::decode(b.split("```").next().unwrap().split_whitespace().collect::<String>()).unwrap())
         .collect();
     let examples = examples();
-    let canonical: Vec<String> = examples
-        .iter()
-        .map(|e| hex::encode(e.encode().unwrap()))
-        .collect();
+    let canonical: Vec<String> = examples.iter().map(|e| hex::encode(e.encode().unwrap())).collect();
     // On failure the message shows the bytes the spec should hold.
     assert_eq!(
         blocks.len(),
@@ -78,11 +65,7 @@ fn spec_examples_decode_to_the_documented_entries() {
             Ok(expected),
             "spec example should be {hex}"
         );
-        assert_eq!(
-            &hex::encode(bytes),
-            hex,
-            "spec example is not the canonical encoding"
-        );
+        assert_eq!(&hex::encode(bytes), hex, "spec example is not the canonical encoding");
     }
 }
 
@@ -104,10 +87,7 @@ fn non_canonical_and_malformed_entries_are_rejected() {
     trailing.push(0);
     assert_eq!(Entry::decode(&trailing), Err(EntryError::NotCanonical));
     // Truncated.
-    assert_eq!(
-        Entry::decode(&good[..good.len() - 1]),
-        Err(EntryError::NotCbor)
-    );
+    assert_eq!(Entry::decode(&good[..good.len() - 1]), Err(EntryError::NotCbor));
     assert_eq!(Entry::decode(&[]), Err(EntryError::NotCbor));
     // Version 2: a map with "v": 2 (0x61 0x76 0x02).
     let v2: Vec<u8> = {
@@ -119,10 +99,7 @@ fn non_canonical_and_malformed_entries_are_rejected() {
     assert_eq!(Entry::decode(&v2), Err(EntryError::UnsupportedVersion(2)));
     // The version as a long-form integer (0x18 0x01) is not canonical.
     let long_int: Vec<u8> = {
-        let at = good
-            .windows(3)
-            .position(|w| w == [0x61, b'v', 0x01])
-            .unwrap();
+        let at = good.windows(3).position(|w| w == [0x61, b'v', 0x01]).unwrap();
         [&good[..at + 2], &[0x18, 0x01][..], &good[at + 3..]].concat()
     };
     assert_eq!(Entry::decode(&long_int), Err(EntryError::NotCanonical));
@@ -174,13 +151,11 @@ fn text() -> impl Strategy<Value = String> {
 
 fn entry_strategy() -> impl Strategy<Value = Entry> {
     prop_oneof![
-        (text(), any::<u64>(), digest_strategy()).prop_map(
-            |(name, version, digest)| Entry::Policy(PolicyEntry {
-                name,
-                version,
-                digest
-            })
-        ),
+        (text(), any::<u64>(), digest_strategy()).prop_map(|(name, version, digest)| Entry::Policy(PolicyEntry {
+            name,
+            version,
+            digest
+        })),
         (
             text(),
             digest_strategy(),
@@ -194,18 +169,7 @@ fn entry_strategy() -> impl Strategy<Value = Entry> {
             any::<u64>()
         )
             .prop_map(
-                |(
-                    repo,
-                    digest,
-                    media_type,
-                    admit,
-                    reasons,
-                    evidence,
-                    signers,
-                    policy,
-                    policy_index,
-                    time,
-                )| {
+                |(repo, digest, media_type, admit, reasons, evidence, signers, policy, policy_index, time)| {
                     Entry::Decision(DecisionEntry {
                         repo,
                         digest,
@@ -232,16 +196,8 @@ fn entry_strategy() -> impl Strategy<Value = Entry> {
                 digest,
                 previous
             })),
-        (
-            text(),
-            digest_strategy(),
-            proptest::option::of("[a-z0-9]{1,10}")
-        )
-            .prop_map(|(repo, digest, tag)| Entry::Delete(DeleteEntry {
-                repo,
-                digest,
-                tag
-            })),
+        (text(), digest_strategy(), proptest::option::of("[a-z0-9]{1,10}"))
+            .prop_map(|(repo, digest, tag)| Entry::Delete(DeleteEntry { repo, digest, tag })),
     ]
 }
 

@@ -57,11 +57,7 @@ fn roots_match_rs_merkle() {
 }
 
 fn signer() -> NoteSigner {
-    NoteSigner::new(
-        "oracle.test/log",
-        ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
-    )
-    .unwrap()
+    NoteSigner::new("oracle.test/log", ed25519_dalek::SigningKey::from_bytes(&[5; 32])).unwrap()
 }
 
 /// Appends `entries` to a fresh store in the given batches; each batch is

@@ -4,9 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use vouch_ledger::store::{
-    load_or_create_signer, AppendError, Ledger, OpenError, CF_META, CF_TILES,
-};
+use vouch_ledger::store::{load_or_create_signer, AppendError, Ledger, OpenError, CF_META, CF_TILES};
 use vouch_ledger::tile::{decode_bundle, TileAddr};
 use vouch_ledger::{Checkpoint, NoteSigner};
 
@@ -19,9 +17,7 @@ fn fill(ledger: &Ledger, from: u64, to: u64) {
         for t in 0..4u64 {
             s.spawn(move || {
                 for i in (from..to).filter(|i| i % 4 == t) {
-                    ledger
-                        .append_blocking(format!("e{i}").into_bytes())
-                        .unwrap();
+                    ledger.append_blocking(format!("e{i}").into_bytes()).unwrap();
                 }
             });
         }
@@ -66,23 +62,12 @@ fn an_unknown_format_version_refuses_to_open() {
     drop(Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap());
     {
         let db = raw_db(dir.path());
-        db.put_cf(
-            db.cf_handle(CF_META).unwrap(),
-            b"format",
-            2u32.to_be_bytes(),
-        )
-        .unwrap();
+        db.put_cf(db.cf_handle(CF_META).unwrap(), b"format", 2u32.to_be_bytes())
+            .unwrap();
     }
     let err = Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap_err();
-    assert!(
-        matches!(err, OpenError::UnsupportedFormat { found: 2 }),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .contains("format version 2 is not supported"),
-        "{err}"
-    );
+    assert!(matches!(err, OpenError::UnsupportedFormat { found: 2 }), "{err}");
+    assert!(err.to_string().contains("format version 2 is not supported"), "{err}");
 }
 
 #[test]
@@ -94,10 +79,7 @@ fn another_origin_or_key_refuses_to_open() {
     let err = Ledger::open(dir.path(), signer("other.test/log", 1)).unwrap_err();
     assert!(matches!(err, OpenError::OriginMismatch { .. }), "{err}");
     let err = Ledger::open(dir.path(), signer("store.test/log", 2)).unwrap_err();
-    assert!(
-        err.to_string().contains("does not verify with the log key"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("does not verify with the log key"), "{err}");
 }
 
 #[test]
@@ -115,10 +97,7 @@ fn entries_over_the_bundle_limit_are_refused_and_the_limit_is_accepted() {
         .tile(TileAddr::parse("tile/entries/000.p/2").unwrap())
         .unwrap()
         .unwrap();
-    assert_eq!(
-        decode_bundle(&bundle).unwrap(),
-        vec![&[7u8; 65535][..], &[][..]]
-    );
+    assert_eq!(decode_bundle(&bundle).unwrap(), vec![&[7u8; 65535][..], &[][..]]);
 }
 
 #[test]
@@ -186,10 +165,7 @@ fn fsck_and_open_catch_a_corrupted_tile() {
     // root no longer matches the signed checkpoint and open refuses.
     flip(8192 + 5);
     let err = Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap_err();
-    assert!(
-        err.to_string().contains("corrupt: entries give root"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("corrupt: entries give root"), "{err}");
 }
 
 #[test]
@@ -212,8 +188,7 @@ fn checkpoints_verify_with_cloudflares_signed_note_and_grow_consistently() {
         assert_eq!((cp.size, cp.root), ((round + 1) * 300, l.root()));
         if let Some(old) = previous {
             let proof = l.consistency_proof(old.size, cp.size).unwrap();
-            vouch_ledger::verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root)
-                .unwrap();
+            vouch_ledger::verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root).unwrap();
         }
         previous = Some(cp);
     }
@@ -237,10 +212,7 @@ fn the_key_file_is_created_private_reloaded_and_refused_when_readable() {
     let path = dir.path().join("sub/ledger.key");
     let (a, created) = load_or_create_signer(&path, "key.test/log").unwrap();
     assert!(created);
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let (b, created) = load_or_create_signer(&path, "key.test/log").unwrap();
     assert!(!created);
     assert_eq!(a.verifier(), b.verifier());

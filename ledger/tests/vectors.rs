@@ -55,10 +55,7 @@ fn files(kind: &str) -> Vec<(String, String)> {
         })
         .collect();
     out.sort();
-    assert!(
-        out.iter().any(|(n, _)| n == "valid.json"),
-        "{kind}: no valid.json"
-    );
+    assert!(out.iter().any(|(n, _)| n == "valid.json"), "{kind}: no valid.json");
     assert!(out.len() >= 5, "{kind}: too few vector files");
     out
 }
@@ -117,12 +114,7 @@ fn checkpoint_vectors() {
             let ours = VerifierKey::parse(&c.vkey)
                 .ok()
                 .map(|k| Checkpoint::open(c.note.as_bytes(), &k));
-            assert_eq!(
-                matches!(ours, Some(Ok(_))),
-                c.valid,
-                "{file}: {} ({ours:?})",
-                c.desc
-            );
+            assert_eq!(matches!(ours, Some(Ok(_))), c.valid, "{file}: {} ({ours:?})", c.desc);
             // Cloudflare's signed_note (a port of Go's note package) judges the
             // signatures; origin and body syntax are tlog-checkpoint's business.
             let theirs = Note::from_bytes(c.note.as_bytes()).and_then(|n| {
@@ -138,12 +130,7 @@ fn checkpoint_vectors() {
                 ]
                 .contains(&file.as_str());
             if signature_case {
-                assert_eq!(
-                    theirs.is_ok(),
-                    c.valid,
-                    "signed_note disagrees on {file}: {}",
-                    c.desc
-                );
+                assert_eq!(theirs.is_ok(), c.valid, "signed_note disagrees on {file}: {}", c.desc);
             }
         }
     }

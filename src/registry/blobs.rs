@@ -42,10 +42,7 @@ impl BlobStore {
     /// Where a blob lives.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.encoded();
-        self.blobs
-            .join(digest.algorithm())
-            .join(&hex[..2])
-            .join(hex)
+        self.blobs.join(digest.algorithm()).join(&hex[..2]).join(hex)
     }
 
     fn upload_path(&self, id: &str) -> PathBuf {
@@ -70,32 +67,20 @@ impl BlobStore {
 
     /// Appends a request body to an upload, streaming, and fsyncs before
     /// returning the upload's new size. Refuses to grow past `limit` bytes.
-    pub async fn append<S, E>(
-        &self,
-        id: &str,
-        mut body: S,
-        limit: u64,
-    ) -> Result<u64, RegistryError>
+    pub async fn append<S, E>(&self, id: &str, mut body: S, limit: u64) -> Result<u64, RegistryError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         let path = self.upload_path(id);
-        let mut file = tokio::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .await?;
+        let mut file = tokio::fs::OpenOptions::new().append(true).open(&path).await?;
         let mut size = file.metadata().await?.len();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                RegistryError::BlobUploadInvalid(format!("reading the request body: {e}"))
-            })?;
+            let chunk =
+                chunk.map_err(|e| RegistryError::BlobUploadInvalid(format!("reading the request body: {e}")))?;
             size += chunk.len() as u64;
             if size > limit {
-                return Err(RegistryError::TooLarge {
-                    what: "blob",
-                    limit,
-                });
+                return Err(RegistryError::TooLarge { what: "blob", limit });
             }
             file.write_all(&chunk).await?;
         }
@@ -108,11 +93,7 @@ impl BlobStore {
     /// of `expected`; on a match moves it to the blob's address and returns its
     /// size; on a mismatch deletes it and fails.
     pub async fn commit(&self, id: &str, expected: &Digest) -> Result<u64, RegistryError> {
-        let (upload, target, expected) = (
-            self.upload_path(id),
-            self.blob_path(expected),
-            expected.clone(),
-        );
+        let (upload, target, expected) = (self.upload_path(id), self.blob_path(expected), expected.clone());
         tokio::task::spawn_blocking(move || commit_blocking(&upload, &target, &expected))
             .await
             .map_err(|e| RegistryError::Internal(format!("commit task: {e}")))?

@@ -74,17 +74,13 @@ mod tests {
             sha256_of(b"").as_str(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let mut b = DigestHasher::for_digest(
-            &Digest::parse(&format!("blake3:{}", "0".repeat(64))).unwrap(),
-        );
+        let mut b = DigestHasher::for_digest(&Digest::parse(&format!("blake3:{}", "0".repeat(64))).unwrap());
         b.update(b"");
         assert_eq!(
             b.finish().as_str(),
             "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
         );
-        let mut s = DigestHasher::for_digest(
-            &Digest::parse(&format!("sha512:{}", "0".repeat(128))).unwrap(),
-        );
+        let mut s = DigestHasher::for_digest(&Digest::parse(&format!("sha512:{}", "0".repeat(128))).unwrap());
         s.update(b"abc");
         assert!(s.finish().as_str().starts_with("sha512:ddaf35a193617aba"));
     }

@@ -77,9 +77,7 @@ impl RegistryError {
         match self {
             BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
             BlobUploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
-            RangeNotSatisfiable { .. } => {
-                (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID")
-            }
+            RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
             BlobUploadUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
             DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
             ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
@@ -122,8 +120,7 @@ impl IntoResponse for RegistryError {
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             if let RegistryError::RangeNotSatisfiable { size, .. } = self {
                 let range = format!("0-{}", size.saturating_sub(1));
-                resp.headers_mut()
-                    .insert("Range", range.parse().expect("ascii"));
+                resp.headers_mut().insert("Range", range.parse().expect("ascii"));
             }
         }
         resp

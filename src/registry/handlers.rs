@@ -37,14 +37,7 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     resp
 }
 
-async fn handle(
-    app: &App,
-    method: &Method,
-    r: Route<'_>,
-    q: &Query,
-    h: &HeaderMap,
-    body: Body,
-) -> Result<Response> {
+async fn handle(app: &App, method: &Method, r: Route<'_>, q: &Query, h: &HeaderMap, body: Body) -> Result<Response> {
     let not_allowed = |what: &str| {
         Err(RegistryError::Unsupported(format!(
             "{method} is not supported on {what}"
@@ -52,9 +45,7 @@ async fn handle(
     };
     match r {
         Route::Base => match *method {
-            Method::GET | Method::HEAD => {
-                Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
-            }
+            Method::GET | Method::HEAD => Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()),
             _ => not_allowed("/v2/"),
         },
         Route::Blob { name, digest } => {
@@ -97,9 +88,13 @@ async fn handle(
             Method::GET => list_tags(app, &RepoName::parse(name)?, q),
             _ => not_allowed("tags"),
         },
-        Route::Referrers { .. } => Err(RegistryError::Unsupported(
-            "the referrers API is not implemented yet".into(),
-        )),
+        Route::Referrers { name, digest } => {
+            let (repo, digest) = (RepoName::parse(name)?, parse_digest(digest)?);
+            match *method {
+                Method::GET => list_referrers(app, &repo, &digest, q),
+                _ => not_allowed("referrers"),
+            }
+        }
     }
 }
 
@@ -141,13 +136,7 @@ fn location(v: String) -> (header::HeaderName, String) {
 
 // ---- blobs ----------------------------------------------------------------
 
-async fn get_blob(
-    app: &App,
-    repo: &RepoName,
-    digest: &Digest,
-    h: &HeaderMap,
-    with_body: bool,
-) -> Result<Response> {
+async fn get_blob(app: &App, repo: &RepoName, digest: &Digest, h: &HeaderMap, with_body: bool) -> Result<Response> {
     if !app.meta.blob_linked(repo, digest)? {
         return Err(RegistryError::BlobUnknown(digest.clone()));
     }
@@ -158,12 +147,12 @@ async fn get_blob(
         .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
     let range = match h.get(header::RANGE) {
         None => None,
-        Some(v) => Some(parse_range(v.to_str().unwrap_or(""), size).ok_or(
-            RegistryError::RangeNotSatisfiable {
+        Some(v) => Some(
+            parse_range(v.to_str().unwrap_or(""), size).ok_or(RegistryError::RangeNotSatisfiable {
                 got: v.to_str().unwrap_or("?").into(),
                 size,
-            },
-        )?),
+            })?,
+        ),
     };
     let (status, start, len) = match range {
         Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
@@ -182,15 +171,11 @@ async fn get_blob(
         use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
         let mut file = tokio::fs::File::open(app.blobs.blob_path(digest)).await?;
         file.seek(std::io::SeekFrom::Start(start)).await?;
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(len),
-            256 << 10,
-        ))
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 << 10))
     } else {
         Body::empty()
     };
-    resp.body(body)
-        .map_err(|e| RegistryError::Internal(e.to_string()))
+    resp.body(body).map_err(|e| RegistryError::Internal(e.to_string()))
 }
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` inside a blob of `size` bytes.
@@ -198,10 +183,7 @@ fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
     let spec = v.strip_prefix("bytes=")?;
     let (a, b) = spec.split_once('-')?;
     let (start, end) = match (a.is_empty(), b.is_empty()) {
-        (false, false) => (
-            a.parse().ok()?,
-            b.parse::<u64>().ok()?.min(size.checked_sub(1)?),
-        ),
+        (false, false) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size.checked_sub(1)?)),
         (false, true) => (a.parse().ok()?, size.checked_sub(1)?),
         (true, false) => {
             let n: u64 = b.parse().ok()?;
@@ -258,14 +240,8 @@ async fn start_upload(app: &App, repo: &RepoName, q: &Query, body: Body) -> Resu
         [
             location(upload_url(repo, &id)),
             (header::RANGE, "0-0".into()),
-            (
-                header::HeaderName::from_static("docker-upload-uuid"),
-                id.clone(),
-            ),
-            (
-                header::HeaderName::from_static("oci-chunk-min-length"),
-                "0".into(),
-            ),
+            (header::HeaderName::from_static("docker-upload-uuid"), id.clone()),
+            (header::HeaderName::from_static("oci-chunk-min-length"), "0".into()),
         ],
     )
         .into_response())
@@ -275,13 +251,7 @@ fn range_header(size: u64) -> String {
     format!("0-{}", size.saturating_sub(1))
 }
 
-async fn patch_upload(
-    app: &App,
-    repo: &RepoName,
-    id: &str,
-    h: &HeaderMap,
-    body: Body,
-) -> Result<Response> {
+async fn patch_upload(app: &App, repo: &RepoName, id: &str, h: &HeaderMap, body: Body) -> Result<Response> {
     let size = app
         .blobs
         .upload_size(id)
@@ -289,14 +259,9 @@ async fn patch_upload(
         .ok_or_else(|| RegistryError::BlobUploadUnknown(id.into()))?;
     if let Some(cr) = h.get(header::CONTENT_RANGE) {
         let text = cr.to_str().unwrap_or("");
-        let start = text
-            .split_once('-')
-            .and_then(|(a, _)| a.parse::<u64>().ok());
+        let start = text.split_once('-').and_then(|(a, _)| a.parse::<u64>().ok());
         if start != Some(size) {
-            return Err(RegistryError::RangeNotSatisfiable {
-                got: text.into(),
-                size,
-            });
+            return Err(RegistryError::RangeNotSatisfiable { got: text.into(), size });
         }
     }
     let size = app
@@ -308,37 +273,22 @@ async fn patch_upload(
         [
             location(upload_url(repo, id)),
             (header::RANGE, range_header(size)),
-            (
-                header::HeaderName::from_static("docker-upload-uuid"),
-                id.into(),
-            ),
+            (header::HeaderName::from_static("docker-upload-uuid"), id.into()),
         ],
     )
         .into_response())
 }
 
-async fn finish_upload(
-    app: &App,
-    repo: &RepoName,
-    id: &str,
-    q: &Query,
-    body: Body,
-) -> Result<Response> {
-    let digest = q.get("digest").ok_or_else(|| {
-        RegistryError::DigestInvalid("PUT to finish an upload needs ?digest=".into())
-    })?;
+async fn finish_upload(app: &App, repo: &RepoName, id: &str, q: &Query, body: Body) -> Result<Response> {
+    let digest = q
+        .get("digest")
+        .ok_or_else(|| RegistryError::DigestInvalid("PUT to finish an upload needs ?digest=".into()))?;
     let digest = parse_digest(digest)?;
     finish(app, repo, id, &digest, body).await
 }
 
 /// Appends a final body, verifies the digest, stores and links the blob.
-async fn finish(
-    app: &App,
-    repo: &RepoName,
-    id: &str,
-    digest: &Digest,
-    body: Body,
-) -> Result<Response> {
+async fn finish(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: Body) -> Result<Response> {
     app.blobs
         .append(id, body.into_data_stream(), app.limits.max_blob_bytes)
         .await?;
@@ -375,10 +325,7 @@ async fn upload_status(app: &App, repo: &RepoName, id: &str) -> Result<Response>
         [
             location(upload_url(repo, id)),
             (header::RANGE, range_header(size)),
-            (
-                header::HeaderName::from_static("docker-upload-uuid"),
-                id.into(),
-            ),
+            (header::HeaderName::from_static("docker-upload-uuid"), id.into()),
         ],
     )
         .into_response())
@@ -402,12 +349,7 @@ fn resolve(app: &App, repo: &RepoName, reference: &Reference) -> Result<Digest> 
     }
 }
 
-fn get_manifest(
-    app: &App,
-    repo: &RepoName,
-    reference: &Reference,
-    with_body: bool,
-) -> Result<Response> {
+fn get_manifest(app: &App, repo: &RepoName, reference: &Reference, with_body: bool) -> Result<Response> {
     let digest = resolve(app, repo, reference)?;
     let record = app
         .meta
@@ -460,10 +402,7 @@ async fn put_manifest(
             }
         })?;
     let bytes = bytes.to_bytes();
-    let content_type = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let refs = validate(content_type, &bytes)?;
     let digest = match reference {
         Reference::Digest(d) => {
@@ -494,8 +433,20 @@ async fn put_manifest(
         Reference::Tag(t) => Some(t),
         Reference::Digest(_) => None,
     };
+    // The descriptor a referrers listing of its subject shows.
+    let descriptor = refs.subject.as_ref().map(|_| {
+        let mut d = serde_json::json!({ "mediaType": media_type, "digest": digest.as_str(), "size": bytes.len() });
+        if let Some(t) = &refs.artifact_type {
+            d["artifactType"] = t.as_str().into();
+        }
+        if let Some(a) = &refs.annotations {
+            d["annotations"] = a.clone();
+        }
+        d
+    });
+    let referrer = refs.subject.as_ref().zip(descriptor.as_ref());
     app.meta
-        .put_manifest(repo, &digest, media_type, &bytes, tag)?;
+        .put_manifest(repo, &digest, media_type, &bytes, tag, referrer)?;
     let mut resp = (
         StatusCode::CREATED,
         [
@@ -518,15 +469,47 @@ async fn put_manifest(
 
 fn delete_manifest(app: &App, repo: &RepoName, reference: &Reference) -> Result<Response> {
     let existed = match reference {
-        Reference::Digest(d) => app.meta.delete_manifest(repo, d)?,
+        Reference::Digest(d) => {
+            // Its subject, to drop it from the subject's referrers.
+            let subject = app.meta.manifest(repo, d)?.and_then(|m| {
+                let v: serde_json::Value = serde_json::from_slice(&m.bytes).ok()?;
+                parse_digest(v.get("subject")?.get("digest")?.as_str()?).ok()
+            });
+            app.meta.delete_manifest(repo, d, subject.as_ref())?
+        }
         Reference::Tag(t) => app.meta.delete_tag(repo, t)?,
     };
     if !existed {
-        return Err(RegistryError::ManifestUnknown(format!(
-            "{repo} {reference:?}"
-        )));
+        return Err(RegistryError::ManifestUnknown(format!("{repo} {reference:?}")));
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---- referrers ------------------------------------------------------------
+
+/// Always 200 with an image index, empty if nothing refers to `subject`;
+/// `?artifactType=` filters, announced by `OCI-Filters-Applied`.
+fn list_referrers(app: &App, repo: &RepoName, subject: &Digest, q: &Query) -> Result<Response> {
+    let mut manifests = app.meta.referrers(repo, subject)?;
+    let filter = q.get("artifactType");
+    if let Some(t) = filter {
+        manifests.retain(|d| d.get("artifactType").and_then(|v| v.as_str()) == Some(t.as_str()));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": super::manifest::OCI_INDEX,
+        "manifests": manifests,
+    });
+    let mut resp = (
+        [(header::CONTENT_TYPE, super::manifest::OCI_INDEX)],
+        serde_json::to_vec(&index).expect("serialize a JSON value"),
+    )
+        .into_response();
+    if filter.is_some() {
+        resp.headers_mut()
+            .insert("OCI-Filters-Applied", HeaderValue::from_static("artifactType"));
+    }
+    Ok(resp)
 }
 
 // ---- tags -----------------------------------------------------------------
@@ -551,8 +534,7 @@ fn list_tags(app: &App, repo: &RepoName, q: &Query) -> Result<Response> {
         Some(n) if after.len() > n => (after[..n].to_vec(), true),
         _ => (after, false),
     };
-    let mut resp =
-        axum::Json(serde_json::json!({ "name": repo.as_str(), "tags": page })).into_response();
+    let mut resp = axum::Json(serde_json::json!({ "name": repo.as_str(), "tags": page })).into_response();
     if let (true, Some(n), Some(last)) = (more, n, page.last()) {
         let link = format!("</v2/{repo}/tags/list?n={n}&last={last}>; rel=\"next\"");
         resp.headers_mut()

@@ -23,6 +23,11 @@ pub struct References {
     pub manifests: Vec<Digest>,
     /// The `subject`, which need not exist yet.
     pub subject: Option<Digest>,
+    /// The artifact type a referrers listing shows: `artifactType`, or for
+    /// an image manifest without one, its config's media type.
+    pub artifact_type: Option<String>,
+    /// The manifest's `annotations`, copied into referrers listings.
+    pub annotations: Option<serde_json::Value>,
 }
 
 /// Checks a manifest's body against the Content-Type it was pushed with and
@@ -37,9 +42,7 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
     }
     let doc: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| invalid(format!("not well-formed JSON: {e}")))?;
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| invalid("not a JSON object".into()))?;
+    let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object".into()))?;
     if let Some(mt) = obj.get("mediaType") {
         if mt.as_str() != Some(media_type) {
             return Err(invalid(format!(
@@ -64,6 +67,15 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
     if let Some(subject) = obj.get("subject") {
         refs.subject = Some(descriptor_digest(subject, "subject")?);
     }
+    refs.artifact_type = obj.get("artifactType").and_then(|v| v.as_str()).map(str::to_owned);
+    if refs.artifact_type.is_none() {
+        let config_type = obj
+            .get("config")
+            .and_then(|c| c.get("mediaType"))
+            .and_then(|v| v.as_str());
+        refs.artifact_type = config_type.map(str::to_owned);
+    }
+    refs.annotations = obj.get("annotations").filter(|a| a.is_object()).cloned();
     match media_type {
         OCI_MANIFEST | DOCKER_MANIFEST => {
             let config = obj
@@ -75,8 +87,7 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
                 .and_then(|l| l.as_array())
                 .ok_or_else(|| invalid("image manifest has no layers array".into()))?;
             for (i, layer) in layers.iter().enumerate() {
-                refs.blobs
-                    .push(descriptor_digest(layer, &format!("layer {i}"))?);
+                refs.blobs.push(descriptor_digest(layer, &format!("layer {i}"))?);
             }
         }
         _ => {
@@ -85,8 +96,7 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
                 .and_then(|m| m.as_array())
                 .ok_or_else(|| invalid("index has no manifests array".into()))?;
             for (i, m) in manifests.iter().enumerate() {
-                refs.manifests
-                    .push(descriptor_digest(m, &format!("manifest {i}"))?);
+                refs.manifests.push(descriptor_digest(m, &format!("manifest {i}"))?);
             }
         }
     }

@@ -6,6 +6,8 @@
 //! reg_manifests   <repo> 0x00 <digest>      -> manifest record    (below)
 //! reg_tags        <repo> 0x00 <tag>         -> <digest>
 //! reg_uploads     <session id>              -> <repo>             open upload sessions
+//! reg_referrers   <repo> 0x00 <subject> 0x00 <referrer digest>
+//!                                           -> descriptor JSON    manifests whose subject is <subject>
 //!
 //! manifest record: 0x01 (record version) || state (0 pending, 1 admitted, 2 denied)
 //!                  || u16 BE media type length || media type || the manifest's exact bytes
@@ -25,11 +27,12 @@ const CF_BLOBS: &str = "reg_blobs";
 const CF_MANIFESTS: &str = "reg_manifests";
 const CF_TAGS: &str = "reg_tags";
 const CF_UPLOADS: &str = "reg_uploads";
+const CF_REFERRERS: &str = "reg_referrers";
 const RECORD_VERSION: u8 = 1;
 
 /// The registry's column families, to open with the ledger's.
 pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
-    [CF_REPOS, CF_BLOBS, CF_MANIFESTS, CF_TAGS, CF_UPLOADS]
+    [CF_REPOS, CF_BLOBS, CF_MANIFESTS, CF_TAGS, CF_UPLOADS, CF_REFERRERS]
         .into_iter()
         .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
         .collect()
@@ -85,6 +88,15 @@ fn key(repo: &RepoName, rest: &str) -> Vec<u8> {
     [repo.as_str().as_bytes(), &[0], rest.as_bytes()].concat()
 }
 
+fn referrer_key(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Vec<u8> {
+    [
+        key(repo, subject.as_str()),
+        vec![0],
+        referrer.as_str().as_bytes().to_vec(),
+    ]
+    .concat()
+}
+
 fn synced() -> rocksdb::WriteOptions {
     let mut o = rocksdb::WriteOptions::default();
     o.set_sync(true);
@@ -105,26 +117,14 @@ impl Meta {
 
     /// Whether the repository exists (has had a blob or manifest pushed).
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool, RegistryError> {
-        Ok(self
-            .db
-            .get_pinned_cf(self.cf(CF_REPOS), repo.as_str())?
-            .is_some())
+        Ok(self.db.get_pinned_cf(self.cf(CF_REPOS), repo.as_str())?.is_some())
     }
 
     /// Links a stored blob into a repository.
-    pub fn link_blob(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<(), RegistryError> {
+    pub fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
-        b.put_cf(
-            self.cf(CF_BLOBS),
-            key(repo, digest.as_str()),
-            size.to_be_bytes(),
-        );
+        b.put_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()), size.to_be_bytes());
         self.db.write_opt(b, &synced())?;
         Ok(())
     }
@@ -137,7 +137,9 @@ impl Meta {
             .is_some())
     }
 
-    /// Stores a manifest (and moves `tag` to it), in one synced batch.
+    /// Stores a manifest, moves `tag` to it, and indexes it as a referrer of
+    /// its subject (`referrer`: the subject and the descriptor to list), in
+    /// one synced batch.
     pub fn put_manifest(
         &self,
         repo: &RepoName,
@@ -145,38 +147,55 @@ impl Meta {
         media_type: &str,
         bytes: &[u8],
         tag: Option<&Tag>,
+        referrer: Option<(&Digest, &serde_json::Value)>,
     ) -> Result<(), RegistryError> {
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
         // Re-pushing identical bytes keeps the existing record (and its state).
         if self.manifest(repo, digest)?.is_none() {
             let mt = media_type.as_bytes();
-            let len = u16::try_from(mt.len())
-                .map_err(|_| RegistryError::ManifestInvalid("media type is too long".into()))?;
+            let len =
+                u16::try_from(mt.len()).map_err(|_| RegistryError::ManifestInvalid("media type is too long".into()))?;
             let record = [&[RECORD_VERSION, 0][..], &len.to_be_bytes(), mt, bytes].concat();
             b.put_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()), record);
         }
         if let Some(tag) = tag {
             b.put_cf(self.cf(CF_TAGS), key(repo, tag.as_str()), digest.as_str());
         }
+        if let Some((subject, descriptor)) = referrer {
+            let value = serde_json::to_vec(descriptor).expect("serialize a JSON value");
+            b.put_cf(self.cf(CF_REFERRERS), referrer_key(repo, subject, digest), value);
+        }
         self.db.write_opt(b, &synced())?;
         Ok(())
     }
 
+    /// Descriptors of the manifests in `repo` whose subject is `subject`.
+    pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let prefix = [key(repo, subject.as_str()), vec![0]].concat();
+        let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_REFERRERS), mode) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let d = serde_json::from_slice(&v)
+                .map_err(|_| RegistryError::Internal(format!("referrer record of {repo}@{subject} is corrupt")))?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+
     /// A stored manifest.
-    pub fn manifest(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-    ) -> Result<Option<ManifestRecord>, RegistryError> {
+    pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>, RegistryError> {
         let Some(v) = self
             .db
             .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
         else {
             return Ok(None);
         };
-        let corrupt =
-            || RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt"));
+        let corrupt = || RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt"));
         if v.len() < 4 || v[0] != RECORD_VERSION {
             return Err(corrupt());
         }
@@ -227,13 +246,22 @@ impl Meta {
         Ok(existed)
     }
 
-    /// Deletes a manifest and every tag pointing to it; returns whether it existed.
-    pub fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+    /// Deletes a manifest, every tag pointing to it, and its referrer entry
+    /// (`subject`, if it has one); returns whether it existed.
+    pub fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        subject: Option<&Digest>,
+    ) -> Result<bool, RegistryError> {
         if self.manifest(repo, digest)?.is_none() {
             return Ok(false);
         }
         let mut b = WriteBatch::default();
         b.delete_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()));
+        if let Some(subject) = subject {
+            b.delete_cf(self.cf(CF_REFERRERS), referrer_key(repo, subject, digest));
+        }
         for t in self.tags(repo)? {
             let tag = Tag::parse(&t)?;
             if self.tag(repo, &tag)?.as_ref() == Some(digest) {

@@ -34,9 +34,7 @@ pub fn route(path: &str) -> Option<Route<'_>> {
     match (kind, last) {
         ("tags", "list") => Some(Route::Tags { name }),
         ("blobs", digest) if !digest.is_empty() => Some(Route::Blob { name, digest }),
-        ("manifests", reference) if !reference.is_empty() => {
-            Some(Route::Manifest { name, reference })
-        }
+        ("manifests", reference) if !reference.is_empty() => Some(Route::Manifest { name, reference }),
         ("referrers", digest) if !digest.is_empty() => Some(Route::Referrers { name, digest }),
         ("uploads", id) => {
             let name = name.strip_suffix("/blobs")?;
@@ -64,16 +62,10 @@ mod tests {
                 digest: "sha256:x"
             })
         );
-        assert_eq!(
-            route("/v2/a/blobs/uploads/"),
-            Some(Route::UploadStart { name: "a" })
-        );
+        assert_eq!(route("/v2/a/blobs/uploads/"), Some(Route::UploadStart { name: "a" }));
         assert_eq!(
             route("/v2/a/b/blobs/uploads/123"),
-            Some(Route::Upload {
-                name: "a/b",
-                id: "123"
-            })
+            Some(Route::Upload { name: "a/b", id: "123" })
         );
         assert_eq!(
             route("/v2/blobs/manifests/latest"),

@@ -40,18 +40,14 @@ pub enum KeyFileError {
 /// Loads the signer at `path`, or, if there is no such file, generates one
 /// named `name_if_new` and writes it there (mode 0600, fsync'd). Returns the
 /// signer and whether it was created. An existing key keeps its own name.
-pub fn load_or_create_signer(
-    path: &Path,
-    name_if_new: &str,
-) -> Result<(NoteSigner, bool), KeyFileError> {
+pub fn load_or_create_signer(path: &Path, name_if_new: &str) -> Result<(NoteSigner, bool), KeyFileError> {
     match load_signer(path) {
         Err(KeyFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let signer =
-                NoteSigner::new(name_if_new, key).map_err(|source| KeyFileError::Parse {
-                    path: path.to_owned(),
-                    source,
-                })?;
+            let signer = NoteSigner::new(name_if_new, key).map_err(|source| KeyFileError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
             write_new(path, &signer).map_err(|source| KeyFileError::Io {
                 path: path.to_owned(),
                 source,

@@ -27,9 +27,7 @@ use crate::edge::{levels, width_at, Edge};
 use crate::fsck::{fsck, FsckError, FsckReport, TileSource};
 use crate::hash::{leaf_hash, Hash, HASH_LEN};
 use crate::note::{Note, NoteSigner, VerifierKey};
-use crate::tile::{
-    encode_bundle, row_hash, TileAddr, TileKind, MAX_ENTRY_BYTES, TILE_HEIGHT, TILE_WIDTH,
-};
+use crate::tile::{encode_bundle, row_hash, TileAddr, TileKind, MAX_ENTRY_BYTES, TILE_HEIGHT, TILE_WIDTH};
 use crate::tree::{consistency_proof, inclusion_proof, HashReader};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use std::path::Path;
@@ -68,8 +66,7 @@ pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
     // cache of their own, and keep index and filter blocks in it too.
     tiles.set_compression_type(rocksdb::DBCompressionType::None);
     let mut table = rocksdb::BlockBasedOptions::default();
-    let cache =
-        rocksdb::Cache::new_lru_cache(TILE_CACHE_BYTES).expect("allocate the tiles block cache");
+    let cache = rocksdb::Cache::new_lru_cache(TILE_CACHE_BYTES).expect("allocate the tiles block cache");
     table.set_block_cache(&cache);
     table.set_cache_index_and_filter_blocks(true);
     table.set_bloom_filter(10.0, false);
@@ -229,11 +226,8 @@ impl Ledger {
         let note = db
             .get_cf(meta, META_CHECKPOINT)?
             .ok_or_else(|| OpenError::Corrupt("no checkpoint row".into()))?;
-        let checkpoint = Checkpoint::open(&note, signer.verifier()).map_err(|e| {
-            OpenError::Corrupt(format!(
-                "stored checkpoint does not verify with the log key: {e}"
-            ))
-        })?;
+        let checkpoint = Checkpoint::open(&note, signer.verifier())
+            .map_err(|e| OpenError::Corrupt(format!("stored checkpoint does not verify with the log key: {e}")))?;
         let edge = rebuild_edge(&db, checkpoint.size)?;
         if edge.root() != checkpoint.root {
             return Err(OpenError::Corrupt(format!(
@@ -369,8 +363,7 @@ impl Ledger {
     /// stored mid-tile hashes. `progress` gets the count of entries checked.
     pub fn fsck(&self, progress: impl FnMut(u64)) -> Result<FsckReport, FsckError<ReadError>> {
         let reader = self.reader();
-        let note = Note::parse(reader.state.checkpoint.as_bytes())
-            .map_err(|e| corrupt_fsck(e.to_string()))?;
+        let note = Note::parse(reader.state.checkpoint.as_bytes()).map_err(|e| corrupt_fsck(e.to_string()))?;
         let text = self
             .shared
             .verifier
@@ -379,8 +372,7 @@ impl Ledger {
         let checkpoint = Checkpoint::parse(text).map_err(|e| corrupt_fsck(e.to_string()))?;
         let report = fsck(&reader, &checkpoint, progress)?;
         for level in 0..levels(checkpoint.size) as u8 {
-            let full =
-                (checkpoint.size >> (u32::from(TILE_HEIGHT) * u32::from(level))) / TILE_WIDTH;
+            let full = (checkpoint.size >> (u32::from(TILE_HEIGHT) * u32::from(level))) / TILE_WIDTH;
             for index in 0..full {
                 let value = reader.full_tile(level, index).map_err(corrupt_fsck)?;
                 let row = crate::tile::tile_hashes(&value[..TILE_BYTES]).expect("whole hashes");
@@ -443,9 +435,7 @@ fn tile_value(tile: &crate::edge::FullTile) -> Vec<u8> {
 fn create(db: &DB, signer: &NoteSigner) -> Result<(), OpenError> {
     let meta = cf(db, CF_META);
     if db.get_cf(meta, META_CHECKPOINT)?.is_some() {
-        return Err(OpenError::Corrupt(
-            "checkpoint row without a format row".into(),
-        ));
+        return Err(OpenError::Corrupt("checkpoint row without a format row".into()));
     }
     let origin = signer.verifier().name();
     let empty = Checkpoint {
@@ -457,11 +447,7 @@ fn create(db: &DB, signer: &NoteSigner) -> Result<(), OpenError> {
     let mut batch = rocksdb::WriteBatch::default();
     batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
     batch.put_cf(meta, META_ORIGIN, origin.as_bytes());
-    batch.put_cf(
-        meta,
-        META_CHECKPOINT,
-        signer.sign(&empty.to_text()).as_bytes(),
-    );
+    batch.put_cf(meta, META_CHECKPOINT, signer.sign(&empty.to_text()).as_bytes());
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
     db.write_opt(batch, &opts)?;
@@ -487,9 +473,7 @@ fn rebuild_edge(db: &DB, size: u64) -> Result<Edge, OpenError> {
                 let v = db
                     .get_pinned_cf(cf(db, CF_TILES), tile_key(level - 1, i))?
                     .filter(|v| v.len() == TILE_VALUE_BYTES)
-                    .ok_or_else(|| {
-                        OpenError::Corrupt(format!("tile {}/{i} is missing or short", level - 1))
-                    })?;
+                    .ok_or_else(|| OpenError::Corrupt(format!("tile {}/{i} is missing or short", level - 1)))?;
                 let mid = crate::tile::tile_hashes(&v[TILE_BYTES..]).expect("whole hashes");
                 row_hash(&mid, 0, MID_WIDTH)
             };
@@ -497,8 +481,7 @@ fn rebuild_edge(db: &DB, size: u64) -> Result<Edge, OpenError> {
         }
         rows.push(row);
     }
-    Edge::from_rows(size, rows)
-        .ok_or_else(|| OpenError::Corrupt("right edge has wrong widths".into()))
+    Edge::from_rows(size, rows).ok_or_else(|| OpenError::Corrupt("right edge has wrong widths".into()))
 }
 
 /// Reads complete subtree hashes of one committed tree state: full tiles from
@@ -523,13 +506,7 @@ impl<'a> StoreReader<'a> {
 
     /// A full tile of level >= 1 with all its subtrees, from the cache.
     fn upper_tile(&self, level: u8, index: u64) -> Result<Arc<crate::tree::MemoryTree>, ReadError> {
-        if let Some(t) = self
-            .shared
-            .upper_tiles
-            .read()
-            .expect("cache lock")
-            .get(&(level, index))
-        {
+        if let Some(t) = self.shared.upper_tiles.read().expect("cache lock").get(&(level, index)) {
             return Ok(t.clone());
         }
         let value = self.full_tile(level, index)?;
@@ -547,9 +524,7 @@ impl<'a> StoreReader<'a> {
     }
 
     fn full_tile(&self, level: u8, index: u64) -> Result<rocksdb::DBPinnableSlice<'a>, ReadError> {
-        let v = self
-            .db
-            .get_pinned_cf(cf(self.db, CF_TILES), tile_key(level, index))?;
+        let v = self.db.get_pinned_cf(cf(self.db, CF_TILES), tile_key(level, index))?;
         v.filter(|v| v.len() == TILE_VALUE_BYTES)
             .ok_or_else(|| ReadError::Corrupt(format!("tile {level}/{index} is missing or short")))
     }
@@ -557,13 +532,7 @@ impl<'a> StoreReader<'a> {
     /// The hash of the subtree spanning `n <= 8` hashes from hash position
     /// `from` of a full tile's stored value (positions 256.. are the mid row).
     /// Each tile is read once per reader.
-    fn tile_subtree(
-        &self,
-        level: u8,
-        index: u64,
-        from: usize,
-        n: usize,
-    ) -> Result<Hash, ReadError> {
+    fn tile_subtree(&self, level: u8, index: u64, from: usize, n: usize) -> Result<Hash, ReadError> {
         let mut tiles = self.tiles.borrow_mut();
         let at = match tiles.iter().position(|(k, _)| *k == (level, index)) {
             Some(at) => at,
@@ -575,8 +544,7 @@ impl<'a> StoreReader<'a> {
         let value = &tiles[at].1;
         let mut row = [Hash::default(); 8];
         for (i, h) in row[..n].iter_mut().enumerate() {
-            *h = Hash::from_slice(&value[(from + i) * HASH_LEN..(from + i + 1) * HASH_LEN])
-                .expect("32");
+            *h = Hash::from_slice(&value[(from + i) * HASH_LEN..(from + i + 1) * HASH_LEN]).expect("32");
         }
         Ok(row_hash(&row[..n], 0, n))
     }
@@ -585,32 +553,21 @@ impl<'a> StoreReader<'a> {
     /// state at that width or wider.
     fn read_prefix(&self, addr: TileAddr) -> Result<Vec<u8>, ReadError> {
         let width = usize::from(addr.width);
-        let full = TileAddr::for_tree(addr.kind, addr.index, self.state.edge.size())
-            .is_some_and(|a| a.is_full());
+        let full = TileAddr::for_tree(addr.kind, addr.index, self.state.edge.size()).is_some_and(|a| a.is_full());
         match addr.kind {
             TileKind::Entries => {
                 let entries = self.entries(addr.index * TILE_WIDTH, width)?;
                 Ok(encode_bundle(entries.iter().map(Vec::as_slice)).expect("stored entries fit"))
             }
-            TileKind::Hashes { level } if full => {
-                Ok(self.full_tile(level, addr.index)?[..width * HASH_LEN].to_vec())
-            }
-            TileKind::Hashes { level } => Ok(self.state.edge.row(level)[..width]
-                .iter()
-                .flat_map(|h| h.0)
-                .collect()),
+            TileKind::Hashes { level } if full => Ok(self.full_tile(level, addr.index)?[..width * HASH_LEN].to_vec()),
+            TileKind::Hashes { level } => Ok(self.state.edge.row(level)[..width].iter().flat_map(|h| h.0).collect()),
         }
     }
 
     fn entries(&self, start: u64, count: usize) -> Result<Vec<Vec<u8>>, ReadError> {
         let mut out = Vec::with_capacity(count);
-        let mode =
-            rocksdb::IteratorMode::From(&start.to_be_bytes()[..], rocksdb::Direction::Forward);
-        for item in self
-            .db
-            .iterator_cf(cf(self.db, CF_ENTRIES), mode)
-            .take(count)
-        {
+        let mode = rocksdb::IteratorMode::From(&start.to_be_bytes()[..], rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(cf(self.db, CF_ENTRIES), mode).take(count) {
             let (k, v) = item?;
             if k[..] != (start + out.len() as u64).to_be_bytes() {
                 return Err(ReadError::Corrupt(format!(
@@ -644,9 +601,7 @@ impl HashReader for StoreReader<'_> {
                 .state
                 .edge
                 .row_subtree(tile_level, k, (offset >> k) as u64)
-                .ok_or_else(|| {
-                    ReadError::Corrupt(format!("subtree {level}/{index} is not complete"))
-                });
+                .ok_or_else(|| ReadError::Corrupt(format!("subtree {level}/{index} is not complete")));
         }
         if tile_level >= 1 {
             let tree = self.upper_tile(tile_level, tile)?;

@@ -7,10 +7,7 @@
 //! Back-pressure: the queue is bounded, so submitters wait instead of growing
 //! memory without limit.
 
-use super::{
-    cf, tile_key, tile_value, AppendError, Shared, State, CF_ENTRIES, CF_META, CF_TILES,
-    META_CHECKPOINT,
-};
+use super::{cf, tile_key, tile_value, AppendError, Shared, State, CF_ENTRIES, CF_META, CF_TILES, META_CHECKPOINT};
 use crate::checkpoint::Checkpoint;
 use crate::hash::{leaf_hash, Hash};
 use crate::note::NoteSigner;
@@ -68,9 +65,7 @@ pub(super) fn start(shared: Arc<Shared>, signer: NoteSigner) -> Handle {
     }
 }
 
-fn request(
-    entry: Vec<u8>,
-) -> Result<(Request, oneshot::Receiver<Result<u64, AppendError>>), AppendError> {
+fn request(entry: Vec<u8>) -> Result<(Request, oneshot::Receiver<Result<u64, AppendError>>), AppendError> {
     if entry.len() > MAX_ENTRY_BYTES {
         return Err(AppendError::TooLarge { len: entry.len() });
     }
@@ -94,9 +89,7 @@ impl Handle {
 
     pub(super) fn append_blocking(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         let (req, rx) = request(entry)?;
-        self.tx
-            .blocking_send(req)
-            .map_err(|_| AppendError::Closed)?;
+        self.tx.blocking_send(req).map_err(|_| AppendError::Closed)?;
         rx.blocking_recv().map_err(|_| AppendError::Closed)?
     }
 }
@@ -137,17 +130,9 @@ impl Committer {
         let mut edge = current.edge.clone();
         let mut wb = rocksdb::WriteBatch::default();
         for (i, req) in batch.iter().enumerate() {
-            wb.put_cf(
-                cf(db, CF_ENTRIES),
-                (start + i as u64).to_be_bytes(),
-                &req.entry,
-            );
+            wb.put_cf(cf(db, CF_ENTRIES), (start + i as u64).to_be_bytes(), &req.entry);
             for tile in edge.push(req.leaf) {
-                wb.put_cf(
-                    cf(db, CF_TILES),
-                    tile_key(tile.level, tile.index),
-                    tile_value(&tile),
-                );
+                wb.put_cf(cf(db, CF_TILES), tile_key(tile.level, tile.index), tile_value(&tile));
             }
         }
         let size = edge.size();

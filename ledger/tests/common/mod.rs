@@ -17,10 +17,7 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 pub fn ct_hashes(bytes: &[u8]) -> Vec<Hash> {
-    bytes
-        .chunks(32)
-        .map(|c| Hash::from_slice(c).unwrap())
-        .collect()
+    bytes.chunks(32).map(|c| Hash::from_slice(c).unwrap()).collect()
 }
 
 pub fn ct_root(tree: &CtTree) -> Hash {
@@ -50,36 +47,19 @@ pub fn rs_root(entries: &[Vec<u8>]) -> Hash {
         return Hash(sha256(&[]));
     }
     let leaves: Vec<[u8; 32]> = entries.iter().map(|e| sha256(&[&[0u8], e])).collect();
-    Hash(
-        rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&leaves)
-            .root()
-            .unwrap(),
-    )
+    Hash(rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&leaves).root().unwrap())
 }
 
-pub fn ct_verify_inclusion(
-    entry: &[u8],
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-    root: &Hash,
-) -> bool {
+pub fn ct_verify_inclusion(entry: &[u8], index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
     let root = ct_merkle::RootHash::<Sha256>::new(root.0.into(), size);
     let bytes: Vec<u8> = proof.iter().flat_map(|h| h.0).collect();
     let Ok(proof) = ct_merkle::InclusionProof::<Sha256>::try_from_bytes(bytes) else {
         return false;
     };
-    root.verify_inclusion(&entry.to_vec(), index, &proof)
-        .is_ok()
+    root.verify_inclusion(&entry.to_vec(), index, &proof).is_ok()
 }
 
-pub fn ct_verify_consistency(
-    size1: u64,
-    size2: u64,
-    proof: &[Hash],
-    root1: &Hash,
-    root2: &Hash,
-) -> bool {
+pub fn ct_verify_consistency(size1: u64, size2: u64, proof: &[Hash], root1: &Hash, root2: &Hash) -> bool {
     let old = ct_merkle::RootHash::<Sha256>::new(root1.0.into(), size1);
     let new = ct_merkle::RootHash::<Sha256>::new(root2.0.into(), size2);
     let bytes: Vec<u8> = proof.iter().flat_map(|h| h.0).collect();

@@ -86,9 +86,7 @@ fn flip_bit(h: &Hash, rng: &mut Rng) -> Hash {
 /// Sizes spread over interesting shapes: small, powers of two and their
 /// neighbours, and a few odd larger ones.
 fn sizes(rng: &mut Rng) -> Vec<u64> {
-    let mut s: Vec<u64> = vec![
-        2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257, 1000,
-    ];
+    let mut s: Vec<u64> = vec![2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257, 1000];
     while s.len() < CASES {
         s.push(2 + rng.below(1500));
     }
@@ -101,28 +99,20 @@ fn inclusion_vectors(tree: &MemoryTree, rng: &mut Rng) -> BTreeMap<&'static str,
         let index = rng.below(size);
         let root = tree.root_at(size);
         let proof = inclusion_proof(tree, index, size).expect("in tree");
-        let case = |desc: String, entry: &[u8], index, size, root: &Hash, proof: &[Hash], valid| {
-            Inclusion {
-                desc,
-                entry: B64.encode(entry),
-                index,
-                size,
-                root: b64(root),
-                proof: proof.iter().map(b64).collect(),
-                valid,
-            }
+        let case = |desc: String, entry: &[u8], index, size, root: &Hash, proof: &[Hash], valid| Inclusion {
+            desc,
+            entry: B64.encode(entry),
+            index,
+            size,
+            root: b64(root),
+            proof: proof.iter().map(b64).collect(),
+            valid,
         };
         let entry = entry_bytes(index);
         let base = format!("index {index} in size {size}");
-        out.entry("valid").or_default().push(case(
-            base.clone(),
-            &entry,
-            index,
-            size,
-            &root,
-            &proof,
-            true,
-        ));
+        out.entry("valid")
+            .or_default()
+            .push(case(base.clone(), &entry, index, size, &root, &proof, true));
         let mut flipped = proof.clone();
         let at = rng.below(proof.len() as u64) as usize;
         flipped[at] = flip_bit(&flipped[at], rng);
@@ -208,38 +198,26 @@ fn inclusion_vectors(tree: &MemoryTree, rng: &mut Rng) -> BTreeMap<&'static str,
     out
 }
 
-fn consistency_vectors(
-    tree: &MemoryTree,
-    rng: &mut Rng,
-) -> BTreeMap<&'static str, Vec<Consistency>> {
+fn consistency_vectors(tree: &MemoryTree, rng: &mut Rng) -> BTreeMap<&'static str, Vec<Consistency>> {
     let mut out: BTreeMap<&'static str, Vec<Consistency>> = BTreeMap::new();
     for size2 in sizes(rng) {
         let size2 = size2.max(3);
         let size1 = 1 + rng.below(size2 - 2); // 1 ..= size2 - 2, a non-empty proof
         let (root1, root2) = (tree.root_at(size1), tree.root_at(size2));
         let proof = consistency_proof(tree, size1, size2).expect("in tree");
-        let case =
-            |desc: String, size1, size2, root1: &Hash, root2: &Hash, proof: &[Hash], valid| {
-                Consistency {
-                    desc,
-                    size1,
-                    size2,
-                    root1: b64(root1),
-                    root2: b64(root2),
-                    proof: proof.iter().map(b64).collect(),
-                    valid,
-                }
-            };
-        let base = format!("size {size1} to {size2}");
-        out.entry("valid").or_default().push(case(
-            base.clone(),
+        let case = |desc: String, size1, size2, root1: &Hash, root2: &Hash, proof: &[Hash], valid| Consistency {
+            desc,
             size1,
             size2,
-            &root1,
-            &root2,
-            &proof,
-            true,
-        ));
+            root1: b64(root1),
+            root2: b64(root2),
+            proof: proof.iter().map(b64).collect(),
+            valid,
+        };
+        let base = format!("size {size1} to {size2}");
+        out.entry("valid")
+            .or_default()
+            .push(case(base.clone(), size1, size2, &root1, &root2, &proof, true));
         out.entry("swapped-roots").or_default().push(case(
             format!("{base}, roots swapped"),
             size1,
@@ -330,14 +308,9 @@ fn consistency_vectors(
     out
 }
 
-fn checkpoint_vectors(
-    tree: &MemoryTree,
-    rng: &mut Rng,
-) -> BTreeMap<&'static str, Vec<SignedCheckpoint>> {
+fn checkpoint_vectors(tree: &MemoryTree, rng: &mut Rng) -> BTreeMap<&'static str, Vec<SignedCheckpoint>> {
     let mut out: BTreeMap<&'static str, Vec<SignedCheckpoint>> = BTreeMap::new();
-    let key = |seed: u8, name: &str| {
-        NoteSigner::new(name, SigningKey::from_bytes(&[seed; 32])).expect("valid name")
-    };
+    let key = |seed: u8, name: &str| NoteSigner::new(name, SigningKey::from_bytes(&[seed; 32])).expect("valid name");
     let origin = "vouch.example/ledger";
     let log = key(1, origin);
     let other = key(2, origin);
@@ -364,12 +337,7 @@ fn checkpoint_vectors(
             0 => case(base.clone(), &vkey, note.clone(), true),
             1 => {
                 // A witness cosignature after the log's: ignored, still valid.
-                let cosig = witness
-                    .sign(&text)
-                    .split_once("\n\n")
-                    .expect("sig")
-                    .1
-                    .to_owned();
+                let cosig = witness.sign(&text).split_once("\n\n").expect("sig").1.to_owned();
                 case(
                     format!("{base}, with an unknown second signature"),
                     &vkey,
@@ -455,11 +423,7 @@ fn checkpoint_vectors(
 fn render<T: Serialize>(dir: &str, sets: BTreeMap<&'static str, Vec<T>>) -> Vec<(PathBuf, String)> {
     sets.into_iter()
         .map(|(name, cases)| {
-            assert!(
-                cases.len() >= 20,
-                "{dir}/{name} has only {} cases",
-                cases.len()
-            );
+            assert!(cases.len() >= 20, "{dir}/{name} has only {} cases", cases.len());
             let json = serde_json::to_string_pretty(&cases).expect("serialize") + "\n";
             (Path::new(dir).join(format!("{name}.json")), json)
         })
@@ -502,8 +466,7 @@ fn main() -> ExitCode {
             }
             continue;
         }
-        let write = std::fs::create_dir_all(path.parent().expect("parent"))
-            .and_then(|()| std::fs::write(&path, json));
+        let write = std::fs::create_dir_all(path.parent().expect("parent")).and_then(|()| std::fs::write(&path, json));
         if let Err(e) = write {
             eprintln!("vectorgen: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
