@@ -23,15 +23,45 @@ enum Command {
     /// Run the registry: the OCI distribution API on --listen, with blobs,
     /// metadata and the ledger under --data (created on first start).
     Serve(serve::ServeArgs),
+    /// Manage the users file that `vouch serve --users` reads.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Inspect and check the local ledger (operator tools).
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user, or change their password. The password is read from the
+    /// first line of standard input; the file is created (mode 0600) if missing.
+    Add {
+        /// The users file.
+        #[arg(long, value_name = "FILE")]
+        users: std::path::PathBuf,
+        /// The user name.
+        name: String,
+    },
+}
+
+fn user_command(cmd: UserCommand) -> Result<(), Box<dyn std::error::Error>> {
+    match cmd {
+        UserCommand::Add { users, name } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            vouch::registry::auth::add_user(&users, &name, password)?;
+            eprintln!("user {name} saved in {}", users.display());
+            Ok(())
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::User(cmd) => user_command(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
     };
     match result {

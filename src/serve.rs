@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
-use vouch::registry::{app, blobs::BlobStore, meta::Meta, AppState, Limits};
+use vouch::registry::{app, auth::Users, blobs::BlobStore, meta::Meta, AppState, Limits};
 
 /// Options of `vouch serve`.
 #[derive(Debug, Args)]
@@ -38,6 +38,15 @@ pub struct ServeArgs {
     /// Largest blob accepted, in bytes (413 above).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
     max_blob_bytes: u64,
+    /// Users file (htpasswd format, bcrypt hashes: `vouch user add` or
+    /// `htpasswd -B` write it). With it, pushes and deletes need a user's
+    /// credentials (HTTP basic auth). Without it vouch runs in open mode:
+    /// anyone who can reach it may push.
+    #[arg(long, value_name = "FILE", env = "VOUCH_USERS")]
+    users: Option<PathBuf>,
+    /// With --users: require credentials for pulls too.
+    #[arg(long, requires = "users")]
+    no_anonymous_pull: bool,
     /// Allow serving without authentication on a non-loopback address.
     /// Without it, vouch refuses to start open to the network.
     #[arg(long)]
@@ -50,7 +59,11 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if !args.listen.ip().is_loopback() && !args.allow_open_network {
+    let users = match &args.users {
+        Some(path) => Some(Users::load(path, !args.no_anonymous_pull)?),
+        None => None,
+    };
+    if users.is_none() && !args.listen.ip().is_loopback() && !args.allow_open_network {
         return Err(format!(
             "refusing to listen on {} without authentication: anyone who can reach it could push. \
              Listen on 127.0.0.1, or pass --allow-open-network if that is what you want",
@@ -70,16 +83,24 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             max_manifest_bytes: args.max_manifest_bytes,
             max_blob_bytes: args.max_blob_bytes,
         },
+        users,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let addr = listener.local_addr()?;
-        eprintln!("WARNING: open mode: no users file is configured, so anyone who can reach {addr} may push.");
+        match &state.users {
+            None => eprintln!("WARNING: open mode: no users file (--users), so anyone who can reach {addr} may push."),
+            Some(u) => eprintln!(
+                "authentication: {} user(s); anonymous pull {}",
+                u.len(),
+                if u.anonymous_pull { "allowed" } else { "refused" }
+            ),
+        }
         println!("ledger verifier key: {}", opened.ledger.verifier());
         println!("data directory: {}", dir.root().display());
         println!("listening on {addr}");
-        let router = app(state).layer(axum::middleware::from_fn(log_request));
+        let router = app(state.clone()).layer(axum::middleware::from_fn(log_request));
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())
             .await?;

@@ -22,10 +22,15 @@ impl Drop for Server {
 }
 
 fn serve() -> Server {
+    serve_with(&[])
+}
+
+fn serve_with(extra: &[&str]) -> Server {
     let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
+        .args(extra)
         .env_remove("VOUCH_DATA")
         .env_remove("VOUCH_LISTEN")
         .stdout(Stdio::piped())
@@ -255,4 +260,71 @@ fn podman_pulls_and_pushes_with_the_vfs_driver() {
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Layers"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn users_from_htpasswd_and_vouch_user_add_can_push_and_anyone_can_pull() {
+    if !have("skopeo") || !have("htpasswd") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let users = work.path().join("users");
+    // One user hashed by Apache's htpasswd (bcrypt), one by vouch.
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", "alice", "from-apache"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&users, &out.stdout).unwrap();
+    let mut add = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["user", "add", "--users"])
+        .arg(&users)
+        .arg("bob")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"from-vouch\n").unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let server = serve_with(&["--users", users.to_str().unwrap()]);
+    let layout = work.path().join("layout");
+    write_layout(&layout, "v1", "authenticated push\n");
+    let src = format!("oci:{}:v1", layout.display());
+    let dest = |tag: &str| format!("docker://{}/auth/app:{tag}", server.addr);
+    let (ok, _, err) = skopeo(&["copy", "--dest-tls-verify=false", &src, &dest("anon")]);
+    assert!(
+        !ok && err.contains("unauthorized"),
+        "an anonymous push must be refused: {err}"
+    );
+    let (ok, _, err) = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "alice:wrong",
+        &src,
+        &dest("wrong"),
+    ]);
+    assert!(
+        !ok && err.contains("unauthorized"),
+        "a wrong password must be refused: {err}"
+    );
+    for (creds, tag) in [("alice:from-apache", "a"), ("bob:from-vouch", "b")] {
+        let (ok, _, err) = skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            &src,
+            &dest(tag),
+        ]);
+        assert!(ok, "push as {creds}: {err}");
+    }
+    let (ok, out, err) = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{}/auth/app", server.addr),
+    ]);
+    assert!(ok, "anonymous pull: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Tags"], serde_json::json!(["a", "b"]));
 }

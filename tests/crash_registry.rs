@@ -95,7 +95,7 @@ fn sha256(b: &[u8]) -> String {
 struct Acked {
     blobs: Vec<(String, String, Vec<u8>)>,             // repo, digest, bytes
     manifests: Vec<(String, String, String, Vec<u8>)>, // repo, tag, digest, bytes
-    sessions: Vec<(String, Vec<u8>, usize)>,           // location, full content, bytes acknowledged
+    sessions: Vec<(String, Vec<u8>, usize, bool)>,     // location, content, bytes acknowledged, final PUT sent
 }
 
 fn pusher(addr: String, worker: usize, seed: u64, acked: Arc<Mutex<Acked>>) {
@@ -115,16 +115,21 @@ fn pusher(addr: String, worker: usize, seed: u64, acked: Arc<Mutex<Acked>>) {
             let half = content.len() / 2;
             let range = format!("0-{}", half - 1);
             match http(&addr, "PATCH", &loc, &[("Content-Range", &range)], &content[..half]) {
-                Ok(r) if r.status == 202 => acked
-                    .lock()
-                    .unwrap()
-                    .sessions
-                    .push((loc.clone(), content.clone(), half)),
+                Ok(r) if r.status == 202 => {
+                    acked
+                        .lock()
+                        .unwrap()
+                        .sessions
+                        .push((loc.clone(), content.clone(), half, false))
+                }
                 _ => return,
+            }
+            for s in acked.lock().unwrap().sessions.iter_mut().filter(|s| s.0 == loc) {
+                s.3 = true;
             }
             match http(&addr, "PUT", &format!("{loc}?digest={d}"), &[], &content[half..]) {
                 Ok(r) if r.status == 201 => {
-                    acked.lock().unwrap().sessions.retain(|(l, _, _)| l != &loc);
+                    acked.lock().unwrap().sessions.retain(|s| s.0 != loc);
                     true
                 }
                 _ => return,
@@ -223,24 +228,54 @@ fn acknowledged_pushes_survive_sigkill() {
                 files += 1;
             }
         }
-        // Interrupted sessions resume from the offset the registry reports.
+        // Interrupted sessions: one whose final PUT was never sent resumes
+        // from the offset the registry reports; one whose PUT was in flight
+        // either resumes the same way, or a retry of that PUT finishes it, or
+        // it had finished (the blob is in the repository).
         let sessions = a.sessions.len();
-        for (loc, content, acked_bytes) in &a.sessions {
-            let st = http(&addr, "GET", loc, &[], &[]).unwrap();
-            assert_eq!(st.status, 204, "acknowledged session {loc} lost");
-            let end: usize = st.header("range").unwrap().split_once('-').unwrap().1.parse().unwrap();
-            assert!(end + 1 >= *acked_bytes, "session lost acknowledged bytes");
+        for (loc, content, acked_bytes, put_sent) in &a.sessions {
             let d = sha256(content);
-            let r = http(&addr, "PUT", &format!("{loc}?digest={d}"), &[], &content[end + 1..]).unwrap();
+            let st = http(&addr, "GET", loc, &[], &[]).unwrap();
+            if st.status == 204 {
+                let end: usize = st.header("range").unwrap().split_once('-').unwrap().1.parse().unwrap();
+                assert!(end + 1 >= *acked_bytes, "session lost acknowledged bytes");
+                let r = http(&addr, "PUT", &format!("{loc}?digest={d}"), &[], &content[end + 1..]).unwrap();
+                assert_eq!(
+                    r.status,
+                    201,
+                    "resumed session did not finish: {}",
+                    String::from_utf8_lossy(&r.body)
+                );
+            } else {
+                assert!(
+                    *put_sent,
+                    "session {loc} lost before its final PUT was sent (status {})",
+                    st.status
+                );
+                let retry = http(
+                    &addr,
+                    "PUT",
+                    &format!("{loc}?digest={d}"),
+                    &[],
+                    &content[content.len() / 2..],
+                )
+                .unwrap();
+                assert!(
+                    retry.status == 201 || retry.status == 404,
+                    "retried PUT: {}",
+                    retry.status
+                );
+            }
+            let repo = loc.split("/blobs/").next().unwrap().trim_start_matches("/v2/");
+            let blob = http(&addr, "GET", &format!("/v2/{repo}/blobs/{d}"), &[], &[]).unwrap();
             assert_eq!(
-                r.status,
-                201,
-                "resumed session did not finish: {}",
-                String::from_utf8_lossy(&r.body)
+                blob.status, 200,
+                "blob of interrupted session {loc} is neither resumable nor stored"
             );
+            assert!(blob.body == *content);
         }
         eprintln!(
-            "registry crash round {round}: {} blobs and {} manifests acknowledged so far, all intact; {files} blob files verified; {sessions} sessions resumed",
+            "registry crash round {round}: {} blobs and {} manifests acknowledged so far, all intact; {files} blob files verified; {sessions} interrupted sessions recovered",
             a.blobs.len(),
             a.manifests.len()
         );

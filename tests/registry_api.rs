@@ -18,6 +18,10 @@ struct Registry {
 }
 
 fn open_at(path: &std::path::Path) -> Router {
+    open_with(path, None)
+}
+
+fn open_with(path: &std::path::Path, users: Option<vouch::registry::auth::Users>) -> Router {
     let dir = DataDir::new(path);
     let opened = dir.open_ledger("api.test/vouch").unwrap();
     let state = AppState {
@@ -27,6 +31,7 @@ fn open_at(path: &std::path::Path) -> Router {
             max_manifest_bytes: 4 << 20,
             max_blob_bytes: 1 << 20,
         },
+        users,
     };
     app(Arc::new(state))
 }
@@ -669,4 +674,86 @@ async fn referrers_list_artifacts_by_subject_with_filters_and_annotations() {
     .await;
     let v: serde_json::Value = serde_json::from_slice(&after.body).unwrap();
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn with_a_users_file_pushes_need_credentials_and_pulls_are_anonymous() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let users_file = dir.path().join("users");
+    vouch::registry::auth::add_user(&users_file, "alice", "s3cret").unwrap();
+    let basic = |u: &str, p: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    };
+    let (good, wrong, empty) = (basic("alice", "s3cret"), basic("alice", "nope"), basic("", ""));
+    for anonymous_pull in [true, false] {
+        let users = vouch::registry::auth::Users::load(&users_file, anonymous_pull).unwrap();
+        let r = open_with(&dir.path().join(format!("data-{anonymous_pull}")), Some(users));
+        let blob = b"auth test".to_vec();
+        let d = sha256(&blob);
+        let push = format!("/v2/a/app/blobs/uploads/?digest={d}");
+        // /v2/ challenges anyone without valid credentials.
+        let ping = call(&r, "GET", "/v2/", &[], vec![]).await;
+        assert_eq!(
+            (ping.status, ping.header("www-authenticate")),
+            (StatusCode::UNAUTHORIZED, "Basic realm=\"vouch\"")
+        );
+        assert_eq!(
+            call(&r, "GET", "/v2/", &[("authorization", &good)], vec![])
+                .await
+                .status,
+            StatusCode::OK
+        );
+        // Pushes: refused anonymously, with an empty login, and with a wrong password.
+        for auth in [None, Some(&empty), Some(&wrong)] {
+            let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a.as_str())]).unwrap_or_default();
+            let resp = call(&r, "POST", &push, &h, blob.clone()).await;
+            assert_eq!(
+                (resp.status, resp.code().as_str()),
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            );
+        }
+        assert_eq!(
+            call(
+                &r,
+                "GET",
+                &format!("/v2/a/app/blobs/{d}"),
+                &[("authorization", &good)],
+                vec![]
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND,
+            "refused pushes stored nothing"
+        );
+        assert_eq!(
+            call(&r, "POST", &push, &[("authorization", &good)], blob.clone())
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        // Pulls: anonymous (or with an empty login) only if allowed; a wrong password never.
+        let pull = format!("/v2/a/app/blobs/{d}");
+        let anon = call(&r, "GET", &pull, &[], vec![]).await;
+        let empty_login = call(&r, "GET", &pull, &[("authorization", &empty)], vec![]).await;
+        let expected = if anonymous_pull {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!((anon.status, empty_login.status), (expected, expected));
+        assert_eq!(
+            call(&r, "GET", &pull, &[("authorization", &wrong)], vec![])
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&r, "GET", &pull, &[("authorization", &good)], vec![]).await.body,
+            blob
+        );
+    }
 }

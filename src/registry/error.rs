@@ -65,6 +65,9 @@ pub enum RegistryError {
     /// A request for a path that is not part of the API (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
+    /// Credentials are missing or wrong (401, with a Basic challenge).
+    #[error("authentication required: {0}")]
+    Unauthorized(&'static str),
     /// The server failed (disk, database); the request changed nothing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -90,6 +93,7 @@ impl RegistryError {
             TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
             Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             NotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         }
     }
@@ -117,6 +121,11 @@ impl IntoResponse for RegistryError {
             "errors": [{ "code": code, "message": self.to_string(), "detail": null }]
         });
         let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = format!("Basic realm=\"{}\"", super::auth::REALM);
+            resp.headers_mut()
+                .insert("WWW-Authenticate", challenge.parse().expect("ascii"));
+        }
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             if let RegistryError::RangeNotSatisfiable { size, .. } = self {
                 let range = format!("0-{}", size.saturating_sub(1));

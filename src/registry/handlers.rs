@@ -29,12 +29,41 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     let path = parts.uri.path().to_owned();
     let result = match route(&path) {
         None => Err(RegistryError::NotFound(path.chars().take(200).collect())),
-        Some(r) => handle(&app, &parts.method, r, &query, &parts.headers, body).await,
+        Some(r) => match authorize(&app, &parts.method, &r, &parts.headers) {
+            Ok(()) => handle(&app, &parts.method, r, &query, &parts.headers, body).await,
+            Err(e) => Err(e),
+        },
     };
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
     resp.headers_mut()
         .insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
     resp
+}
+
+/// Who may do what (`auth.rs`): in open mode anyone; otherwise writes need a
+/// valid user, reads too unless anonymous pull is on, wrong credentials are
+/// always refused, and `/v2/` challenges anyone without valid credentials so
+/// that `login` commands check them.
+fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> Result<()> {
+    let Some(users) = &app.users else { return Ok(()) };
+    // Clients without credentials answer a Basic challenge with an empty
+    // user and password (`Basic Og==`): that is anonymous, not wrong.
+    let given = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !super::auth::is_empty_basic(v));
+    let user = users.authenticate(given);
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    match (user, given, r) {
+        (Some(_), _, _) => Ok(()),
+        (None, Some(_), _) => Err(RegistryError::Unauthorized("wrong user name or password")),
+        (None, None, Route::Base) => Err(RegistryError::Unauthorized("log in to push")),
+        (None, None, _) if read && users.anonymous_pull => Ok(()),
+        (None, None, _) if read => Err(RegistryError::Unauthorized(
+            "this registry does not allow anonymous pulls",
+        )),
+        (None, None, _) => Err(RegistryError::Unauthorized("pushing and deleting need credentials")),
+    }
 }
 
 async fn handle(app: &App, method: &Method, r: Route<'_>, q: &Query, h: &HeaderMap, body: Body) -> Result<Response> {
@@ -289,14 +318,30 @@ async fn finish_upload(app: &App, repo: &RepoName, id: &str, q: &Query, body: Bo
 
 /// Appends a final body, verifies the digest, stores and links the blob.
 async fn finish(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: Body) -> Result<Response> {
-    app.blobs
-        .append(id, body.into_data_stream(), app.limits.max_blob_bytes)
-        .await?;
-    let result = app.blobs.commit(id, digest).await;
-    // Verified or not, the session is over (a mismatch has deleted its data).
-    app.meta.delete_upload(id)?;
-    let size = result?;
-    app.meta.link_blob(repo, digest, size)?;
+    let size = if app.blobs.upload_size(id).await?.is_some() {
+        app.blobs
+            .append(id, body.into_data_stream(), app.limits.max_blob_bytes)
+            .await?;
+        match app.blobs.commit(id, digest).await {
+            Ok(size) => size,
+            Err(e) => {
+                // A mismatch has deleted the data: the session is over.
+                app.meta.delete_upload(id)?;
+                return Err(e);
+            }
+        }
+    } else {
+        // The session exists but its data does not: an earlier PUT of this
+        // session moved it to its content address and the server stopped
+        // before recording that. The file there is complete and verified (it
+        // hashes to its name), so this retried PUT finishes the session.
+        app.blobs
+            .blob_size(digest)
+            .await?
+            .ok_or_else(|| RegistryError::BlobUploadUnknown(id.into()))?
+    };
+    // The link and the end of the session are one synced write.
+    app.meta.finish_upload(id, repo, digest, size)?;
     Ok(blob_created(repo, digest))
 }
 

@@ -286,6 +286,18 @@ impl Meta {
         Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// Finishes an upload session: links its blob into the repository and
+    /// forgets the session, in one synced batch, so a crash leaves either the
+    /// session or the link, never neither.
+    pub fn finish_upload(&self, id: &str, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
+        b.put_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()), size.to_be_bytes());
+        b.delete_cf(self.cf(CF_UPLOADS), id);
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
     /// Forgets an upload session.
     pub fn delete_upload(&self, id: &str) -> Result<(), RegistryError> {
         let mut b = WriteBatch::default();

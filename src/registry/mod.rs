@@ -1,5 +1,6 @@
 //! The OCI distribution-spec v1.1 registry: routing, handlers, storage.
 
+pub mod auth;
 pub mod blobs;
 pub mod digest;
 pub mod error;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub meta: Meta,
     /// Limits.
     pub limits: Limits,
+    /// The users who may push; `None` is open mode (anyone may).
+    pub users: Option<auth::Users>,
 }
 
 /// The registry's HTTP application.
