@@ -1,13 +1,9 @@
 //! `vouch serve`: the registry over HTTP.
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
 use vouch::registry::{app, auth::Users, blobs::BlobStore, meta::Meta, AppState, Limits};
 
@@ -38,6 +34,10 @@ pub struct ServeArgs {
     /// Largest blob accepted, in bytes (413 above).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
     max_blob_bytes: u64,
+    /// Requests one client address may have in flight; more get 429
+    /// TOOMANYREQUESTS with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_per_client: u32,
     /// Users file (htpasswd format, bcrypt hashes: `vouch user add` or
     /// `htpasswd -B` write it). With it, pushes and deletes need a user's
     /// credentials (HTTP basic auth). Without it vouch runs in open mode:
@@ -82,8 +82,11 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         limits: Limits {
             max_manifest_bytes: args.max_manifest_bytes,
             max_blob_bytes: args.max_blob_bytes,
+            max_requests_per_client: args.max_requests_per_client,
         },
         users,
+        ledger: opened.ledger.clone(),
+        metrics: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -100,7 +103,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("ledger verifier key: {}", opened.ledger.verifier());
         println!("data directory: {}", dir.root().display());
         println!("listening on {addr}");
-        let router = app(state.clone()).layer(axum::middleware::from_fn(log_request));
+        let router = app(state.clone());
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
@@ -108,20 +111,6 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(())
-}
-
-/// One structured log line per request.
-async fn log_request(req: Request, next: Next) -> Response {
-    let (method, path, start) = (req.method().clone(), req.uri().path().to_owned(), Instant::now());
-    let resp = next.run(req).await;
-    let bytes = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    tracing::info!(%method, %path, status = resp.status().as_u16(), bytes, elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "request");
-    resp
 }
 
 async fn shutdown_signal() {

@@ -30,8 +30,11 @@ fn open_with(path: &std::path::Path, users: Option<vouch::registry::auth::Users>
         limits: Limits {
             max_manifest_bytes: 4 << 20,
             max_blob_bytes: 1 << 20,
+            max_requests_per_client: 2,
         },
         users,
+        ledger: opened.ledger.clone(),
+        metrics: Default::default(),
     };
     app(Arc::new(state))
 }
@@ -756,4 +759,71 @@ async fn with_a_users_file_pushes_need_credentials_and_pulls_are_anonymous() {
             blob
         );
     }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_method_and_status() {
+    let r = registry();
+    call(&r.router, "GET", "/v2/", &[], vec![]).await;
+    call(&r.router, "GET", "/v2/x/tags/list", &[], vec![]).await;
+    let m = call(&r.router, "GET", "/metrics", &[], vec![]).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m.header("content-type").starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(m.body).unwrap();
+    assert!(
+        text.contains("vouch_http_requests_total{method=\"GET\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vouch_http_requests_total{method=\"GET\",status=\"404\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("vouch_http_request_duration_seconds_count 2"), "{text}");
+    assert!(text.contains("vouch_ledger_entries 0"), "{text}");
+}
+
+#[tokio::test]
+async fn a_client_with_too_many_requests_in_flight_gets_429_with_retry_after() {
+    use axum::extract::ConnectInfo;
+    let r = registry();
+    let peer: std::net::SocketAddr = "10.1.2.3:4000".parse().unwrap();
+    // Two uploads whose bodies never end hold the client's two places.
+    let mut senders = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        senders.push(tx);
+        let body = Body::from_stream(tokio_stream_from(rx));
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(format!("/v2/l/app/blobs/uploads/?digest={}", sha256(b"x")))
+            .body(body)
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        pending.push(tokio::spawn(r.router.clone().oneshot(req)));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut req = Request::builder().uri("/v2/").body(Body::empty()).unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let resp = r.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    // Another client is not affected.
+    let mut req = Request::builder().uri("/v2/").body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo("10.9.9.9:1".parse::<std::net::SocketAddr>().unwrap()));
+    assert_eq!(r.router.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+    // When the uploads finish, the client may send again.
+    drop(senders);
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+    let mut req = Request::builder().uri("/v2/").body(Body::empty()).unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    assert_eq!(r.router.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+}
+
+/// A stream over an mpsc receiver.
+fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -68,6 +68,12 @@ pub enum RegistryError {
     /// Credentials are missing or wrong (401, with a Basic challenge).
     #[error("authentication required: {0}")]
     Unauthorized(&'static str),
+    /// The client has too many requests in flight (429, with Retry-After).
+    #[error("too many requests in flight from this client (limit {max}); retry shortly")]
+    TooManyRequests {
+        /// The per-client limit.
+        max: u32,
+    },
     /// The server failed (disk, database); the request changed nothing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -94,6 +100,7 @@ impl RegistryError {
             Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             NotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         }
     }
@@ -125,6 +132,10 @@ impl IntoResponse for RegistryError {
             let challenge = format!("Basic realm=\"{}\"", super::auth::REALM);
             resp.headers_mut()
                 .insert("WWW-Authenticate", challenge.parse().expect("ascii"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut()
+                .insert("Retry-After", axum::http::HeaderValue::from_static("1"));
         }
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             if let RegistryError::RangeNotSatisfiable { size, .. } = self {
