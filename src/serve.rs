@@ -7,9 +7,16 @@ use std::sync::Arc;
 use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
 use vouch::registry::{app, auth::Users, blobs::BlobStore, meta::Meta, AppState, Limits};
 
-/// Options of `vouch serve`.
+/// Options of `vouch serve`. Each can also be set in the `--config` file
+/// (same names, `_` for `-`); the command line and environment win over it.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML configuration file. Keys: listen, data, origin, users,
+    /// anonymous_pull, max_manifest_bytes, max_blob_bytes,
+    /// max_requests_per_client, upload_ttl, allow_open_network. Unknown keys
+    /// are errors, reported with their line and column.
+    #[arg(long, value_name = "FILE", env = "VOUCH_CONFIG")]
+    config: Option<PathBuf>,
     /// Address and port to listen on. Port 0 picks a free port; the address
     /// actually bound is printed as `listening on <addr>`.
     #[arg(
@@ -38,6 +45,10 @@ pub struct ServeArgs {
     /// TOOMANYREQUESTS with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     max_requests_per_client: u32,
+    /// Upload sessions idle for this many seconds are ended and their data
+    /// removed (checked every few minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
+    upload_ttl: u64,
     /// Users file (htpasswd format, bcrypt hashes: `vouch user add` or
     /// `htpasswd -B` write it). With it, pushes and deletes need a user's
     /// credentials (HTTP basic auth). Without it vouch runs in open mode:
@@ -45,12 +56,82 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "VOUCH_USERS")]
     users: Option<PathBuf>,
     /// With --users: require credentials for pulls too.
-    #[arg(long, requires = "users")]
+    #[arg(long)]
     no_anonymous_pull: bool,
     /// Allow serving without authentication on a non-loopback address.
     /// Without it, vouch refuses to start open to the network.
     #[arg(long)]
     allow_open_network: bool,
+}
+
+/// The `--config` file. Every key is optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    origin: Option<String>,
+    users: Option<PathBuf>,
+    anonymous_pull: Option<bool>,
+    max_manifest_bytes: Option<u64>,
+    max_blob_bytes: Option<u64>,
+    max_requests_per_client: Option<u32>,
+    upload_ttl: Option<u64>,
+    allow_open_network: Option<bool>,
+}
+
+impl ServeArgs {
+    /// Fills every setting not given on the command line or in the
+    /// environment from the config file, then checks the result.
+    pub fn merge_config(mut self, matches: &clap::ArgMatches) -> Result<ServeArgs, Box<dyn std::error::Error>> {
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
+            let file: FileConfig = toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+            let unset = |id: &str| {
+                !matches!(
+                    matches.value_source(id),
+                    Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+                )
+            };
+            macro_rules! take {
+                ($field:ident) => {
+                    if let (true, Some(v)) = (unset(stringify!($field)), file.$field) {
+                        self.$field = v;
+                    }
+                };
+            }
+            take!(listen);
+            take!(data);
+            take!(max_manifest_bytes);
+            take!(max_blob_bytes);
+            take!(max_requests_per_client);
+            take!(upload_ttl);
+            take!(allow_open_network);
+            if unset("origin") && file.origin.is_some() {
+                self.origin = file.origin;
+            }
+            if unset("users") && file.users.is_some() {
+                self.users = file.users;
+            }
+            if let (true, Some(anonymous)) = (unset("no_anonymous_pull"), file.anonymous_pull) {
+                self.no_anonymous_pull = !anonymous;
+            }
+        }
+        if self.max_manifest_bytes < 4 << 20 {
+            return Err(format!(
+                "max_manifest_bytes must be at least 4 MiB (4194304), not {}",
+                self.max_manifest_bytes
+            )
+            .into());
+        }
+        if self.max_requests_per_client == 0 {
+            return Err("max_requests_per_client must be at least 1".into());
+        }
+        if self.no_anonymous_pull && self.users.is_none() {
+            return Err("refusing anonymous pulls needs a users file (--users)".into());
+        }
+        Ok(self)
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {

@@ -198,3 +198,68 @@ fn export_writes_a_tlog_tiles_mirror_that_fsck_checks_with_only_the_log_key() {
     let out = fsck(vkey.to_str().unwrap());
     assert!(!out.status.success(), "the corrupted bundle 002 is full and was kept");
 }
+
+#[test]
+fn serve_reads_a_toml_config_and_names_bad_keys_with_their_line() {
+    use std::io::{BufRead as _, Read as _};
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "listen = \"127.0.0.1:0\"\nmax_blob_bytes = 10\nlisten_adress = \"x\"\n",
+    )
+    .unwrap();
+    let out = vouch(&[
+        "serve",
+        "--config",
+        bad.to_str().unwrap(),
+        "--data",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 3, column 1") && err.contains("unknown field `listen_adress`"),
+        "{err}"
+    );
+
+    let users = dir.path().join("users");
+    vouch::registry::auth::add_user(&users, "ops", "pw").unwrap();
+    let good = dir.path().join("vouch.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "listen = \"127.0.0.1:0\"\nusers = \"{}\"\nanonymous_pull = false\nmax_requests_per_client = 4\n",
+            users.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args([
+            "serve",
+            "--config",
+            good.to_str().unwrap(),
+            "--data",
+            dir.path().join("d").to_str().unwrap(),
+        ])
+        .env_remove("VOUCH_DATA")
+        .env_remove("VOUCH_LISTEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(
+        listening.is_some_and(|a| a.starts_with("127.0.0.1:") && !a.ends_with(":0")),
+        "{err}"
+    );
+    assert!(
+        err.contains("authentication: 1 user(s); anonymous pull refused"),
+        "{err}"
+    );
+}

@@ -54,9 +54,17 @@ fn serve_with(extra: &[&str]) -> Server {
 /// Whether `tool` is installed (it can be started; some, like htpasswd,
 /// have no `--version` and exit non-zero).
 fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
     if !found {
-        assert!(std::env::var("CI").is_err(), "{tool} is required in CI (.ci/run installs it)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "{tool} is required in CI (.ci/run installs it)"
+        );
         eprintln!("SKIPPED: {tool} is not installed");
     }
     found

@@ -22,6 +22,10 @@ fn open_at(path: &std::path::Path) -> Router {
 }
 
 fn open_with(path: &std::path::Path, users: Option<vouch::registry::auth::Users>) -> Router {
+    app(Arc::new(state_at(path, users)))
+}
+
+fn state_at(path: &std::path::Path, users: Option<vouch::registry::auth::Users>) -> AppState {
     let dir = DataDir::new(path);
     let opened = dir.open_ledger("api.test/vouch").unwrap();
     let state = AppState {
@@ -36,7 +40,7 @@ fn open_with(path: &std::path::Path, users: Option<vouch::registry::auth::Users>
         ledger: opened.ledger.clone(),
         metrics: Default::default(),
     };
-    app(Arc::new(state))
+    state
 }
 
 fn registry() -> Registry {
@@ -826,4 +830,40 @@ async fn a_client_with_too_many_requests_in_flight_gets_429_with_retry_after() {
 /// A stream over an mpsc receiver.
 fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test]
+async fn idle_upload_sessions_and_orphan_files_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(state_at(&dir.path().join("data"), None));
+    let router = app(state.clone());
+    let s = call(&router, "POST", "/v2/sweep/app/blobs/uploads/", &[], vec![]).await;
+    let loc = s.header("location").to_owned();
+    call(&router, "PATCH", &loc, &[], b"partial".to_vec()).await;
+    std::fs::write(
+        dir.path().join("data/uploads/0123456789abcdef0123456789abcdef"),
+        b"orphan",
+    )
+    .unwrap();
+    // Fresh sessions survive a sweep with a day's TTL.
+    assert_eq!(
+        vouch::registry::sweep_uploads(&state, std::time::Duration::from_secs(86400))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        call(&router, "GET", &loc, &[], vec![]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let removed = vouch::registry::sweep_uploads(&state, std::time::Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2, "the idle session and the orphan file");
+    assert_eq!(
+        call(&router, "GET", &loc, &[], vec![]).await.code(),
+        "BLOB_UPLOAD_UNKNOWN"
+    );
+    assert_eq!(std::fs::read_dir(dir.path().join("data/uploads")).unwrap().count(), 0);
 }

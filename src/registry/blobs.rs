@@ -99,6 +99,17 @@ impl BlobStore {
             .map_err(|e| RegistryError::Internal(format!("commit task: {e}")))?
     }
 
+    /// Session files and the time since each was last written.
+    pub async fn upload_files(&self) -> Result<Vec<(String, std::time::Duration)>, RegistryError> {
+        let mut out = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.uploads).await?;
+        while let Some(e) = dir.next_entry().await? {
+            let idle = e.metadata().await?.modified()?.elapsed().unwrap_or_default();
+            out.push((e.file_name().to_string_lossy().into_owned(), idle));
+        }
+        Ok(out)
+    }
+
     /// Removes a session file (cancel, or after expiry).
     pub async fn remove_upload(&self, id: &str) -> Result<(), RegistryError> {
         match tokio::fs::remove_file(self.upload_path(id)).await {

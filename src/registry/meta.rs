@@ -298,6 +298,16 @@ impl Meta {
         Ok(())
     }
 
+    /// Every open upload session's id.
+    pub fn uploads(&self) -> Result<Vec<String>, RegistryError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_UPLOADS), rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            out.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(out)
+    }
+
     /// Forgets an upload session.
     pub fn delete_upload(&self, id: &str) -> Result<(), RegistryError> {
         let mut b = WriteBatch::default();

@@ -45,6 +45,32 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
 }
 
+/// Ends upload sessions idle for longer than `ttl` (by their file's last
+/// write), and removes session files that have no session (left by a crash
+/// between creating the file and recording the session). Returns how many
+/// sessions and files it removed.
+pub async fn sweep_uploads(state: &AppState, ttl: std::time::Duration) -> Result<usize, error::RegistryError> {
+    let files: std::collections::HashMap<String, std::time::Duration> =
+        state.blobs.upload_files().await?.into_iter().collect();
+    let sessions: std::collections::HashSet<String> = state.meta.uploads()?.into_iter().collect();
+    let mut removed = 0;
+    for id in &sessions {
+        // A session whose file is gone is kept: a retried PUT may finish it.
+        if files.get(id).is_some_and(|idle| *idle > ttl) {
+            state.meta.delete_upload(id)?;
+            state.blobs.remove_upload(id).await?;
+            removed += 1;
+        }
+    }
+    for (name, idle) in &files {
+        if !sessions.contains(name) && *idle > ttl {
+            state.blobs.remove_upload(name).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The registry's HTTP application: the distribution API under `/v2/` and
 /// Prometheus metrics at `/metrics`, every request counted and logged.
 pub fn app(state: Arc<AppState>) -> Router {
