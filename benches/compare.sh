@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of vouch and CNCF distribution (Debian's
+# docker-registry), same machine, same run, both on loopback with their data
+# on the same disk. Prints a markdown table (figures and vouch/distribution
+# ratios). BENCH_SECS sets the wrk duration (default 10).
+#
+#   benches/compare.sh
+#
+# vouch fsyncs every blob, chunk and manifest before acknowledging it;
+# distribution's filesystem driver does not fsync. Both run in open mode
+# (no auth), vouch with its ledger key and policy-free registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in docker-registry wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "installing docker-registry and wrk"; apt-get install -y -qq docker-registry wrk curl >/dev/null; break; }
+done
+cargo build --release -q --bin vouch
+work=$(mktemp -d "${PWD}/target/compare.XXXXXX")
+cleanup() { kill "${vpid:-}" "${dpid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# vouch, on a free port chosen by the OS.
+target/release/vouch serve --listen 127.0.0.1:0 --data "$work/vouch" >"$work/vouch.out" 2>"$work/vouch.err" &
+vpid=$!
+for _ in $(seq 50); do grep -q '^listening on' "$work/vouch.out" 2>/dev/null && break; sleep 0.1; done
+vaddr=$(sed -n 's/^listening on //p' "$work/vouch.out")
+
+# distribution, on a port picked the same way.
+dport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/dist.yml" <<YML
+version: 0.1
+log: { level: error }
+storage:
+  filesystem: { rootdirectory: $work/dist }
+  delete: { enabled: true }
+http: { addr: 127.0.0.1:$dport }
+YML
+docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
+dpid=$!
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$dport/v2/" >/dev/null && break; sleep 0.1; done
+
+echo "vouch at $vaddr (pid $vpid), distribution at 127.0.0.1:$dport (pid $dpid)" >&2
+python3 benches/compare.py "$vaddr" "$vpid" "127.0.0.1:$dport" "$dpid"
