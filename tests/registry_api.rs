@@ -867,3 +867,59 @@ async fn idle_upload_sessions_and_orphan_files_are_swept() {
     );
     assert_eq!(std::fs::read_dir(dir.path().join("data/uploads")).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn a_failed_or_oversized_chunk_leaves_the_upload_as_it_was() {
+    let r = registry();
+    let s = call(&r.router, "POST", "/v2/t/app/blobs/uploads/", &[], vec![]).await;
+    let loc = s.header("location").to_owned();
+    call(&r.router, "PATCH", &loc, &[], b"kept".to_vec()).await;
+    // A body that breaks off after some bytes (a client that went away).
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from_static(b"lost bytes")),
+        Err(std::io::Error::other("connection reset")),
+    ];
+    let req = Request::builder()
+        .method("PATCH")
+        .uri(&loc)
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let resp = r.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let st = call(&r.router, "GET", &loc, &[], vec![]).await;
+    assert_eq!(st.header("range"), "0-3", "the broken chunk was not kept");
+    // A monolithic upload that breaks off leaves no session or file.
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from_static(b"half")),
+        Err(std::io::Error::other("reset")),
+    ];
+    let uri = format!("/v2/t/app/blobs/uploads/?digest={}", sha256(b"half and more"));
+    let req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    assert_eq!(
+        r.router.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        std::fs::read_dir(r.path.join("uploads")).unwrap().count(),
+        1,
+        "only the open chunked session remains"
+    );
+    // Over the 1 MiB blob limit of this registry: 413, and nothing kept.
+    let big = call(&r.router, "PATCH", &loc, &[], vec![0; (1 << 20) + 1]).await;
+    assert_eq!(
+        (big.status, big.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID")
+    );
+    assert_eq!(call(&r.router, "GET", &loc, &[], vec![]).await.header("range"), "0-3");
+    let d = sha256(b"kept");
+    assert_eq!(
+        call(&r.router, "PUT", &format!("{loc}?digest={d}"), &[], vec![])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}

@@ -74,19 +74,19 @@ impl BlobStore {
     {
         let path = self.upload_path(id);
         let mut file = tokio::fs::OpenOptions::new().append(true).open(&path).await?;
-        let mut size = file.metadata().await?.len();
-        while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| RegistryError::BlobUploadInvalid(format!("reading the request body: {e}")))?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(RegistryError::TooLarge { what: "blob", limit });
+        let before = file.metadata().await?.len();
+        match copy_body(&mut file, &mut body, before, limit).await {
+            Ok(size) => {
+                // Acknowledged bytes are durable: a resumed upload continues from here.
+                file.sync_data().await?;
+                Ok(size)
             }
-            file.write_all(&chunk).await?;
+            Err(e) => {
+                // A rejected request changes nothing: drop what it appended.
+                file.set_len(before).await?;
+                Err(e)
+            }
         }
-        // Acknowledged bytes are durable: a resumed upload continues from here.
-        file.sync_data().await?;
-        Ok(size)
     }
 
     /// Finishes an upload: hashes the whole session file with the algorithm
@@ -117,6 +117,27 @@ impl BlobStore {
             _ => Ok(()),
         }
     }
+}
+
+async fn copy_body<S, E>(
+    file: &mut tokio::fs::File,
+    body: &mut S,
+    mut size: u64,
+    limit: u64,
+) -> Result<u64, RegistryError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| RegistryError::BlobUploadInvalid(format!("reading the request body: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(RegistryError::TooLarge { what: "blob", limit });
+        }
+        file.write_all(&chunk).await?;
+    }
+    Ok(size)
 }
 
 async fn size_of(path: &Path) -> Result<Option<u64>, RegistryError> {

@@ -262,7 +262,13 @@ async fn start_upload(app: &App, repo: &RepoName, q: &Query, body: Body) -> Resu
     let id = new_session(app, repo).await?;
     if let Some(digest) = q.get("digest") {
         let digest = parse_digest(digest)?;
-        return finish(app, repo, &id, &digest, body).await;
+        let result = finish(app, repo, &id, &digest, body).await;
+        if result.is_err() {
+            // A failed monolithic upload leaves no session behind.
+            app.meta.delete_upload(&id)?;
+            app.blobs.remove_upload(&id).await?;
+        }
+        return result;
     }
     Ok((
         StatusCode::ACCEPTED,
