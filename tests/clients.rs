@@ -332,3 +332,36 @@ fn users_from_htpasswd_and_vouch_user_add_can_push_and_anyone_can_pull() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Tags"], serde_json::json!(["a", "b"]));
 }
+
+#[test]
+fn oras_py_pushes_artifacts_with_a_subject_and_finds_them_as_referrers() {
+    let has_oras = Command::new("python3")
+        .args(["-c", "import oras.client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_oras {
+        assert!(
+            std::env::var("CI").is_err(),
+            "oras-py is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: oras-py is not installed");
+        return;
+    }
+    let server = serve();
+    let work = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oras_artifacts.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&server.addr)
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "oras-py flow failed:\n{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["referrers"], 1);
+    assert_eq!(v["pulled"], serde_json::json!(["report.txt"]));
+}
