@@ -13,7 +13,8 @@ use vouch::registry::{app, auth::Users, blobs::BlobStore, meta::Meta, AppState, 
 pub struct ServeArgs {
     /// TOML configuration file. Keys: listen, data, origin, users,
     /// anonymous_pull, max_manifest_bytes, max_blob_bytes,
-    /// max_requests_per_client, upload_ttl, allow_open_network. Unknown keys
+    /// max_requests_per_client, upload_ttl, allow_open_network, tls_cert,
+    /// tls_key. Unknown keys
     /// are errors, reported with their line and column.
     #[arg(long, value_name = "FILE", env = "VOUCH_CONFIG")]
     config: Option<PathBuf>,
@@ -49,6 +50,13 @@ pub struct ServeArgs {
     /// removed (checked every few minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
     upload_ttl: u64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    /// Without it vouch serves plain HTTP, meant for loopback.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Users file (htpasswd format, bcrypt hashes: `vouch user add` or
     /// `htpasswd -B` write it). With it, pushes and deletes need a user's
     /// credentials (HTTP basic auth). Without it vouch runs in open mode:
@@ -78,6 +86,8 @@ struct FileConfig {
     max_requests_per_client: Option<u32>,
     upload_ttl: Option<u64>,
     allow_open_network: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -112,6 +122,12 @@ impl ServeArgs {
             }
             if unset("users") && file.users.is_some() {
                 self.users = file.users;
+            }
+            if unset("tls_cert") && file.tls_cert.is_some() {
+                self.tls_cert = file.tls_cert;
+            }
+            if unset("tls_key") && file.tls_key.is_some() {
+                self.tls_key = file.tls_key;
             }
             if let (true, Some(anonymous)) = (unset("no_anonymous_pull"), file.anonymous_pull) {
                 self.no_anonymous_pull = !anonymous;
@@ -170,8 +186,14 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = std::net::TcpListener::bind(args.listen)?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         match &state.users {
             None => eprintln!("WARNING: open mode: no users file (--users), so anyone who can reach {addr} may push."),
@@ -181,17 +203,60 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 if u.anonymous_pull { "allowed" } else { "refused" }
             ),
         }
+        spawn_upload_sweeper(state.clone(), std::time::Duration::from_secs(args.upload_ttl));
+        // Peer addresses reach the handlers, for the per-client limits.
+        let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         println!("ledger verifier key: {}", opened.ledger.verifier());
         println!("data directory: {}", dir.root().display());
-        println!("listening on {addr}");
-        let router = app(state.clone());
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        match tls {
+            None => {
+                println!("listening on {addr}");
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?;
+            }
+            Some((cert, key)) => {
+                let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                    .await
+                    .map_err(|e| format!("TLS certificate {} or key {}: {e}", cert.display(), key.display()))?;
+                eprintln!("serving HTTPS with the certificate in {}", cert.display());
+                println!("listening on {addr}");
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    stopper.graceful_shutdown(None);
+                });
+                axum_server::from_tcp_rustls(listener, config)?
+                    .handle(handle)
+                    .serve(service)
+                    .await?;
+            }
+        }
         eprintln!("vouch: shut down cleanly");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(())
+}
+
+/// Ends idle upload sessions every quarter of the TTL (at least every second,
+/// at most every 10 minutes).
+fn spawn_upload_sweeper(state: Arc<AppState>, ttl: std::time::Duration) {
+    let period = ttl
+        .div_f64(4.0)
+        .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(600));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(period);
+        loop {
+            every.tick().await;
+            match vouch::registry::sweep_uploads(&state, ttl).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired upload sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -4,6 +4,8 @@
 //! A missing client fails the test under CI (CI=true); elsewhere it is
 //! reported and the test returns.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -364,4 +366,99 @@ fn oras_py_pushes_artifacts_with_a_subject_and_finds_them_as_referrers() {
     let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
     assert_eq!(v["referrers"], 1);
     assert_eq!(v["pulled"], serde_json::json!(["report.txt"]));
+}
+
+#[test]
+fn https_with_a_certificate_that_skopeo_verifies() {
+    if !have("skopeo") || !have("openssl") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key, certs) = (
+        work.path().join("cert.pem"),
+        work.path().join("key.pem"),
+        work.path().join("certs.d"),
+    );
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=vouch-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&cert, certs.join("ca.crt")).unwrap();
+    let server = serve_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let layout = work.path().join("layout");
+    let digest = write_layout(&layout, "v1", "over TLS\n");
+    let dest = format!("docker://{}/tls/app:v1", server.addr);
+    // TLS is verified against the test CA: no --tls-verify=false here.
+    let (ok, _, err) = skopeo(&[
+        "copy",
+        "--dest-cert-dir",
+        certs.to_str().unwrap(),
+        &format!("oci:{}:v1", layout.display()),
+        &dest,
+    ]);
+    assert!(ok, "push over HTTPS: {err}");
+    let (ok, out, err) = skopeo(&["inspect", "--cert-dir", certs.to_str().unwrap(), &dest]);
+    assert!(ok, "inspect over HTTPS: {err}");
+    assert!(out.contains(&digest));
+    // Without the CA the certificate is refused, and plain HTTP gets no answer.
+    let (ok, _, err) = skopeo(&["inspect", &dest]);
+    assert!(!ok && err.contains("certificate"), "{err}");
+    assert!(common::http(&server.addr, "GET", "/v2/", &[], &[]).map_or(true, |r| r.status != 200));
+}
+
+#[test]
+fn the_real_server_limits_requests_per_client_and_sweeps_idle_uploads() {
+    use std::io::Write as _;
+    let server = serve_with(&["--max-requests-per-client", "1", "--upload-ttl", "1"]);
+    // An upload session, left idle.
+    let start = common::http(&server.addr, "POST", "/v2/sweep/app/blobs/uploads/", &[], &[]).unwrap();
+    assert_eq!(start.status, 202);
+    let loc = start.header("location").unwrap().to_owned();
+    // One request stays in flight: its body is announced but never sent.
+    let mut slow = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        slow,
+        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = common::http(&server.addr, "GET", "/v2/", &[], &[]).unwrap();
+    assert_eq!(
+        second.status, 429,
+        "a second request from the same address must be refused"
+    );
+    assert_eq!(second.header("retry-after"), Some("1"));
+    assert!(String::from_utf8_lossy(&second.body).contains("TOOMANYREQUESTS"));
+    drop(slow);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(common::http(&server.addr, "GET", "/v2/", &[], &[]).unwrap().status, 200);
+    // The idle session is ended by the sweeper within a few seconds.
+    let gone = (0..40).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        common::http(&server.addr, "GET", &loc, &[], &[]).unwrap().status == 404
+    });
+    assert!(gone, "an upload idle past --upload-ttl was not swept");
 }
