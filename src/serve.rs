@@ -184,6 +184,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         users,
         ledger: opened.ledger.clone(),
         metrics: Default::default(),
+        gc_lock: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let tls = match (&args.tls_cert, &args.tls_key) {

@@ -39,6 +39,7 @@ fn state_at(path: &std::path::Path, users: Option<vouch::registry::auth::Users>)
         users,
         ledger: opened.ledger.clone(),
         metrics: Default::default(),
+        gc_lock: Default::default(),
     };
     state
 }
@@ -921,5 +922,95 @@ async fn a_failed_or_oversized_chunk_leaves_the_upload_as_it_was() {
             .await
             .status,
         StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn gc_removes_unreferenced_old_blobs_and_keeps_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(state_at(&dir.path().join("data"), None));
+    let router = app(state.clone());
+    let (c, l) = (
+        push_blob(&router, "gc/app", b"{}").await,
+        push_blob(&router, "gc/app", b"layer").await,
+    );
+    let m = image_manifest(&c, 2, &l, 5, "");
+    assert_eq!(
+        call(
+            &router,
+            "PUT",
+            "/v2/gc/app/manifests/v1",
+            &[("content-type", OCI)],
+            m.clone()
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    let orphan = push_blob(&router, "gc/app", b"never referenced").await;
+    let mounted = call(
+        &router,
+        "POST",
+        &format!("/v2/gc/other/blobs/uploads/?mount={orphan}&from=gc/app"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(mounted.status, StatusCode::CREATED);
+    let ledger_before = state.ledger.size();
+
+    // Within the grace period nothing unreferenced is taken.
+    let r = call(&router, "POST", "/admin/gc", &[], vec![]).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (
+            v["blobs_removed"].as_u64(),
+            v["too_young"].as_u64(),
+            v["referenced"].as_u64()
+        ),
+        (Some(0), Some(1), Some(2))
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = call(&router, "POST", "/admin/gc?grace=1", &[], vec![]).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (v["blobs_removed"].as_u64(), v["links_removed"].as_u64()),
+        (Some(1), Some(2)),
+        "{v}"
+    );
+    assert_eq!(v["bytes_freed"].as_u64(), Some(16));
+    for repo in ["gc/app", "gc/other"] {
+        let get = call(&router, "GET", &format!("/v2/{repo}/blobs/{orphan}"), &[], vec![]).await;
+        assert_eq!(get.code(), "BLOB_UNKNOWN");
+    }
+    // The image and its blobs are intact.
+    assert_eq!(
+        call(&router, "GET", "/v2/gc/app/manifests/v1", &[], vec![]).await.body,
+        m
+    );
+    assert_eq!(
+        call(&router, "GET", &format!("/v2/gc/app/blobs/{l}"), &[], vec![])
+            .await
+            .body,
+        b"layer"
+    );
+
+    // Once its manifest is deleted, the image's blobs go too; the ledger is untouched.
+    call(
+        &router,
+        "DELETE",
+        &format!("/v2/gc/app/manifests/{}", sha256(&m)),
+        &[],
+        vec![],
+    )
+    .await;
+    let r = call(&router, "POST", "/admin/gc?grace=0", &[], vec![]).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["blobs_removed"].as_u64(), Some(2), "{v}");
+    assert_eq!(state.ledger.size(), ledger_before);
+    assert_eq!(
+        call(&router, "POST", "/admin/gc?grace=soon", &[], vec![]).await.code(),
+        "SIZE_INVALID"
     );
 }

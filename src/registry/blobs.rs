@@ -110,6 +110,37 @@ impl BlobStore {
         Ok(out)
     }
 
+    /// Every stored blob: digest, size, and time since it was written.
+    pub fn all_blobs(&self) -> std::io::Result<Vec<(Digest, u64, std::time::Duration)>> {
+        let mut out = Vec::new();
+        for alg in std::fs::read_dir(&self.blobs)? {
+            let alg = alg?;
+            for shard in std::fs::read_dir(alg.path())? {
+                for file in std::fs::read_dir(shard?.path())? {
+                    let file = file?;
+                    let name = format!(
+                        "{}:{}",
+                        alg.file_name().to_string_lossy(),
+                        file.file_name().to_string_lossy()
+                    );
+                    // Anything that is not a digest is not ours to judge.
+                    let Some(digest) = Digest::parse(&name) else { continue };
+                    let meta = file.metadata()?;
+                    out.push((digest, meta.len(), meta.modified()?.elapsed().unwrap_or_default()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a stored blob (garbage collection).
+    pub fn remove_blob(&self, digest: &Digest) -> std::io::Result<()> {
+        match std::fs::remove_file(self.blob_path(digest)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes a session file (cancel, or after expiry).
     pub async fn remove_upload(&self, id: &str) -> Result<(), RegistryError> {
         match tokio::fs::remove_file(self.upload_path(id)).await {

@@ -252,6 +252,7 @@ async fn start_upload(app: &App, repo: &RepoName, q: &Query, body: Body) -> Resu
     if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
         let (digest, from) = (parse_digest(mount)?, RepoName::parse(from)?);
         if app.meta.blob_linked(&from, &digest)? {
+            let _gc = app.gc_lock.read().await;
             if let Some(size) = app.blobs.blob_size(&digest).await? {
                 app.meta.link_blob(repo, &digest, size)?;
                 return Ok(blob_created(repo, &digest));
@@ -324,10 +325,16 @@ async fn finish_upload(app: &App, repo: &RepoName, id: &str, q: &Query, body: Bo
 
 /// Appends a final body, verifies the digest, stores and links the blob.
 async fn finish(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: Body) -> Result<Response> {
-    let size = if app.blobs.upload_size(id).await?.is_some() {
+    let has_data = app.blobs.upload_size(id).await?.is_some();
+    if has_data {
         app.blobs
             .append(id, body.into_data_stream(), app.limits.max_blob_bytes)
             .await?;
+    }
+    // From making the blob visible to linking it, no collection may run
+    // (taken after the body is in, so a slow client never holds it).
+    let _gc = app.gc_lock.read().await;
+    let size = if has_data {
         match app.blobs.commit(id, digest).await {
             Ok(size) => size,
             Err(e) => {
@@ -349,6 +356,32 @@ async fn finish(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: Bod
     // The link and the end of the session are one synced write.
     app.meta.finish_upload(id, repo, digest, size)?;
     Ok(blob_created(repo, digest))
+}
+
+/// `POST /admin/gc[?grace=<seconds>]`: collect unreferenced blobs written
+/// more than `grace` seconds ago (default one hour). Needs a user's
+/// credentials when a users file is configured.
+pub async fn admin_gc(State(app): State<App>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let result = async {
+        if let Some(users) = &app.users {
+            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            if users.authenticate(given).is_none() {
+                return Err(RegistryError::Unauthorized("garbage collection needs credentials"));
+            }
+        }
+        let q = parse_query(uri.query());
+        let grace = match q.get("grace") {
+            Some(g) => g
+                .parse()
+                .map_err(|_| RegistryError::SizeInvalid(format!("grace={g:?} is not a number of seconds")))?,
+            None => 3600,
+        };
+        let report = super::gc::collect(&app, std::time::Duration::from_secs(grace)).await?;
+        tracing::info!(?report, "garbage collection");
+        Ok(axum::Json(report).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
@@ -455,6 +488,8 @@ async fn put_manifest(
     let bytes = bytes.to_bytes();
     let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let refs = validate(content_type, &bytes)?;
+    // From checking its blobs to storing it, no collection may run.
+    let _gc = app.gc_lock.read().await;
     let digest = match reference {
         Reference::Digest(d) => {
             let mut hasher = DigestHasher::for_digest(d);

@@ -88,6 +88,15 @@ fn key(repo: &RepoName, rest: &str) -> Vec<u8> {
     [repo.as_str().as_bytes(), &[0], rest.as_bytes()].concat()
 }
 
+/// `<repo> 0x00 <rest>` back into its parts.
+fn split_key(k: &[u8]) -> Result<(&str, &str), RegistryError> {
+    let corrupt = || RegistryError::Internal("a metadata key is corrupt".into());
+    let at = k.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+    let repo = std::str::from_utf8(&k[..at]).map_err(|_| corrupt())?;
+    let rest = std::str::from_utf8(&k[at + 1..]).map_err(|_| corrupt())?;
+    Ok((repo, rest))
+}
+
 fn referrer_key(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Vec<u8> {
     [
         key(repo, subject.as_str()),
@@ -294,6 +303,42 @@ impl Meta {
         b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
         b.put_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()), size.to_be_bytes());
         b.delete_cf(self.cf(CF_UPLOADS), id);
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// Every stored manifest: its repository, media type and bytes.
+    pub fn all_manifests(&self) -> Result<Vec<(String, ManifestRecord)>, RegistryError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_MANIFESTS), rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            let (repo, digest) = split_key(&k)?;
+            let record = self.manifest(&RepoName::parse(repo)?, &super::names::parse_digest(digest)?)?;
+            out.extend(record.map(|r| (repo.to_owned(), r)));
+        }
+        Ok(out)
+    }
+
+    /// Every blob link: repository and digest.
+    pub fn all_blob_links(&self) -> Result<Vec<(String, Digest)>, RegistryError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_BLOBS), rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            let (repo, digest) = split_key(&k)?;
+            out.push((repo.to_owned(), super::names::parse_digest(digest)?));
+        }
+        Ok(out)
+    }
+
+    /// Removes blob links, in one synced batch.
+    pub fn unlink_blobs(&self, links: &[(String, Digest)]) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        for (repo, digest) in links {
+            b.delete_cf(
+                self.cf(CF_BLOBS),
+                [repo.as_bytes(), &[0], digest.as_str().as_bytes()].concat(),
+            );
+        }
         self.db.write_opt(b, &synced())?;
         Ok(())
     }

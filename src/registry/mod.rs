@@ -4,6 +4,7 @@ pub mod auth;
 pub mod blobs;
 pub mod digest;
 pub mod error;
+pub mod gc;
 mod handlers;
 pub mod limits;
 pub mod manifest;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub ledger: vouch_ledger::store::Ledger,
     /// Request counters.
     pub metrics: metrics::Metrics,
+    /// Shared by manifest pushes and blob links, exclusive for garbage
+    /// collection (`gc.rs`).
+    pub gc_lock: tokio::sync::RwLock<()>,
 }
 
 /// Ends upload sessions idle for longer than `ttl` (by their file's last
@@ -77,6 +81,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let limiter = Arc::new(limits::ClientLimiter::new(state.limits.max_requests_per_client));
     Router::new()
         .route("/metrics", axum::routing::get(metrics::serve_metrics))
+        .route("/admin/gc", axum::routing::post(handlers::admin_gc))
         .fallback(handlers::dispatch)
         .layer(axum::middleware::from_fn_with_state(limiter, limits::limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
