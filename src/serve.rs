@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// removed (checked every few minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
     upload_ttl: u64,
+    /// On SIGTERM or Ctrl-C, wait this long for requests in flight before
+    /// exiting anyway (upload sessions are durable and can be resumed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    shutdown_timeout: u64,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     /// Without it vouch serves plain HTTP, meant for loopback.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -192,6 +196,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
+    let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     runtime.block_on(async move {
         let listener = std::net::TcpListener::bind(args.listen)?;
         listener.set_nonblocking(true)?;
@@ -213,9 +218,19 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             None => {
                 println!("listening on {addr}");
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await?;
+                let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+                let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+                    shutdown_signal().await;
+                    let _ = stopping.send(true);
+                });
+                let deadline = async {
+                    let _ = stopped.wait_for(|s| *s).await;
+                    tokio::time::sleep(drain).await;
+                };
+                tokio::select! {
+                    r = server => r?,
+                    () = deadline => eprintln!("vouch: requests still in flight after {drain:?}; exiting (interrupted uploads can be resumed)"),
+                }
             }
             Some((cert, key)) => {
                 let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
@@ -227,7 +242,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let stopper = handle.clone();
                 tokio::spawn(async move {
                     shutdown_signal().await;
-                    stopper.graceful_shutdown(None);
+                    stopper.graceful_shutdown(Some(drain));
                 });
                 axum_server::from_tcp_rustls(listener, config)?
                     .handle(handle)

@@ -462,3 +462,74 @@ fn the_real_server_limits_requests_per_client_and_sweeps_idle_uploads() {
     });
     assert!(gone, "an upload idle past --upload-ttl was not swept");
 }
+
+#[test]
+fn sigterm_drains_then_exits_and_an_interrupted_upload_resumes_after_restart() {
+    use std::io::Write as _;
+    let data = tempfile::tempdir().unwrap();
+    let start = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(extra)
+            .env_remove("VOUCH_DATA")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = lines
+            .find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned))
+            .unwrap();
+        (child, addr)
+    };
+    let (mut child, addr) = start(&["--shutdown-timeout", "1"]);
+    let s = common::http(&addr, "POST", "/v2/term/app/blobs/uploads/", &[], &[]).unwrap();
+    let loc = s.header("location").unwrap().to_owned();
+    assert_eq!(
+        common::http(&addr, "PATCH", &loc, &[], b"first chunk ").unwrap().status,
+        202
+    );
+    // A second chunk is in flight, stalled, when SIGTERM arrives.
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stalled,
+        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nnever fin"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let t0 = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let waited = t0.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "exit status {status}: {err}");
+    assert!(
+        err.contains("shutting down") && err.contains("requests still in flight"),
+        "{err}"
+    );
+    assert!(waited < std::time::Duration::from_secs(10), "took {waited:?} to stop");
+    drop(stalled);
+
+    // After a restart the session holds exactly the acknowledged chunk.
+    let (mut child, addr) = start(&[]);
+    let st = common::http(&addr, "GET", &loc, &[], &[]).unwrap();
+    assert_eq!((st.status, st.header("range")), (204, Some("0-11")));
+    let d = format!("sha256:{}", sha256_hex(b"first chunk and the rest"));
+    let done = common::http(&addr, "PUT", &format!("{loc}?digest={d}"), &[], b"and the rest").unwrap();
+    assert_eq!(done.status, 201);
+    // With nothing in flight, SIGTERM stops it cleanly at once.
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+}

@@ -75,18 +75,20 @@ impl BlobStore {
         let path = self.upload_path(id);
         let mut file = tokio::fs::OpenOptions::new().append(true).open(&path).await?;
         let before = file.metadata().await?.len();
-        match copy_body(&mut file, &mut body, before, limit).await {
-            Ok(size) => {
-                // Acknowledged bytes are durable: a resumed upload continues from here.
-                file.sync_data().await?;
-                Ok(size)
-            }
-            Err(e) => {
-                // A rejected request changes nothing: drop what it appended.
-                file.set_len(before).await?;
-                Err(e)
-            }
-        }
+        // A request that fails, or is abandoned (the client went away, the
+        // server is shutting down), changes nothing: what it appended is cut
+        // off again. Only a process crash can leave a partial chunk behind,
+        // which the client sees in the session's Range and continues after.
+        let rollback = Rollback {
+            path: path.clone(),
+            before,
+            armed: true,
+        };
+        let size = copy_body(&mut file, &mut body, before, limit).await?;
+        // Acknowledged bytes are durable: a resumed upload continues from here.
+        file.sync_data().await?;
+        rollback.disarm();
+        Ok(size)
     }
 
     /// Finishes an upload: hashes the whole session file with the algorithm
@@ -146,6 +148,30 @@ impl BlobStore {
         match tokio::fs::remove_file(self.upload_path(id)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Truncates an upload file back to its length before a request, unless the
+/// request completed.
+struct Rollback {
+    path: PathBuf,
+    before: u64,
+    armed: bool,
+}
+
+impl Rollback {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.path) {
+                let _ = f.set_len(self.before);
+            }
         }
     }
 }
