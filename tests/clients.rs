@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -29,23 +28,7 @@ fn serve() -> Server {
 
 fn serve_with(extra: &[&str]) -> Server {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .args(extra)
-        .env_remove("VOUCH_DATA")
-        .env_remove("VOUCH_LISTEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("vouch serve exited before listening").unwrap();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            break a.to_owned();
-        }
-    };
+    let (child, addr) = common::start_server(data.path(), extra, Stdio::null());
     Server {
         child,
         addr,
@@ -467,22 +450,7 @@ fn the_real_server_limits_requests_per_client_and_sweeps_idle_uploads() {
 fn sigterm_drains_then_exits_and_an_interrupted_upload_resumes_after_restart() {
     use std::io::Write as _;
     let data = tempfile::tempdir().unwrap();
-    let start = |extra: &[&str]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data.path())
-            .args(extra)
-            .env_remove("VOUCH_DATA")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = lines
-            .find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned))
-            .unwrap();
-        (child, addr)
-    };
+    let start = |extra: &[&str]| common::start_server(data.path(), extra, Stdio::piped());
     let (mut child, addr) = start(&["--shutdown-timeout", "1"]);
     let s = common::http(&addr, "POST", "/v2/term/app/blobs/uploads/", &[], &[]).unwrap();
     let loc = s.header("location").unwrap().to_owned();

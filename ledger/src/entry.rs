@@ -323,15 +323,19 @@ fn check_text(field: &str, v: &str) -> Result<(), EntryError> {
     Ok(())
 }
 
-/// OCI tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
-fn check_tag(field: &str, tag: &str) -> Result<(), EntryError> {
+/// Whether `tag` matches the OCI tag grammar `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`
+/// (distribution-spec, "Pulling manifests"). The registry parses tags with it too.
+pub fn is_valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
-    let ok = !b.is_empty()
+    !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
         && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+fn check_tag(field: &str, tag: &str) -> Result<(), EntryError> {
+    if is_valid_tag(tag) {
         Ok(())
     } else {
         Err(bad(field, "not a valid OCI tag"))

@@ -71,13 +71,7 @@ pub struct Tag(String);
 impl Tag {
     /// Parses a tag.
     pub fn parse(text: &str) -> Result<Tag, RegistryError> {
-        let b = text.as_bytes();
-        let ok = !b.is_empty()
-            && b.len() <= 128
-            && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
-        if ok {
+        if vouch_ledger::entry::is_valid_tag(text) {
             Ok(Tag(text.to_owned()))
         } else {
             Err(RegistryError::TagInvalid(text.chars().take(200).collect()))

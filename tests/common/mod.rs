@@ -1,9 +1,34 @@
 //! Helpers shared by the black-box tests.
 #![allow(dead_code)]
 
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// Starts the real `vouch serve` on 127.0.0.1 with a port the OS picks,
+/// data in `data`, and `extra` flags; returns the process (stdout consumed up
+/// to the `listening on` line, stderr as `stderr` says) and its address.
+pub fn start_server(data: &Path, extra: &[&str], stderr: Stdio) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .env_remove("VOUCH_DATA")
+        .env_remove("VOUCH_LISTEN")
+        .env_remove("VOUCH_USERS")
+        .env_remove("VOUCH_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned))
+        .expect("vouch serve exited before listening");
+    (child, addr)
+}
 
 pub struct Resp {
     pub status: u16,
