@@ -17,7 +17,6 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt as _;
 use vouch_ledger::entry::Digest;
 
 /// The blob and upload directories.
@@ -73,8 +72,11 @@ impl BlobStore {
         E: std::fmt::Display,
     {
         let path = self.upload_path(id);
-        let mut file = tokio::fs::OpenOptions::new().append(true).open(&path).await?;
-        let before = file.metadata().await?.len();
+        // Plain std writes (to the page cache, microseconds each): every write
+        // is complete before the next await, so nothing can land after a
+        // rollback. tokio's File would finish writes on another thread later.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        let before = file.metadata()?.len();
         // A request that fails, or is abandoned (the client went away, the
         // server is shutting down), changes nothing: what it appended is cut
         // off again. Only a process crash can leave a partial chunk behind,
@@ -86,7 +88,8 @@ impl BlobStore {
         };
         let size = copy_body(&mut file, &mut body, before, limit).await?;
         // Acknowledged bytes are durable: a resumed upload continues from here.
-        file.sync_data().await?;
+        let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
+        synced.map_err(|e| RegistryError::Internal(format!("fsync task: {e}")))??;
         rollback.disarm();
         Ok(size)
     }
@@ -177,7 +180,7 @@ impl Drop for Rollback {
 }
 
 async fn copy_body<S, E>(
-    file: &mut tokio::fs::File,
+    file: &mut std::fs::File,
     body: &mut S,
     mut size: u64,
     limit: u64,
@@ -192,7 +195,7 @@ where
         if size > limit {
             return Err(RegistryError::TooLarge { what: "blob", limit });
         }
-        file.write_all(&chunk).await?;
+        std::io::Write::write_all(file, &chunk)?;
     }
     Ok(size)
 }
