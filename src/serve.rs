@@ -13,7 +13,7 @@ use vouch::registry::{app, auth::Users, blobs::BlobStore, meta::Meta, AppState, 
 pub struct ServeArgs {
     /// TOML configuration file. Keys: listen, data, origin, users,
     /// anonymous_pull, max_manifest_bytes, max_blob_bytes,
-    /// max_requests_per_client, upload_ttl, allow_open_network, tls_cert,
+    /// max_requests_per_client, upload_ttl, allow_open_network, no_delete, tls_cert,
     /// tls_key. Unknown keys
     /// are errors, reported with their line and column.
     #[arg(long, value_name = "FILE", env = "VOUCH_CONFIG")]
@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// removed (checked every few minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
     upload_ttl: u64,
+    /// Refuse DELETE of blobs and manifests (405 UNSUPPORTED).
+    #[arg(long)]
+    no_delete: bool,
     /// On SIGTERM or Ctrl-C, wait this long for requests in flight before
     /// exiting anyway (upload sessions are durable and can be resumed).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -90,6 +93,7 @@ struct FileConfig {
     max_requests_per_client: Option<u32>,
     upload_ttl: Option<u64>,
     allow_open_network: Option<bool>,
+    no_delete: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -121,6 +125,7 @@ impl ServeArgs {
             take!(max_requests_per_client);
             take!(upload_ttl);
             take!(allow_open_network);
+            take!(no_delete);
             if unset("origin") && file.origin.is_some() {
                 self.origin = file.origin;
             }
@@ -184,6 +189,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             max_manifest_bytes: args.max_manifest_bytes,
             max_blob_bytes: args.max_blob_bytes,
             max_requests_per_client: args.max_requests_per_client,
+            deletes: !args.no_delete,
         },
         users,
         ledger: opened.ledger.clone(),

@@ -35,6 +35,7 @@ fn state_at(path: &std::path::Path, users: Option<vouch::registry::auth::Users>)
             max_manifest_bytes: 4 << 20,
             max_blob_bytes: 1 << 20,
             max_requests_per_client: 2,
+            deletes: true,
         },
         users,
         ledger: opened.ledger.clone(),
@@ -558,14 +559,7 @@ async fn invalid_names_and_tags_are_refused_by_code() {
     assert_eq!(resp.code(), "MANIFEST_INVALID");
     let resp = call(&r.router, "PATCH", "/v2/a/blobs/uploads/../../etc", &[], vec![]).await;
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
-    let resp = call(
-        &r.router,
-        "DELETE",
-        &format!("/v2/a/blobs/{}", sha256(b"x")),
-        &[],
-        vec![],
-    )
-    .await;
+    let resp = call(&r.router, "PUT", "/v2/a/blobs/uploads/", &[], vec![]).await;
     assert_eq!(
         (resp.status, resp.code().as_str()),
         (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED")
@@ -1012,5 +1006,66 @@ async fn gc_removes_unreferenced_old_blobs_and_keeps_everything_else() {
     assert_eq!(
         call(&router, "POST", "/admin/gc?grace=soon", &[], vec![]).await.code(),
         "SIZE_INVALID"
+    );
+}
+
+#[tokio::test]
+async fn blob_delete_unlinks_from_one_repository_and_can_be_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = app(Arc::new(state_at(&dir.path().join("data"), None)));
+    let d = push_blob(&router, "del/a", b"shared bytes").await;
+    call(
+        &router,
+        "POST",
+        &format!("/v2/del/b/blobs/uploads/?mount={d}&from=del/a"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        call(&router, "DELETE", &format!("/v2/del/a/blobs/{d}"), &[], vec![])
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        call(&router, "GET", &format!("/v2/del/a/blobs/{d}"), &[], vec![])
+            .await
+            .code(),
+        "BLOB_UNKNOWN"
+    );
+    assert_eq!(
+        call(&router, "GET", &format!("/v2/del/b/blobs/{d}"), &[], vec![])
+            .await
+            .body,
+        b"shared bytes"
+    );
+    assert_eq!(
+        call(&router, "DELETE", &format!("/v2/del/a/blobs/{d}"), &[], vec![])
+            .await
+            .code(),
+        "BLOB_UNKNOWN"
+    );
+
+    let mut state = state_at(&dir.path().join("data2"), None);
+    state.limits.deletes = false;
+    let router = app(Arc::new(state));
+    let d = push_blob(&router, "del/c", b"kept").await;
+    let (c, l) = (push_blob(&router, "del/c", b"{}").await, d.clone());
+    let m = image_manifest(&c, 2, &l, 4, "");
+    call(&router, "PUT", "/v2/del/c/manifests/v1", &[("content-type", OCI)], m).await;
+    for path in [format!("/v2/del/c/blobs/{d}"), "/v2/del/c/manifests/v1".to_owned()] {
+        let resp = call(&router, "DELETE", &path, &[], vec![]).await;
+        assert_eq!(
+            (resp.status, resp.code().as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        call(&router, "GET", &format!("/v2/del/c/blobs/{d}"), &[], vec![])
+            .await
+            .body,
+        b"kept"
     );
 }

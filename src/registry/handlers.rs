@@ -82,9 +82,8 @@ async fn handle(app: &App, method: &Method, r: Route<'_>, q: &Query, h: &HeaderM
             match *method {
                 Method::GET => get_blob(app, &repo, &digest, h, true).await,
                 Method::HEAD => get_blob(app, &repo, &digest, h, false).await,
-                Method::DELETE => Err(RegistryError::Unsupported(
-                    "blob deletion is disabled on this registry".into(),
-                )),
+                Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
+                Method::DELETE => delete_blob(app, &repo, &digest).await,
                 _ => not_allowed("blobs"),
             }
         }
@@ -109,6 +108,7 @@ async fn handle(app: &App, method: &Method, r: Route<'_>, q: &Query, h: &HeaderM
                 Method::GET => get_manifest(app, &repo, &reference, true),
                 Method::HEAD => get_manifest(app, &repo, &reference, false),
                 Method::PUT => put_manifest(app, &repo, &reference, h, body).await,
+                Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
                 Method::DELETE => delete_manifest(app, &repo, &reference),
                 _ => not_allowed("manifests"),
             }
@@ -205,6 +205,21 @@ async fn get_blob(app: &App, repo: &RepoName, digest: &Digest, h: &HeaderMap, wi
         Body::empty()
     };
     resp.body(body).map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+fn deletes_disabled() -> RegistryError {
+    RegistryError::Unsupported("deletion is disabled on this registry (--no-delete)".into())
+}
+
+/// Unlinks a blob from the repository: 202. The file itself is removed by
+/// garbage collection once no repository's manifests reference it.
+async fn delete_blob(app: &App, repo: &RepoName, digest: &Digest) -> Result<Response> {
+    let _gc = app.gc_lock.read().await;
+    if !app.meta.blob_linked(repo, digest)? {
+        return Err(RegistryError::BlobUnknown(digest.clone()));
+    }
+    app.meta.unlink_blobs(&[(repo.to_string(), digest.clone())])?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` inside a blob of `size` bytes.

@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_blob_bytes: u64,
     /// Requests in flight per client address (429 above).
     pub max_requests_per_client: u32,
+    /// Whether DELETE of blobs and manifests is allowed (405 otherwise).
+    pub deletes: bool,
 }
 
 /// What every handler shares.
