@@ -62,6 +62,12 @@ pub enum RegistryError {
     /// A method or feature this registry does not offer (405).
     #[error("{0}")]
     Unsupported(String),
+    /// A ledger resource (tile, entry, proof) outside the tree (404).
+    #[error("not in the ledger: {0}")]
+    LedgerNotFound(String),
+    /// A malformed ledger request (400).
+    #[error("bad ledger request: {0}")]
+    LedgerBadRequest(String),
     /// A request for a path that is not part of the API (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -99,6 +105,8 @@ impl RegistryError {
             TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
             Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             NotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            LedgerNotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            LedgerBadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),

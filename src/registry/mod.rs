@@ -6,6 +6,7 @@ pub mod digest;
 pub mod error;
 pub mod gc;
 mod handlers;
+pub mod ledger_api;
 pub mod limits;
 pub mod manifest;
 pub mod meta;
@@ -84,6 +85,11 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(metrics::serve_metrics))
         .route("/admin/gc", axum::routing::post(handlers::admin_gc))
+        .route("/ledger/checkpoint", axum::routing::get(ledger_api::checkpoint))
+        .route("/ledger/tile/{*rest}", axum::routing::get(ledger_api::tile))
+        .route("/ledger/proof/inclusion", axum::routing::get(ledger_api::inclusion))
+        .route("/ledger/proof/consistency", axum::routing::get(ledger_api::consistency))
+        .route("/ledger/entry/{index}", axum::routing::get(ledger_api::entry))
         .fallback(handlers::dispatch)
         .layer(axum::middleware::from_fn_with_state(limiter, limits::limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))

@@ -1,0 +1,119 @@
+//! The ledger over HTTP, under `/ledger/`:
+//!
+//! - c2sp.org/tlog-tiles: `checkpoint`, `tile/<L>/<N>[.p/<W>]`,
+//!   `tile/entries/<N>[.p/<W>]`, so existing tlog clients can read, mirror
+//!   and verify vouch's log;
+//! - conveniences: `proof/inclusion?index=&size=`,
+//!   `proof/consistency?old=&new=` and `entry/<index>`.
+//!
+//! Reads only: the ledger is written by the registry itself, never by
+//! requests to these paths.
+
+use super::error::RegistryError;
+use super::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+use vouch_ledger::store::ReadError;
+use vouch_ledger::tile::TileAddr;
+
+type App = Arc<AppState>;
+
+/// Tiles never change once served at a width (full tiles never, partial
+/// tiles are named by their width), so caches may keep them for good.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+fn read_error(e: ReadError) -> RegistryError {
+    match e {
+        ReadError::OutOfRange { what, size } => RegistryError::LedgerNotFound(format!("{what} (tree size {size})")),
+        other => RegistryError::Internal(other.to_string()),
+    }
+}
+
+/// `GET /ledger/checkpoint`: the latest signed checkpoint note.
+pub async fn checkpoint(State(app): State<App>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        app.ledger.checkpoint().to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /ledger/tile/...`: a hash tile or an entry bundle.
+pub async fn tile(State(app): State<App>, Path(rest): Path<String>) -> Result<Response, RegistryError> {
+    let path = format!("tile/{rest}");
+    let addr = TileAddr::parse(&path).map_err(|e| RegistryError::LedgerNotFound(e.to_string()))?;
+    let bytes = app.ledger.tile(addr).map_err(read_error)?.ok_or_else(|| {
+        RegistryError::LedgerNotFound(format!("{path} is not in the tree of size {}", app.ledger.size()))
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, IMMUTABLE),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn number(q: &HashMap<String, String>, key: &str) -> Result<u64, RegistryError> {
+    let v = q
+        .get(key)
+        .ok_or_else(|| RegistryError::LedgerBadRequest(format!("missing ?{key}=")))?;
+    v.parse()
+        .map_err(|_| RegistryError::LedgerBadRequest(format!("{key}={v:?} is not a number")))
+}
+
+fn proof_json(fields: serde_json::Value, proof: &[vouch_ledger::Hash]) -> Response {
+    let mut v = fields;
+    v["proof"] = proof.iter().map(|h| h.to_base64()).collect::<Vec<_>>().into();
+    axum::Json(v).into_response()
+}
+
+/// `GET /ledger/proof/inclusion?index=I&size=N`: RFC 9162 §2.1.3 proof,
+/// hashes in standard base64, leaf first.
+pub async fn inclusion(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, RegistryError> {
+    let (index, size) = (number(&q, "index")?, number(&q, "size")?);
+    let proof = app.ledger.inclusion_proof(index, size).map_err(read_error)?;
+    Ok(proof_json(serde_json::json!({ "index": index, "size": size }), &proof))
+}
+
+/// `GET /ledger/proof/consistency?old=M&new=N`: RFC 9162 §2.1.4 proof.
+pub async fn consistency(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, RegistryError> {
+    let (old, new) = (number(&q, "old")?, number(&q, "new")?);
+    let proof = app.ledger.consistency_proof(old, new).map_err(read_error)?;
+    Ok(proof_json(serde_json::json!({ "old": old, "new": new }), &proof))
+}
+
+/// `GET /ledger/entry/<index>`: the entry's bytes (canonical CBOR,
+/// spec/ledger.md).
+pub async fn entry(State(app): State<App>, Path(index): Path<String>) -> Result<Response, RegistryError> {
+    let index: u64 = index
+        .parse()
+        .map_err(|_| RegistryError::LedgerBadRequest(format!("{index:?} is not an entry index")))?;
+    let bytes = app
+        .ledger
+        .entry(index)
+        .map_err(read_error)?
+        .ok_or_else(|| RegistryError::LedgerNotFound(format!("entry {index} (tree size {})", app.ledger.size())))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/cbor"),
+            (header::CACHE_CONTROL, IMMUTABLE),
+        ],
+        bytes,
+    )
+        .into_response())
+}
