@@ -1,5 +1,6 @@
 //! The `vouch` command.
 
+mod audit;
 mod ledger_cmd;
 mod serve;
 
@@ -23,6 +24,11 @@ enum Command {
     /// Run the registry: the OCI distribution API on --listen, with blobs,
     /// metadata and the ledger under --data (created on first start).
     Serve(serve::ServeArgs),
+    /// Audit a vouch ledger from outside: verify its checkpoint, prove it is
+    /// consistent with the last one seen (--state), and with --replay
+    /// recompute everything from its tiles. Exits non-zero naming a fork,
+    /// a shrink, a bad signature or a broken entry.
+    Audit(audit::AuditArgs),
     /// Manage the users file that `vouch serve --users` reads.
     #[command(subcommand)]
     User(UserCommand),
@@ -67,6 +73,7 @@ fn main() -> ExitCode {
                 .expect("the serve subcommand matched");
             args.merge_config(sub).and_then(serve::run)
         }
+        Command::Audit(args) => audit::run(args),
         Command::User(cmd) => user_command(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
     };
