@@ -1147,6 +1147,13 @@ async fn the_ledger_is_served_as_tlog_tiles_with_proofs_that_verify() {
     let v: serde_json::Value = serde_json::from_slice(&con.body).unwrap();
     vouch_ledger::verify_consistency(0, 700, &hashes(&v), &old_root, &checkpoint.root).unwrap();
 
+    // An offline proof verifies with the key alone.
+    let offline = call(&router, "GET", "/ledger/proof/tlog/123", &[], vec![]).await;
+    assert!(offline.body.starts_with(b"c2sp.org/tlog-proof@v1\nindex 123\n"));
+    let parsed = vouch_ledger::tlog_proof::TlogProof::parse(&offline.body).unwrap();
+    assert_eq!(parsed.verify(&entry.body, &vkey).unwrap().size, 700);
+    assert!(parsed.verify(b"another entry", &vkey).is_err());
+
     // Outside the tree, or malformed: named errors, never a panic.
     for (path, status) in [
         ("/ledger/tile/0/003", StatusCode::NOT_FOUND),
@@ -1154,6 +1161,7 @@ async fn the_ledger_is_served_as_tlog_tiles_with_proofs_that_verify() {
         ("/ledger/tile/0/0002", StatusCode::NOT_FOUND),
         ("/ledger/entry/700", StatusCode::NOT_FOUND),
         ("/ledger/entry/x", StatusCode::BAD_REQUEST),
+        ("/ledger/proof/tlog/700", StatusCode::NOT_FOUND),
         ("/ledger/proof/inclusion?index=700&size=700", StatusCode::NOT_FOUND),
         ("/ledger/proof/inclusion?index=1", StatusCode::BAD_REQUEST),
         ("/ledger/proof/consistency?old=9&new=8", StatusCode::NOT_FOUND),

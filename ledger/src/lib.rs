@@ -8,6 +8,7 @@ pub mod hash;
 pub mod note;
 pub mod proof;
 pub mod tile;
+pub mod tlog_proof;
 pub mod tree;
 
 #[cfg(feature = "store")]

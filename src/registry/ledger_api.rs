@@ -96,6 +96,16 @@ pub async fn consistency(
     Ok(proof_json(serde_json::json!({ "old": old, "new": new }), &proof))
 }
 
+/// `GET /ledger/proof/tlog/<index>`: an offline proof of entry `index`
+/// against the latest checkpoint, in the c2sp.org/tlog-proof@v1 text form.
+pub async fn tlog_proof(State(app): State<App>, Path(index): Path<String>) -> Result<Response, RegistryError> {
+    let index: u64 = index
+        .parse()
+        .map_err(|_| RegistryError::LedgerBadRequest(format!("{index:?} is not an entry index")))?;
+    let proof = app.ledger.tlog_proof(index).map_err(read_error)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], proof.to_text()).into_response())
+}
+
 /// `GET /ledger/entry/<index>`: the entry's bytes (canonical CBOR,
 /// spec/ledger.md).
 pub async fn entry(State(app): State<App>, Path(index): Path<String>) -> Result<Response, RegistryError> {

@@ -90,6 +90,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ledger/proof/inclusion", axum::routing::get(ledger_api::inclusion))
         .route("/ledger/proof/consistency", axum::routing::get(ledger_api::consistency))
         .route("/ledger/entry/{index}", axum::routing::get(ledger_api::entry))
+        .route("/ledger/proof/tlog/{index}", axum::routing::get(ledger_api::tlog_proof))
         .fallback(handlers::dispatch)
         .layer(axum::middleware::from_fn_with_state(limiter, limits::limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))

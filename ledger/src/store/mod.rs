@@ -321,6 +321,27 @@ impl Ledger {
         inclusion_proof(&reader, index, size)
     }
 
+    /// An offline proof (c2sp.org/tlog-proof@v1) of entry `index` against the
+    /// latest signed checkpoint, taken from one committed state.
+    pub fn tlog_proof(&self, index: u64) -> Result<crate::tlog_proof::TlogProof, ReadError> {
+        let reader = self.reader();
+        let size = reader.state.edge.size();
+        if index >= size {
+            return Err(ReadError::OutOfRange {
+                what: format!("entry {index}"),
+                size,
+            });
+        }
+        let proof = inclusion_proof(&reader, index, size)?;
+        let checkpoint = reader.state.checkpoint.as_bytes().to_vec();
+        Ok(crate::tlog_proof::TlogProof {
+            extra: None,
+            index,
+            proof,
+            checkpoint,
+        })
+    }
+
     /// Consistency proof from the tree of `old` entries to that of `new`.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ReadError> {
         let reader = self.reader();
