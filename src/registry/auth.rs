@@ -96,23 +96,37 @@ impl Users {
     }
 
     /// The user an `Authorization: Basic ...` header value names, if its
-    /// password is right.
+    /// password is right. May run bcrypt (tens to hundreds of milliseconds):
+    /// async callers use [`Self::authenticate_cached`] first and run this on
+    /// the blocking pool.
     pub fn authenticate(&self, authorization: Option<&str>) -> Option<String> {
+        let (name, password, hash, key) = self.lookup(authorization?)?;
+        if self.verified.lock().expect("lock").contains(&key) {
+            return Some(name);
+        }
+        if bcrypt::verify(password, hash).ok()? {
+            self.verified.lock().expect("lock").insert(key);
+            return Some(name);
+        }
+        None
+    }
+
+    /// `Some(user)` if these credentials already verified once (no bcrypt).
+    pub fn authenticate_cached(&self, authorization: &str) -> Option<String> {
+        let (name, _, _, key) = self.lookup(authorization)?;
+        self.verified.lock().expect("lock").contains(&key).then_some(name)
+    }
+
+    /// Name, password, stored hash and cache key of a Basic header value.
+    fn lookup<'a>(&'a self, authorization: &str) -> Option<(String, String, &'a str, [u8; 32])> {
         use base64::Engine as _;
-        let encoded = authorization?.strip_prefix("Basic ")?;
+        let encoded = authorization.strip_prefix("Basic ")?;
         let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
         let pair = String::from_utf8(decoded).ok()?;
         let (name, password) = pair.split_once(':')?;
         let hash = self.hashes.get(name)?;
         let key: [u8; 32] = sha2::Sha256::digest(format!("{hash}\n{pair}").as_bytes()).into();
-        if self.verified.lock().expect("lock").contains(&key) {
-            return Some(name.to_owned());
-        }
-        if bcrypt::verify(password, hash).ok()? {
-            self.verified.lock().expect("lock").insert(key);
-            return Some(name.to_owned());
-        }
-        None
+        Some((name.to_owned(), password.to_owned(), hash.as_str(), key))
     }
 }
 

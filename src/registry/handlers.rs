@@ -29,7 +29,7 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     let path = parts.uri.path().to_owned();
     let result = match route(&path) {
         None => Err(RegistryError::NotFound(path.chars().take(200).collect())),
-        Some(r) => match authorize(&app, &parts.method, &r, &parts.headers) {
+        Some(r) => match authorize(&app, &parts.method, &r, &parts.headers).await {
             Ok(()) => handle(&app, &parts.method, r, &query, &parts.headers, body).await,
             Err(e) => Err(e),
         },
@@ -40,11 +40,28 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     resp
 }
 
+/// The user that `Authorization` value proves to be, if any. Credentials
+/// seen before are checked in memory; new ones run bcrypt, which is slow by
+/// design, on the blocking pool so it never stalls the async workers.
+async fn verified_user(app: &App, given: Option<&str>) -> Result<Option<String>> {
+    let (Some(users), Some(given)) = (&app.users, given) else {
+        return Ok(None);
+    };
+    if let Some(user) = users.authenticate_cached(given) {
+        return Ok(Some(user));
+    }
+    let (app, given) = (app.clone(), given.to_owned());
+    let verify = move || app.users.as_ref().and_then(|u| u.authenticate(Some(&given)));
+    tokio::task::spawn_blocking(verify)
+        .await
+        .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
 /// Who may do what (`auth.rs`): in open mode anyone; otherwise writes need a
 /// valid user, reads too unless anonymous pull is on, wrong credentials are
 /// always refused, and `/v2/` challenges anyone without valid credentials so
 /// that `login` commands check them.
-fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> Result<()> {
+async fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> Result<()> {
     let Some(users) = &app.users else { return Ok(()) };
     // Clients without credentials answer a Basic challenge with an empty
     // user and password (`Basic Og==`): that is anonymous, not wrong.
@@ -52,7 +69,7 @@ fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> Result
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !super::auth::is_empty_basic(v));
-    let user = users.authenticate(given);
+    let user = verified_user(app, given).await?;
     let read = matches!(*method, Method::GET | Method::HEAD);
     match (user, given, r) {
         (Some(_), _, _) => Ok(()),
@@ -378,9 +395,9 @@ async fn finish(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: Bod
 /// credentials when a users file is configured.
 pub async fn admin_gc(State(app): State<App>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let result = async {
-        if let Some(users) = &app.users {
+        if app.users.is_some() {
             let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            if users.authenticate(given).is_none() {
+            if verified_user(&app, given).await?.is_none() {
                 return Err(RegistryError::Unauthorized("garbage collection needs credentials"));
             }
         }
