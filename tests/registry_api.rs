@@ -757,6 +757,17 @@ async fn with_a_users_file_pushes_need_credentials_and_pulls_are_anonymous() {
             call(&r, "GET", &pull, &[("authorization", &good)], vec![]).await.body,
             blob
         );
+        // Garbage collection is an admin action: credentials, always.
+        for auth in [None, Some(&empty), Some(&wrong)] {
+            let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a.as_str())]).unwrap_or_default();
+            assert_eq!(call(&r, "POST", "/admin/gc", &h, vec![]).await.code(), "UNAUTHORIZED");
+        }
+        assert_eq!(
+            call(&r, "POST", "/admin/gc", &[("authorization", &good)], vec![])
+                .await
+                .status,
+            StatusCode::OK
+        );
     }
 }
 
