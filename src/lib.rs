@@ -7,3 +7,4 @@
 pub mod data_dir;
 pub mod mirror;
 pub mod registry;
+pub mod signature;

@@ -3,6 +3,7 @@
 mod audit;
 mod ledger_cmd;
 mod serve;
+mod sign;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +30,11 @@ enum Command {
     /// recompute everything from its tiles. Exits non-zero naming a fork,
     /// a shrink, a bad signature or a broken entry.
     Audit(audit::AuditArgs),
+    /// Generate an ECDSA P-256 signing key pair for `vouch sign`.
+    Keygen(sign::KeygenArgs),
+    /// Sign an image in a registry, cosign-compatibly (a signature layer in
+    /// the `sha256-<hex>.sig` tag, appended to any signatures already there).
+    Sign(sign::SignArgs),
     /// Manage the users file that `vouch serve --users` reads.
     #[command(subcommand)]
     User(UserCommand),
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
             args.merge_config(sub).and_then(serve::run)
         }
         Command::Audit(args) => audit::run(args),
+        Command::Keygen(args) => sign::keygen(args),
+        Command::Sign(args) => sign::sign(args),
         Command::User(cmd) => user_command(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
     };

@@ -1,0 +1,241 @@
+//! `vouch keygen` and `vouch sign`: cosign-compatible signatures in the tag
+//! scheme (`src/signature.rs` describes the format), so the quickstart needs
+//! no other tool.
+
+use base64::Engine as _;
+use clap::Args;
+use std::io::Write as _;
+use std::path::PathBuf;
+use vouch::registry::digest::sha256_of;
+use vouch::registry::names::{parse_digest, RepoName};
+use vouch::signature::{payload, signature_tag, PublicKey, SIGNATURE_ANNOTATION, SIMPLESIGNING};
+use vouch_ledger::entry::Digest;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Options of `vouch keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Writes <PREFIX>.key (PKCS#8 PEM, mode 0600) and <PREFIX>.pub (PEM
+    /// public key, what a policy or `cosign verify --key` trusts).
+    #[arg(long, value_name = "PREFIX", default_value = "vouch-signing")]
+    out: PathBuf,
+}
+
+/// Options of `vouch sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image: <registry>/<repository>:<tag> or @<digest>, e.g.
+    /// 127.0.0.1:5000/team/app:v1.
+    reference: String,
+    /// The private key (PKCS#8 PEM from `vouch keygen`), ECDSA P-256.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Use plain HTTP (the default for loopback registries).
+    #[arg(long)]
+    plain_http: bool,
+    /// Credentials for a registry with a users file.
+    #[arg(long, value_name = "USER:PASSWORD", env = "VOUCH_CREDS")]
+    creds: Option<String>,
+}
+
+pub fn keygen(args: KeygenArgs) -> Result<()> {
+    use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+    let (key_path, pub_path) = (args.out.with_extension("key"), args.out.with_extension("pub"));
+    let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let private = key.to_pkcs8_pem(LineEnding::LF)?;
+    let public = key.verifying_key().to_public_key_pem(LineEnding::LF)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode_0600()
+        .open(&key_path)
+        .map_err(|e| format!("{}: {e} (refusing to overwrite a key)", key_path.display()))?;
+    f.write_all(private.as_bytes())?;
+    f.sync_all()?;
+    std::fs::write(&pub_path, &public)?;
+    let fingerprint = PublicKey::from_pem(&public)?.fingerprint();
+    println!(
+        "wrote {} (private, 0600) and {} ({fingerprint})",
+        key_path.display(),
+        pub_path.display()
+    );
+    Ok(())
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
+}
+
+/// `<registry>/<repository>` and a tag or digest.
+struct ImageRef {
+    registry: String,
+    repo: RepoName,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+fn parse_reference(text: &str) -> Result<ImageRef> {
+    let (registry, rest) = text
+        .split_once('/')
+        .ok_or("expected <registry>/<repository>[:tag|@digest]")?;
+    let (path, digest) = match rest.split_once('@') {
+        Some((p, d)) => (p, Some(parse_digest(d)?)),
+        None => (rest, None),
+    };
+    let (repo, tag) = match path.rsplit_once(':') {
+        Some((r, t)) if digest.is_none() => (r, Some(t.to_owned())),
+        _ => (path, None),
+    };
+    if tag.is_none() && digest.is_none() {
+        return Err("give a tag (:v1) or a digest (@sha256:...) to sign".into());
+    }
+    Ok(ImageRef {
+        registry: registry.to_owned(),
+        repo: RepoName::parse(repo)?,
+        tag,
+        digest,
+    })
+}
+
+struct Registry {
+    base: String,
+    auth: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Registry {
+    fn request(&self, method: &str, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let url = format!("{}{path}", self.base);
+        let mut r = match method {
+            "HEAD" => self.agent.head(&url),
+            _ => self.agent.get(&url),
+        };
+        if let Some(a) = &self.auth {
+            r = r.header("Authorization", a);
+        }
+        r
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let url = format!("{}{path}", self.base);
+        let mut r = match method {
+            "PUT" => self.agent.put(&url),
+            _ => self.agent.post(&url),
+        };
+        r = r.header("Content-Type", content_type);
+        if let Some(a) = &self.auth {
+            r = r.header("Authorization", a);
+        }
+        Ok(r.send(body).map_err(|e| format!("{method} {url}: {e}"))?)
+    }
+
+    fn push_blob(&self, repo: &RepoName, bytes: &[u8]) -> Result<Digest> {
+        let d = sha256_of(bytes);
+        self.send(
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            "application/octet-stream",
+            bytes,
+        )?;
+        Ok(d)
+    }
+}
+
+pub fn sign(args: SignArgs) -> Result<()> {
+    use p256::ecdsa::signature::Signer as _;
+    use p256::pkcs8::DecodePrivateKey as _;
+    let pem = std::fs::read_to_string(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| format!("{}: not a PKCS#8 P-256 key: {e}", args.key.display()))?;
+    let image = parse_reference(&args.reference)?;
+    let host = image.registry.split(':').next().unwrap_or("");
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    let scheme = if args.plain_http || loopback { "http" } else { "https" };
+    let config = ureq::Agent::config_builder().http_status_as_error(true).build();
+    let reg = Registry {
+        base: format!("{scheme}://{}", image.registry),
+        auth: args
+            .creds
+            .map(|c| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(c))),
+        agent: config.into(),
+    };
+    let repo = &image.repo;
+    let digest = match (&image.digest, &image.tag) {
+        (Some(d), _) => d.clone(),
+        (None, Some(tag)) => {
+            let resp = reg
+                .request("HEAD", &format!("/v2/{repo}/manifests/{tag}"))
+                .header("Accept", ACCEPT)
+                .call()?;
+            let d = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .ok_or("no Docker-Content-Digest")?;
+            parse_digest(d)?
+        }
+        (None, None) => unreachable!("parse_reference requires a tag or digest"),
+    };
+    let body = payload(&format!("{}/{repo}", image.registry), &digest);
+    let signature: p256::ecdsa::Signature = key.sign(&body);
+    let signature = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+    let payload_digest = reg.push_blob(repo, &body)?;
+
+    // Append to the existing .sig manifest, if any (the signer reads it first).
+    let tag = signature_tag(&digest);
+    let mut layers: Vec<serde_json::Value> = match reg
+        .request("GET", &format!("/v2/{repo}/manifests/{tag}"))
+        .header("Accept", OCI_MANIFEST)
+        .call()
+    {
+        Ok(mut resp) => {
+            let existing: serde_json::Value = serde_json::from_slice(&resp.body_mut().read_to_vec()?)?;
+            existing["layers"].as_array().cloned().unwrap_or_default()
+        }
+        Err(ureq::Error::StatusCode(404)) => Vec::new(),
+        Err(e) => return Err(format!("reading {tag}: {e}").into()),
+    };
+    layers.push(serde_json::json!({
+        "mediaType": SIMPLESIGNING,
+        "size": body.len(),
+        "digest": payload_digest.as_str(),
+        "annotations": { SIGNATURE_ANNOTATION: signature },
+    }));
+    let diff_ids: Vec<&str> = layers.iter().filter_map(|l| l["digest"].as_str()).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "", "os": "", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    }))?;
+    let config_digest = reg.push_blob(repo, &config)?;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest.as_str() },
+        "layers": layers,
+    }))?;
+    reg.send("PUT", &format!("/v2/{repo}/manifests/{tag}"), OCI_MANIFEST, &manifest)?;
+    let fingerprint = PublicKey::EcdsaP256(*key.verifying_key()).fingerprint();
+    println!(
+        "signed {}/{repo}@{digest} as {tag} ({} signature(s)); key {fingerprint}",
+        image.registry,
+        layers.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! cosign-compatible image signatures in the tag scheme.
+//!
+//! A signature for image `sha256:<hex>` lives in the same repository under
+//! the tag `sha256-<hex>.sig`: an OCI image manifest whose layers are each one
+//! signature. A layer's blob is the *simple signing payload* (JSON):
+//!
+//! ```json
+//! {"critical": {"identity": {"docker-reference": "<registry>/<repo>"},
+//!               "image": {"docker-manifest-digest": "sha256:<hex>"},
+//!               "type": "cosign container image signature"},
+//!  "optional": null}
+//! ```
+//!
+//! with media type `application/vnd.dev.cosign.simplesigning.v1+json`, and
+//! its annotation `dev.cosignproject.cosign/signature` is the base64 of the
+//! signature over the payload's exact bytes: ASN.1 DER ECDSA P-256 with
+//! SHA-256, or a raw 64-byte Ed25519 signature. A new signature is appended
+//! as a further layer of the existing `.sig` manifest. containers/image
+//! (skopeo, podman) writes and reads this same layout.
+
+use crate::registry::names::parse_digest;
+use base64::Engine as _;
+use vouch_ledger::entry::Digest;
+
+/// Media type of a simple signing payload layer.
+pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer annotation holding the base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The payload's `critical.type`.
+pub const PAYLOAD_TYPE: &str = "cosign container image signature";
+
+/// The signature tag of an image: `sha256-<hex>.sig`.
+pub fn signature_tag(image: &Digest) -> String {
+    format!("{}-{}.sig", image.algorithm(), image.encoded())
+}
+
+/// The simple signing payload for `image`, as `reference` (registry/repo).
+pub fn payload(reference: &str, image: &Digest) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": { "docker-reference": reference },
+            "image": { "docker-manifest-digest": image.as_str() },
+            "type": PAYLOAD_TYPE,
+        },
+        "optional": null,
+    }))
+    .expect("serialize a JSON value")
+}
+
+/// A public key that may sign images.
+#[derive(Debug, Clone)]
+pub enum PublicKey {
+    /// ECDSA P-256 with SHA-256 (cosign's default).
+    EcdsaP256(p256::ecdsa::VerifyingKey),
+    /// Ed25519.
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl PublicKey {
+    /// Parses a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), P-256 or Ed25519.
+    pub fn from_pem(pem: &str) -> Result<PublicKey, String> {
+        use p256::pkcs8::DecodePublicKey as _;
+        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
+            return Ok(PublicKey::EcdsaP256(k));
+        }
+        if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
+            return Ok(PublicKey::Ed25519(k));
+        }
+        Err("not a PEM ECDSA P-256 or Ed25519 public key (PUBLIC KEY)".into())
+    }
+
+    /// A short identity for logs and ledger entries: the key type and the
+    /// SHA-256 of its SubjectPublicKeyInfo DER.
+    pub fn fingerprint(&self) -> String {
+        use p256::pkcs8::EncodePublicKey as _;
+        let (kind, der) = match self {
+            PublicKey::EcdsaP256(k) => ("ecdsa-p256", k.to_public_key_der().map(|d| d.into_vec())),
+            PublicKey::Ed25519(k) => ("ed25519", k.to_public_key_der().map(|d| d.into_vec())),
+        };
+        let der = der.expect("encoding a valid key");
+        format!("{kind}:{}", crate::registry::digest::sha256_of(&der))
+    }
+
+    fn verifies(&self, payload: &[u8], signature: &[u8]) -> bool {
+        match self {
+            PublicKey::EcdsaP256(k) => {
+                use p256::ecdsa::signature::Verifier as _;
+                p256::ecdsa::Signature::from_der(signature).is_ok_and(|s| k.verify(payload, &s).is_ok())
+            }
+            PublicKey::Ed25519(k) => <[u8; 64]>::try_from(signature).is_ok_and(|s| {
+                k.verify_strict(payload, &ed25519_dalek::Signature::from_bytes(&s))
+                    .is_ok()
+            }),
+        }
+    }
+}
+
+/// One layer of a `.sig` manifest: its annotation and its payload blob.
+#[derive(Debug, Clone)]
+pub struct SignatureLayer {
+    /// The base64 signature annotation (`None` if the layer has none).
+    pub signature: Option<String>,
+    /// The payload blob's bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Why a signature layer does not count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureProblem {
+    /// No signature annotation, or not base64.
+    #[error("layer {0} has no base64 signature annotation")]
+    NoSignature(usize),
+    /// The payload is not a simple signing payload.
+    #[error("layer {0}: payload is not a cosign simple signing payload")]
+    BadPayload(usize),
+    /// The payload names another image.
+    #[error("layer {layer}: payload signs {signed}, not this image")]
+    OtherImage {
+        /// Layer position.
+        layer: usize,
+        /// Digest the payload names.
+        signed: String,
+    },
+    /// No trusted key verifies it.
+    #[error("layer {0}: not signed by any trusted key")]
+    Untrusted(usize),
+}
+
+/// Checks each layer of a `.sig` manifest for `image`; returns the
+/// fingerprints of the trusted keys that signed it, and why each other layer
+/// did not count.
+pub fn verify_layers(
+    image: &Digest,
+    layers: &[SignatureLayer],
+    keys: &[PublicKey],
+) -> (Vec<String>, Vec<SignatureProblem>) {
+    let (mut signers, mut problems) = (Vec::new(), Vec::new());
+    for (i, layer) in layers.iter().enumerate() {
+        match verify_layer(i, image, layer, keys) {
+            Ok(fingerprint) => {
+                if !signers.contains(&fingerprint) {
+                    signers.push(fingerprint);
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    (signers, problems)
+}
+
+fn verify_layer(
+    i: usize,
+    image: &Digest,
+    layer: &SignatureLayer,
+    keys: &[PublicKey],
+) -> Result<String, SignatureProblem> {
+    let sig = layer
+        .signature
+        .as_deref()
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .ok_or(SignatureProblem::NoSignature(i))?;
+    let doc: serde_json::Value = serde_json::from_slice(&layer.payload).map_err(|_| SignatureProblem::BadPayload(i))?;
+    let critical = &doc["critical"];
+    if critical["type"].as_str() != Some(PAYLOAD_TYPE) {
+        return Err(SignatureProblem::BadPayload(i));
+    }
+    let signed = critical["image"]["docker-manifest-digest"]
+        .as_str()
+        .ok_or(SignatureProblem::BadPayload(i))?;
+    if parse_digest(signed).ok().as_ref() != Some(image) {
+        return Err(SignatureProblem::OtherImage {
+            layer: i,
+            signed: signed.chars().take(100).collect(),
+        });
+    }
+    keys.iter()
+        .find(|k| k.verifies(&layer.payload, &sig))
+        .map(PublicKey::fingerprint)
+        .ok_or(SignatureProblem::Untrusted(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::Signer as _;
+
+    fn image() -> Digest {
+        parse_digest(&format!("sha256:{}", "ab".repeat(32))).unwrap()
+    }
+
+    #[test]
+    fn ecdsa_and_ed25519_signatures_verify_and_tampering_does_not() {
+        let ec = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+        let ed = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let keys = [
+            PublicKey::EcdsaP256(*ec.verifying_key()),
+            PublicKey::Ed25519(ed.verifying_key()),
+        ];
+        let p = payload("127.0.0.1:5000/team/app", &image());
+        let ec_sig: p256::ecdsa::Signature = ec.sign(&p);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let layers = vec![
+            SignatureLayer {
+                signature: Some(b64(ec_sig.to_der().as_bytes())),
+                payload: p.clone(),
+            },
+            SignatureLayer {
+                signature: Some(b64(&ed25519_dalek::Signer::sign(&ed, &p).to_bytes())),
+                payload: p.clone(),
+            },
+        ];
+        let (signers, problems) = verify_layers(&image(), &layers, &keys);
+        assert_eq!((signers.len(), problems.len()), (2, 0));
+        // Another image, a changed payload, an untrusted key: none count.
+        let other = parse_digest(&format!("sha256:{}", "cd".repeat(32))).unwrap();
+        assert!(matches!(
+            verify_layers(&other, &layers, &keys).1[0],
+            SignatureProblem::OtherImage { .. }
+        ));
+        let mut changed = layers[0].clone();
+        changed.payload = payload("127.0.0.1:5000/team/other", &image());
+        assert_eq!(
+            verify_layers(&image(), &[changed], &keys).1,
+            vec![SignatureProblem::Untrusted(0)]
+        );
+        assert_eq!(verify_layers(&image(), &layers, &keys[1..]).0.len(), 1);
+        assert_eq!(signature_tag(&image()), format!("sha256-{}.sig", "ab".repeat(32)));
+    }
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""An independent cosign-layout signer: shares no code with vouch.
+
+Signs the image with a new ECDSA P-256 key using the `cryptography` package,
+writing a simple signing payload blob and appending a signature layer to the
+image's `sha256-<hex>.sig` manifest (creating it if missing), as cosign and
+containers/image do. Prints the public key PEM path on success.
+
+    python3 tests/cosign_sign.py 127.0.0.1:PORT REPO IMAGE_DIGEST WORKDIR
+"""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import sys
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+addr, repo, image, work = sys.argv[1:5]
+host, port = addr.split(":")
+OCI = "application/vnd.oci.image.manifest.v1+json"
+
+
+def request(method, path, body=b"", headers=None):
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    return r.status, dict(r.getheaders()), r.read()
+
+
+def push_blob(data):
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    status, _, body = request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", data)
+    assert status == 201, (status, body)
+    return digest
+
+
+key = ec.generate_private_key(ec.SECP256R1())
+pub_path = os.path.join(work, "independent.pub")
+with open(pub_path, "wb") as f:
+    f.write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+payload = json.dumps({
+    "critical": {
+        "identity": {"docker-reference": f"{addr}/{repo}"},
+        "image": {"docker-manifest-digest": image},
+        "type": "cosign container image signature",
+    },
+    "optional": {"signer": "independent python"},
+}, separators=(",", ":")).encode()
+signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+payload_digest = push_blob(payload)
+
+tag = image.replace(":", "-") + ".sig"
+status, _, body = request("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI})
+layers = json.loads(body)["layers"] if status == 200 else []
+layers.append({
+    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+    "size": len(payload),
+    "digest": payload_digest,
+    "annotations": {"dev.cosignproject.cosign/signature": signature},
+})
+config = json.dumps({"architecture": "", "os": "", "config": {},
+                     "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}).encode()
+config_digest = push_blob(config)
+manifest = json.dumps({
+    "schemaVersion": 2, "mediaType": OCI,
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config), "digest": config_digest},
+    "layers": layers,
+}).encode()
+status, _, body = request("PUT", f"/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": OCI})
+assert status == 201, (status, body)
+print(pub_path)

@@ -1,0 +1,126 @@
+//! `vouch keygen` / `vouch sign` against the real `vouch serve`, with a
+//! second, independent signer (Python's `cryptography`, sharing no code with
+//! vouch) appending to the same `.sig` manifest. vouch's verifier must accept
+//! both, refuse an untrusted key, and refuse a signature for another image.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use vouch::registry::names::parse_digest;
+use vouch::signature::{signature_tag, verify_layers, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
+
+fn vouch(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Pushes a tiny image (config + layer + manifest) and returns its digest.
+fn push_image(addr: &str, repo: &str, content: &[u8]) -> String {
+    let push = |bytes: &[u8]| {
+        let d = vouch::registry::digest::sha256_of(bytes).to_string();
+        let r = common::http(
+            addr,
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            &[],
+            bytes,
+        )
+        .unwrap();
+        assert_eq!(r.status, 201);
+        d
+    };
+    let (c, l) = (push(b"{}"), push(content));
+    let m = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{l}","size":{}}}]}}"#,
+        content.len()
+    );
+    let ct = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+    let r = common::http(addr, "PUT", &format!("/v2/{repo}/manifests/v1"), &[ct], m.as_bytes()).unwrap();
+    assert_eq!(r.status, 201);
+    r.header("docker-content-digest").unwrap().to_owned()
+}
+
+/// The layers of the image's `.sig` manifest, with their payloads.
+fn signature_layers(addr: &str, repo: &str, image: &str) -> Vec<SignatureLayer> {
+    let tag = signature_tag(&parse_digest(image).unwrap());
+    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+    let r = common::http(addr, "GET", &format!("/v2/{repo}/manifests/{tag}"), &[accept], &[]).unwrap();
+    assert_eq!(r.status, 200, "no signature manifest at {tag}");
+    let m: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let d = l["digest"].as_str().unwrap();
+            let blob = common::http(addr, "GET", &format!("/v2/{repo}/blobs/{d}"), &[], &[]).unwrap();
+            SignatureLayer {
+                signature: l["annotations"][SIGNATURE_ANNOTATION].as_str().map(str::to_owned),
+                payload: blob.body,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn vouch_and_an_independent_signer_sign_the_same_image_and_vouch_verifies_both() {
+    let has_crypto = Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_crypto {
+        assert!(std::env::var("CI").is_err(), "python3-cryptography is required in CI");
+        eprintln!("SKIPPED: python cryptography is not installed");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, addr) = common::start_server(data.path(), &[], Stdio::null());
+    let work = tempfile::tempdir().unwrap();
+    let image = push_image(&addr, "signed/app", b"layer to be signed");
+
+    let prefix = work.path().join("team");
+    let (ok, out) = vouch(&["keygen", "--out", prefix.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = vouch(&["keygen", "--out", prefix.to_str().unwrap()]);
+    assert!(!ok && out.contains("refusing to overwrite"), "{out}");
+    let key = prefix.with_extension("key");
+    let (ok, out) = vouch(&["sign", &format!("{addr}/signed/app:v1"), "--key", key.to_str().unwrap()]);
+    assert!(ok && out.contains("1 signature(s)"), "{out}");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_sign.py");
+    let py = Command::new("python3")
+        .arg(script)
+        .args([&addr, "signed/app", &image])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "independent signer: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let independent_pub = String::from_utf8(py.stdout).unwrap().trim().to_owned();
+
+    let layers = signature_layers(&addr, "signed/app", &image);
+    assert_eq!(layers.len(), 2, "the independent signature was appended to vouch's");
+    let ours = PublicKey::from_pem(&std::fs::read_to_string(prefix.with_extension("pub")).unwrap()).unwrap();
+    let theirs = PublicKey::from_pem(&std::fs::read_to_string(&independent_pub).unwrap()).unwrap();
+    let digest = parse_digest(&image).unwrap();
+    let (signers, problems) = verify_layers(&digest, &layers, &[ours.clone(), theirs.clone()]);
+    assert_eq!((signers.len(), problems.len()), (2, 0), "{problems:?}");
+    // Trusting only one key: one signer, the other layer untrusted.
+    let (signers, problems) = verify_layers(&digest, &layers, &[theirs]);
+    assert_eq!((signers.len(), problems.len()), (1, 1));
+    // The same signatures do not sign another image.
+    let other = parse_digest(&push_image(&addr, "signed/app", b"another image")).unwrap();
+    assert!(verify_layers(&other, &layers, &[ours]).0.is_empty());
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
