@@ -6,5 +6,6 @@
 
 pub mod data_dir;
 pub mod mirror;
+pub mod policy;
 pub mod registry;
 pub mod signature;

@@ -1,0 +1,355 @@
+//! The admission policy language (`spec/policy.md`): TOML, rules matched by
+//! repository glob in order, each requiring signatures by named keys (all of
+//! them, or k of n) and limiting media types and size, in `enforce` or
+//! `warn` mode.
+//!
+//! This module parses, canonicalises and evaluates; it does no I/O beyond
+//! reading key files at load. Evaluation is a pure function of the policy,
+//! the subject and the *set* of verified signers, so it is deterministic and
+//! independent of the order evidence arrived in.
+
+use crate::registry::digest::sha256_of;
+use crate::signature::PublicKey;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use vouch_ledger::entry::Digest;
+
+/// The policy format version this code reads.
+pub const POLICY_VERSION: u32 = 1;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    version: u32,
+    name: String,
+    #[serde(default)]
+    keys: BTreeMap<String, String>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    repositories: String,
+    #[serde(default = "enforce")]
+    mode: Mode,
+    signatures: Option<SignaturesFile>,
+    media_types: Option<Vec<String>>,
+    max_size: Option<u64>,
+}
+
+fn enforce() -> Mode {
+    Mode::Enforce
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignaturesFile {
+    keys: Vec<String>,
+    #[serde(default)]
+    threshold: Option<Threshold>,
+}
+
+/// How many of a rule's keys must have signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum Threshold {
+    /// `threshold = "all"`.
+    All(AllOf),
+    /// `threshold = k`.
+    AtLeast(u32),
+}
+
+/// The literal `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllOf {
+    /// All of the keys.
+    All,
+}
+
+/// What a failed rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Failures deny (quarantine).
+    Enforce,
+    /// Failures are logged as reasons; the image is admitted.
+    Warn,
+}
+
+/// A rule, with its keys resolved.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Repository glob: `*` within a path segment, `**` across segments.
+    pub repositories: String,
+    /// Enforce or warn.
+    pub mode: Mode,
+    /// Required signers (fingerprints) and how many of them.
+    pub signatures: Option<(Vec<(String, PublicKey)>, u32)>,
+    /// Allowed manifest media types (any if `None`).
+    pub media_types: Option<Vec<String>>,
+    /// Largest total size (manifest plus referenced blobs) allowed.
+    pub max_size: Option<u64>,
+}
+
+/// A loaded policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Its name.
+    pub name: String,
+    /// Its rules, in order: the first whose glob matches applies.
+    pub rules: Vec<Rule>,
+    canonical: Vec<u8>,
+}
+
+/// Why a policy did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Not valid TOML for the format (unknown field, wrong type): the
+    /// message names the line and column.
+    #[error("policy {path}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// Valid TOML, but not a valid policy.
+    #[error("policy {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What is being admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// Repository name.
+    pub repo: String,
+    /// Manifest media type.
+    pub media_type: String,
+    /// Manifest plus referenced blob sizes, in bytes.
+    pub size: u64,
+}
+
+/// The outcome of evaluating a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Admit, or deny.
+    pub admit: bool,
+    /// Why: failures (deny, or warnings under `warn`).
+    pub reasons: Vec<String>,
+    /// The signers that counted for the rule's signature requirement.
+    pub signers: Vec<String>,
+    /// Index of the rule that applied, if any.
+    pub rule: Option<usize>,
+}
+
+impl Policy {
+    /// Parses `text` (read from `path`, against which key file paths resolve).
+    pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let shown = path.display().to_string();
+        let invalid = |message: String| PolicyError::Invalid {
+            path: shown.clone(),
+            message,
+        };
+        let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        if file.version != POLICY_VERSION {
+            return Err(invalid(format!(
+                "version {} is not supported (this build reads version {POLICY_VERSION})",
+                file.version
+            )));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut keys = BTreeMap::new();
+        for (name, value) in &file.keys {
+            let pem = if value.contains("-----BEGIN") {
+                value.clone()
+            } else {
+                std::fs::read_to_string(base.join(value)).map_err(|e| invalid(format!("key {name}: {value}: {e}")))?
+            };
+            keys.insert(
+                name.clone(),
+                PublicKey::from_pem(&pem).map_err(|e| invalid(format!("key {name}: {e}")))?,
+            );
+        }
+        let mut rules = Vec::new();
+        for (i, r) in file.rules.into_iter().enumerate() {
+            let signatures = match r.signatures {
+                None => None,
+                Some(s) => {
+                    let mut named = Vec::new();
+                    for k in &s.keys {
+                        let key = keys
+                            .get(k)
+                            .ok_or_else(|| invalid(format!("rule {}: unknown key {k:?}", i + 1)))?;
+                        named.push((key.fingerprint(), key.clone()));
+                    }
+                    let n = named.len() as u32;
+                    let k = match s.threshold.unwrap_or(Threshold::AtLeast(1)) {
+                        Threshold::All(_) => n,
+                        Threshold::AtLeast(k) => k,
+                    };
+                    if n == 0 || k == 0 || k > n {
+                        return Err(invalid(format!(
+                            "rule {}: threshold {k} of {n} keys is impossible",
+                            i + 1
+                        )));
+                    }
+                    Some((named, k))
+                }
+            };
+            rules.push(Rule {
+                repositories: r.repositories,
+                mode: r.mode,
+                signatures,
+                media_types: r.media_types,
+                max_size: r.max_size,
+            });
+        }
+        let mut policy = Policy {
+            name: file.name,
+            rules,
+            canonical: Vec::new(),
+        };
+        policy.canonical = policy.canonical_form();
+        Ok(policy)
+    }
+
+    /// Loads a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The canonical document: JSON with keys replaced by their fingerprints
+    /// (so the digest pins the keys themselves, not file paths), object keys
+    /// sorted, no whitespace.
+    fn canonical_form(&self) -> Vec<u8> {
+        let rules: Vec<serde_json::Value> = self
+            .rules
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "repositories": r.repositories,
+                    "mode": r.mode,
+                    "signatures": r.signatures.as_ref().map(|(keys, k)| serde_json::json!({
+                        "keys": keys.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
+                        "threshold": k,
+                    })),
+                    "media_types": r.media_types,
+                    "max_size": r.max_size,
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "version": POLICY_VERSION, "name": self.name, "rules": rules }))
+            .expect("serialize a JSON value")
+    }
+
+    /// The canonical document's bytes.
+    pub fn canonical(&self) -> &[u8] {
+        &self.canonical
+    }
+
+    /// The policy's identity: the SHA-256 of its canonical document.
+    pub fn digest(&self) -> Digest {
+        sha256_of(&self.canonical)
+    }
+
+    /// Decides about `subject`, given the fingerprints of the keys whose
+    /// signatures on it verified.
+    pub fn evaluate(&self, subject: &Subject, signers: &BTreeSet<String>) -> Decision {
+        let Some((index, rule)) = self
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| glob_match(&r.repositories, &subject.repo))
+        else {
+            return Decision {
+                admit: false,
+                reasons: vec![format!(
+                    "no rule of policy {:?} matches repository {}",
+                    self.name, subject.repo
+                )],
+                signers: vec![],
+                rule: None,
+            };
+        };
+        let mut failures = Vec::new();
+        let mut counted = Vec::new();
+        if let Some((keys, k)) = &rule.signatures {
+            counted = keys
+                .iter()
+                .filter(|(f, _)| signers.contains(f))
+                .map(|(f, _)| f.clone())
+                .collect();
+            if (counted.len() as u32) < *k {
+                failures.push(format!(
+                    "needs signatures by {k} of {} trusted keys, has {}",
+                    keys.len(),
+                    counted.len()
+                ));
+            }
+        }
+        if let Some(types) = &rule.media_types {
+            if !types.contains(&subject.media_type) {
+                failures.push(format!("media type {} is not allowed", subject.media_type));
+            }
+        }
+        if let Some(max) = rule.max_size {
+            if subject.size > max {
+                failures.push(format!("size {} exceeds the limit of {max} bytes", subject.size));
+            }
+        }
+        let admit = failures.is_empty() || rule.mode == Mode::Warn;
+        Decision {
+            admit,
+            reasons: failures,
+            signers: counted,
+            rule: Some(index),
+        }
+    }
+}
+
+/// `*` matches within one path segment, `**` any run of characters
+/// including `/`; everything else matches itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p {
+            [] => n.is_empty(),
+            [b'*', b'*', rest @ ..] => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            [b'*', rest @ ..] => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != b'/')
+                .any(|i| go(rest, &n[i..])),
+            [c, rest @ ..] => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("**", "a/b/c"));
+        assert!(glob_match("prod/*", "prod/app"));
+        assert!(!glob_match("prod/*", "prod/team/app"));
+        assert!(glob_match("prod/**", "prod/team/app"));
+        assert!(glob_match("*/app", "team/app"));
+        assert!(!glob_match("*/app", "a/team/app"));
+        assert!(!glob_match("prod", "production"));
+    }
+}

@@ -1,0 +1,190 @@
+//! The policy engine: parsing with line/column errors, thresholds, modes and
+//! limits, digests that pin keys, and (by property tests) decisions that are
+//! deterministic and independent of evidence order.
+
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+use vouch::policy::{Policy, Subject};
+use vouch::signature::PublicKey;
+
+fn key_pem(seed: u8) -> String {
+    use p256::pkcs8::EncodePublicKey as _;
+    let k = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+    k.verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap()
+}
+
+fn fingerprint(seed: u8) -> String {
+    PublicKey::from_pem(&key_pem(seed)).unwrap().fingerprint()
+}
+
+fn policy(rules: &str) -> Policy {
+    let text = format!(
+        "version = 1\nname = \"t\"\n[keys]\na = \"\"\"{}\"\"\"\nb = \"\"\"{}\"\"\"\nc = \"\"\"{}\"\"\"\n{rules}",
+        key_pem(1),
+        key_pem(2),
+        key_pem(3)
+    );
+    Policy::parse(&text, Path::new("t.toml")).unwrap()
+}
+
+fn subject(repo: &str) -> Subject {
+    Subject {
+        repo: repo.into(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 1000,
+    }
+}
+
+fn signers(seeds: &[u8]) -> BTreeSet<String> {
+    seeds.iter().map(|s| fingerprint(*s)).collect()
+}
+
+#[test]
+fn the_open_example_admits_everything() {
+    let p = Policy::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/spec/examples/policy-open.toml"
+    )))
+    .unwrap();
+    let d = p.evaluate(&subject("any/repo/at/all"), &BTreeSet::new());
+    assert!(d.admit && d.reasons.is_empty(), "{d:?}");
+}
+
+#[test]
+fn the_signed_example_loads_its_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/spec/examples/policy-signed.toml")).unwrap();
+    std::fs::write(dir.path().join("policy.toml"), example).unwrap();
+    for (name, seed) in [("team", 1), ("release-a", 2), ("release-b", 3)] {
+        std::fs::write(dir.path().join(format!("{name}.pub")), key_pem(seed)).unwrap();
+    }
+    let p = Policy::load(&dir.path().join("policy.toml")).unwrap();
+    assert!(!p.evaluate(&subject("prod/app"), &signers(&[2])).admit);
+    assert!(p.evaluate(&subject("prod/app"), &signers(&[2, 1])).admit);
+    let warned = p.evaluate(&subject("dev/app"), &signers(&[]));
+    assert!(warned.admit && warned.reasons.len() == 1, "{warned:?}");
+}
+
+#[test]
+fn errors_name_the_line_and_column_or_the_rule() {
+    let err = Policy::parse(
+        "version = 1\nname = \"x\"\n[[rule]]\nrepositories = \"**\"\nmodee = \"warn\"\n",
+        Path::new("p.toml"),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("line 5, column 1") && msg.contains("unknown field `modee`"),
+        "{msg}"
+    );
+    let err = Policy::parse("version = 2\nname = \"x\"\n", Path::new("p.toml")).unwrap_err();
+    assert!(err.to_string().contains("version 2 is not supported"), "{err}");
+    let err = Policy::parse(
+        "version = 1\nname = \"x\"\n[[rule]]\nrepositories = \"**\"\nsignatures = { keys = [\"nobody\"] }\n",
+        Path::new("p.toml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("rule 1: unknown key \"nobody\""), "{err}");
+    let err = Policy::parse(
+        &format!("version = 1\nname = \"x\"\n[keys]\na = \"\"\"{}\"\"\"\n[[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"a\"], threshold = 2 }}\n", key_pem(1)),
+        Path::new("p.toml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("threshold 2 of 1 keys is impossible"), "{err}");
+}
+
+#[test]
+fn thresholds_modes_limits_and_unmatched_repositories() {
+    let p = policy(
+        "[[rule]]\nrepositories = \"prod/**\"\nsignatures = { keys = [\"a\", \"b\", \"c\"], threshold = 2 }\nmedia_types = [\"application/vnd.oci.image.manifest.v1+json\"]\nmax_size = 5000\n\
+         [[rule]]\nrepositories = \"all/*\"\nsignatures = { keys = [\"a\", \"b\"], threshold = \"all\" }\n\
+         [[rule]]\nrepositories = \"dev/**\"\nmode = \"warn\"\nsignatures = { keys = [\"a\"] }\n",
+    );
+    assert!(!p.evaluate(&subject("prod/x"), &signers(&[1])).admit);
+    let ok = p.evaluate(&subject("prod/x"), &signers(&[1, 3, 9]));
+    assert!(ok.admit && ok.signers.len() == 2, "{ok:?}");
+    let mut big = subject("prod/x");
+    big.size = 6000;
+    big.media_type = "application/vnd.docker.distribution.manifest.v2+json".into();
+    let d = p.evaluate(&big, &signers(&[1, 2]));
+    assert!(!d.admit && d.reasons.len() == 2, "{d:?}");
+    assert!(!p.evaluate(&subject("all/x"), &signers(&[1])).admit);
+    assert!(p.evaluate(&subject("all/x"), &signers(&[1, 2])).admit);
+    let warned = p.evaluate(&subject("dev/x"), &signers(&[]));
+    assert!(
+        warned.admit && warned.reasons[0].contains("needs signatures by 1 of 1"),
+        "{warned:?}"
+    );
+    let none = p.evaluate(&subject("other/x"), &signers(&[1, 2, 3]));
+    assert!(
+        !none.admit && none.rule.is_none() && none.reasons[0].contains("no rule"),
+        "{none:?}"
+    );
+}
+
+#[test]
+fn the_digest_pins_keys_not_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.pub"), key_pem(1)).unwrap();
+    let rule = "[[rule]]\nrepositories = \"**\"\nsignatures = { keys = [\"k\"] }\n";
+    let by_path = Policy::parse(
+        &format!("version = 1\nname = \"n\"\n[keys]\nk = \"k.pub\"\n{rule}"),
+        &dir.path().join("p.toml"),
+    )
+    .unwrap();
+    let inline = Policy::parse(
+        &format!(
+            "version = 1\nname = \"n\"\n[keys]\nk = \"\"\"{}\"\"\"\n{rule}",
+            key_pem(1)
+        ),
+        Path::new("q.toml"),
+    )
+    .unwrap();
+    let other = Policy::parse(
+        &format!(
+            "version = 1\nname = \"n\"\n[keys]\nk = \"\"\"{}\"\"\"\n{rule}",
+            key_pem(2)
+        ),
+        Path::new("q.toml"),
+    )
+    .unwrap();
+    assert_eq!(by_path.digest(), inline.digest());
+    assert_ne!(by_path.digest(), other.digest());
+    let doc: serde_json::Value = serde_json::from_slice(by_path.canonical()).unwrap();
+    assert_eq!(doc["rules"][0]["signatures"]["keys"][0], fingerprint(1));
+}
+
+proptest! {
+    /// The same inputs always give the same decision, whatever order the
+    /// signatures (or duplicates of them) arrived in.
+    #[test]
+    fn decisions_are_deterministic_and_order_independent(
+        present in proptest::collection::vec(0u8..6, 0..8),
+        shuffle in any::<u64>(),
+        repo in prop_oneof!["prod/[a-z]{1,5}", "dev/[a-z]{1,5}", "all/[a-z]{1,5}", "[a-z]{1,5}"],
+        size in 0u64..10_000,
+    ) {
+        let p = policy(
+            "[[rule]]\nrepositories = \"prod/**\"\nsignatures = { keys = [\"a\", \"b\", \"c\"], threshold = 2 }\nmax_size = 5000\n\
+             [[rule]]\nrepositories = \"dev/**\"\nmode = \"warn\"\nsignatures = { keys = [\"a\"] }\n",
+        );
+        let mut s = subject(&repo);
+        s.size = size;
+        let fingerprints: Vec<String> = present.iter().map(|seed| fingerprint(seed + 1)).collect();
+        let mut shuffled = fingerprints.clone();
+        let mut x = shuffle | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        shuffled.extend(fingerprints.iter().take(2).cloned());
+        let a = p.evaluate(&s, &fingerprints.into_iter().collect());
+        let b = p.evaluate(&s, &shuffled.into_iter().collect());
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(a, p.evaluate(&s, &b.signers.iter().cloned().chain(present.iter().map(|seed| fingerprint(seed + 1))).collect()));
+    }
+}
