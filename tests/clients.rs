@@ -320,16 +320,7 @@ fn users_from_htpasswd_and_vouch_user_add_can_push_and_anyone_can_pull() {
 
 #[test]
 fn oras_py_pushes_artifacts_with_a_subject_and_finds_them_as_referrers() {
-    let has_oras = Command::new("python3")
-        .args(["-c", "import oras.client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_oras {
-        assert!(
-            std::env::var("CI").is_err(),
-            "oras-py is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: oras-py is not installed");
+    if !common::have_python_module("oras.client") {
         return;
     }
     let server = serve();
@@ -446,6 +437,15 @@ fn the_real_server_limits_requests_per_client_and_sweeps_idle_uploads() {
     assert!(gone, "an upload idle past --upload-ttl was not swept");
 }
 
+fn sigterm(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 #[test]
 fn sigterm_drains_then_exits_and_an_interrupted_upload_resumes_after_restart() {
     use std::io::Write as _;
@@ -467,12 +467,7 @@ fn sigterm_drains_then_exits_and_an_interrupted_upload_resumes_after_restart() {
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let t0 = std::time::Instant::now();
-    assert!(Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     let status = child.wait().unwrap();
     let waited = t0.elapsed();
     let mut err = String::new();
@@ -493,11 +488,6 @@ fn sigterm_drains_then_exits_and_an_interrupted_upload_resumes_after_restart() {
     let done = common::http(&addr, "PUT", &format!("{loc}?digest={d}"), &[], b"and the rest").unwrap();
     assert_eq!(done.status, 201);
     // With nothing in flight, SIGTERM stops it cleanly at once.
-    assert!(Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 }

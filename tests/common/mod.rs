@@ -7,6 +7,23 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Whether python3 can import `module`. Under CI (CI=true) a missing module
+/// is a failure, not a skip: .ci/run installs it.
+pub fn have_python_module(module: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python module {module} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: python module {module} is not installed");
+    }
+    found
+}
+
 /// Starts the real `vouch serve` on 127.0.0.1 with a port the OS picks,
 /// data in `data`, and `extra` flags; returns the process (stdout consumed up
 /// to the `listening on` line, stderr as `stderr` says) and its address.
