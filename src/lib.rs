@@ -4,6 +4,7 @@
 //! data directory (`data_dir`) and static tlog-tiles mirrors (`mirror`). The
 //! `vouch` binary (`main.rs`) is the command line over them.
 
+pub mod admission;
 pub mod data_dir;
 pub mod mirror;
 pub mod policy;

@@ -50,6 +50,13 @@ pub struct ServeArgs {
     /// removed (checked every few minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
     upload_ttl: u64,
+    /// Admission policy (TOML, spec/policy.md). With it, every image is
+    /// evaluated when pushed and when a signature for it arrives; each
+    /// decision is appended to the ledger before the push is answered, and
+    /// images not admitted answer DENIED. Without it, manifests are served
+    /// as pushed (no admission).
+    #[arg(long, value_name = "FILE", env = "VOUCH_POLICY")]
+    policy: Option<PathBuf>,
     /// Refuse DELETE of blobs and manifests (405 UNSUPPORTED).
     #[arg(long)]
     no_delete: bool,
@@ -96,6 +103,7 @@ struct FileConfig {
     no_delete: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    policy: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -131,6 +139,9 @@ impl ServeArgs {
             }
             if unset("users") && file.users.is_some() {
                 self.users = file.users;
+            }
+            if unset("policy") && file.policy.is_some() {
+                self.policy = file.policy;
             }
             if unset("tls_cert") && file.tls_cert.is_some() {
                 self.tls_cert = file.tls_cert;
@@ -182,9 +193,22 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if opened.key_created {
         eprintln!("created a new log signing key in {}", dir.key_path().display());
     }
+    let meta = Meta::new(opened.db.clone());
+    let admission = match &args.policy {
+        None => None,
+        Some(path) => {
+            let policy = vouch::policy::Policy::load(path)?;
+            let adm = vouch::admission::Admission::load(policy, &opened.ledger, &meta)?;
+            eprintln!(
+                "policy {:?} ({}) in force, logged at ledger entry {}",
+                adm.policy.name, adm.policy_digest, adm.policy_index
+            );
+            Some(adm)
+        }
+    };
     let state = Arc::new(AppState {
         blobs: BlobStore::open(dir.root())?,
-        meta: Meta::new(opened.db.clone()),
+        meta,
         limits: Limits {
             max_manifest_bytes: args.max_manifest_bytes,
             max_blob_bytes: args.max_blob_bytes,
@@ -192,6 +216,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             deletes: !args.no_delete,
         },
         users,
+        admission,
         ledger: opened.ledger.clone(),
         metrics: Default::default(),
         gc_lock: Default::default(),

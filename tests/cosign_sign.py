@@ -6,6 +6,7 @@ writing a simple signing payload blob and appending a signature layer to the
 image's `sha256-<hex>.sig` manifest (creating it if missing), as cosign and
 containers/image do. Prints the public key PEM path on success.
 
+    python3 tests/cosign_sign.py keygen WORKDIR
     python3 tests/cosign_sign.py 127.0.0.1:PORT REPO IMAGE_DIGEST WORKDIR
 """
 import base64
@@ -17,6 +18,17 @@ import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+if sys.argv[1] == "keygen":
+    # python3 tests/cosign_sign.py keygen WORKDIR: make the key pair only.
+    work = sys.argv[2]
+    key = ec.generate_private_key(ec.SECP256R1())
+    with open(os.path.join(work, "independent.key"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with open(os.path.join(work, "independent.pub"), "wb") as f:
+        f.write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    print(os.path.join(work, "independent.pub"))
+    sys.exit(0)
 
 addr, repo, image, work = sys.argv[1:5]
 host, port = addr.split(":")
@@ -37,10 +49,15 @@ def push_blob(data):
     return digest
 
 
-key = ec.generate_private_key(ec.SECP256R1())
-pub_path = os.path.join(work, "independent.pub")
-with open(pub_path, "wb") as f:
-    f.write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+# Reuse the key pair made by `keygen`, or make one now.
+key_path, pub_path = os.path.join(work, "independent.key"), os.path.join(work, "independent.pub")
+if os.path.exists(key_path):
+    with open(key_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+else:
+    key = ec.generate_private_key(ec.SECP256R1())
+    with open(pub_path, "wb") as f:
+        f.write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 payload = json.dumps({
     "critical": {

@@ -38,6 +38,7 @@ fn state_at(path: &std::path::Path, users: Option<vouch::registry::auth::Users>)
             deletes: true,
         },
         users,
+        admission: None,
         ledger: opened.ledger.clone(),
         metrics: Default::default(),
         gc_lock: Default::default(),

@@ -71,6 +71,9 @@ pub enum RegistryError {
     /// A request for a path that is not part of the API (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
+    /// Not admitted under the policy (403).
+    #[error("{0}")]
+    Denied(String),
     /// Credentials are missing or wrong (401, with a Basic challenge).
     #[error("authentication required: {0}")]
     Unauthorized(&'static str),
@@ -108,6 +111,7 @@ impl RegistryError {
             LedgerNotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             LedgerBadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         }

@@ -4,6 +4,7 @@
 
 use super::error::RegistryError;
 use super::manifest::validate;
+use super::meta::AdmissionState;
 use super::names::{parse_digest, Reference, RepoName, Tag};
 use super::path::{route, Route};
 use super::AppState;
@@ -30,7 +31,7 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     let result = match route(&path) {
         None => Err(RegistryError::NotFound(path.chars().take(200).collect())),
         Some(r) => match authorize(&app, &parts.method, &r, &parts.headers).await {
-            Ok(()) => handle(&app, &parts.method, r, &query, &parts.headers, body).await,
+            Ok(user) => handle(&app, &parts.method, r, &query, &parts.headers, body, user).await,
             Err(e) => Err(e),
         },
     };
@@ -61,8 +62,9 @@ async fn verified_user(app: &App, given: Option<&str>) -> Result<Option<String>>
 /// valid user, reads too unless anonymous pull is on, wrong credentials are
 /// always refused, and `/v2/` challenges anyone without valid credentials so
 /// that `login` commands check them.
-async fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> Result<()> {
-    let Some(users) = &app.users else { return Ok(()) };
+/// Returns whether the request carries a valid user's credentials.
+async fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> Result<bool> {
+    let Some(users) = &app.users else { return Ok(false) };
     // Clients without credentials answer a Basic challenge with an empty
     // user and password (`Basic Og==`): that is anonymous, not wrong.
     let given = h
@@ -72,10 +74,10 @@ async fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> 
     let user = verified_user(app, given).await?;
     let read = matches!(*method, Method::GET | Method::HEAD);
     match (user, given, r) {
-        (Some(_), _, _) => Ok(()),
+        (Some(_), _, _) => Ok(true),
         (None, Some(_), _) => Err(RegistryError::Unauthorized("wrong user name or password")),
         (None, None, Route::Base) => Err(RegistryError::Unauthorized("log in to push")),
-        (None, None, _) if read && users.anonymous_pull => Ok(()),
+        (None, None, _) if read && users.anonymous_pull => Ok(false),
         (None, None, _) if read => Err(RegistryError::Unauthorized(
             "this registry does not allow anonymous pulls",
         )),
@@ -83,7 +85,15 @@ async fn authorize(app: &App, method: &Method, r: &Route<'_>, h: &HeaderMap) -> 
     }
 }
 
-async fn handle(app: &App, method: &Method, r: Route<'_>, q: &Query, h: &HeaderMap, body: Body) -> Result<Response> {
+async fn handle(
+    app: &App,
+    method: &Method,
+    r: Route<'_>,
+    q: &Query,
+    h: &HeaderMap,
+    body: Body,
+    authenticated: bool,
+) -> Result<Response> {
     let not_allowed = |what: &str| {
         Err(RegistryError::Unsupported(format!(
             "{method} is not supported on {what}"
@@ -122,8 +132,8 @@ async fn handle(app: &App, method: &Method, r: Route<'_>, q: &Query, h: &HeaderM
         Route::Manifest { name, reference } => {
             let (repo, reference) = (RepoName::parse(name)?, Reference::parse(reference)?);
             match *method {
-                Method::GET => get_manifest(app, &repo, &reference, true),
-                Method::HEAD => get_manifest(app, &repo, &reference, false),
+                Method::GET => get_manifest(app, &repo, &reference, true, authenticated),
+                Method::HEAD => get_manifest(app, &repo, &reference, false, authenticated),
                 Method::PUT => put_manifest(app, &repo, &reference, h, body).await,
                 Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
                 Method::DELETE => delete_manifest(app, &repo, &reference),
@@ -465,12 +475,36 @@ fn resolve(app: &App, repo: &RepoName, reference: &Reference) -> Result<Digest> 
     }
 }
 
-fn get_manifest(app: &App, repo: &RepoName, reference: &Reference, with_body: bool) -> Result<Response> {
+/// Under a policy, a pending or denied manifest answers GET with DENIED,
+/// naming why, except to an authenticated user (a pusher can read what it
+/// pushed); HEAD always answers, so signers can resolve the digest.
+fn get_manifest(
+    app: &App,
+    repo: &RepoName,
+    reference: &Reference,
+    with_body: bool,
+    authenticated: bool,
+) -> Result<Response> {
     let digest = resolve(app, repo, reference)?;
     let record = app
         .meta
         .manifest(repo, &digest)?
         .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}@{digest}")))?;
+    let quarantined = matches!(record.state, AdmissionState::Pending | AdmissionState::Denied);
+    if app.admission.is_some() && quarantined && with_body && !authenticated {
+        let why = match app.meta.decision(repo, &digest)? {
+            Some(d) => format!(
+                "{repo}@{digest} is not admitted: {} (ledger entry {})",
+                d["reasons"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("; "))
+                    .unwrap_or_default(),
+                d["ledger_index"]
+            ),
+            None => format!("{repo}@{digest} is pending admission"),
+        };
+        return Err(RegistryError::Denied(why));
+    }
     let len = record.bytes.len();
     let body = if with_body {
         Body::from(record.bytes)
@@ -565,6 +599,31 @@ async fn put_manifest(
     let referrer = refs.subject.as_ref().zip(descriptor.as_ref());
     app.meta
         .put_manifest(repo, &digest, media_type, &bytes, tag, referrer)?;
+    // Admission, before answering: evidence (a signature under the image's
+    // .sig tag, or an artifact with a subject) re-evaluates its image; an
+    // image is evaluated itself. The decision is in the ledger on return.
+    let mut admission_state = None;
+    if let Some(admission) = &app.admission {
+        let signed = match reference {
+            Reference::Tag(t) => crate::admission::signed_image(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        match signed.or_else(|| refs.subject.clone()) {
+            Some(image) => {
+                app.meta.set_state(repo, &digest, AdmissionState::Evidence, None)?;
+                admission.evaluate(app, repo, &image).await?;
+                admission_state = Some(AdmissionState::Evidence);
+            }
+            None => {
+                let admitted = admission.evaluate(app, repo, &digest).await?;
+                admission_state = Some(if admitted {
+                    AdmissionState::Admitted
+                } else {
+                    AdmissionState::Denied
+                });
+            }
+        }
+    }
     let mut resp = (
         StatusCode::CREATED,
         [
@@ -581,6 +640,10 @@ async fn put_manifest(
             "OCI-Subject",
             HeaderValue::from_str(subject.as_str()).expect("digest is ascii"),
         );
+    }
+    if let Some(state) = admission_state {
+        resp.headers_mut()
+            .insert("Vouch-Admission-State", HeaderValue::from_static(state.as_str()));
     }
     Ok(resp)
 }

@@ -28,14 +28,25 @@ const CF_MANIFESTS: &str = "reg_manifests";
 const CF_TAGS: &str = "reg_tags";
 const CF_UPLOADS: &str = "reg_uploads";
 const CF_REFERRERS: &str = "reg_referrers";
+const CF_DECISIONS: &str = "reg_decisions";
+const CF_POLICIES: &str = "reg_policies";
 const RECORD_VERSION: u8 = 1;
 
 /// The registry's column families, to open with the ledger's.
 pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
-    [CF_REPOS, CF_BLOBS, CF_MANIFESTS, CF_TAGS, CF_UPLOADS, CF_REFERRERS]
-        .into_iter()
-        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
-        .collect()
+    [
+        CF_REPOS,
+        CF_BLOBS,
+        CF_MANIFESTS,
+        CF_TAGS,
+        CF_UPLOADS,
+        CF_REFERRERS,
+        CF_DECISIONS,
+        CF_POLICIES,
+    ]
+    .into_iter()
+    .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
+    .collect()
 }
 
 /// A manifest's admission state. Admission (issue 4) sets it; until then
@@ -48,6 +59,8 @@ pub enum AdmissionState {
     Admitted,
     /// Denied: quarantined.
     Denied,
+    /// A signature or other artifact about another manifest: always served.
+    Evidence,
 }
 
 impl AdmissionState {
@@ -57,6 +70,7 @@ impl AdmissionState {
             AdmissionState::Pending => "pending",
             AdmissionState::Admitted => "admitted",
             AdmissionState::Denied => "denied",
+            AdmissionState::Evidence => "evidence",
         }
     }
 }
@@ -212,6 +226,7 @@ impl Meta {
             0 => AdmissionState::Pending,
             1 => AdmissionState::Admitted,
             2 => AdmissionState::Denied,
+            3 => AdmissionState::Evidence,
             _ => return Err(corrupt()),
         };
         let len = usize::from(u16::from_be_bytes([v[2], v[3]]));
@@ -339,6 +354,70 @@ impl Meta {
                 [repo.as_bytes(), &[0], digest.as_str().as_bytes()].concat(),
             );
         }
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// Records an admission state (and, for a decision, its summary), in
+    /// one synced batch.
+    pub fn set_state(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        state: AdmissionState,
+        decision: Option<&serde_json::Value>,
+    ) -> Result<(), RegistryError> {
+        let k = key(repo, digest.as_str());
+        let mut record = self
+            .db
+            .get_cf(self.cf(CF_MANIFESTS), &k)?
+            .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}@{digest}")))?;
+        record[1] = match state {
+            AdmissionState::Pending => 0,
+            AdmissionState::Admitted => 1,
+            AdmissionState::Denied => 2,
+            AdmissionState::Evidence => 3,
+        };
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_MANIFESTS), &k, record);
+        if let Some(d) = decision {
+            b.put_cf(
+                self.cf(CF_DECISIONS),
+                &k,
+                serde_json::to_vec(d).expect("serialize a JSON value"),
+            );
+        }
+        self.db.write_opt(b, &synced())?;
+        Ok(())
+    }
+
+    /// The summary of the latest decision about a manifest.
+    pub fn decision(&self, repo: &RepoName, digest: &Digest) -> Result<Option<serde_json::Value>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_DECISIONS), key(repo, digest.as_str()))?;
+        Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// The ledger index of a policy's entry, by the policy's digest.
+    pub fn policy_index(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_POLICIES), digest.as_str())?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// How many policies have been logged.
+    pub fn policy_count(&self) -> Result<u64, RegistryError> {
+        let mut n = 0;
+        for item in self.db.iterator_cf(self.cf(CF_POLICIES), rocksdb::IteratorMode::Start) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Remembers that a policy was logged at `index`.
+    pub fn record_policy(&self, digest: &Digest, index: u64) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_POLICIES), digest.as_str(), index.to_be_bytes());
         self.db.write_opt(b, &synced())?;
         Ok(())
     }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub ledger: vouch_ledger::store::Ledger,
     /// Request counters.
     pub metrics: metrics::Metrics,
+    /// The policy in force; `None` serves every manifest (no admission).
+    pub admission: Option<crate::admission::Admission>,
     /// Shared by manifest pushes and blob links, exclusive for garbage
     /// collection (`gc.rs`).
     pub gc_lock: tokio::sync::RwLock<()>,

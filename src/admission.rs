@@ -1,0 +1,187 @@
+//! Admission: evaluate an image against the policy, append the decision to
+//! the ledger, and record the resulting state, before the push that caused
+//! it is answered.
+//!
+//! An image is evaluated when its manifest is pushed and again whenever a
+//! signature for it arrives (a manifest under its `<alg>-<hex>.sig` tag), so
+//! either arrival order ends in the same decision. Signature manifests and
+//! other artifacts with a `subject` are *evidence*: never evaluated
+//! themselves, always served.
+
+use crate::policy::{Policy, Subject};
+use crate::registry::error::RegistryError;
+use crate::registry::meta::AdmissionState;
+use crate::registry::names::{parse_digest, RepoName};
+use crate::registry::AppState;
+use crate::signature::{signature_tag, verify_layers, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
+use std::collections::BTreeSet;
+use vouch_ledger::entry::{DecisionEntry, Digest, Entry, PolicyEntry, Verdict};
+use vouch_ledger::store::Ledger;
+
+/// Largest signature payload read (a simple signing payload is ~250 bytes).
+const MAX_PAYLOAD: u64 = 64 * 1024;
+
+/// The policy in force, and where the ledger logged it.
+#[derive(Debug)]
+pub struct Admission {
+    /// The policy.
+    pub policy: Policy,
+    /// Its digest (of its canonical document).
+    pub policy_digest: Digest,
+    /// The ledger index of its `policy` entry.
+    pub policy_index: u64,
+    keys: Vec<PublicKey>,
+}
+
+impl Admission {
+    /// Puts the policy in force: logs it to the ledger first, unless this
+    /// exact policy (by digest) already was.
+    pub fn load(
+        policy: Policy,
+        ledger: &Ledger,
+        meta: &crate::registry::meta::Meta,
+    ) -> Result<Admission, RegistryError> {
+        let policy_digest = policy.digest();
+        let policy_index = match meta.policy_index(&policy_digest)? {
+            Some(i) => i,
+            None => {
+                let entry = Entry::Policy(PolicyEntry {
+                    name: policy.name.clone(),
+                    version: meta.policy_count()? + 1,
+                    digest: policy_digest.clone(),
+                });
+                let bytes = entry.encode().map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let index = ledger
+                    .append_blocking(bytes)
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                meta.record_policy(&policy_digest, index)?;
+                index
+            }
+        };
+        let mut keys: Vec<PublicKey> = Vec::new();
+        for rule in &policy.rules {
+            for (fingerprint, key) in rule.signatures.iter().flat_map(|(ks, _)| ks) {
+                if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        Ok(Admission {
+            policy,
+            policy_digest,
+            policy_index,
+            keys,
+        })
+    }
+
+    /// Evaluates the image `digest` in `repo`, logs the decision, records
+    /// the state. Returns whether it was admitted.
+    pub async fn evaluate(&self, app: &AppState, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+        let Some(record) = app.meta.manifest(repo, digest)? else {
+            return Ok(false);
+        };
+        if record.state == AdmissionState::Evidence {
+            return Ok(true);
+        }
+        let (layers, evidence) = self.signature_layers(app, repo, digest).await?;
+        let (signers, _problems) = verify_layers(digest, &layers, &self.keys);
+        let size = record.bytes.len() as u64 + descriptor_sizes(&record.bytes);
+        let subject = Subject {
+            repo: repo.to_string(),
+            media_type: record.media_type.clone(),
+            size,
+        };
+        let decision = self
+            .policy
+            .evaluate(&subject, &signers.into_iter().collect::<BTreeSet<_>>());
+        let entry = Entry::Decision(DecisionEntry {
+            repo: repo.to_string(),
+            digest: digest.clone(),
+            media_type: record.media_type.clone(),
+            verdict: if decision.admit { Verdict::Admit } else { Verdict::Deny },
+            reasons: decision
+                .reasons
+                .iter()
+                .map(|r| r.chars().take(4000).collect())
+                .collect(),
+            evidence: evidence.into_iter().collect(),
+            signers: decision.signers.clone(),
+            policy: self.policy_digest.clone(),
+            policy_index: self.policy_index,
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        });
+        let bytes = entry.encode().map_err(|e| RegistryError::Internal(e.to_string()))?;
+        // The decision is durable in the ledger before the state changes and
+        // before the push that caused it is answered.
+        let index = app
+            .ledger
+            .append(bytes)
+            .await
+            .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))?;
+        let state = if decision.admit {
+            AdmissionState::Admitted
+        } else {
+            AdmissionState::Denied
+        };
+        let summary = serde_json::json!({
+            "verdict": if decision.admit { "admit" } else { "deny" },
+            "reasons": decision.reasons,
+            "signers": decision.signers,
+            "policy": self.policy_digest.as_str(),
+            "ledger_index": index,
+        });
+        app.meta.set_state(repo, digest, state, Some(&summary))?;
+        Ok(decision.admit)
+    }
+
+    /// The layers of the image's `.sig` manifest, and that manifest's digest.
+    async fn signature_layers(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        image: &Digest,
+    ) -> Result<(Vec<SignatureLayer>, Option<Digest>), RegistryError> {
+        let tag = crate::registry::names::Tag::parse(&signature_tag(image))?;
+        let Some(sig_digest) = app.meta.tag(repo, &tag)? else {
+            return Ok((Vec::new(), None));
+        };
+        let Some(sig) = app.meta.manifest(repo, &sig_digest)? else {
+            return Ok((Vec::new(), None));
+        };
+        let doc: serde_json::Value = serde_json::from_slice(&sig.bytes).unwrap_or_default();
+        let mut layers = Vec::new();
+        for layer in doc["layers"].as_array().into_iter().flatten() {
+            let Some(d) = layer["digest"].as_str().and_then(|d| parse_digest(d).ok()) else {
+                continue;
+            };
+            if !app.meta.blob_linked(repo, &d)? || app.blobs.blob_size(&d).await?.is_none_or(|s| s > MAX_PAYLOAD) {
+                continue;
+            }
+            let payload = tokio::fs::read(app.blobs.blob_path(&d)).await?;
+            let signature = layer["annotations"][SIGNATURE_ANNOTATION].as_str().map(str::to_owned);
+            layers.push(SignatureLayer { signature, payload });
+        }
+        Ok((layers, Some(sig_digest)))
+    }
+}
+
+/// The image a signature tag names: `sha256-<hex>.sig` → `sha256:<hex>`.
+pub fn signed_image(tag: &str) -> Option<Digest> {
+    let (alg, rest) = tag.split_once('-')?;
+    parse_digest(&format!("{alg}:{}", rest.strip_suffix(".sig")?)).ok()
+}
+
+/// The sizes of the blobs and manifests a manifest references.
+fn descriptor_sizes(bytes: &[u8]) -> u64 {
+    let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let sizes = |v: &serde_json::Value| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["size"].as_u64())
+            .sum::<u64>()
+    };
+    doc["config"]["size"].as_u64().unwrap_or(0) + sizes(&doc["layers"]) + sizes(&doc["manifests"])
+}

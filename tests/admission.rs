@@ -1,0 +1,150 @@
+//! Admission end to end, against the real `vouch serve --policy`: images
+//! pushed with skopeo are quarantined until signed, once by `vouch sign` and
+//! once by an independent signer (Python `cryptography`, no shared code);
+//! then skopeo pulls them, HEAD worked all along, and the ledger holds the
+//! policy and every decision, which `vouch audit --replay` checks.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn skopeo(args: &[&str]) -> (bool, String) {
+    run(Command::new("skopeo").args(args))
+}
+
+/// Writes a one-layer OCI layout with distinct content; returns its path.
+fn layout(dir: &std::path::Path, name: &str) -> String {
+    let root = dir.join(name);
+    let blobs = root.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| {
+        let h = vouch::registry::digest::sha256_of(b).encoded().to_owned();
+        std::fs::write(blobs.join(&h), b).unwrap();
+        (h, b.len())
+    };
+    let (layer, layer_len) = put(format!("layer of {name}").as_bytes());
+    let (config, config_len) =
+        put(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{layer}","size":{layer_len}}}]}}"#
+    );
+    let (m, m_len) = put(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{m}","size":{m_len},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#
+    );
+    std::fs::write(root.join("index.json"), index).unwrap();
+    std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    format!("oci:{}:v1", root.display())
+}
+
+#[test]
+fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let vouch = env!("CARGO_BIN_EXE_vouch");
+    let (ok, out) = run(Command::new(vouch).args(["keygen", "--out"]).arg(w.join("team")));
+    assert!(ok, "{out}");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_sign.py");
+    let (ok, out) = run(Command::new("python3").arg(script).arg("keygen").arg(w));
+    assert!(ok, "{out}");
+    std::fs::write(
+        w.join("policy.toml"),
+        "version = 1\nname = \"signed\"\n[keys]\nteam = \"team.pub\"\nindependent = \"independent.pub\"\n\
+         [[rule]]\nrepositories = \"**\"\nsignatures = { keys = [\"team\", \"independent\"], threshold = 1 }\n",
+    )
+    .unwrap();
+    let data = w.join("data");
+    let policy = w.join("policy.toml");
+    let (mut server, addr) = common::start_server(&data, &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let reg = |r: &str| format!("docker://{addr}/{r}");
+
+    for (image, signer) in [("team/app", "vouch"), ("other/app", "independent")] {
+        let (ok, out) = skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &layout(w, image.replace('/', "-").as_str()),
+            &reg(&format!("{image}:v1")),
+        ]);
+        assert!(ok, "push {image}: {out}");
+        // Quarantined: GET is DENIED with the reason; HEAD still resolves.
+        let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &reg(&format!("{image}:v1"))]);
+        assert!(
+            !ok && out.contains("denied") && out.contains("needs signatures by 1 of 2 trusted keys, has 0"),
+            "{out}"
+        );
+        let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+        let head = common::http(&addr, "HEAD", &format!("/v2/{image}/manifests/v1"), &[accept], &[]).unwrap();
+        assert_eq!(head.status, 200);
+        let digest = head.header("docker-content-digest").unwrap().to_owned();
+        assert_eq!(head.header("vouch-admission-state"), Some("denied"));
+
+        let (ok, out) = match signer {
+            "vouch" => run(Command::new(vouch)
+                .args(["sign", &format!("{addr}/{image}:v1"), "--key"])
+                .arg(w.join("team.key"))),
+            _ => run(Command::new("python3").arg(script).args([&addr, image, &digest]).arg(w)),
+        };
+        assert!(ok, "{signer} signing {image}: {out}");
+        let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &reg(&format!("{image}:v1"))]);
+        assert!(
+            ok && out.contains(&digest),
+            "{image} signed by {signer} should be admitted: {out}"
+        );
+        let back = w.join(format!("pulled-{}", image.replace('/', "-")));
+        let (ok, out) = skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            &reg(&format!("{image}:v1")),
+            &format!("oci:{}:v1", back.display()),
+        ]);
+        assert!(ok, "pull {image}: {out}");
+    }
+
+    // The ledger: the policy, then a deny and an admit for each image; the
+    // auditor, with the log key alone, finds every decision naming it.
+    let (ok, out) = run(Command::new(vouch)
+        .args(["audit", "--log", &format!("http://{addr}"), "--log-key"])
+        .arg(data.join("ledger.vkey"))
+        .arg("--replay"));
+    assert!(ok, "{out}");
+    assert!(out.contains("replay: 5 entries") && out.contains("1 policies"), "{out}");
+    let mut verdicts = Vec::new();
+    for i in 0..5 {
+        let e = common::http(&addr, "GET", &format!("/ledger/entry/{i}"), &[], &[]).unwrap();
+        match vouch_ledger::entry::Entry::decode(&e.body).unwrap() {
+            vouch_ledger::entry::Entry::Policy(p) => verdicts.push(format!("policy {}", p.name)),
+            vouch_ledger::entry::Entry::Decision(d) => {
+                assert_eq!(d.policy_index, 0);
+                verdicts.push(format!("{} {:?} by {}", d.repo, d.verdict, d.signers.len()));
+            }
+            other => panic!("unexpected entry {other:?}"),
+        }
+    }
+    assert_eq!(
+        verdicts,
+        [
+            "policy signed",
+            "team/app Deny by 0",
+            "team/app Admit by 1",
+            "other/app Deny by 0",
+            "other/app Admit by 1"
+        ]
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
