@@ -36,7 +36,7 @@ pub struct Admission {
 impl Admission {
     /// Puts the policy in force: logs it to the ledger first, unless this
     /// exact policy (by digest) already was.
-    pub fn load(
+    pub async fn load(
         policy: Policy,
         ledger: &Ledger,
         meta: &crate::registry::meta::Meta,
@@ -52,7 +52,8 @@ impl Admission {
                 });
                 let bytes = entry.encode().map_err(|e| RegistryError::Internal(e.to_string()))?;
                 let index = ledger
-                    .append_blocking(bytes)
+                    .append(bytes)
+                    .await
                     .map_err(|e| RegistryError::Internal(e.to_string()))?;
                 meta.record_policy(&policy_digest, index)?;
                 index

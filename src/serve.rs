@@ -193,12 +193,13 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if opened.key_created {
         eprintln!("created a new log signing key in {}", dir.key_path().display());
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let meta = Meta::new(opened.db.clone());
     let admission = match &args.policy {
         None => None,
         Some(path) => {
             let policy = vouch::policy::Policy::load(path)?;
-            let adm = vouch::admission::Admission::load(policy, &opened.ledger, &meta)?;
+            let adm = runtime.block_on(vouch::admission::Admission::load(policy, &opened.ledger, &meta))?;
             eprintln!(
                 "policy {:?} ({}) in force, logged at ledger entry {}",
                 adm.policy.name, adm.policy_digest, adm.policy_index
@@ -221,7 +222,6 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics: Default::default(),
         gc_lock: Default::default(),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
         (None, None) => None,

@@ -1181,3 +1181,124 @@ async fn the_ledger_is_served_as_tlog_tiles_with_proofs_that_verify() {
         assert_eq!(call(&router, "GET", path, &[], vec![]).await.status, status, "{path}");
     }
 }
+
+#[tokio::test]
+async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_their_images() {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Signer as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    let policy = vouch::policy::Policy::parse(
+        &format!("version = 1\nname = \"p\"\n[keys]\nk = \"\"\"{pem}\"\"\"\n[[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"k\"] }}\n"),
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    let users_file = dir.path().join("users");
+    vouch::registry::auth::add_user(&users_file, "pusher", "pw").unwrap();
+    let mut state = state_at(
+        &dir.path().join("data"),
+        Some(vouch::registry::auth::Users::load(&users_file, true).unwrap()),
+    );
+    state.admission = Some(
+        vouch::admission::Admission::load(policy, &state.ledger, &state.meta)
+            .await
+            .unwrap(),
+    );
+    let state = Arc::new(state);
+    let r = app(state.clone());
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("pusher:pw")
+    );
+
+    // Blobs and the image manifest bytes, prepared (not pushed) up front.
+    let push_blob_auth = |bytes: &'static [u8]| {
+        let (r, auth) = (r.clone(), auth.clone());
+        async move {
+            let d = sha256(bytes);
+            let resp = call(
+                &r,
+                "POST",
+                &format!("/v2/order/app/blobs/uploads/?digest={d}"),
+                &[("authorization", auth.as_str())],
+                bytes.to_vec(),
+            )
+            .await;
+            assert_eq!(resp.status, StatusCode::CREATED);
+            d
+        }
+    };
+    let (c, l) = (push_blob_auth(b"{}").await, push_blob_auth(b"signed layer").await);
+    let image = image_manifest(&c, 2, &l, 12, "");
+    let image_digest = sha256(&image);
+
+    // The signature arrives first: payload blob, then the .sig manifest.
+    let payload = vouch::signature::payload(
+        "registry/order/app",
+        &vouch_ledger::entry::Digest::parse(&image_digest).unwrap(),
+    );
+    let payload: &'static [u8] = Box::leak(payload.into_boxed_slice());
+    let sig: p256::ecdsa::Signature = key.sign(payload);
+    let p = push_blob_auth(payload).await;
+    let sig_manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{p}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{}"}}}}]}}"#,
+        payload.len(),
+        base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
+    );
+    let sig_tag = format!("sha256-{}.sig", &image_digest[7..]);
+    let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
+    let put = call(
+        &r,
+        "PUT",
+        &format!("/v2/order/app/manifests/{sig_tag}"),
+        &hdrs,
+        sig_manifest.into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (put.status, put.header("vouch-admission-state")),
+        (StatusCode::CREATED, "evidence")
+    );
+    // Then the image: admitted at once, from the signature already there.
+    let put = call(&r, "PUT", "/v2/order/app/manifests/v1", &hdrs, image.clone()).await;
+    assert_eq!(put.header("vouch-admission-state"), "admitted");
+    assert_eq!(
+        call(&r, "GET", "/v2/order/app/manifests/v1", &[], vec![]).await.body,
+        image
+    );
+    // The signature is always readable, anonymously too.
+    assert_eq!(
+        call(&r, "GET", &format!("/v2/order/app/manifests/{sig_tag}"), &[], vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // An unsigned image is denied to anonymous pulls, but its pusher reads it.
+    let unsigned = image_manifest(&c, 2, &l, 12, r#","annotations":{"unsigned":"yes"}"#);
+    let put = call(&r, "PUT", "/v2/order/app/manifests/v2", &hdrs, unsigned.clone()).await;
+    assert_eq!(put.header("vouch-admission-state"), "denied");
+    let anon = call(&r, "GET", "/v2/order/app/manifests/v2", &[], vec![]).await;
+    assert_eq!((anon.status, anon.code().as_str()), (StatusCode::FORBIDDEN, "DENIED"));
+    assert!(String::from_utf8_lossy(&anon.body).contains("needs signatures by 1 of 1"));
+    assert_eq!(
+        call(&r, "HEAD", "/v2/order/app/manifests/v2", &[], vec![]).await.status,
+        StatusCode::OK
+    );
+    let own = call(
+        &r,
+        "GET",
+        "/v2/order/app/manifests/v2",
+        &[("authorization", auth.as_str())],
+        vec![],
+    )
+    .await;
+    assert_eq!(own.body, unsigned);
+    // Ledger: the policy, the admit, the deny (the early signature made no decision).
+    assert_eq!(state.ledger.size(), 3);
+}
