@@ -215,13 +215,39 @@ impl Policy {
                 max_size: r.max_size,
             });
         }
+        Ok(Self::from_rules(&file.name, rules))
+    }
+
+    /// The policy in force when none is given: no rules, so nothing is
+    /// admitted, and the reason says how to change that.
+    pub fn deny_all() -> Policy {
+        Self::from_rules(
+            "default: nothing is admitted until vouch is given --trust-key or --policy",
+            Vec::new(),
+        )
+    }
+
+    /// `--trust-key`: every repository needs a signature by one of `keys`.
+    pub fn trusting(keys: Vec<PublicKey>) -> Policy {
+        let keys: Vec<(String, PublicKey)> = keys.into_iter().map(|k| (k.fingerprint(), k)).collect();
+        let rule = Rule {
+            repositories: "**".into(),
+            mode: Mode::Enforce,
+            signatures: Some((keys, 1)),
+            media_types: None,
+            max_size: None,
+        };
+        Self::from_rules("trust-key", vec![rule])
+    }
+
+    fn from_rules(name: &str, rules: Vec<Rule>) -> Policy {
         let mut policy = Policy {
-            name: file.name,
+            name: name.to_owned(),
             rules,
             canonical: Vec::new(),
         };
         policy.canonical = policy.canonical_form();
-        Ok(policy)
+        policy
     }
 
     /// Loads a policy file.

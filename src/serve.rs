@@ -13,7 +13,7 @@ use vouch::registry::{app, auth::Users, blobs::BlobStore, meta::Meta, AppState, 
 pub struct ServeArgs {
     /// TOML configuration file. Keys: listen, data, origin, users,
     /// anonymous_pull, max_manifest_bytes, max_blob_bytes,
-    /// max_requests_per_client, upload_ttl, allow_open_network, no_delete, tls_cert,
+    /// max_requests_per_client, upload_ttl, allow_open_network, no_delete, policy, tls_cert,
     /// tls_key. Unknown keys
     /// are errors, reported with their line and column.
     #[arg(long, value_name = "FILE", env = "VOUCH_CONFIG")]
@@ -55,8 +55,13 @@ pub struct ServeArgs {
     /// decision is appended to the ledger before the push is answered, and
     /// images not admitted answer DENIED. Without it, manifests are served
     /// as pushed (no admission).
-    #[arg(long, value_name = "FILE", env = "VOUCH_POLICY")]
+    #[arg(long, value_name = "FILE", env = "VOUCH_POLICY", conflicts_with = "trust_key")]
     policy: Option<PathBuf>,
+    /// Shorthand for a policy requiring, on every repository, a valid
+    /// signature by one of these keys (PEM public key files; repeatable).
+    /// With neither --policy nor --trust-key, nothing unsigned is admitted.
+    #[arg(long = "trust-key", value_name = "PEM")]
+    trust_key: Vec<PathBuf>,
     /// Refuse DELETE of blobs and manifests (405 UNSUPPORTED).
     #[arg(long)]
     no_delete: bool,
@@ -195,18 +200,26 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let meta = Meta::new(opened.db.clone());
-    let admission = match &args.policy {
-        None => None,
-        Some(path) => {
-            let policy = vouch::policy::Policy::load(path)?;
-            let adm = runtime.block_on(vouch::admission::Admission::load(policy, &opened.ledger, &meta))?;
-            eprintln!(
-                "policy {:?} ({}) in force, logged at ledger entry {}",
-                adm.policy.name, adm.policy_digest, adm.policy_index
-            );
-            Some(adm)
+    let policy = match (&args.policy, args.trust_key.as_slice()) {
+        (Some(path), _) => vouch::policy::Policy::load(path)?,
+        (None, []) => vouch::policy::Policy::deny_all(),
+        (None, keys) => {
+            let mut trusted = Vec::new();
+            for path in keys {
+                let pem = std::fs::read_to_string(path).map_err(|e| format!("--trust-key {}: {e}", path.display()))?;
+                let key = vouch::signature::PublicKey::from_pem(&pem)
+                    .map_err(|e| format!("--trust-key {}: {e}", path.display()))?;
+                trusted.push(key);
+            }
+            vouch::policy::Policy::trusting(trusted)
         }
     };
+    let admission = runtime.block_on(vouch::admission::Admission::load(policy, &opened.ledger, &meta))?;
+    eprintln!(
+        "policy {:?} ({}) in force, logged at ledger entry {}",
+        admission.policy.name, admission.policy_digest, admission.policy_index
+    );
+    let admission = Some(admission);
     let state = Arc::new(AppState {
         blobs: BlobStore::open(dir.root())?,
         meta,

@@ -148,3 +148,46 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn by_default_nothing_unsigned_is_admitted_and_trust_key_admits_what_it_signed() {
+    if std::env::var("CI").is_err() && Command::new("skopeo").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: skopeo is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let vouch = env!("CARGO_BIN_EXE_vouch");
+
+    // No flags at all: the default policy admits nothing, and says why.
+    let (mut server, addr) = common::start_server_with_defaults(&w.join("d1"), Stdio::null());
+    let image = format!("docker://{addr}/plain/app:v1");
+    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "plain"), &image]);
+    assert!(ok, "{out}");
+    let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+    assert!(
+        !ok && out.contains("nothing is admitted until vouch is given --trust-key or --policy"),
+        "{out}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // --trust-key: a signature by that key admits.
+    let (ok, out) = run(Command::new(vouch).args(["keygen", "--out"]).arg(w.join("k")));
+    assert!(ok, "{out}");
+    let key = w.join("k.pub");
+    let (mut server, addr) =
+        common::start_server(&w.join("d2"), &["--trust-key", key.to_str().unwrap()], Stdio::null());
+    let image = format!("docker://{addr}/keyed/app:v1");
+    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "keyed"), &image]);
+    assert!(ok, "{out}");
+    assert!(!skopeo(&["inspect", "--tls-verify=false", &image]).0);
+    let (ok, out) = run(Command::new(vouch)
+        .args(["sign", &format!("{addr}/keyed/app:v1"), "--key"])
+        .arg(w.join("k.key")));
+    assert!(ok, "{out}");
+    let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+    assert!(ok, "{out}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -71,11 +71,12 @@ fn audit_proves_growth_replays_and_names_forks_and_broken_entries() {
     append(&d1, 300, None, 1);
     let key = d1.join("ledger.vkey");
 
+    // The server logs its (open) policy when it first starts: entry 301.
     let (mut server, addr) = common::start_server(&d1, &[], Stdio::null());
     let (ok, out) = audit(&addr, &key, &state, true);
     assert!(ok, "{out}");
     assert!(
-        out.contains("checkpoint: size 301") && out.contains("replay: 301 entries") && out.contains("1 policies"),
+        out.contains("checkpoint: size 302") && out.contains("replay: 302 entries") && out.contains("2 policies"),
         "{out}"
     );
     server.kill().unwrap();
@@ -86,7 +87,7 @@ fn audit_proves_growth_replays_and_names_forks_and_broken_entries() {
     let (mut server, addr) = common::start_server(&d1, &[], Stdio::null());
     let (ok, out) = audit(&addr, &key, &state, false);
     assert!(
-        ok && out.contains("consistent with the remembered checkpoint of size 301"),
+        ok && out.contains("consistent with the remembered checkpoint of size 302"),
         "{out}"
     );
     // A wrong key is refused before anything else.
@@ -108,7 +109,7 @@ fn audit_proves_growth_replays_and_names_forks_and_broken_entries() {
     let before = std::fs::read(&state).unwrap();
     let (ok, out) = audit(&addr, &key, &state, false);
     assert!(
-        !ok && out.contains("fork: the log of size 601 is not an extension of the one of size 501"),
+        !ok && out.contains("fork: the log of size 602 is not an extension of the one of size 502"),
         "{out}"
     );
     assert_eq!(

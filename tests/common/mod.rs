@@ -24,13 +24,30 @@ pub fn have_python_module(module: &str) -> bool {
     found
 }
 
+/// The policy that admits everything (every decision still logged), for
+/// tests that push unsigned images.
+pub const OPEN_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/examples/policy-open.toml");
+
 /// Starts the real `vouch serve` on 127.0.0.1 with a port the OS picks,
-/// data in `data`, and `extra` flags; returns the process (stdout consumed up
-/// to the `listening on` line, stderr as `stderr` says) and its address.
+/// data in `data`, and `extra` flags (the open policy unless they name a
+/// policy or key); returns the process (stdout consumed up to the
+/// `listening on` line, stderr as `stderr` says) and its address.
 pub fn start_server(data: &Path, extra: &[&str], stderr: Stdio) -> (Child, String) {
+    let own_policy = extra.iter().any(|a| *a == "--policy" || *a == "--trust-key");
+    let policy: &[&str] = if own_policy { &[] } else { &["--policy", OPEN_POLICY] };
+    spawn(data, policy, extra, stderr)
+}
+
+/// As [`start_server`], with vouch's own default policy (nothing admitted).
+pub fn start_server_with_defaults(data: &Path, stderr: Stdio) -> (Child, String) {
+    spawn(data, &[], &[], stderr)
+}
+
+fn spawn(data: &Path, policy: &[&str], extra: &[&str], stderr: Stdio) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(policy)
         .args(extra)
         .env_remove("VOUCH_DATA")
         .env_remove("VOUCH_LISTEN")
