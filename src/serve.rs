@@ -50,11 +50,12 @@ pub struct ServeArgs {
     /// removed (checked every few minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
     upload_ttl: u64,
-    /// Admission policy (TOML, spec/policy.md). With it, every image is
-    /// evaluated when pushed and when a signature for it arrives; each
-    /// decision is appended to the ledger before the push is answered, and
-    /// images not admitted answer DENIED. Without it, manifests are served
-    /// as pushed (no admission).
+    /// Admission policy (TOML, spec/policy.md). Every image is evaluated
+    /// when pushed and when a signature for it arrives; each decision is
+    /// appended to the ledger before the push is answered, and images not
+    /// admitted answer DENIED. spec/examples/policy-open.toml admits
+    /// everything. Without --policy or --trust-key, nothing unsigned is
+    /// admitted.
     #[arg(long, value_name = "FILE", env = "VOUCH_POLICY", conflicts_with = "trust_key")]
     policy: Option<PathBuf>,
     /// Shorthand for a policy requiring, on every repository, a valid
