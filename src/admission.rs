@@ -15,7 +15,7 @@ use crate::registry::names::{parse_digest, RepoName};
 use crate::registry::AppState;
 use crate::signature::{signature_tag, verify_layers, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
 use std::collections::BTreeSet;
-use vouch_ledger::entry::{DecisionEntry, Digest, Entry, PolicyEntry, Verdict};
+use vouch_ledger::entry::{DecisionEntry, DeleteEntry, Digest, Entry, PolicyEntry, TagEntry, Verdict};
 use vouch_ledger::store::Ledger;
 
 /// Largest signature payload read (a simple signing payload is ~250 bytes).
@@ -166,6 +166,52 @@ impl Admission {
         }
         Ok((layers, Some(sig_digest)))
     }
+}
+
+impl Admission {
+    /// Logs that `tag` in `repo` now points to the admitted `digest`
+    /// (`previous`: what it pointed to before, if anything).
+    pub async fn log_tag(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        tag: &str,
+        digest: &Digest,
+        previous: Option<Digest>,
+    ) -> Result<(), RegistryError> {
+        let entry = Entry::Tag(TagEntry {
+            repo: repo.to_string(),
+            tag: tag.to_owned(),
+            digest: digest.clone(),
+            previous,
+        });
+        append(app, entry).await
+    }
+
+    /// Logs the deletion of admitted content: a manifest (`tag` None) or a tag.
+    pub async fn log_delete(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+        tag: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let entry = Entry::Delete(DeleteEntry {
+            repo: repo.to_string(),
+            digest: digest.clone(),
+            tag: tag.map(str::to_owned),
+        });
+        append(app, entry).await
+    }
+}
+
+async fn append(app: &AppState, entry: Entry) -> Result<(), RegistryError> {
+    let bytes = entry.encode().map_err(|e| RegistryError::Internal(e.to_string()))?;
+    app.ledger
+        .append(bytes)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))?;
+    Ok(())
 }
 
 /// The image a signature tag names: `sha256-<hex>.sig` → `sha256:<hex>`.

@@ -1299,6 +1299,42 @@ async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_the
     )
     .await;
     assert_eq!(own.body, unsigned);
-    // Ledger: the policy, the admit, the deny (the early signature made no decision).
-    assert_eq!(state.ledger.size(), 3);
+    // The admitted image pushed again under another tag: its decision
+    // stands (no new one), and the tag is logged. Deleting that tag is too.
+    let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
+    let again = call(&r, "PUT", "/v2/order/app/manifests/again", &hdrs, image.clone()).await;
+    assert_eq!(again.header("vouch-admission-state"), "admitted");
+    let del = call(
+        &r,
+        "DELETE",
+        "/v2/order/app/manifests/again",
+        &[("authorization", auth.as_str())],
+        vec![],
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+
+    // Ledger: the policy, the admit and tag of v1, the deny of v2 (the early
+    // signature made no decision), the tag "again", its deletion.
+    let kinds: Vec<String> = (0..state.ledger.size())
+        .map(
+            |i| match vouch_ledger::entry::Entry::decode(&state.ledger.entry(i).unwrap().unwrap()).unwrap() {
+                vouch_ledger::entry::Entry::Policy(_) => "policy".to_owned(),
+                vouch_ledger::entry::Entry::Decision(d) => format!("{:?}", d.verdict),
+                vouch_ledger::entry::Entry::Tag(t) => format!("tag {} prev {}", t.tag, t.previous.is_some()),
+                vouch_ledger::entry::Entry::Delete(d) => format!("delete {:?}", d.tag),
+            },
+        )
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "policy",
+            "Admit",
+            "tag v1 prev false",
+            "Deny",
+            "tag again prev false",
+            "delete Some(\"again\")"
+        ]
+    );
 }

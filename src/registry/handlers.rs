@@ -136,7 +136,7 @@ async fn handle(
                 Method::HEAD => get_manifest(app, &repo, &reference, false, authenticated),
                 Method::PUT => put_manifest(app, &repo, &reference, h, body).await,
                 Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
-                Method::DELETE => delete_manifest(app, &repo, &reference),
+                Method::DELETE => delete_manifest(app, &repo, &reference).await,
                 _ => not_allowed("manifests"),
             }
         }
@@ -597,6 +597,13 @@ async fn put_manifest(
         d
     });
     let referrer = refs.subject.as_ref().zip(descriptor.as_ref());
+    // What admission needs from before this push: the manifest's state, if
+    // it was already stored, and where the tag pointed.
+    let prior = app.meta.manifest(repo, &digest)?.map(|r| r.state);
+    let previous = match tag {
+        Some(t) => app.meta.tag(repo, t)?,
+        None => None,
+    };
     app.meta
         .put_manifest(repo, &digest, media_type, &bytes, tag, referrer)?;
     // Admission, before answering: evidence (a signature under the image's
@@ -615,12 +622,21 @@ async fn put_manifest(
                 admission_state = Some(AdmissionState::Evidence);
             }
             None => {
-                let admitted = admission.evaluate(app, repo, &digest).await?;
-                admission_state = Some(if admitted {
-                    AdmissionState::Admitted
-                } else {
-                    AdmissionState::Denied
-                });
+                // Decisions are per digest: a manifest already decided (pushed
+                // again, say under another tag) keeps its decision; new
+                // evidence, not a new tag, is what re-evaluates it.
+                let state = match prior {
+                    Some(s @ (AdmissionState::Admitted | AdmissionState::Denied)) => s,
+                    _ if admission.evaluate(app, repo, &digest).await? => AdmissionState::Admitted,
+                    _ => AdmissionState::Denied,
+                };
+                // A tag set or moved onto admitted content is logged.
+                if let (Some(t), AdmissionState::Admitted) = (tag, state) {
+                    if previous.as_ref() != Some(&digest) {
+                        admission.log_tag(app, repo, t.as_str(), &digest, previous).await?;
+                    }
+                }
+                admission_state = Some(state);
             }
         }
     }
@@ -648,7 +664,24 @@ async fn put_manifest(
     Ok(resp)
 }
 
-fn delete_manifest(app: &App, repo: &RepoName, reference: &Reference) -> Result<Response> {
+async fn delete_manifest(app: &App, repo: &RepoName, reference: &Reference) -> Result<Response> {
+    // Deleting admitted content (the manifest, or a tag pointing to it) is
+    // logged first, so no such deletion goes unrecorded.
+    if let Some(admission) = &app.admission {
+        let (digest, tag) = match reference {
+            Reference::Digest(d) => (Some(d.clone()), None),
+            Reference::Tag(t) => (app.meta.tag(repo, t)?, Some(t.as_str())),
+        };
+        if let Some(d) = digest {
+            let admitted = app
+                .meta
+                .manifest(repo, &d)?
+                .is_some_and(|m| m.state == AdmissionState::Admitted);
+            if admitted {
+                admission.log_delete(app, repo, &d, tag).await?;
+            }
+        }
+    }
     let existed = match reference {
         Reference::Digest(d) => {
             // Its subject, to drop it from the subject's referrers.
