@@ -4,6 +4,7 @@ mod audit;
 mod ledger_cmd;
 mod serve;
 mod sign;
+mod verify;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +31,10 @@ enum Command {
     /// recompute everything from its tiles. Exits non-zero naming a fork,
     /// a shrink, a bad signature or a broken entry.
     Audit(audit::AuditArgs),
+    /// Prove, offline if need be, that an image was admitted: fetch (or read)
+    /// its admission bundle and check it with the log's key alone. Exits
+    /// non-zero naming what failed.
+    Verify(verify::VerifyArgs),
     /// Generate an ECDSA P-256 signing key pair for `vouch sign`.
     Keygen(sign::KeygenArgs),
     /// Sign an image in a registry, cosign-compatibly (a signature layer in
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         }
         Command::Audit(args) => audit::run(args),
         Command::Keygen(args) => sign::keygen(args),
+        Command::Verify(args) => verify::run(args),
         Command::Sign(args) => sign::sign(args),
         Command::User(cmd) => user_command(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),

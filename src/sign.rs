@@ -78,14 +78,14 @@ impl Mode0600 for std::fs::OpenOptions {
 }
 
 /// `<registry>/<repository>` and a tag or digest.
-struct ImageRef {
-    registry: String,
-    repo: RepoName,
-    tag: Option<String>,
-    digest: Option<Digest>,
+pub(crate) struct ImageRef {
+    pub(crate) registry: String,
+    pub(crate) repo: RepoName,
+    pub(crate) tag: Option<String>,
+    pub(crate) digest: Option<Digest>,
 }
 
-fn parse_reference(text: &str) -> Result<ImageRef> {
+pub(crate) fn parse_reference(text: &str) -> Result<ImageRef> {
     let (registry, rest) = text
         .split_once('/')
         .ok_or("expected <registry>/<repository>[:tag|@digest]")?;
@@ -97,9 +97,6 @@ fn parse_reference(text: &str) -> Result<ImageRef> {
         Some((r, t)) if digest.is_none() => (r, Some(t.to_owned())),
         _ => (path, None),
     };
-    if tag.is_none() && digest.is_none() {
-        return Err("give a tag (:v1) or a digest (@sha256:...) to sign".into());
-    }
     Ok(ImageRef {
         registry: registry.to_owned(),
         repo: RepoName::parse(repo)?,
@@ -108,13 +105,54 @@ fn parse_reference(text: &str) -> Result<ImageRef> {
     })
 }
 
-struct Registry {
+pub(crate) struct Registry {
     base: String,
     auth: Option<String>,
     agent: ureq::Agent,
 }
 
 impl Registry {
+    /// A client for the image's registry: plain HTTP for loopback hosts or
+    /// when asked, HTTPS otherwise; Basic credentials if given.
+    pub(crate) fn connect(image: &ImageRef, plain_http: bool, creds: Option<String>) -> Registry {
+        let host = image.registry.split(':').next().unwrap_or("");
+        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+        let scheme = if plain_http || loopback { "http" } else { "https" };
+        let config = ureq::Agent::config_builder().http_status_as_error(true).build();
+        Registry {
+            base: format!("{scheme}://{}", image.registry),
+            auth: creds.map(|c| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(c))),
+            agent: config.into(),
+        }
+    }
+
+    /// The image's digest: given, or its tag resolved with HEAD.
+    pub(crate) fn resolve(&self, image: &ImageRef) -> Result<Digest> {
+        match (&image.digest, &image.tag) {
+            (Some(d), _) => Ok(d.clone()),
+            (None, Some(tag)) => {
+                let path = format!("/v2/{}/manifests/{tag}", image.repo);
+                let resp = self.request("HEAD", &path).header("Accept", ACCEPT).call()?;
+                let d = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or("no Docker-Content-Digest")?;
+                Ok(parse_digest(d)?)
+            }
+            (None, None) => Err(format!("{}: give a tag (:v1) or a digest (@sha256:...)", image.repo).into()),
+        }
+    }
+
+    /// GET a path; the body.
+    pub(crate) fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let mut resp = self
+            .request("GET", path)
+            .call()
+            .map_err(|e| format!("GET {}{path}: {e}", self.base))?;
+        Ok(resp.body_mut().with_config().limit(16 << 20).read_to_vec()?)
+    }
+
     fn request(&self, method: &str, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
         let url = format!("{}{path}", self.base);
         let mut r = match method {
@@ -165,34 +203,9 @@ pub fn sign(args: SignArgs) -> Result<()> {
     let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
         .map_err(|e| format!("{}: not a PKCS#8 P-256 key: {e}", args.key.display()))?;
     let image = parse_reference(&args.reference)?;
-    let host = image.registry.split(':').next().unwrap_or("");
-    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
-    let scheme = if args.plain_http || loopback { "http" } else { "https" };
-    let config = ureq::Agent::config_builder().http_status_as_error(true).build();
-    let reg = Registry {
-        base: format!("{scheme}://{}", image.registry),
-        auth: args
-            .creds
-            .map(|c| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(c))),
-        agent: config.into(),
-    };
+    let reg = Registry::connect(&image, args.plain_http, args.creds);
     let repo = &image.repo;
-    let digest = match (&image.digest, &image.tag) {
-        (Some(d), _) => d.clone(),
-        (None, Some(tag)) => {
-            let resp = reg
-                .request("HEAD", &format!("/v2/{repo}/manifests/{tag}"))
-                .header("Accept", ACCEPT)
-                .call()?;
-            let d = resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .ok_or("no Docker-Content-Digest")?;
-            parse_digest(d)?
-        }
-        (None, None) => unreachable!("parse_reference requires a tag or digest"),
-    };
+    let digest = reg.resolve(&image)?;
     let body = payload(&format!("{}/{repo}", image.registry), &digest);
     let signature: p256::ecdsa::Signature = key.sign(&body);
     let signature = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());

@@ -145,8 +145,71 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
             "other/app Admit by 1"
         ]
     );
+
+    // vouch verify: online, pinning the policy file, saving the bundle.
+    let vkey = data.join("ledger.vkey");
+    let bundle = w.join("bundle.json");
+    let verify = |extra: &[&str]| {
+        let mut cmd = Command::new(vouch);
+        cmd.arg("verify").args(extra).arg("--log-key").arg(&vkey);
+        run(&mut cmd)
+    };
+    let team = format!("{addr}/team/app:v1");
+    let (ok, out) = verify(&[
+        &team,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--save-bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && out.contains("verified: team/app@sha256:") && out.contains("under policy \"signed\""),
+        "{out}"
+    );
+    let (ok, out) = verify(&[&team, "--output", "json"]);
+    assert!(ok && out.contains("\"verified\": true"), "{out}");
+    let (ok, out) = verify(&[&team, "--policy", &format!("sha256:{}", "0".repeat(64))]);
+    assert!(!ok && out.contains("not the required"), "{out}");
+    // A denied image has a bundle too, and verify refuses it.
+    let (ok, out) = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &layout(w, "unsigned"),
+        &reg("unsigned/app:v1"),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = verify(&[&format!("{addr}/unsigned/app:v1")]);
+    assert!(!ok && out.contains("was denied"), "{out}");
     server.kill().unwrap();
     server.wait().unwrap();
+
+    // Offline, from the saved bundle, with the registry gone.
+    let offline = format!("{addr}/team/app");
+    let (ok, out) = verify(&[&offline, "--bundle", bundle.to_str().unwrap()]);
+    assert!(ok, "offline: {out}");
+    // A tampered bundle, or another log's key, is refused.
+    let mut b: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let proof = b["decision"]["proof"]
+        .as_str()
+        .unwrap()
+        .replacen("index ", "index 1", 1);
+    b["decision"]["proof"] = proof.into();
+    let tampered = w.join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&b).unwrap()).unwrap();
+    let (ok, out) = verify(&[&offline, "--bundle", tampered.to_str().unwrap()]);
+    assert!(!ok && out.contains("not proven in the log"), "{out}");
+    let other = vouch_ledger::NoteSigner::new("x.test/log", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
+    let mut cmd = Command::new(vouch);
+    cmd.args([
+        "verify",
+        &offline,
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--log-key",
+        &other.verifier().to_string(),
+    ]);
+    let (ok, out) = run(&mut cmd);
+    assert!(!ok && out.contains("not proven in the log"), "{out}");
 }
 
 #[test]

@@ -144,6 +144,13 @@ async fn handle(
             Method::GET => list_tags(app, &RepoName::parse(name)?, q),
             _ => not_allowed("tags"),
         },
+        Route::Admission { name, digest } => {
+            let (repo, digest) = (RepoName::parse(name)?, parse_digest(digest)?);
+            match *method {
+                Method::GET => super::ledger_api::admission_bundle(app, &repo, &digest),
+                _ => not_allowed("admission bundles"),
+            }
+        }
         Route::Referrers { name, digest } => {
             let (repo, digest) = (RepoName::parse(name)?, parse_digest(digest)?);
             match *method {

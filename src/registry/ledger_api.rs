@@ -106,6 +106,44 @@ pub async fn tlog_proof(State(app): State<App>, Path(index): Path<String>) -> Re
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], proof.to_text()).into_response())
 }
 
+/// `GET /v2/<name>/admission/<digest>`: the admission bundle
+/// (`spec/bundle.md`): the latest decision about the manifest and the policy
+/// it names, each entry with an offline proof, so anyone holding the log key
+/// can check, offline, that it was admitted under that policy.
+pub fn admission_bundle(
+    app: &AppState,
+    repo: &super::names::RepoName,
+    digest: &vouch_ledger::entry::Digest,
+) -> Result<Response, RegistryError> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let none = || RegistryError::LedgerNotFound(format!("no admission decision about {repo}@{digest}"));
+    let decision = app.meta.decision(repo, digest)?.ok_or_else(none)?;
+    let index = decision["ledger_index"].as_u64().ok_or_else(none)?;
+    let entry = app.ledger.entry(index).map_err(read_error)?.ok_or_else(none)?;
+    let policy_index = match vouch_ledger::entry::Entry::decode(&entry) {
+        Ok(vouch_ledger::entry::Entry::Decision(d)) => d.policy_index,
+        _ => {
+            return Err(RegistryError::Internal(format!(
+                "ledger entry {index} is not a decision"
+            )))
+        }
+    };
+    let policy = app.ledger.entry(policy_index).map_err(read_error)?.ok_or_else(none)?;
+    let bundle = serde_json::json!({
+        "version": 1,
+        "repository": repo.as_str(),
+        "digest": digest.as_str(),
+        "decision": { "entry": b64(&entry), "proof": app.ledger.tlog_proof(index).map_err(read_error)?.to_text() },
+        "policy": { "entry": b64(&policy), "proof": app.ledger.tlog_proof(policy_index).map_err(read_error)?.to_text() },
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec_pretty(&bundle).expect("serialize"),
+    )
+        .into_response())
+}
+
 /// `GET /ledger/entry/<index>`: the entry's bytes (canonical CBOR,
 /// spec/ledger.md).
 pub async fn entry(State(app): State<App>, Path(index): Path<String>) -> Result<Response, RegistryError> {

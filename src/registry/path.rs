@@ -19,6 +19,8 @@ pub enum Route<'a> {
     Tags { name: &'a str },
     /// `/v2/<name>/referrers/<digest>`
     Referrers { name: &'a str, digest: &'a str },
+    /// `/v2/<name>/admission/<digest>`: vouch's admission bundle.
+    Admission { name: &'a str, digest: &'a str },
 }
 
 /// The route for a request path, or `None` if it is not an API path.
@@ -36,6 +38,7 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         ("blobs", digest) if !digest.is_empty() => Some(Route::Blob { name, digest }),
         ("manifests", reference) if !reference.is_empty() => Some(Route::Manifest { name, reference }),
         ("referrers", digest) if !digest.is_empty() => Some(Route::Referrers { name, digest }),
+        ("admission", digest) if !digest.is_empty() => Some(Route::Admission { name, digest }),
         ("uploads", id) => {
             let name = name.strip_suffix("/blobs")?;
             Some(if id.is_empty() {
