@@ -6,19 +6,8 @@
 
 mod common;
 
+use common::run;
 use std::process::{Command, Stdio};
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn skopeo(args: &[&str]) -> (bool, String) {
     run(Command::new("skopeo").args(args))

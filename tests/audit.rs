@@ -53,15 +53,7 @@ fn audit(addr: &str, key: &Path, state: &Path, replay: bool) -> (bool, String) {
     if replay {
         cmd.arg("--replay");
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    common::run(&mut cmd)
 }
 
 #[test]

@@ -10,15 +10,7 @@ use vouch::registry::names::parse_digest;
 use vouch::signature::{signature_tag, verify_layers, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
 
 fn vouch(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vouch")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    common::run(Command::new(env!("CARGO_BIN_EXE_vouch")).args(args))
 }
 
 /// Pushes a tiny image (config + layer + manifest) and returns its digest.

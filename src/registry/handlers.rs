@@ -604,15 +604,21 @@ async fn put_manifest(
         d
     });
     let referrer = refs.subject.as_ref().zip(descriptor.as_ref());
-    // What admission needs from before this push: the manifest's state, if
-    // it was already stored, and where the tag pointed.
+    // From before this push: whether (and in what admission state) the
+    // manifest was already stored, and where the tag pointed. One read serves
+    // both storage (an identical re-push keeps its record) and admission.
     let prior = app.meta.manifest(repo, &digest)?.map(|r| r.state);
     let previous = match tag {
         Some(t) => app.meta.tag(repo, t)?,
         None => None,
     };
-    app.meta
-        .put_manifest(repo, &digest, media_type, &bytes, tag, referrer)?;
+    app.meta.put_manifest(
+        repo,
+        &digest,
+        prior.is_none().then_some((media_type, &bytes[..])),
+        tag,
+        referrer,
+    )?;
     // Admission, before answering: evidence (a signature under the image's
     // .sig tag, or an artifact with a subject) re-evaluates its image; an
     // image is evaluated itself. The decision is in the ledger on return.

@@ -163,19 +163,21 @@ impl Meta {
     /// Stores a manifest, moves `tag` to it, and indexes it as a referrer of
     /// its subject (`referrer`: the subject and the descriptor to list), in
     /// one synced batch.
+    ///
+    /// `new` is the media type and bytes to store, or `None` when the caller
+    /// found this digest already stored: re-pushing identical bytes keeps the
+    /// existing record, and with it its admission state.
     pub fn put_manifest(
         &self,
         repo: &RepoName,
         digest: &Digest,
-        media_type: &str,
-        bytes: &[u8],
+        new: Option<(&str, &[u8])>,
         tag: Option<&Tag>,
         referrer: Option<(&Digest, &serde_json::Value)>,
     ) -> Result<(), RegistryError> {
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
-        // Re-pushing identical bytes keeps the existing record (and its state).
-        if self.manifest(repo, digest)?.is_none() {
+        if let Some((media_type, bytes)) = new {
             let mt = media_type.as_bytes();
             let len =
                 u16::try_from(mt.len()).map_err(|_| RegistryError::ManifestInvalid("media type is too long".into()))?;

@@ -7,6 +7,18 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Runs a command to completion: whether it succeeded, and its stdout and
+/// stderr together.
+pub fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Whether python3 can import `module`. Under CI (CI=true) a missing module
 /// is a failure, not a skip: .ci/run installs it.
 pub fn have_python_module(module: &str) -> bool {
