@@ -10,6 +10,7 @@
 
 use crate::policy::{Policy, Subject};
 use crate::registry::error::RegistryError;
+use crate::registry::manifest::{validate, DOCKER_LIST, OCI_INDEX};
 use crate::registry::meta::AdmissionState;
 use crate::registry::names::{parse_digest, RepoName};
 use crate::registry::AppState;
@@ -78,6 +79,18 @@ impl Admission {
     /// Evaluates the image `digest` in `repo`, logs the decision, records
     /// the state. Returns whether it was admitted.
     pub async fn evaluate(&self, app: &AppState, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+        self.decide(app, repo, digest, &mut Reevaluation::default()).await
+    }
+
+    /// [`Admission::evaluate`], counting every decision made (an admitted
+    /// index also decides the manifests it lists) in `tally`.
+    async fn decide(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+        tally: &mut Reevaluation,
+    ) -> Result<bool, RegistryError> {
         let Some(record) = app.meta.manifest(repo, digest)? else {
             return Ok(false);
         };
@@ -85,6 +98,7 @@ impl Admission {
             return Ok(true);
         }
         let (layers, evidence) = self.signature_layers(app, repo, digest).await?;
+        let mut evidence: Vec<Digest> = evidence.into_iter().collect();
         let (signers, _problems) = verify_layers(digest, &layers, &self.keys);
         let size = record.bytes.len() as u64 + descriptor_sizes(&record.bytes);
         let subject = Subject {
@@ -92,9 +106,18 @@ impl Admission {
             media_type: record.media_type.clone(),
             size,
         };
-        let decision = self
+        let mut decision = self
             .policy
             .evaluate(&subject, &signers.into_iter().collect::<BTreeSet<_>>());
+        // A manifest an admitted index lists (one platform of a multi-arch
+        // image) is covered by the index's decision: signers sign the index.
+        if !decision.admit {
+            if let Some(index) = admitted_index_listing(app, repo, digest)? {
+                decision.admit = true;
+                decision.reasons.push(format!("covered by the admitted index {index}"));
+                evidence.push(index);
+            }
+        }
         let entry = Entry::Decision(DecisionEntry {
             repo: repo.to_string(),
             digest: digest.clone(),
@@ -105,7 +128,7 @@ impl Admission {
                 .iter()
                 .map(|r| r.chars().take(4000).collect())
                 .collect(),
-            evidence: evidence.into_iter().collect(),
+            evidence,
             signers: decision.signers.clone(),
             policy: self.policy_digest.clone(),
             policy_index: self.policy_index,
@@ -134,6 +157,24 @@ impl Admission {
             "ledger_index": index,
         });
         app.meta.set_state(repo, digest, state, Some(&summary))?;
+        tally.evaluated += 1;
+        if decision.admit {
+            tally.admitted += 1;
+        } else {
+            tally.denied += 1;
+        }
+        // An admitted index covers the manifests it lists.
+        if decision.admit && is_index(&record.media_type) {
+            let children = validate(&record.media_type, &record.bytes)
+                .map(|r| r.manifests)
+                .unwrap_or_default();
+            for child in children {
+                let state = app.meta.manifest(repo, &child)?.map(|r| r.state);
+                if matches!(state, Some(AdmissionState::Pending | AdmissionState::Denied)) {
+                    Box::pin(self.decide(app, repo, &child, tally)).await?;
+                }
+            }
+        }
         Ok(decision.admit)
     }
 
@@ -168,7 +209,52 @@ impl Admission {
     }
 }
 
+/// What a re-evaluation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reevaluation {
+    /// Images evaluated (each decision is a new ledger entry).
+    pub evaluated: u64,
+    /// Of those, admitted.
+    pub admitted: u64,
+    /// Of those, denied.
+    pub denied: u64,
+}
+
 impl Admission {
+    /// Re-evaluates stored images under the policy in force, logging each
+    /// new decision: the pending and denied ones, or with `all` admitted
+    /// ones too (the operator's explicit revocation check). Indexes go
+    /// first, since an admitted index covers the manifests it lists; a
+    /// manifest already decided during this run is not decided again.
+    pub async fn reevaluate(&self, app: &AppState, all: bool) -> Result<Reevaluation, RegistryError> {
+        let start = app.ledger.size();
+        let mut todo: Vec<(RepoName, Digest, bool)> = app
+            .meta
+            .all_manifests()?
+            .into_iter()
+            .filter(|(_, _, r)| match r.state {
+                AdmissionState::Pending | AdmissionState::Denied => true,
+                AdmissionState::Admitted => all,
+                AdmissionState::Evidence => false,
+            })
+            .map(|(repo, digest, r)| (repo, digest, is_index(&r.media_type)))
+            .collect();
+        todo.sort_by_key(|(_, _, index)| !index);
+        let mut report = Reevaluation::default();
+        for (repo, digest, _) in todo {
+            let decided_now = app
+                .meta
+                .decision(&repo, &digest)?
+                .and_then(|d| d["ledger_index"].as_u64())
+                .is_some_and(|i| i >= start);
+            if decided_now {
+                continue;
+            }
+            self.decide(app, &repo, &digest, &mut report).await?;
+        }
+        Ok(report)
+    }
+
     /// Logs that `tag` in `repo` now points to the admitted `digest`
     /// (`previous`: what it pointed to before, if anything).
     pub async fn log_tag(
@@ -212,6 +298,20 @@ async fn append(app: &AppState, entry: Entry) -> Result<(), RegistryError> {
         .await
         .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))?;
     Ok(())
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// An admitted image index in `repo` that lists the manifest `digest`.
+fn admitted_index_listing(app: &AppState, repo: &RepoName, digest: &Digest) -> Result<Option<Digest>, RegistryError> {
+    Ok(app
+        .meta
+        .referenced_by(repo, digest)?
+        .into_iter()
+        .find(|(_, r)| r.state == AdmissionState::Admitted && is_index(&r.media_type))
+        .map(|(d, _)| d))
 }
 
 /// The image a signature tag names: `sha256-<hex>.sig` → `sha256:<hex>`.

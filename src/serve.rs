@@ -201,6 +201,14 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let meta = Meta::new(opened.db.clone());
+    let indexed = meta.backfill_refs(|r| {
+        vouch::registry::manifest::validate(&r.media_type, &r.bytes)
+            .map(|refs| refs.all())
+            .unwrap_or_default()
+    })?;
+    if indexed > 0 {
+        eprintln!("indexed the references of {indexed} stored manifest(s)");
+    }
     let policy = match (&args.policy, args.trust_key.as_slice()) {
         (Some(path), _) => vouch::policy::Policy::load(path)?,
         (None, []) => vouch::policy::Policy::deny_all(),
@@ -220,6 +228,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         "policy {:?} ({}) in force, logged at ledger entry {}",
         admission.policy.name, admission.policy_digest, admission.policy_index
     );
+    let policy_digest = admission.policy_digest.clone();
     let admission = Some(admission);
     let state = Arc::new(AppState {
         blobs: BlobStore::open(dir.root())?,
@@ -241,6 +250,21 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
+    // A new policy re-evaluates every pending and denied image before
+    // serving (admitted ones stay admitted: POST /admin/reevaluate?all=true
+    // revisits those). The marker is set only once all are decided, so a
+    // crash part-way repeats the run on restart.
+    if state.meta.evaluated_policy()?.as_deref() != Some(policy_digest.as_str()) {
+        if let Some(admission) = &state.admission {
+            eprintln!("new policy: re-evaluating pending and denied images...");
+            let report = runtime.block_on(admission.reevaluate(&state, false))?;
+            eprintln!(
+                "re-evaluated {} image(s): {} admitted, {} denied",
+                report.evaluated, report.admitted, report.denied
+            );
+        }
+        state.meta.set_evaluated_policy(&policy_digest)?;
+    }
     let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     runtime.block_on(async move {
         let listener = std::net::TcpListener::bind(args.listen)?;

@@ -211,7 +211,12 @@ fn by_default_nothing_unsigned_is_admitted_and_trust_key_admits_what_it_signed()
     let w = work.path();
     let vouch = env!("CARGO_BIN_EXE_vouch");
 
-    // No flags at all: the default policy admits nothing, and says why.
+    let (ok, out) = run(Command::new(vouch).args(["keygen", "--out"]).arg(w.join("k")));
+    assert!(ok, "{out}");
+    let key = w.join("k.pub");
+
+    // No flags at all: the default policy admits nothing, and says why;
+    // not even a signed image.
     let (mut server, addr) = common::start_server_with_defaults(&w.join("d1"), Stdio::null());
     let image = format!("docker://{addr}/plain/app:v1");
     let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "plain"), &image]);
@@ -221,13 +226,31 @@ fn by_default_nothing_unsigned_is_admitted_and_trust_key_admits_what_it_signed()
         !ok && out.contains("nothing is admitted until vouch is given --trust-key or --policy"),
         "{out}"
     );
+    let (ok, out) = run(Command::new(vouch)
+        .args(["sign", &format!("{addr}/plain/app:v1"), "--key"])
+        .arg(w.join("k.key")));
+    assert!(ok, "{out}");
+    assert!(!skopeo(&["inspect", "--tls-verify=false", &image]).0);
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // Restarted trusting that key: the new policy re-evaluates what was
+    // quarantined before serving, and the signed image is admitted.
+    let log = w.join("restart.log");
+    let (mut server, addr) = common::start_server(
+        &w.join("d1"),
+        &["--trust-key", key.to_str().unwrap()],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let image = format!("docker://{addr}/plain/app:v1");
+    let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+    assert!(ok, "{out}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("re-evaluated 1 image(s): 1 admitted, 0 denied"), "{log}");
     server.kill().unwrap();
     server.wait().unwrap();
 
     // --trust-key: a signature by that key admits.
-    let (ok, out) = run(Command::new(vouch).args(["keygen", "--out"]).arg(w.join("k")));
-    assert!(ok, "{out}");
-    let key = w.join("k.pub");
     let (mut server, addr) =
         common::start_server(&w.join("d2"), &["--trust-key", key.to_str().unwrap()], Stdio::null());
     let image = format!("docker://{addr}/keyed/app:v1");

@@ -1338,3 +1338,227 @@ async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_the
         ]
     );
 }
+
+/// A policy trusting one P-256 key, and that key.
+fn key_policy(seed: u8) -> (vouch::policy::Policy, p256::ecdsa::SigningKey) {
+    use p256::pkcs8::EncodePublicKey as _;
+    let key = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    let text = format!(
+        "version = 1\nname = \"key {seed}\"\n[keys]\nk = \"\"\"{pem}\"\"\"\n[[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"k\"] }}\n"
+    );
+    let policy = vouch::policy::Policy::parse(&text, std::path::Path::new("p.toml")).unwrap();
+    (policy, key)
+}
+
+/// Pushes a cosign tag-scheme signature of `image` by `key` (with `auth`).
+async fn push_signature(r: &Router, repo: &str, image: &str, key: &p256::ecdsa::SigningKey, auth: &str) -> Resp {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Signer as _;
+    let payload = vouch::signature::payload(
+        &format!("registry/{repo}"),
+        &vouch_ledger::entry::Digest::parse(image).unwrap(),
+    );
+    let sig: p256::ecdsa::Signature = key.sign(&payload);
+    let (p, c) = (sha256(&payload), sha256(b"{}"));
+    for blob in [&payload[..], b"{}"] {
+        let uri = format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(blob));
+        let resp = call(r, "POST", &uri, &[("authorization", auth)], blob.to_vec()).await;
+        assert_eq!(resp.status, StatusCode::CREATED);
+    }
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{p}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{}"}}}}]}}"#,
+        payload.len(),
+        base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
+    );
+    let uri = format!("/v2/{repo}/manifests/sha256-{}.sig", &image[7..]);
+    let hdrs = [("authorization", auth), ("content-type", OCI)];
+    call(r, "PUT", &uri, &hdrs, manifest.into_bytes()).await
+}
+
+#[tokio::test]
+async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_policies_reevaluate() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (policy_a, key_a) = key_policy(11);
+    let (policy_b, key_b) = key_policy(12);
+    let users_file = dir.path().join("users");
+    vouch::registry::auth::add_user(&users_file, "op", "pw").unwrap();
+    let mut state = state_at(
+        &dir.path().join("data"),
+        Some(vouch::registry::auth::Users::load(&users_file, true).unwrap()),
+    );
+    state.admission = Some(
+        vouch::admission::Admission::load(policy_a, &state.ledger, &state.meta)
+            .await
+            .unwrap(),
+    );
+    let state = Arc::new(state);
+    let r = app(state.clone());
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("op:pw"));
+    let auth = auth.as_str();
+    let hdrs = |ct: &'static str| [("authorization", auth), ("content-type", ct)];
+    let anon_get = |path: String| {
+        let r = r.clone();
+        async move { call(&r, "GET", &path, &[], vec![]).await.status }
+    };
+
+    // A two-platform image: two manifests (pushed by digest) and an index.
+    let mut platforms = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let config = format!(r#"{{"architecture":"{arch}"}}"#);
+        let layer = format!("{arch} layer");
+        let mut blobs = Vec::new();
+        for b in [config.as_bytes(), layer.as_bytes()] {
+            let uri = format!("/v2/multi/app/blobs/uploads/?digest={}", sha256(b));
+            let resp = call(&r, "POST", &uri, &[("authorization", auth)], b.to_vec()).await;
+            assert_eq!(resp.status, StatusCode::CREATED);
+            blobs.push(sha256(b));
+        }
+        let m = image_manifest(&blobs[0], config.len(), &blobs[1], layer.len(), "");
+        let d = sha256(&m);
+        let put = call(
+            &r,
+            "PUT",
+            &format!("/v2/multi/app/manifests/{d}"),
+            &hdrs(OCI),
+            m.clone(),
+        )
+        .await;
+        assert_eq!(put.header("vouch-admission-state"), "denied");
+        platforms.push((d, m.len(), blobs[1].clone()));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        platforms
+            .iter()
+            .map(|(d, n, _)| format!(r#"{{"mediaType":"{OCI}","digest":"{d}","size":{n}}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let index_digest = sha256(index.as_bytes());
+    let put = call(
+        &r,
+        "PUT",
+        "/v2/multi/app/manifests/v1",
+        &hdrs("application/vnd.oci.image.index.v1+json"),
+        index.into_bytes(),
+    )
+    .await;
+    assert_eq!(put.header("vouch-admission-state"), "denied");
+
+    // Quarantined: the manifests, and their layers too, to anonymous pulls;
+    // HEAD answers, and the pusher reads everything.
+    let layer_path = format!("/v2/multi/app/blobs/{}", platforms[0].2);
+    assert_eq!(anon_get(layer_path.clone()).await, StatusCode::FORBIDDEN);
+    let denied = call(&r, "GET", &layer_path, &[], vec![]).await;
+    assert_eq!(denied.code(), "DENIED");
+    assert!(String::from_utf8_lossy(&denied.body).contains("belongs to no admitted image"));
+    assert_eq!(call(&r, "HEAD", &layer_path, &[], vec![]).await.status, StatusCode::OK);
+    let own = call(&r, "GET", &layer_path, &[("authorization", auth)], vec![]).await;
+    assert_eq!(own.body, b"amd64 layer");
+    let child_path = format!("/v2/multi/app/manifests/{}", platforms[1].0);
+    assert_eq!(anon_get(child_path.clone()).await, StatusCode::FORBIDDEN);
+
+    // Signing the index admits it, and with it both platforms and their
+    // layers, each with its own logged decision naming the index.
+    let put = push_signature(&r, "multi/app", &index_digest, &key_a, auth).await;
+    assert_eq!(put.header("vouch-admission-state"), "evidence");
+    for path in [
+        "/v2/multi/app/manifests/v1".to_owned(),
+        child_path.clone(),
+        layer_path.clone(),
+    ] {
+        assert_eq!(anon_get(path.clone()).await, StatusCode::OK, "{path}");
+    }
+    let decisions = |from: u64| -> Vec<(String, String, Vec<String>)> {
+        (from..state.ledger.size())
+            .filter_map(|i| {
+                match vouch_ledger::entry::Entry::decode(&state.ledger.entry(i).unwrap().unwrap()).unwrap() {
+                    vouch_ledger::entry::Entry::Decision(d) => {
+                        Some((d.digest.to_string(), format!("{:?}", d.verdict), d.reasons))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    let admits: Vec<_> = decisions(0).into_iter().filter(|d| d.1 == "Admit").collect();
+    assert_eq!(admits.len(), 3, "{admits:?}");
+    assert_eq!(admits[0].0, index_digest);
+    for (d, _, reasons) in &admits[1..] {
+        assert!(platforms.iter().any(|p| &p.0 == d));
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains(&format!("covered by the admitted index {index_digest}"))));
+    }
+
+    // An image signed by key B only: denied under policy A.
+    for b in [&b"{}"[..], b"solo"] {
+        let uri = format!("/v2/solo/app/blobs/uploads/?digest={}", sha256(b));
+        let resp = call(&r, "POST", &uri, &[("authorization", auth)], b.to_vec()).await;
+        assert_eq!(resp.status, StatusCode::CREATED);
+    }
+    let solo = image_manifest(&sha256(b"{}"), 2, &sha256(b"solo"), 4, "");
+    let solo_digest = sha256(&solo);
+    let put = call(&r, "PUT", "/v2/solo/app/manifests/v1", &hdrs(OCI), solo).await;
+    assert_eq!(put.header("vouch-admission-state"), "denied");
+    push_signature(&r, "solo/app", &solo_digest, &key_b, auth).await;
+    assert_eq!(
+        anon_get("/v2/solo/app/manifests/v1".into()).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Policy B comes into force: re-evaluating the quarantined images admits
+    // the one B signed; admitted images stay admitted.
+    let b = vouch::admission::Admission::load(policy_b, &state.ledger, &state.meta)
+        .await
+        .unwrap();
+    let report = b.reevaluate(&state, false).await.unwrap();
+    assert_eq!((report.evaluated, report.admitted, report.denied), (1, 1, 0));
+    assert_eq!(anon_get("/v2/solo/app/manifests/v1".into()).await, StatusCode::OK);
+    assert_eq!(anon_get(child_path.clone()).await, StatusCode::OK);
+    // The operator's explicit re-evaluation of everything under B takes
+    // back what only A signed: the index, both platforms, their layers.
+    let from = state.ledger.size();
+    let report = b.reevaluate(&state, true).await.unwrap();
+    assert_eq!((report.evaluated, report.admitted, report.denied), (4, 1, 3));
+    assert_eq!(decisions(from).len(), 4);
+    for path in [
+        "/v2/multi/app/manifests/v1".to_owned(),
+        child_path.clone(),
+        layer_path.clone(),
+    ] {
+        assert_eq!(anon_get(path.clone()).await, StatusCode::FORBIDDEN, "{path}");
+    }
+
+    // Over HTTP (the server's policy is A): credentials needed, `all` must
+    // be a boolean, and everything A signed is admitted again.
+    let post = |q: &'static str, creds: bool| {
+        let r = r.clone();
+        let h: Vec<(&str, &str)> = if creds { vec![("authorization", auth)] } else { vec![] };
+        let h: Vec<(String, String)> = h.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
+        async move {
+            let h: Vec<(&str, &str)> = h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            call(&r, "POST", &format!("/admin/reevaluate{q}"), &h, vec![]).await
+        }
+    };
+    assert_eq!(post("?all=true", false).await.status, StatusCode::UNAUTHORIZED);
+    let bad = post("?all=maybe", true).await;
+    assert!(String::from_utf8_lossy(&bad.body).contains("expected true or false"));
+    let ok = post("?all=true", true).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let report: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
+    assert_eq!(
+        (report["evaluated"].as_u64(), report["admitted"].as_u64()),
+        (Some(4), Some(3))
+    );
+    assert_eq!(anon_get(child_path).await, StatusCode::OK);
+    assert_eq!(
+        anon_get("/v2/solo/app/manifests/v1".into()).await,
+        StatusCode::FORBIDDEN
+    );
+}

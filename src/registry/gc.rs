@@ -43,7 +43,7 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
     let _exclusive = state.gc_lock.write().await;
     // Mark: every blob a manifest references, in any repository.
     let mut marked = HashSet::new();
-    for (_repo, record) in state.meta.all_manifests()? {
+    for (_repo, _digest, record) in state.meta.all_manifests()? {
         if let Ok(refs) = validate(&record.media_type, &record.bytes) {
             marked.extend(refs.blobs);
         }

@@ -107,7 +107,12 @@ async fn handle(
         Route::Blob { name, digest } => {
             let (repo, digest) = (RepoName::parse(name)?, parse_digest(digest)?);
             match *method {
-                Method::GET => get_blob(app, &repo, &digest, h, true).await,
+                Method::GET => {
+                    if !authenticated {
+                        withheld_unless_servable(app, &repo, &digest)?;
+                    }
+                    get_blob(app, &repo, &digest, h, true).await
+                }
                 Method::HEAD => get_blob(app, &repo, &digest, h, false).await,
                 Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
                 Method::DELETE => delete_blob(app, &repo, &digest).await,
@@ -198,6 +203,26 @@ fn location(v: String) -> (header::HeaderName, String) {
 }
 
 // ---- blobs ----------------------------------------------------------------
+
+/// Under a policy, a blob is served to anonymous clients only if an
+/// admitted manifest (or evidence, such as a signature) references it: the
+/// layers of a quarantined image are quarantined too. HEAD still answers, so
+/// pushers can check what they have uploaded; authenticated users (pushers)
+/// read everything.
+fn withheld_unless_servable(app: &App, repo: &RepoName, digest: &Digest) -> Result<()> {
+    if app.admission.is_none() || !app.meta.blob_linked(repo, digest)? {
+        return Ok(());
+    }
+    let served = |(_, r): &(Digest, super::meta::ManifestRecord)| {
+        matches!(r.state, AdmissionState::Admitted | AdmissionState::Evidence)
+    };
+    if app.meta.referenced_by(repo, digest)?.iter().any(served) {
+        return Ok(());
+    }
+    Err(RegistryError::Denied(format!(
+        "blob {digest} in {repo} belongs to no admitted image"
+    )))
+}
 
 async fn get_blob(app: &App, repo: &RepoName, digest: &Digest, h: &HeaderMap, with_body: bool) -> Result<Response> {
     if !app.meta.blob_linked(repo, digest)? {
@@ -412,12 +437,7 @@ async fn finish(app: &App, repo: &RepoName, id: &str, digest: &Digest, body: Bod
 /// credentials when a users file is configured.
 pub async fn admin_gc(State(app): State<App>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let result = async {
-        if app.users.is_some() {
-            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            if verified_user(&app, given).await?.is_none() {
-                return Err(RegistryError::Unauthorized("garbage collection needs credentials"));
-            }
-        }
+        require_user(&app, &headers, "garbage collection needs credentials").await?;
         let q = parse_query(uri.query());
         let grace = match q.get("grace") {
             Some(g) => g
@@ -427,7 +447,49 @@ pub async fn admin_gc(State(app): State<App>, uri: axum::http::Uri, headers: Hea
         };
         let report = super::gc::collect(&app, std::time::Duration::from_secs(grace)).await?;
         tracing::info!(?report, "garbage collection");
-        Ok(axum::Json(report).into_response())
+        Ok::<_, RegistryError>(axum::Json(report).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// With a users file, operator endpoints need a user's credentials.
+async fn require_user(app: &App, headers: &HeaderMap, refusal: &'static str) -> Result<()> {
+    if app.users.is_some() {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if verified_user(app, given).await?.is_none() {
+            return Err(RegistryError::Unauthorized(refusal));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /admin/reevaluate[?all=true]`: re-evaluate pending and denied
+/// images under the policy in force (with `all=true`, admitted ones too, so
+/// that a revoked key or a stricter policy takes admissions back). Every
+/// new decision is logged. Needs a user's credentials when a users file is
+/// configured.
+pub async fn admin_reevaluate(State(app): State<App>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let result = async {
+        require_user(&app, &headers, "re-evaluation needs credentials").await?;
+        let q = parse_query(uri.query());
+        let all = match q.get("all").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(RegistryError::Unsupported(format!(
+                    "all={other:?}: expected true or false"
+                )))
+            }
+        };
+        let Some(admission) = &app.admission else {
+            return Err(RegistryError::Unsupported(
+                "this registry has no admission policy".into(),
+            ));
+        };
+        let report = admission.reevaluate(&app, all).await?;
+        tracing::info!(?report, all, "re-evaluation");
+        Ok::<_, RegistryError>(axum::Json(report).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -616,6 +678,7 @@ async fn put_manifest(
         repo,
         &digest,
         prior.is_none().then_some((media_type, &bytes[..])),
+        &refs.all(),
         tag,
         referrer,
     )?;
@@ -697,12 +760,14 @@ async fn delete_manifest(app: &App, repo: &RepoName, reference: &Reference) -> R
     }
     let existed = match reference {
         Reference::Digest(d) => {
-            // Its subject, to drop it from the subject's referrers.
-            let subject = app.meta.manifest(repo, d)?.and_then(|m| {
-                let v: serde_json::Value = serde_json::from_slice(&m.bytes).ok()?;
-                parse_digest(v.get("subject")?.get("digest")?.as_str()?).ok()
-            });
-            app.meta.delete_manifest(repo, d, subject.as_ref())?
+            // Its subject, to drop it from the subject's referrers, and its
+            // blobs, to drop its references to them.
+            let refs = app
+                .meta
+                .manifest(repo, d)?
+                .and_then(|m| validate(&m.media_type, &m.bytes).ok())
+                .unwrap_or_default();
+            app.meta.delete_manifest(repo, d, refs.subject.as_ref(), &refs.all())?
         }
         Reference::Tag(t) => app.meta.delete_tag(repo, t)?,
     };

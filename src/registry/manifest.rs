@@ -30,6 +30,13 @@ pub struct References {
     pub annotations: Option<serde_json::Value>,
 }
 
+impl References {
+    /// Every blob and manifest referenced (not the subject).
+    pub fn all(&self) -> Vec<Digest> {
+        self.blobs.iter().chain(&self.manifests).cloned().collect()
+    }
+}
+
 /// Checks a manifest's body against the Content-Type it was pushed with and
 /// returns what it references.
 pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, RegistryError> {

@@ -8,9 +8,20 @@
 //! reg_uploads     <session id>              -> <repo>             open upload sessions
 //! reg_referrers   <repo> 0x00 <subject> 0x00 <referrer digest>
 //!                                           -> descriptor JSON    manifests whose subject is <subject>
+//! reg_refs        <repo> 0x00 <digest> 0x00 <manifest digest>
+//!                                           -> ""                 manifests referencing a blob or
+//!                                                                 (an index) a manifest
+//! reg_decisions   <repo> 0x00 <digest>      -> decision JSON      the latest decision's summary
+//! reg_policies    <policy digest>           -> u64 BE index       policies logged, by ledger index
+//! reg_state       <name>                    -> value              markers (below)
 //!
-//! manifest record: 0x01 (record version) || state (0 pending, 1 admitted, 2 denied)
+//! manifest record: 0x01 (record version) || state (0 pending, 1 admitted, 2 denied, 3 evidence)
 //!                  || u16 BE media type length || media type || the manifest's exact bytes
+//!
+//! reg_state markers: "refs" -> "1" once reg_refs covers every
+//! manifest (built at first start of a version that has it); "evaluated"
+//! -> the digest of the last policy every pending or denied image was
+//! re-evaluated under.
 //! ```
 //!
 //! Every write is one WriteBatch with the WAL fsync'd, so an acknowledged
@@ -30,6 +41,8 @@ const CF_UPLOADS: &str = "reg_uploads";
 const CF_REFERRERS: &str = "reg_referrers";
 const CF_DECISIONS: &str = "reg_decisions";
 const CF_POLICIES: &str = "reg_policies";
+const CF_REFS: &str = "reg_refs";
+const CF_STATE: &str = "reg_state";
 const RECORD_VERSION: u8 = 1;
 
 /// The registry's column families, to open with the ledger's.
@@ -43,6 +56,8 @@ pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
         CF_REFERRERS,
         CF_DECISIONS,
         CF_POLICIES,
+        CF_REFS,
+        CF_STATE,
     ]
     .into_iter()
     .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
@@ -120,6 +135,17 @@ fn referrer_key(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Vec<u8>
     .concat()
 }
 
+fn ref_key(repo: &str, blob: &Digest, manifest: &Digest) -> Vec<u8> {
+    [
+        repo.as_bytes(),
+        &[0],
+        blob.as_str().as_bytes(),
+        &[0],
+        manifest.as_str().as_bytes(),
+    ]
+    .concat()
+}
+
 fn synced() -> rocksdb::WriteOptions {
     let mut o = rocksdb::WriteOptions::default();
     o.set_sync(true);
@@ -166,17 +192,22 @@ impl Meta {
     ///
     /// `new` is the media type and bytes to store, or `None` when the caller
     /// found this digest already stored: re-pushing identical bytes keeps the
-    /// existing record, and with it its admission state.
+    /// existing record, and with it its admission state. `refs` are the
+    /// blobs and manifests it references, indexed for [`Meta::referenced_by`].
     pub fn put_manifest(
         &self,
         repo: &RepoName,
         digest: &Digest,
         new: Option<(&str, &[u8])>,
+        refs: &[Digest],
         tag: Option<&Tag>,
         referrer: Option<(&Digest, &serde_json::Value)>,
     ) -> Result<(), RegistryError> {
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
+        for r in refs {
+            b.put_cf(self.cf(CF_REFS), ref_key(repo.as_str(), r, digest), b"");
+        }
         if let Some((media_type, bytes)) = new {
             let mt = media_type.as_bytes();
             let len =
@@ -272,19 +303,24 @@ impl Meta {
         Ok(existed)
     }
 
-    /// Deletes a manifest, every tag pointing to it, and its referrer entry
-    /// (`subject`, if it has one); returns whether it existed.
+    /// Deletes a manifest, every tag pointing to it, its referrer entry
+    /// (`subject`, if it has one) and its references (`refs`: blobs and
+    /// manifests); returns whether it existed.
     pub fn delete_manifest(
         &self,
         repo: &RepoName,
         digest: &Digest,
         subject: Option<&Digest>,
+        refs: &[Digest],
     ) -> Result<bool, RegistryError> {
         if self.manifest(repo, digest)?.is_none() {
             return Ok(false);
         }
         let mut b = WriteBatch::default();
         b.delete_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()));
+        for r in refs {
+            b.delete_cf(self.cf(CF_REFS), ref_key(repo.as_str(), r, digest));
+        }
         if let Some(subject) = subject {
             b.delete_cf(self.cf(CF_REFERRERS), referrer_key(repo, subject, digest));
         }
@@ -324,16 +360,79 @@ impl Meta {
         Ok(())
     }
 
-    /// Every stored manifest: its repository, media type and bytes.
-    pub fn all_manifests(&self) -> Result<Vec<(String, ManifestRecord)>, RegistryError> {
+    /// Every stored manifest: its repository, digest and record.
+    pub fn all_manifests(&self) -> Result<Vec<(RepoName, Digest, ManifestRecord)>, RegistryError> {
         let mut out = Vec::new();
         for item in self.db.iterator_cf(self.cf(CF_MANIFESTS), rocksdb::IteratorMode::Start) {
             let (k, _) = item?;
             let (repo, digest) = split_key(&k)?;
-            let record = self.manifest(&RepoName::parse(repo)?, &super::names::parse_digest(digest)?)?;
-            out.extend(record.map(|r| (repo.to_owned(), r)));
+            let (repo, digest) = (RepoName::parse(repo)?, super::names::parse_digest(digest)?);
+            if let Some(record) = self.manifest(&repo, &digest)? {
+                out.push((repo, digest, record));
+            }
         }
         Ok(out)
+    }
+
+    /// The manifests of `repo` that reference `digest` (a blob, or for an
+    /// index a manifest).
+    pub fn referenced_by(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Vec<(Digest, ManifestRecord)>, RegistryError> {
+        let prefix = [key(repo, digest.as_str()), vec![0]].concat();
+        let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_REFS), mode) {
+            let (k, _) = item?;
+            let Some(manifest) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let manifest = std::str::from_utf8(manifest)
+                .ok()
+                .and_then(|m| super::names::parse_digest(m).ok())
+                .ok_or_else(|| RegistryError::Internal("a reference key is corrupt".into()))?;
+            if let Some(record) = self.manifest(repo, &manifest)? {
+                out.push((manifest, record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the reference index over manifests stored before it existed
+    /// (`refs`: what a manifest references), once.
+    pub fn backfill_refs(&self, refs: impl Fn(&ManifestRecord) -> Vec<Digest>) -> Result<usize, RegistryError> {
+        if self.db.get_pinned_cf(self.cf(CF_STATE), "refs")?.is_some() {
+            return Ok(0);
+        }
+        let mut b = WriteBatch::default();
+        let mut n = 0;
+        for (repo, digest, record) in self.all_manifests()? {
+            for r in refs(&record) {
+                b.put_cf(self.cf(CF_REFS), ref_key(repo.as_str(), &r, &digest), b"");
+            }
+            n += 1;
+        }
+        b.put_cf(self.cf(CF_STATE), "refs", b"1");
+        self.db.write_opt(b, &synced())?;
+        Ok(n)
+    }
+
+    /// The digest of the last policy every pending or denied image was
+    /// re-evaluated under.
+    pub fn evaluated_policy(&self) -> Result<Option<String>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_STATE), "evaluated")?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Remembers that every pending or denied image was re-evaluated under
+    /// the policy `digest`.
+    pub fn set_evaluated_policy(&self, digest: &Digest) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_STATE), "evaluated", digest.as_str());
+        self.db.write_opt(b, &synced())?;
+        Ok(())
     }
 
     /// Every blob link: repository and digest.

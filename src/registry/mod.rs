@@ -87,6 +87,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(metrics::serve_metrics))
         .route("/admin/gc", axum::routing::post(handlers::admin_gc))
+        .route("/admin/reevaluate", axum::routing::post(handlers::admin_reevaluate))
         .route("/ledger/checkpoint", axum::routing::get(ledger_api::checkpoint))
         .route("/ledger/tile/{*rest}", axum::routing::get(ledger_api::tile))
         .route("/ledger/proof/inclusion", axum::routing::get(ledger_api::inclusion))
