@@ -8,6 +8,7 @@
 //! other artifacts with a `subject` are *evidence*: never evaluated
 //! themselves, always served.
 
+use crate::countersign::{Attested, Countersigner};
 use crate::policy::{Policy, Subject};
 use crate::registry::error::RegistryError;
 use crate::registry::manifest::{validate, DOCKER_LIST, OCI_INDEX};
@@ -32,6 +33,7 @@ pub struct Admission {
     /// The ledger index of its `policy` entry.
     pub policy_index: u64,
     keys: Vec<PublicKey>,
+    countersigner: Option<Countersigner>,
 }
 
 impl Admission {
@@ -73,7 +75,19 @@ impl Admission {
             policy_digest,
             policy_index,
             keys,
+            countersigner: None,
         })
+    }
+
+    /// Countersigns every image admitted from now on (`countersign.rs`).
+    pub fn with_countersigner(mut self, countersigner: Countersigner) -> Admission {
+        self.countersigner = Some(countersigner);
+        self
+    }
+
+    /// The countersigner, if any.
+    pub fn countersigner(&self) -> Option<&Countersigner> {
+        self.countersigner.as_ref()
     }
 
     /// Evaluates the image `digest` in `repo`, logs the decision, records
@@ -149,13 +163,27 @@ impl Admission {
         } else {
             AdmissionState::Denied
         };
-        let summary = serde_json::json!({
+        let mut summary = serde_json::json!({
             "verdict": if decision.admit { "admit" } else { "deny" },
             "reasons": decision.reasons,
             "signers": decision.signers,
             "policy": self.policy_digest.as_str(),
             "ledger_index": index,
         });
+        if let (true, Some(c)) = (decision.admit, &self.countersigner) {
+            let attested = Attested {
+                ledger_index: index,
+                checkpoint_size: app.ledger.size(),
+                policy: &self.policy_digest,
+                policy_index: self.policy_index,
+            };
+            let sig = c.countersign(app, repo, digest, &attested).await?;
+            summary["countersignature"] = sig.as_str().into();
+        }
+        // Commit point: the state is recorded last. A crash before it leaves
+        // the image pending (never served), with the decision (and perhaps a
+        // countersignature) already durable; pending images are decided
+        // again at the next start, logging a new decision.
         app.meta.set_state(repo, digest, state, Some(&summary))?;
         tally.evaluated += 1;
         if decision.admit {
@@ -209,6 +237,17 @@ impl Admission {
     }
 }
 
+/// Which stored images a re-evaluation decides again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Pending ones only: left undecided by a crash (every start).
+    Pending,
+    /// Pending and denied ones (a new policy).
+    Quarantined,
+    /// Every image, admitted ones too (the operator's explicit re-evaluation).
+    All,
+}
+
 /// What a re-evaluation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reevaluation {
@@ -222,19 +261,21 @@ pub struct Reevaluation {
 
 impl Admission {
     /// Re-evaluates stored images under the policy in force, logging each
-    /// new decision: the pending and denied ones, or with `all` admitted
-    /// ones too (the operator's explicit revocation check). Indexes go
+    /// new decision, for the images in `scope`. Indexes go
     /// first, since an admitted index covers the manifests it lists; a
     /// manifest already decided during this run is not decided again.
-    pub async fn reevaluate(&self, app: &AppState, all: bool) -> Result<Reevaluation, RegistryError> {
+    pub async fn reevaluate(&self, app: &AppState, scope: Scope) -> Result<Reevaluation, RegistryError> {
+        // Countersignatures write blobs: no collection may run meanwhile.
+        let _gc = app.gc_lock.read().await;
         let start = app.ledger.size();
         let mut todo: Vec<(RepoName, Digest, bool)> = app
             .meta
             .all_manifests()?
             .into_iter()
             .filter(|(_, _, r)| match r.state {
-                AdmissionState::Pending | AdmissionState::Denied => true,
-                AdmissionState::Admitted => all,
+                AdmissionState::Pending => true,
+                AdmissionState::Denied => scope != Scope::Pending,
+                AdmissionState::Admitted => scope == Scope::All,
                 AdmissionState::Evidence => false,
             })
             .map(|(repo, digest, r)| (repo, digest, is_index(&r.media_type)))

@@ -14,7 +14,7 @@ pub struct ServeArgs {
     /// TOML configuration file. Keys: listen, data, origin, users,
     /// anonymous_pull, max_manifest_bytes, max_blob_bytes,
     /// max_requests_per_client, upload_ttl, allow_open_network, no_delete, policy, tls_cert,
-    /// tls_key. Unknown keys
+    /// tls_key, registry_name, no_countersign. Unknown keys
     /// are errors, reported with their line and column.
     #[arg(long, value_name = "FILE", env = "VOUCH_CONFIG")]
     config: Option<PathBuf>,
@@ -77,6 +77,18 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The registry's name as clients reach it (`host[:port]`): vouch's
+    /// countersignatures identify images as `<name>/<repository>`, which
+    /// verifiers such as podman's `signedIdentity` compare with the pulled
+    /// reference. Default: the address listened on.
+    #[arg(long, value_name = "HOST[:PORT]", env = "VOUCH_REGISTRY_NAME")]
+    registry_name: Option<String>,
+    /// Do not countersign admitted images. By default vouch signs every
+    /// image it admits with its admission key (<data>/admission.key,
+    /// created on first start; public half admission.pub), as a
+    /// cosign-compatible signature naming the decision's ledger entry.
+    #[arg(long)]
+    no_countersign: bool,
     /// Users file (htpasswd format, bcrypt hashes: `vouch user add` or
     /// `htpasswd -B` write it). With it, pushes and deletes need a user's
     /// credentials (HTTP basic auth). Without it vouch runs in open mode:
@@ -110,6 +122,8 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     policy: Option<PathBuf>,
+    registry_name: Option<String>,
+    no_countersign: Option<bool>,
 }
 
 impl ServeArgs {
@@ -140,6 +154,7 @@ impl ServeArgs {
             take!(upload_ttl);
             take!(allow_open_network);
             take!(no_delete);
+            take!(no_countersign);
             if unset("origin") && file.origin.is_some() {
                 self.origin = file.origin;
             }
@@ -148,6 +163,9 @@ impl ServeArgs {
             }
             if unset("policy") && file.policy.is_some() {
                 self.policy = file.policy;
+            }
+            if unset("registry_name") && file.registry_name.is_some() {
+                self.registry_name = file.registry_name;
             }
             if unset("tls_cert") && file.tls_cert.is_some() {
                 self.tls_cert = file.tls_cert;
@@ -228,6 +246,23 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         "policy {:?} ({}) in force, logged at ledger entry {}",
         admission.policy.name, admission.policy_digest, admission.policy_index
     );
+    let admission = if args.no_countersign {
+        admission
+    } else {
+        let (countersigner, created) = vouch::countersign::Countersigner::load_or_create(dir.root())?;
+        if created {
+            eprintln!(
+                "created a new admission key in {}",
+                dir.root().join(vouch::countersign::KEY_FILE).display()
+            );
+        }
+        eprintln!(
+            "admitted images are countersigned with the key in {} ({})",
+            dir.root().join(vouch::countersign::PUB_FILE).display(),
+            countersigner.public_key().fingerprint()
+        );
+        admission.with_countersigner(countersigner)
+    };
     let policy_digest = admission.policy_digest.clone();
     let admission = Some(admission);
     let state = Arc::new(AppState {
@@ -250,14 +285,28 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
-    // A new policy re-evaluates every pending and denied image before
-    // serving (admitted ones stay admitted: POST /admin/reevaluate?all=true
-    // revisits those). The marker is set only once all are decided, so a
-    // crash part-way repeats the run on restart.
-    if state.meta.evaluated_policy()?.as_deref() != Some(policy_digest.as_str()) {
-        if let Some(admission) = &state.admission {
+    let listener =
+        std::net::TcpListener::bind(args.listen).map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    if let Some(c) = state.admission.as_ref().and_then(|a| a.countersigner()) {
+        c.set_registry(&args.registry_name.clone().unwrap_or_else(|| addr.to_string()));
+    }
+    // Before serving: a new policy re-evaluates every pending and denied
+    // image (admitted ones stay admitted: POST /admin/reevaluate?all=true
+    // revisits those); any start decides images a crash left pending. The
+    // marker is set only once all are decided, so a crash part-way repeats
+    // the run on restart.
+    if let Some(admission) = &state.admission {
+        let new_policy = state.meta.evaluated_policy()?.as_deref() != Some(policy_digest.as_str());
+        let scope = if new_policy {
             eprintln!("new policy: re-evaluating pending and denied images...");
-            let report = runtime.block_on(admission.reevaluate(&state, false))?;
+            vouch::admission::Scope::Quarantined
+        } else {
+            vouch::admission::Scope::Pending
+        };
+        let report = runtime.block_on(admission.reevaluate(&state, scope))?;
+        if new_policy || report.evaluated > 0 {
             eprintln!(
                 "re-evaluated {} image(s): {} admitted, {} denied",
                 report.evaluated, report.admitted, report.denied
@@ -267,9 +316,6 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     runtime.block_on(async move {
-        let listener = std::net::TcpListener::bind(args.listen)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         match &state.users {
             None => eprintln!("WARNING: open mode: no users file (--users), so anyone who can reach {addr} may push."),
             Some(u) => eprintln!(

@@ -4,16 +4,14 @@
 
 use base64::Engine as _;
 use clap::Args;
-use std::io::Write as _;
 use std::path::PathBuf;
 use vouch::registry::digest::sha256_of;
 use vouch::registry::names::{parse_digest, RepoName};
-use vouch::signature::{payload, signature_tag, PublicKey, SIGNATURE_ANNOTATION, SIMPLESIGNING};
+use vouch::signature::{payload, signature_layer, signature_tag, PublicKey, SignatureManifest, OCI_MANIFEST};
 use vouch_ledger::entry::Digest;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -44,21 +42,9 @@ pub struct SignArgs {
 }
 
 pub fn keygen(args: KeygenArgs) -> Result<()> {
-    use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
     let (key_path, pub_path) = (args.out.with_extension("key"), args.out.with_extension("pub"));
-    let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
-    let private = key.to_pkcs8_pem(LineEnding::LF)?;
-    let public = key.verifying_key().to_public_key_pem(LineEnding::LF)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode_0600()
-        .open(&key_path)
-        .map_err(|e| format!("{}: {e} (refusing to overwrite a key)", key_path.display()))?;
-    f.write_all(private.as_bytes())?;
-    f.sync_all()?;
-    std::fs::write(&pub_path, &public)?;
-    let fingerprint = PublicKey::from_pem(&public)?.fingerprint();
+    let key = vouch::signature::create_key_pair(&key_path, &pub_path)?;
+    let fingerprint = PublicKey::EcdsaP256(*key.verifying_key()).fingerprint();
     println!(
         "wrote {} (private, 0600) and {} ({fingerprint})",
         key_path.display(),
@@ -67,17 +53,6 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
     Ok(())
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
-}
-
-/// `<registry>/<repository>` and a tag or digest.
 pub(crate) struct ImageRef {
     pub(crate) registry: String,
     pub(crate) repo: RepoName,
@@ -198,17 +173,13 @@ impl Registry {
 
 pub fn sign(args: SignArgs) -> Result<()> {
     use p256::ecdsa::signature::Signer as _;
-    use p256::pkcs8::DecodePrivateKey as _;
-    let pem = std::fs::read_to_string(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
-    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
-        .map_err(|e| format!("{}: not a PKCS#8 P-256 key: {e}", args.key.display()))?;
+    let key = vouch::signature::read_private_key(&args.key)?;
     let image = parse_reference(&args.reference)?;
     let reg = Registry::connect(&image, args.plain_http, args.creds);
     let repo = &image.repo;
     let digest = reg.resolve(&image)?;
     let body = payload(&format!("{}/{repo}", image.registry), &digest);
     let signature: p256::ecdsa::Signature = key.sign(&body);
-    let signature = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
     let payload_digest = reg.push_blob(repo, &body)?;
 
     // Append to the existing .sig manifest, if any (the signer reads it first).
@@ -225,25 +196,15 @@ pub fn sign(args: SignArgs) -> Result<()> {
         Err(ureq::Error::StatusCode(404)) => Vec::new(),
         Err(e) => return Err(format!("reading {tag}: {e}").into()),
     };
-    layers.push(serde_json::json!({
-        "mediaType": SIMPLESIGNING,
-        "size": body.len(),
-        "digest": payload_digest.as_str(),
-        "annotations": { SIGNATURE_ANNOTATION: signature },
-    }));
-    let diff_ids: Vec<&str> = layers.iter().filter_map(|l| l["digest"].as_str()).collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "", "os": "", "config": {},
-        "rootfs": { "type": "layers", "diff_ids": diff_ids },
-    }))?;
-    let config_digest = reg.push_blob(repo, &config)?;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest.as_str() },
-        "layers": layers,
-    }))?;
-    reg.send("PUT", &format!("/v2/{repo}/manifests/{tag}"), OCI_MANIFEST, &manifest)?;
+    layers.push(signature_layer(&body, &payload_digest, signature.to_der().as_bytes()));
+    let sig = SignatureManifest::new(&layers);
+    reg.push_blob(repo, &sig.config)?;
+    reg.send(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        OCI_MANIFEST,
+        &sig.manifest,
+    )?;
     let fingerprint = PublicKey::EcdsaP256(*key.verifying_key()).fingerprint();
     println!(
         "signed {}/{repo}@{digest} as {tag} ({} signature(s)); key {fingerprint}",

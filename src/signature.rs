@@ -36,15 +36,107 @@ pub fn signature_tag(image: &Digest) -> String {
 
 /// The simple signing payload for `image`, as `reference` (registry/repo).
 pub fn payload(reference: &str, image: &Digest) -> Vec<u8> {
+    payload_with(reference, image, serde_json::Value::Null)
+}
+
+/// The simple signing payload with `optional` fields (cosign's
+/// annotations: a map of strings, or null).
+pub fn payload_with(reference: &str, image: &Digest, optional: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "critical": {
             "identity": { "docker-reference": reference },
             "image": { "docker-manifest-digest": image.as_str() },
             "type": PAYLOAD_TYPE,
         },
-        "optional": null,
+        "optional": optional,
     }))
     .expect("serialize a JSON value")
+}
+
+/// Media type of the `.sig` manifest (OCI image manifest).
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The descriptor of one signature layer: the payload blob, with the
+/// base64 signature as its annotation.
+pub fn signature_layer(payload: &[u8], payload_digest: &Digest, signature: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    serde_json::json!({
+        "mediaType": SIMPLESIGNING,
+        "size": payload.len(),
+        "digest": payload_digest.as_str(),
+        "annotations": { SIGNATURE_ANNOTATION: base64::engine::general_purpose::STANDARD.encode(signature) },
+    })
+}
+
+/// A `.sig` manifest holding `layers`, and the config blob it names (as
+/// cosign writes it: the layers' digests as `rootfs.diff_ids`).
+#[derive(Debug, Clone)]
+pub struct SignatureManifest {
+    /// The config blob's bytes (push it first).
+    pub config: Vec<u8>,
+    /// The manifest's bytes.
+    pub manifest: Vec<u8>,
+}
+
+impl SignatureManifest {
+    /// Builds the manifest over `layers`.
+    pub fn new(layers: &[serde_json::Value]) -> SignatureManifest {
+        let diff_ids: Vec<&str> = layers.iter().filter_map(|l| l["digest"].as_str()).collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "", "os": "", "config": {},
+            "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        }))
+        .expect("serialize a JSON value");
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "size": config.len(),
+                "digest": crate::registry::digest::sha256_of(&config).as_str(),
+            },
+            "layers": layers,
+        }))
+        .expect("serialize a JSON value");
+        SignatureManifest { config, manifest }
+    }
+}
+
+/// Creates a new ECDSA P-256 key pair: the PKCS#8 PEM private key at
+/// `key_path` (created, never overwritten, mode 0600, fsync'd) and the PEM
+/// public key at `pub_path`.
+pub fn create_key_pair(
+    key_path: &std::path::Path,
+    pub_path: &std::path::Path,
+) -> Result<p256::ecdsa::SigningKey, String> {
+    use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let private = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?;
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| e.to_string())?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(key_path)
+        .map_err(|e| format!("{}: {e} (refusing to overwrite a key)", key_path.display()))?;
+    f.write_all(private.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", key_path.display()))?;
+    std::fs::write(pub_path, &public).map_err(|e| format!("{}: {e}", pub_path.display()))?;
+    Ok(key)
+}
+
+/// Reads a PKCS#8 PEM ECDSA P-256 private key.
+pub fn read_private_key(path: &std::path::Path) -> Result<p256::ecdsa::SigningKey, String> {
+    use p256::pkcs8::DecodePrivateKey as _;
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| format!("{}: not a PKCS#8 P-256 key: {e}", path.display()))
 }
 
 /// A public key that may sign images.

@@ -102,6 +102,41 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
             &format!("oci:{}:v1", back.display()),
         ]);
         assert!(ok, "pull {image}: {out}");
+
+        // The .sig manifest now also holds vouch's countersignature, naming
+        // the admit decision's ledger entry; an independent verifier checks
+        // it with admission.pub alone, and the publisher's signature in the
+        // same manifest with the publisher's key.
+        let verifier = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_verify.py");
+        let check = |key: &std::path::Path| {
+            run(Command::new("python3")
+                .arg(verifier)
+                .args([&addr, image, &digest])
+                .arg(key))
+        };
+        let (ok, out) = check(&data.join("admission.pub"));
+        assert!(ok, "countersignature of {image}: {out}");
+        let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert_eq!(line["reference"], format!("{addr}/{image}"));
+        let admit_index = if signer == "vouch" { "2" } else { "4" };
+        assert_eq!(line["optional"]["dev.vouch.ledger-index"], admit_index, "{out}");
+        assert_eq!(line["optional"]["dev.vouch.policy-index"], "0", "{out}");
+        let covered: u64 = line["optional"]["dev.vouch.checkpoint-size"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(covered > admit_index.parse().unwrap(), "{out}");
+        let publisher = if signer == "vouch" {
+            w.join("team.pub")
+        } else {
+            w.join("independent.pub")
+        };
+        let (ok, out) = check(&publisher);
+        assert!(
+            ok && out.contains("1 of 2 layer(s) verified"),
+            "publisher's signature of {image}: {out}"
+        );
     }
 
     // The ledger: the policy, then a deny and an admit for each image; the

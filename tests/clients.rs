@@ -151,7 +151,9 @@ fn skopeo_pushes_inspects_lists_pulls_copies_and_deletes() {
     let (ok, out, err) = skopeo(&["list-tags", "--tls-verify=false", &reg("team/app")]);
     assert!(ok, "list-tags: {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["Tags"], serde_json::json!(["v1"]));
+    // v1, and the tag of vouch's countersignature of the admitted image.
+    let countersignature = format!("{}.sig", digest.replace(':', "-"));
+    assert_eq!(v["Tags"], serde_json::json!([countersignature, "v1"]));
 
     // Pull back into a new layout: same manifest, same layer bytes.
     let back = work.path().join("back");
@@ -315,7 +317,15 @@ fn users_from_htpasswd_and_vouch_user_add_can_push_and_anyone_can_pull() {
     ]);
     assert!(ok, "anonymous pull: {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["Tags"], serde_json::json!(["a", "b"]));
+    // a and b (one image), and the tag of vouch's countersignature of it.
+    let tags: Vec<&str> = v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    assert!(tags[0] == "a" && tags[1] == "b" && tags[2].starts_with("sha256-") && tags[2].ends_with(".sig"));
 }
 
 #[test]

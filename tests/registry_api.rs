@@ -1517,14 +1517,17 @@ async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_poli
     let b = vouch::admission::Admission::load(policy_b, &state.ledger, &state.meta)
         .await
         .unwrap();
-    let report = b.reevaluate(&state, false).await.unwrap();
+    let report = b
+        .reevaluate(&state, vouch::admission::Scope::Quarantined)
+        .await
+        .unwrap();
     assert_eq!((report.evaluated, report.admitted, report.denied), (1, 1, 0));
     assert_eq!(anon_get("/v2/solo/app/manifests/v1".into()).await, StatusCode::OK);
     assert_eq!(anon_get(child_path.clone()).await, StatusCode::OK);
     // The operator's explicit re-evaluation of everything under B takes
     // back what only A signed: the index, both platforms, their layers.
     let from = state.ledger.size();
-    let report = b.reevaluate(&state, true).await.unwrap();
+    let report = b.reevaluate(&state, vouch::admission::Scope::All).await.unwrap();
     assert_eq!((report.evaluated, report.admitted, report.denied), (4, 1, 3));
     assert_eq!(decisions(from).len(), 4);
     for path in [

@@ -77,8 +77,10 @@ fn vouch_and_an_independent_signer_sign_the_same_image_and_vouch_verifies_both()
     let (ok, out) = vouch(&["keygen", "--out", prefix.to_str().unwrap()]);
     assert!(!ok && out.contains("refusing to overwrite"), "{out}");
     let key = prefix.with_extension("key");
+    // The open policy admitted the image at push, so the .sig manifest
+    // already holds vouch's countersignature; vouch sign appends to it.
     let (ok, out) = vouch(&["sign", &format!("{addr}/signed/app:v1"), "--key", key.to_str().unwrap()]);
-    assert!(ok && out.contains("1 signature(s)"), "{out}");
+    assert!(ok && out.contains("2 signature(s)"), "{out}");
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_sign.py");
     let py = Command::new("python3")
@@ -94,16 +96,20 @@ fn vouch_and_an_independent_signer_sign_the_same_image_and_vouch_verifies_both()
     );
     let independent_pub = String::from_utf8(py.stdout).unwrap().trim().to_owned();
 
+    // The team's and the independent signature, and one countersignature
+    // (each admission replaced vouch's earlier one), last.
     let layers = signature_layers(&addr, "signed/app", &image);
-    assert_eq!(layers.len(), 2, "the independent signature was appended to vouch's");
+    assert_eq!(layers.len(), 3, "the independent signature was appended");
     let ours = PublicKey::from_pem(&std::fs::read_to_string(prefix.with_extension("pub")).unwrap()).unwrap();
     let theirs = PublicKey::from_pem(&std::fs::read_to_string(&independent_pub).unwrap()).unwrap();
+    let admission = PublicKey::from_pem(&std::fs::read_to_string(data.path().join("admission.pub")).unwrap()).unwrap();
     let digest = parse_digest(&image).unwrap();
     let (signers, problems) = verify_layers(&digest, &layers, &[ours.clone(), theirs.clone()]);
-    assert_eq!((signers.len(), problems.len()), (2, 0), "{problems:?}");
-    // Trusting only one key: one signer, the other layer untrusted.
+    assert_eq!((signers.len(), problems.len()), (2, 1), "{problems:?}");
+    assert_eq!(verify_layers(&digest, &layers[2..], &[admission]).0.len(), 1);
+    // Trusting only one key: one signer, the other layers untrusted.
     let (signers, problems) = verify_layers(&digest, &layers, &[theirs]);
-    assert_eq!((signers.len(), problems.len()), (1, 1));
+    assert_eq!((signers.len(), problems.len()), (1, 2));
     // The same signatures do not sign another image.
     let other = parse_digest(&push_image(&addr, "signed/app", b"another image")).unwrap();
     assert!(verify_layers(&other, &layers, &[ours]).0.is_empty());

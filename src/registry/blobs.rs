@@ -104,6 +104,28 @@ impl BlobStore {
             .map_err(|e| RegistryError::Internal(format!("commit task: {e}")))?
     }
 
+    /// Stores bytes the registry writes itself (its countersignatures) as a
+    /// blob, durable on return, through the same path as an upload: a
+    /// session file, fsync'd, then hashed, renamed and the directory synced.
+    pub async fn put_bytes(&self, bytes: Vec<u8>) -> Result<Digest, RegistryError> {
+        let digest = super::digest::sha256_of(&bytes);
+        if self.blob_size(&digest).await?.is_some() {
+            return Ok(digest);
+        }
+        let id = format!("vouch-{}", uuid::Uuid::new_v4());
+        let path = self.upload_path(&id);
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&bytes)?;
+            f.sync_data()
+        })
+        .await;
+        written.map_err(|e| RegistryError::Internal(format!("write task: {e}")))??;
+        self.commit(&id, &digest).await?;
+        Ok(digest)
+    }
+
     /// Session files and the time since each was last written.
     pub async fn upload_files(&self) -> Result<Vec<(String, std::time::Duration)>, RegistryError> {
         let mut out = Vec::new();

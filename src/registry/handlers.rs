@@ -204,11 +204,12 @@ fn location(v: String) -> (header::HeaderName, String) {
 
 // ---- blobs ----------------------------------------------------------------
 
-/// Under a policy, a blob is served to anonymous clients only if an
-/// admitted manifest (or evidence, such as a signature) references it: the
-/// layers of a quarantined image are quarantined too. HEAD still answers, so
-/// pushers can check what they have uploaded; authenticated users (pushers)
-/// read everything.
+/// Under a policy, a blob that manifests reference is served to anonymous
+/// clients only if one of them is admitted (or is evidence, such as a
+/// signature): the layers of a quarantined image are quarantined too. A
+/// blob no manifest references yet is served (only a pusher can have put it
+/// there). HEAD always answers, so pushers can check what they uploaded;
+/// authenticated users read everything.
 fn withheld_unless_servable(app: &App, repo: &RepoName, digest: &Digest) -> Result<()> {
     if app.admission.is_none() || !app.meta.blob_linked(repo, digest)? {
         return Ok(());
@@ -216,7 +217,8 @@ fn withheld_unless_servable(app: &App, repo: &RepoName, digest: &Digest) -> Resu
     let served = |(_, r): &(Digest, super::meta::ManifestRecord)| {
         matches!(r.state, AdmissionState::Admitted | AdmissionState::Evidence)
     };
-    if app.meta.referenced_by(repo, digest)?.iter().any(served) {
+    let referencing = app.meta.referenced_by(repo, digest)?;
+    if referencing.is_empty() || referencing.iter().any(served) {
         return Ok(());
     }
     Err(RegistryError::Denied(format!(
@@ -473,9 +475,9 @@ pub async fn admin_reevaluate(State(app): State<App>, uri: axum::http::Uri, head
     let result = async {
         require_user(&app, &headers, "re-evaluation needs credentials").await?;
         let q = parse_query(uri.query());
-        let all = match q.get("all").map(String::as_str) {
-            None | Some("false") => false,
-            Some("true") => true,
+        let scope = match q.get("all").map(String::as_str) {
+            None | Some("false") => crate::admission::Scope::Quarantined,
+            Some("true") => crate::admission::Scope::All,
             Some(other) => {
                 return Err(RegistryError::Unsupported(format!(
                     "all={other:?}: expected true or false"
@@ -487,8 +489,8 @@ pub async fn admin_reevaluate(State(app): State<App>, uri: axum::http::Uri, head
                 "this registry has no admission policy".into(),
             ));
         };
-        let report = admission.reevaluate(&app, all).await?;
-        tracing::info!(?report, all, "re-evaluation");
+        let report = admission.reevaluate(&app, scope).await?;
+        tracing::info!(?report, ?scope, "re-evaluation");
         Ok::<_, RegistryError>(axum::Json(report).into_response())
     }
     .await;
@@ -674,26 +676,34 @@ async fn put_manifest(
         Some(t) => app.meta.tag(repo, t)?,
         None => None,
     };
+    // Evidence (a signature under the image's .sig tag, or an artifact with
+    // a subject) is stored as such; anything else starts pending.
+    let evidence_for = match (&app.admission, reference) {
+        (None, _) => None,
+        (Some(_), Reference::Tag(t)) => crate::admission::signed_image(t.as_str()).or_else(|| refs.subject.clone()),
+        (Some(_), Reference::Digest(_)) => refs.subject.clone(),
+    };
+    let initial = match evidence_for {
+        Some(_) => AdmissionState::Evidence,
+        None => AdmissionState::Pending,
+    };
     app.meta.put_manifest(
         repo,
         &digest,
-        prior.is_none().then_some((media_type, &bytes[..])),
+        prior.is_none().then_some((media_type, &bytes[..], initial)),
         &refs.all(),
         tag,
         referrer,
     )?;
-    // Admission, before answering: evidence (a signature under the image's
-    // .sig tag, or an artifact with a subject) re-evaluates its image; an
-    // image is evaluated itself. The decision is in the ledger on return.
+    // Admission, before answering: evidence re-evaluates its image; an image
+    // is evaluated itself. The decision is in the ledger on return.
     let mut admission_state = None;
     if let Some(admission) = &app.admission {
-        let signed = match reference {
-            Reference::Tag(t) => crate::admission::signed_image(t.as_str()),
-            Reference::Digest(_) => None,
-        };
-        match signed.or_else(|| refs.subject.clone()) {
+        match evidence_for {
             Some(image) => {
-                app.meta.set_state(repo, &digest, AdmissionState::Evidence, None)?;
+                if prior.is_some_and(|s| s != AdmissionState::Evidence) {
+                    app.meta.set_state(repo, &digest, AdmissionState::Evidence, None)?;
+                }
                 admission.evaluate(app, repo, &image).await?;
                 admission_state = Some(AdmissionState::Evidence);
             }

@@ -146,6 +146,15 @@ fn ref_key(repo: &str, blob: &Digest, manifest: &Digest) -> Vec<u8> {
     .concat()
 }
 
+fn state_byte(state: AdmissionState) -> u8 {
+    match state {
+        AdmissionState::Pending => 0,
+        AdmissionState::Admitted => 1,
+        AdmissionState::Denied => 2,
+        AdmissionState::Evidence => 3,
+    }
+}
+
 fn synced() -> rocksdb::WriteOptions {
     let mut o = rocksdb::WriteOptions::default();
     o.set_sync(true);
@@ -190,7 +199,8 @@ impl Meta {
     /// its subject (`referrer`: the subject and the descriptor to list), in
     /// one synced batch.
     ///
-    /// `new` is the media type and bytes to store, or `None` when the caller
+    /// `new` is the media type, bytes and initial admission state to store
+    /// (evidence is stored as such, in the same write), or `None` when the caller
     /// found this digest already stored: re-pushing identical bytes keeps the
     /// existing record, and with it its admission state. `refs` are the
     /// blobs and manifests it references, indexed for [`Meta::referenced_by`].
@@ -198,7 +208,7 @@ impl Meta {
         &self,
         repo: &RepoName,
         digest: &Digest,
-        new: Option<(&str, &[u8])>,
+        new: Option<(&str, &[u8], AdmissionState)>,
         refs: &[Digest],
         tag: Option<&Tag>,
         referrer: Option<(&Digest, &serde_json::Value)>,
@@ -208,11 +218,11 @@ impl Meta {
         for r in refs {
             b.put_cf(self.cf(CF_REFS), ref_key(repo.as_str(), r, digest), b"");
         }
-        if let Some((media_type, bytes)) = new {
+        if let Some((media_type, bytes, state)) = new {
             let mt = media_type.as_bytes();
             let len =
                 u16::try_from(mt.len()).map_err(|_| RegistryError::ManifestInvalid("media type is too long".into()))?;
-            let record = [&[RECORD_VERSION, 0][..], &len.to_be_bytes(), mt, bytes].concat();
+            let record = [&[RECORD_VERSION, state_byte(state)][..], &len.to_be_bytes(), mt, bytes].concat();
             b.put_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()), record);
         }
         if let Some(tag) = tag {
@@ -473,12 +483,7 @@ impl Meta {
             .db
             .get_cf(self.cf(CF_MANIFESTS), &k)?
             .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}@{digest}")))?;
-        record[1] = match state {
-            AdmissionState::Pending => 0,
-            AdmissionState::Admitted => 1,
-            AdmissionState::Denied => 2,
-            AdmissionState::Evidence => 3,
-        };
+        record[1] = state_byte(state);
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(CF_MANIFESTS), &k, record);
         if let Some(d) = decision {
