@@ -163,7 +163,11 @@ impl Countersigner {
         }
         let payload = tokio::fs::read(app.blobs.blob_path(&d)).await?;
         let signature = layer["annotations"][SIGNATURE_ANNOTATION].as_str().map(str::to_owned);
-        let (signers, _) = verify_layers(image, &[SignatureLayer { signature, payload }], &[self.public.clone()]);
+        let (signers, _) = verify_layers(
+            image,
+            &[SignatureLayer { signature, payload }],
+            std::slice::from_ref(&self.public),
+        );
         Ok(!signers.is_empty())
     }
 }
