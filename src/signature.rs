@@ -14,7 +14,8 @@
 //! with media type `application/vnd.dev.cosign.simplesigning.v1+json`, and
 //! its annotation `dev.cosignproject.cosign/signature` is the base64 of the
 //! signature over the payload's exact bytes: ASN.1 DER ECDSA P-256 with
-//! SHA-256, or a raw 64-byte Ed25519 signature. A new signature is appended
+//! SHA-256, a raw 64-byte Ed25519 signature, or RSA PKCS#1 v1.5 with
+//! SHA-256. A new signature is appended
 //! as a further layer of the existing `.sig` manifest. containers/image
 //! (skopeo, podman) writes and reads this same layout.
 
@@ -146,19 +147,38 @@ pub enum PublicKey {
     EcdsaP256(p256::ecdsa::VerifyingKey),
     /// Ed25519.
     Ed25519(ed25519_dalek::VerifyingKey),
+    /// RSA (at least 2048 bits), PKCS#1 v1.5 with SHA-256, as cosign
+    /// verifies RSA keys.
+    Rsa(Box<rsa::pkcs1v15::VerifyingKey<sha2::Sha256>>),
 }
 
+/// Smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
 impl PublicKey {
-    /// Parses a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), P-256 or Ed25519.
+    /// Parses a PEM `PUBLIC KEY` (SubjectPublicKeyInfo): ECDSA P-256,
+    /// Ed25519 or RSA; or a PEM `RSA PUBLIC KEY` (PKCS#1).
     pub fn from_pem(pem: &str) -> Result<PublicKey, String> {
         use p256::pkcs8::DecodePublicKey as _;
+        use rsa::pkcs1::DecodeRsaPublicKey as _;
+        use rsa::traits::PublicKeyParts as _;
         if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
             return Ok(PublicKey::EcdsaP256(k));
         }
         if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
             return Ok(PublicKey::Ed25519(k));
         }
-        Err("not a PEM ECDSA P-256 or Ed25519 public key (PUBLIC KEY)".into())
+        let rsa = rsa::RsaPublicKey::from_public_key_pem(pem).or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem));
+        if let Ok(k) = rsa {
+            let bits = k.n().bits();
+            if bits < MIN_RSA_BITS {
+                return Err(format!(
+                    "RSA key of {bits} bits is too small (at least {MIN_RSA_BITS})"
+                ));
+            }
+            return Ok(PublicKey::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::new(k))));
+        }
+        Err("not a PEM ECDSA P-256, Ed25519 or RSA public key (PUBLIC KEY)".into())
     }
 
     /// A short identity for logs and ledger entries: the key type and the
@@ -168,6 +188,7 @@ impl PublicKey {
         let (kind, der) = match self {
             PublicKey::EcdsaP256(k) => ("ecdsa-p256", k.to_public_key_der().map(|d| d.into_vec())),
             PublicKey::Ed25519(k) => ("ed25519", k.to_public_key_der().map(|d| d.into_vec())),
+            PublicKey::Rsa(k) => ("rsa", k.as_ref().as_ref().to_public_key_der().map(|d| d.into_vec())),
         };
         let der = der.expect("encoding a valid key");
         format!("{kind}:{}", crate::registry::digest::sha256_of(&der))
@@ -183,6 +204,10 @@ impl PublicKey {
                 k.verify_strict(payload, &ed25519_dalek::Signature::from_bytes(&s))
                     .is_ok()
             }),
+            PublicKey::Rsa(k) => {
+                use rsa::signature::Verifier as _;
+                rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|s| k.verify(payload, &s).is_ok())
+            }
         }
     }
 }

@@ -6,8 +6,11 @@ writing a simple signing payload blob and appending a signature layer to the
 image's `sha256-<hex>.sig` manifest (creating it if missing), as cosign and
 containers/image do. Prints the public key PEM path on success.
 
-    python3 tests/cosign_sign.py keygen WORKDIR
+    python3 tests/cosign_sign.py keygen WORKDIR [rsa]
     python3 tests/cosign_sign.py 127.0.0.1:PORT REPO IMAGE_DIGEST WORKDIR
+
+With `rsa`, the key is RSA 3072 and signatures are PKCS#1 v1.5 with SHA-256
+(what cosign verifies for RSA keys); otherwise ECDSA P-256.
 """
 import base64
 import hashlib
@@ -17,12 +20,15 @@ import os
 import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 if sys.argv[1] == "keygen":
     # python3 tests/cosign_sign.py keygen WORKDIR: make the key pair only.
     work = sys.argv[2]
-    key = ec.generate_private_key(ec.SECP256R1())
+    if sys.argv[3:] == ["rsa"]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
     with open(os.path.join(work, "independent.key"), "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     with open(os.path.join(work, "independent.pub"), "wb") as f:
@@ -67,7 +73,11 @@ payload = json.dumps({
     },
     "optional": {"signer": "independent python"},
 }, separators=(",", ":")).encode()
-signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+if isinstance(key, rsa.RSAPrivateKey):
+    raw = key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
+else:
+    raw = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+signature = base64.b64encode(raw).decode()
 payload_digest = push_blob(payload)
 
 tag = image.replace(":", "-") + ".sig"

@@ -116,3 +116,51 @@ fn vouch_and_an_independent_signer_sign_the_same_image_and_vouch_verifies_both()
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn an_rsa_key_signature_by_the_independent_signer_admits_and_small_rsa_keys_are_refused() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_sign.py");
+    let (ok, out) = common::run(Command::new("python3").arg(script).arg("keygen").arg(w).arg("rsa"));
+    assert!(ok, "{out}");
+    let rsa_pub = w.join("independent.pub");
+    assert!(std::fs::read_to_string(&rsa_pub).unwrap().len() > 500, "an RSA 3072 key");
+
+    let data = w.join("data");
+    let (mut server, addr) =
+        common::start_server(&data, &["--trust-key", rsa_pub.to_str().unwrap()], Stdio::null());
+    let image = push_image(&addr, "rsa/app", b"layer signed with RSA");
+    let get = |path: &str| common::http(&addr, "GET", path, &[], &[]).unwrap();
+    assert_eq!(get("/v2/rsa/app/manifests/v1").status, 403);
+    let (ok, out) = common::run(Command::new("python3").arg(script).args([&addr, "rsa/app", &image]).arg(w));
+    assert!(ok, "{out}");
+    let admitted = get("/v2/rsa/app/manifests/v1");
+    assert_eq!(admitted.status, 200, "{}", String::from_utf8_lossy(&admitted.body));
+    let key = PublicKey::from_pem(&std::fs::read_to_string(&rsa_pub).unwrap()).unwrap();
+    assert!(key.fingerprint().starts_with("rsa:sha256:"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // A 1024-bit RSA key is refused at start, naming the file and the rule.
+    let small = w.join("small.pub");
+    let gen = "from cryptography.hazmat.primitives.asymmetric import rsa; \
+               from cryptography.hazmat.primitives import serialization as s; import sys; \
+               k = rsa.generate_private_key(public_exponent=65537, key_size=1024); \
+               sys.stdout.buffer.write(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))";
+    let pem = Command::new("python3").args(["-c", gen]).output().unwrap();
+    std::fs::write(&small, &pem.stdout).unwrap();
+    let (ok, out) = vouch(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        w.join("data2").to_str().unwrap(),
+        "--trust-key",
+        small.to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("small.pub") && out.contains("RSA key of 1024 bits is too small"), "{out}");
+}
