@@ -9,27 +9,18 @@
 //!   kept under target/bench-data/ for later runs.
 //! - `verify`: inclusion and consistency proof verification.
 
+mod common;
+
+use common::{bench_dir, big_log, runtime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::{Rng as _, SeedableRng as _};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vouch_ledger::store::Ledger;
-use vouch_ledger::{verify_consistency, verify_inclusion, NoteSigner};
-
-fn signer() -> NoteSigner {
-    NoteSigner::new("bench.local/vouch", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap()
-}
+use vouch_ledger::{verify_consistency, verify_inclusion};
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(bench_dir()).unwrap();
-    let ledger = Ledger::open(dir.path(), signer()).unwrap();
+    let ledger = Ledger::open(dir.path(), common::signer()).unwrap();
     let rt = runtime();
     let mut g = c.benchmark_group("append");
     g.throughput(Throughput::Elements(1));
@@ -66,52 +57,12 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A log of `size` 64-byte entries, built once and reused across runs.
-fn big_log(size: u64) -> Ledger {
-    let dir = bench_dir().join(format!("ledger-{size}"));
-    let ledger = Ledger::open(&dir, signer()).unwrap();
-    if ledger.size() < size {
-        eprintln!("building a {size}-entry log in {} (once)...", dir.display());
-        let rt = runtime();
-        let start = Instant::now();
-        rt.block_on(async {
-            let tasks = 512u64;
-            let from = ledger.size();
-            let hs: Vec<_> = (0..tasks)
-                .map(|t| {
-                    let l = ledger.clone();
-                    tokio::spawn(async move {
-                        let mut i = from + t;
-                        while i < size {
-                            let mut e = format!("{i} ").into_bytes();
-                            e.resize(64, b'.');
-                            l.append(e).await.unwrap();
-                            i += tasks;
-                        }
-                    })
-                })
-                .collect();
-            for h in hs {
-                h.await.unwrap();
-            }
-        });
-        eprintln!("built in {:.1?}", start.elapsed());
-    }
-    ledger
-}
-
 fn proofs(c: &mut Criterion) {
     let size: u64 = std::env::var("BENCH_LOG_SIZE")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
-    let ledger = big_log(size);
+    let (ledger, _db) = big_log(size);
     let size = ledger.size();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut g = c.benchmark_group(format!("proof/{size}"));

@@ -105,7 +105,7 @@ impl Countersigner {
         });
         let payload = payload_with(&format!("{registry}/{repo}"), image, optional);
         let signature: p256::ecdsa::Signature = self.key.sign(&payload);
-        let payload_digest = self.store_blob(app, repo, payload.clone()).await?;
+        let payload_digest = sha256_of(&payload);
 
         let tag = Tag::parse(&signature_tag(image))?;
         let mut layers = Vec::new();
@@ -127,7 +127,17 @@ impl Countersigner {
             signature.to_der().as_bytes(),
         ));
         let sig = SignatureManifest::new(&layers);
-        let config_digest = self.store_blob(app, repo, sig.config).await?;
+        // The two new blobs are written side by side, each durable before
+        // the manifest that names them; their links are made durable by the
+        // manifest's own synced write.
+        let (payload_len, config_len) = (payload.len() as u64, sig.config.len() as u64);
+        let (stored_payload, config_digest) =
+            tokio::try_join!(app.blobs.put_bytes(payload), app.blobs.put_bytes(sig.config))?;
+        debug_assert_eq!(stored_payload, payload_digest);
+        app.meta.link_blobs_unsynced(
+            repo,
+            &[(payload_digest, payload_len), (config_digest.clone(), config_len)],
+        )?;
         let mut refs = vec![config_digest];
         refs.extend(layers.iter().filter_map(|l| parse_digest(l["digest"].as_str()?).ok()));
         let digest = sha256_of(&sig.manifest);
@@ -137,13 +147,6 @@ impl Countersigner {
             AdmissionState::Evidence,
         ));
         app.meta.put_manifest(repo, &digest, new, &refs, Some(&tag), None)?;
-        Ok(digest)
-    }
-
-    async fn store_blob(&self, app: &AppState, repo: &RepoName, bytes: Vec<u8>) -> Result<Digest, RegistryError> {
-        let len = bytes.len() as u64;
-        let digest = app.blobs.put_bytes(bytes).await?;
-        app.meta.link_blob(repo, &digest, len)?;
         Ok(digest)
     }
 

@@ -172,9 +172,7 @@ impl PublicKey {
         if let Ok(k) = rsa {
             let bits = k.n().bits();
             if bits < MIN_RSA_BITS {
-                return Err(format!(
-                    "RSA key of {bits} bits is too small (at least {MIN_RSA_BITS})"
-                ));
+                return Err(format!("RSA key of {bits} bits is too small (at least {MIN_RSA_BITS})"));
             }
             return Ok(PublicKey::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::new(k))));
         }

@@ -128,15 +128,22 @@ fn an_rsa_key_signature_by_the_independent_signer_admits_and_small_rsa_keys_are_
     let (ok, out) = common::run(Command::new("python3").arg(script).arg("keygen").arg(w).arg("rsa"));
     assert!(ok, "{out}");
     let rsa_pub = w.join("independent.pub");
-    assert!(std::fs::read_to_string(&rsa_pub).unwrap().len() > 500, "an RSA 3072 key");
+    assert!(
+        std::fs::read_to_string(&rsa_pub).unwrap().len() > 500,
+        "an RSA 3072 key"
+    );
 
     let data = w.join("data");
-    let (mut server, addr) =
-        common::start_server(&data, &["--trust-key", rsa_pub.to_str().unwrap()], Stdio::null());
+    let (mut server, addr) = common::start_server(&data, &["--trust-key", rsa_pub.to_str().unwrap()], Stdio::null());
     let image = push_image(&addr, "rsa/app", b"layer signed with RSA");
     let get = |path: &str| common::http(&addr, "GET", path, &[], &[]).unwrap();
     assert_eq!(get("/v2/rsa/app/manifests/v1").status, 403);
-    let (ok, out) = common::run(Command::new("python3").arg(script).args([&addr, "rsa/app", &image]).arg(w));
+    let (ok, out) = common::run(
+        Command::new("python3")
+            .arg(script)
+            .args([&addr, "rsa/app", &image])
+            .arg(w),
+    );
     assert!(ok, "{out}");
     let admitted = get("/v2/rsa/app/manifests/v1");
     assert_eq!(admitted.status, 200, "{}", String::from_utf8_lossy(&admitted.body));
@@ -162,5 +169,8 @@ fn an_rsa_key_signature_by_the_independent_signer_admits_and_small_rsa_keys_are_
         "--trust-key",
         small.to_str().unwrap(),
     ]);
-    assert!(!ok && out.contains("small.pub") && out.contains("RSA key of 1024 bits is too small"), "{out}");
+    assert!(
+        !ok && out.contains("small.pub") && out.contains("RSA key of 1024 bits is too small"),
+        "{out}"
+    );
 }

@@ -105,24 +105,30 @@ impl BlobStore {
     }
 
     /// Stores bytes the registry writes itself (its countersignatures) as a
-    /// blob, durable on return, through the same path as an upload: a
-    /// session file, fsync'd, then hashed, renamed and the directory synced.
+    /// blob, durable on return: written to a file under uploads/, fsync'd,
+    /// renamed to its address, the directory fsync'd (the same commit point
+    /// as an upload's, without re-reading bytes it hashed in memory).
     pub async fn put_bytes(&self, bytes: Vec<u8>) -> Result<Digest, RegistryError> {
         let digest = super::digest::sha256_of(&bytes);
         if self.blob_size(&digest).await?.is_some() {
             return Ok(digest);
         }
-        let id = format!("vouch-{}", uuid::Uuid::new_v4());
-        let path = self.upload_path(&id);
+        let (tmp, target) = (
+            self.upload_path(&format!("vouch-{}", uuid::Uuid::new_v4())),
+            self.blob_path(&digest),
+        );
         let written = tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
-            let mut f = std::fs::File::create(&path)?;
+            let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
-            f.sync_data()
+            f.sync_all()?;
+            let dir = target.parent().expect("blob paths have a parent");
+            std::fs::create_dir_all(dir)?;
+            std::fs::rename(&tmp, &target)?;
+            std::fs::File::open(dir)?.sync_all()
         })
         .await;
         written.map_err(|e| RegistryError::Internal(format!("write task: {e}")))??;
-        self.commit(&id, &digest).await?;
         Ok(digest)
     }
 

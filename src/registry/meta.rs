@@ -187,6 +187,19 @@ impl Meta {
         Ok(())
     }
 
+    /// Links blobs into a repository without waiting for the WAL fsync: they
+    /// become durable with the caller's next synced write (RocksDB's WAL is
+    /// sequential), which must follow before anything depends on them.
+    pub fn link_blobs_unsynced(&self, repo: &RepoName, blobs: &[(Digest, u64)]) -> Result<(), RegistryError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_REPOS), repo.as_str(), b"");
+        for (digest, size) in blobs {
+            b.put_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()), size.to_be_bytes());
+        }
+        self.db.write(b)?;
+        Ok(())
+    }
+
     /// Whether a blob is linked into a repository.
     pub fn blob_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
         Ok(self
@@ -470,7 +483,11 @@ impl Meta {
     }
 
     /// Records an admission state (and, for a decision, its summary), in
-    /// one synced batch.
+    /// one batch, without waiting for the WAL fsync: the decision itself is
+    /// already durable in the ledger, and a state lost to a power failure
+    /// (a process kill loses nothing: the WAL is in the page cache) reads
+    /// back as the state before it, itself a logged decision or pending.
+    /// Every start decides pending images again (`Scope::Pending`).
     pub fn set_state(
         &self,
         repo: &RepoName,
@@ -493,7 +510,7 @@ impl Meta {
                 serde_json::to_vec(d).expect("serialize a JSON value"),
             );
         }
-        self.db.write_opt(b, &synced())?;
+        self.db.write(b)?;
         Ok(())
     }
 

@@ -1,0 +1,327 @@
+//! Admission benchmarks, each over real parts (RocksDB, blob files, the
+//! HTTP server on loopback, fsync on every acknowledged write):
+//!
+//!     cargo bench --bench admission
+//!
+//! 1. `verify`: cosign signature verifications per second on one core, for
+//!    ECDSA P-256, Ed25519 and RSA 3072 keys (`verify_layers`, payload
+//!    checks included).
+//! 2. `push`: manifest PUT latency under concurrent pushes (ADM_CLIENTS
+//!    keep-alive clients, default 16, ADM_PUSHES each, default 300), p50 and
+//!    p99, with no admission ("bare", what a plain registry does), with the
+//!    open policy (the decision appended to the ledger before the answer),
+//!    and with the open policy plus vouch's countersignature.
+//! 3. `proofs`: inclusion proofs served over loopback HTTP for random
+//!    indexes of a BENCH_LOG_SIZE-entry log (default 10,000,000, built once
+//!    under target/bench-data/), by PROOF_CLIENTS keep-alive connections
+//!    (default 64) for PROOF_SECS (default 10); requests per second and
+//!    latency percentiles. The load generator runs in the same process, on
+//!    the same two cores.
+//!
+//! Pass a section name (`verify`, `push`, `proofs`) to run only that one.
+
+mod common;
+
+use rand::{Rng as _, SeedableRng as _};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use vouch::registry::{app, blobs::BlobStore, meta::Meta, AppState, Limits};
+use vouch::signature::{payload, verify_layers, PublicKey, SignatureLayer};
+use vouch_ledger::entry::Digest;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let run = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    if run("verify") {
+        verify_rate();
+    }
+    if run("push") {
+        push_latency();
+    }
+    if run("proofs") {
+        proof_serving();
+    }
+}
+
+// ---- 1. signature verification --------------------------------------------
+
+fn verify_rate() {
+    use base64::Engine as _;
+    let image = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    let p = payload("bench.local/team/app", &image);
+    let b64 = |s: &[u8]| Some(base64::engine::general_purpose::STANDARD.encode(s));
+    let ec = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    eprintln!("generating an RSA 3072 key...");
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rand::rngs::StdRng::seed_from_u64(1), 3072).unwrap();
+    let rsa_signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key.clone());
+    let ec_sig: p256::ecdsa::Signature = p256::ecdsa::signature::Signer::sign(&ec, &p);
+    let rsa_sig = rsa::signature::SignatureEncoding::to_vec(&rsa::signature::Signer::sign(&rsa_signer, &p));
+    let cases: Vec<(&str, Option<String>, PublicKey)> = vec![
+        (
+            "ecdsa-p256",
+            b64(ec_sig.to_der().as_bytes()),
+            PublicKey::EcdsaP256(*ec.verifying_key()),
+        ),
+        (
+            "ed25519",
+            b64(&ed25519_dalek::Signer::sign(&ed, &p).to_bytes()),
+            PublicKey::Ed25519(ed.verifying_key()),
+        ),
+        (
+            "rsa-3072",
+            b64(&rsa_sig),
+            PublicKey::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::new(rsa_key.to_public_key()))),
+        ),
+    ];
+    println!("verify: cosign signature layers verified per second, one core");
+    for (name, signature, key) in cases {
+        let layers = [SignatureLayer {
+            signature,
+            payload: p.clone(),
+        }];
+        let keys = [key];
+        let (start, mut n) = (Instant::now(), 0u64);
+        while start.elapsed() < Duration::from_secs(3) {
+            for _ in 0..100 {
+                let (signers, _) = verify_layers(&image, &layers, &keys);
+                assert_eq!(signers.len(), 1);
+            }
+            n += 100;
+        }
+        let per = start.elapsed() / n as u32;
+        println!(
+            "  {name:<11} {:>9.0}/s  ({per:.1?} each)",
+            n as f64 / start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+// ---- a minimal keep-alive HTTP/1.1 client ----------------------------------
+
+struct Conn {
+    r: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> Conn {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let (r, w) = s.into_split();
+        Conn {
+            r: tokio::io::BufReader::new(r),
+            w,
+        }
+    }
+
+    /// Sends one request; returns the status and body.
+    async fn call(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.w.write_all(&[head.as_bytes(), body].concat()).await.unwrap();
+        let mut line = String::new();
+        self.r.read_line(&mut line).await.unwrap();
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.r.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        self.r.read_exact(&mut body).await.unwrap();
+        (status, body)
+    }
+}
+
+/// Serves `state` on 127.0.0.1:0 in `rt`; returns the address.
+fn serve(rt: &tokio::runtime::Runtime, state: Arc<AppState>) -> std::net::SocketAddr {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+        addr
+    })
+}
+
+fn state(db: Arc<rocksdb::DB>, ledger: vouch_ledger::store::Ledger, blobs: &std::path::Path) -> AppState {
+    AppState {
+        blobs: BlobStore::open(blobs).unwrap(),
+        meta: Meta::new(db),
+        limits: Limits {
+            max_manifest_bytes: 4 << 20,
+            max_blob_bytes: 1 << 30,
+            max_requests_per_client: 1 << 20,
+            deletes: true,
+        },
+        users: None,
+        admission: None,
+        ledger,
+        metrics: Default::default(),
+        gc_lock: Default::default(),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+// ---- 2. admission latency --------------------------------------------------
+
+fn push_latency() {
+    let (clients, pushes) = (env("ADM_CLIENTS", 16), env("ADM_PUSHES", 300));
+    println!("push: manifest PUT latency, {clients} concurrent clients x {pushes} pushes, each to a new tag");
+    for mode in ["bare", "open policy", "open policy + countersignature"] {
+        let dir = tempfile::tempdir_in(common::bench_dir()).unwrap();
+        let data = vouch::data_dir::DataDir::new(dir.path());
+        let opened = data.open_ledger("bench.local/vouch").unwrap();
+        let rt = common::runtime();
+        let mut st = state(opened.db.clone(), opened.ledger.clone(), dir.path());
+        if mode != "bare" {
+            let policy = vouch::policy::Policy::load(std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/spec/examples/policy-open.toml"
+            )))
+            .unwrap();
+            let mut a = rt
+                .block_on(vouch::admission::Admission::load(policy, &st.ledger, &st.meta))
+                .unwrap();
+            if mode.ends_with("countersignature") {
+                let (c, _) = vouch::countersign::Countersigner::load_or_create(dir.path()).unwrap();
+                a = a.with_countersigner(c);
+            }
+            st.admission = Some(a);
+        }
+        let addr = serve(&rt, Arc::new(st));
+        let client_rt = common::runtime();
+        let (took, mut lat) = client_rt.block_on(async move {
+            let mut c = Conn::open(addr).await;
+            let (config, layer) = (b"{}".to_vec(), vec![7u8; 1024]);
+            for b in [&config, &layer] {
+                let d = vouch::registry::digest::sha256_of(b);
+                let path = format!("/v2/bench/app/blobs/uploads/?digest={d}");
+                assert_eq!(c.call("POST", &path, "application/octet-stream", b).await.0, 201);
+            }
+            let (cd, ld) = (
+                vouch::registry::digest::sha256_of(&config),
+                vouch::registry::digest::sha256_of(&layer),
+            );
+            let manifest = move |n: String| {
+                format!(
+                    r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":1024}}],"annotations":{{"n":"{n}"}}}}"#
+                )
+            };
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..clients)
+                .map(|t| {
+                    let manifest = manifest.clone();
+                    tokio::spawn(async move {
+                        let mut c = Conn::open(addr).await;
+                        let mut lat = Vec::new();
+                        for i in 0..pushes {
+                            let body = manifest(format!("{t}-{i}"));
+                            let path = format!("/v2/bench/app/manifests/t{t}-{i}");
+                            let at = Instant::now();
+                            let (status, _) = c
+                                .call("PUT", &path, "application/vnd.oci.image.manifest.v1+json", body.as_bytes())
+                                .await;
+                            lat.push(at.elapsed());
+                            assert_eq!(status, 201);
+                        }
+                        lat
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            (start.elapsed(), all)
+        });
+        lat.sort();
+        println!(
+            "  {mode:<31} p50 {:>8.2?}  p99 {:>8.2?}  {:>6.0} pushes/s  (ledger: {} entries)",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.len() as f64 / took.as_secs_f64(),
+            opened.ledger.size()
+        );
+        drop(client_rt);
+        rt.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+// ---- 3. proofs over HTTP ----------------------------------------------------
+
+fn proof_serving() {
+    let size = env("BENCH_LOG_SIZE", 10_000_000);
+    let (clients, secs) = (env("PROOF_CLIENTS", 64), env("PROOF_SECS", 10));
+    let (ledger, db) = common::big_log(size);
+    let size = ledger.size();
+    let blobs = tempfile::tempdir_in(common::bench_dir()).unwrap();
+    let rt = common::runtime();
+    let addr = serve(&rt, Arc::new(state(db, ledger, blobs.path())));
+    println!(
+        "proofs: GET /ledger/proof/inclusion at random indexes of a {size}-entry log, {clients} connections, {secs} s"
+    );
+    let client_rt = common::runtime();
+    let (took, mut lat) = client_rt.block_on(async move {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|t| {
+                tokio::spawn(async move {
+                    let mut c = Conn::open(addr).await;
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(t);
+                    let mut lat = Vec::new();
+                    while Instant::now() < deadline {
+                        let path = format!("/ledger/proof/inclusion?index={}&size={size}", rng.gen_range(0..size));
+                        let at = Instant::now();
+                        let (status, body) = c.call("GET", &path, "text/plain", b"").await;
+                        lat.push(at.elapsed());
+                        assert!(status == 200 && !body.is_empty());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        (start.elapsed(), all)
+    });
+    lat.sort();
+    println!(
+        "  {:.0} proofs/s  p50 {:.2?}  p99 {:.2?}  p99.9 {:.2?}  ({} requests)",
+        lat.len() as f64 / took.as_secs_f64(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 0.999),
+        lat.len()
+    );
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
