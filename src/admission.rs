@@ -11,7 +11,9 @@
 use crate::countersign::{Attested, Countersigner};
 use crate::policy::{Policy, Subject};
 use crate::registry::error::RegistryError;
-use crate::registry::manifest::{validate, DOCKER_LIST, OCI_INDEX};
+use crate::registry::digest::sha256_of;
+use crate::registry::manifest::{validate, DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::meta::ManifestRecord;
 use crate::registry::meta::AdmissionState;
 use crate::registry::names::{parse_digest, RepoName};
 use crate::registry::AppState;
@@ -170,14 +172,27 @@ impl Admission {
             "policy": self.policy_digest.as_str(),
             "ledger_index": index,
         });
-        if let (true, Some(c)) = (decision.admit, &self.countersigner) {
-            let attested = Attested {
-                ledger_index: index,
-                checkpoint_size: app.ledger.size(),
-                policy: &self.policy_digest,
-                policy_index: self.policy_index,
-            };
-            let sig = c.countersign(app, repo, digest, &attested).await?;
+        // Beside the decision: its admission bundle, attached to the image
+        // as a referrer, and on admit vouch's countersignature; written side
+        // by side, each durable before the state is recorded.
+        let attested = Attested {
+            ledger_index: index,
+            checkpoint_size: app.ledger.size(),
+            policy: &self.policy_digest,
+            policy_index: self.policy_index,
+        };
+        let countersign = async {
+            match (decision.admit, &self.countersigner) {
+                (true, Some(c)) => c.countersign(app, repo, digest, &attested).await.map(Some),
+                _ => Ok(None),
+            }
+        };
+        let (bundle, countersignature) = tokio::try_join!(
+            attach_bundle(app, repo, digest, &record, index, decision.admit),
+            countersign
+        )?;
+        summary["bundle"] = bundle.as_str().into();
+        if let Some(sig) = countersignature {
             summary["countersignature"] = sig.as_str().into();
         }
         // Commit point: the state is recorded last. A crash before it leaves
@@ -339,6 +354,68 @@ async fn append(app: &AppState, entry: Entry) -> Result<(), RegistryError> {
         .await
         .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))?;
     Ok(())
+}
+
+/// The artifact type of an attached admission bundle (`spec/bundle.md`).
+pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.vouch.admission-bundle.v1+json";
+
+/// The OCI empty descriptor's content, the config of the bundle artifact.
+const EMPTY_JSON: &[u8] = b"{}";
+
+/// Attaches the admission bundle of the decision at ledger `index` to the
+/// image as an OCI 1.1 referrer artifact (artifactType
+/// [`BUNDLE_ARTIFACT_TYPE`], the bundle as its one layer), so referrers
+/// listings, `oras discover`, and mirrors that copy referrers carry it.
+/// Returns the artifact manifest's digest.
+async fn attach_bundle(
+    app: &AppState,
+    repo: &RepoName,
+    image: &Digest,
+    record: &ManifestRecord,
+    index: u64,
+    admit: bool,
+) -> Result<Digest, RegistryError> {
+    let bundle = crate::registry::ledger_api::bundle(app, repo, image, index)?;
+    let (bundle_len, bundle_digest) = (bundle.len() as u64, sha256_of(&bundle));
+    let (stored, empty) = tokio::try_join!(
+        app.blobs.put_bytes(bundle),
+        app.blobs.put_bytes(EMPTY_JSON.to_vec())
+    )?;
+    debug_assert_eq!(stored, bundle_digest);
+    app.meta.link_blobs_unsynced(
+        repo,
+        &[(bundle_digest.clone(), bundle_len), (empty.clone(), EMPTY_JSON.len() as u64)],
+    )?;
+    let annotations = serde_json::json!({
+        "dev.vouch.verdict": if admit { "admit" } else { "deny" },
+        "dev.vouch.ledger-index": index.to_string(),
+    });
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE_ARTIFACT_TYPE,
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.as_str(), "size": EMPTY_JSON.len() },
+        "layers": [{ "mediaType": BUNDLE_ARTIFACT_TYPE, "digest": bundle_digest.as_str(), "size": bundle_len }],
+        "subject": { "mediaType": record.media_type, "digest": image.as_str(), "size": record.bytes.len() },
+        "annotations": annotations,
+    }))
+    .expect("serialize a JSON value");
+    let digest = sha256_of(&manifest);
+    let descriptor = serde_json::json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": digest.as_str(),
+        "size": manifest.len(),
+        "artifactType": BUNDLE_ARTIFACT_TYPE,
+        "annotations": annotations,
+    });
+    let new = (app.meta.manifest(repo, &digest)?.is_none()).then_some((
+        OCI_MANIFEST,
+        &manifest[..],
+        AdmissionState::Evidence,
+    ));
+    app.meta
+        .put_manifest(repo, &digest, new, &[empty, bundle_digest], None, Some((image, &descriptor)))?;
+    Ok(digest)
 }
 
 fn is_index(media_type: &str) -> bool {

@@ -204,6 +204,58 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
     assert!(ok, "{out}");
     let (ok, out) = verify(&[&format!("{addr}/unsigned/app:v1")]);
     assert!(!ok && out.contains("was denied"), "{out}");
+
+    // Each decision's bundle is also attached to the image as an OCI
+    // referrer: found through the referrers API by artifact type, it
+    // verifies offline like the served one.
+    let head = common::http(
+        &addr,
+        "HEAD",
+        "/v2/team/app/manifests/v1",
+        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+        &[],
+    )
+    .unwrap();
+    let team_digest = head.header("docker-content-digest").unwrap().to_owned();
+    let listing = common::http(
+        &addr,
+        "GET",
+        &format!("/v2/team/app/referrers/{team_digest}?artifactType=application/vnd.dev.vouch.admission-bundle.v1%2Bjson"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(&listing.body).unwrap();
+    let verdicts: Vec<&str> = listing["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["annotations"]["dev.vouch.verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts.iter().filter(|v| **v == "admit").count(), 1, "{listing}");
+    assert_eq!(verdicts.iter().filter(|v| **v == "deny").count(), 1, "{listing}");
+    let admit = listing["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["dev.vouch.verdict"] == "admit")
+        .unwrap();
+    let artifact = common::http(
+        &addr,
+        "GET",
+        &format!("/v2/team/app/manifests/{}", admit["digest"].as_str().unwrap()),
+        &[],
+        &[],
+    )
+    .unwrap();
+    let artifact: serde_json::Value = serde_json::from_slice(&artifact.body).unwrap();
+    assert_eq!(artifact["subject"]["digest"], team_digest.as_str());
+    let layer = artifact["layers"][0]["digest"].as_str().unwrap();
+    let attached = common::http(&addr, "GET", &format!("/v2/team/app/blobs/{layer}"), &[], &[]).unwrap();
+    let attached_path = w.join("attached.json");
+    std::fs::write(&attached_path, &attached.body).unwrap();
+    let (ok, out) = verify(&[&format!("{addr}/team/app"), "--bundle", attached_path.to_str().unwrap()]);
+    assert!(ok, "the attached bundle: {out}");
     server.kill().unwrap();
     server.wait().unwrap();
 

@@ -48,9 +48,17 @@ r = client.do_request(f"http://{addr}/v2/oras/app/referrers/{digest}")
 assert r.status_code == 200, r.text
 index = r.json()
 assert index["mediaType"] == "application/vnd.oci.image.index.v1+json", index
-refs = index["manifests"]
+# The signature-like artifact, and the admission bundles vouch attached to
+# the report: one per decision (at its push, and again when the artifact
+# about it arrived).
+refs = [m for m in index["manifests"] if m.get("artifactType") != "application/vnd.dev.vouch.admission-bundle.v1+json"]
 assert len(refs) == 1, index
 assert refs[0]["annotations"]["org.example.kind"] == "signature", refs[0]
+bundle_type = "application/vnd.dev.vouch.admission-bundle.v1+json"
+r = client.do_request(f"http://{addr}/v2/oras/app/referrers/{digest}?artifactType={bundle_type}")
+bundles = r.json()["manifests"]
+assert len(bundles) == 2 and r.headers.get("OCI-Filters-Applied") == "artifactType", (r.headers, bundles)
+assert all(b["annotations"]["dev.vouch.verdict"] == "admit" for b in bundles), bundles
 
 os.makedirs("pulled", exist_ok=True)
 files = client.pull(target=target, outdir="pulled")

@@ -115,11 +115,27 @@ pub fn admission_bundle(
     repo: &super::names::RepoName,
     digest: &vouch_ledger::entry::Digest,
 ) -> Result<Response, RegistryError> {
-    use base64::Engine as _;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let none = || RegistryError::LedgerNotFound(format!("no admission decision about {repo}@{digest}"));
     let decision = app.meta.decision(repo, digest)?.ok_or_else(none)?;
     let index = decision["ledger_index"].as_u64().ok_or_else(none)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        bundle(app, repo, digest, index)?,
+    )
+        .into_response())
+}
+
+/// The admission bundle of the decision at ledger `index` about
+/// `<repo>@<digest>`, as JSON bytes.
+pub fn bundle(
+    app: &AppState,
+    repo: &super::names::RepoName,
+    digest: &vouch_ledger::entry::Digest,
+    index: u64,
+) -> Result<Vec<u8>, RegistryError> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let none = || RegistryError::LedgerNotFound(format!("no admission decision about {repo}@{digest}"));
     let entry = app.ledger.entry(index).map_err(read_error)?.ok_or_else(none)?;
     let policy_index = match vouch_ledger::entry::Entry::decode(&entry) {
         Ok(vouch_ledger::entry::Entry::Decision(d)) => d.policy_index,
@@ -137,11 +153,7 @@ pub fn admission_bundle(
         "decision": { "entry": b64(&entry), "proof": app.ledger.tlog_proof(index).map_err(read_error)?.to_text() },
         "policy": { "entry": b64(&policy), "proof": app.ledger.tlog_proof(policy_index).map_err(read_error)?.to_text() },
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec_pretty(&bundle).expect("serialize"),
-    )
-        .into_response())
+    Ok(serde_json::to_vec_pretty(&bundle).expect("serialize"))
 }
 
 /// `GET /ledger/entry/<index>`: the entry's bytes (canonical CBOR,
