@@ -8,16 +8,17 @@
 //! other artifacts with a `subject` are *evidence*: never evaluated
 //! themselves, always served.
 
+use crate::attestation::verify_envelope;
 use crate::countersign::{Attested, Countersigner};
 use crate::policy::{Policy, Subject};
-use crate::registry::error::RegistryError;
 use crate::registry::digest::sha256_of;
+use crate::registry::error::RegistryError;
 use crate::registry::manifest::{validate, DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
-use crate::registry::meta::ManifestRecord;
 use crate::registry::meta::AdmissionState;
+use crate::registry::meta::ManifestRecord;
 use crate::registry::names::{parse_digest, RepoName};
 use crate::registry::AppState;
-use crate::signature::{signature_tag, verify_layers, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
+use crate::signature::{verify_layers, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
 use std::collections::BTreeSet;
 use vouch_ledger::entry::{DecisionEntry, DeleteEntry, Digest, Entry, PolicyEntry, TagEntry, Verdict};
 use vouch_ledger::store::Ledger;
@@ -66,7 +67,9 @@ impl Admission {
         };
         let mut keys: Vec<PublicKey> = Vec::new();
         for rule in &policy.rules {
-            for (fingerprint, key) in rule.signatures.iter().flat_map(|(ks, _)| ks) {
+            let signers = rule.signatures.iter().flat_map(|(ks, _)| ks);
+            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
+            for (fingerprint, key) in signers.chain(attesters) {
                 if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
                     keys.push(key.clone());
                 }
@@ -113,18 +116,31 @@ impl Admission {
         if record.state == AdmissionState::Evidence {
             return Ok(true);
         }
-        let (layers, evidence) = self.signature_layers(app, repo, digest).await?;
-        let mut evidence: Vec<Digest> = evidence.into_iter().collect();
+        let (layers, sig_manifest) = tagged_layers(app, repo, digest, "sig").await?;
+        let layers: Vec<SignatureLayer> = layers
+            .into_iter()
+            .map(|(layer, payload)| SignatureLayer {
+                signature: layer["annotations"][SIGNATURE_ANNOTATION].as_str().map(str::to_owned),
+                payload,
+            })
+            .collect();
+        let (envelopes, att_manifest) = tagged_layers(app, repo, digest, "att").await?;
+        let mut evidence: Vec<Digest> = sig_manifest.into_iter().chain(att_manifest).collect();
         let (signers, _problems) = verify_layers(digest, &layers, &self.keys);
+        let attested: BTreeSet<(String, String)> = envelopes
+            .iter()
+            .filter_map(|(_, envelope)| verify_envelope(digest, envelope, &self.keys).ok())
+            .flat_map(|a| a.signers.into_iter().map(move |s| (a.predicate_type.clone(), s)))
+            .collect();
         let size = record.bytes.len() as u64 + descriptor_sizes(&record.bytes);
         let subject = Subject {
             repo: repo.to_string(),
             media_type: record.media_type.clone(),
             size,
         };
-        let mut decision = self
-            .policy
-            .evaluate(&subject, &signers.into_iter().collect::<BTreeSet<_>>());
+        let mut decision =
+            self.policy
+                .evaluate_with(&subject, &signers.into_iter().collect::<BTreeSet<_>>(), &attested);
         // A manifest an admitted index lists (one platform of a multi-arch
         // image) is covered by the index's decision: signers sign the index.
         if !decision.admit {
@@ -219,36 +235,6 @@ impl Admission {
             }
         }
         Ok(decision.admit)
-    }
-
-    /// The layers of the image's `.sig` manifest, and that manifest's digest.
-    async fn signature_layers(
-        &self,
-        app: &AppState,
-        repo: &RepoName,
-        image: &Digest,
-    ) -> Result<(Vec<SignatureLayer>, Option<Digest>), RegistryError> {
-        let tag = crate::registry::names::Tag::parse(&signature_tag(image))?;
-        let Some(sig_digest) = app.meta.tag(repo, &tag)? else {
-            return Ok((Vec::new(), None));
-        };
-        let Some(sig) = app.meta.manifest(repo, &sig_digest)? else {
-            return Ok((Vec::new(), None));
-        };
-        let doc: serde_json::Value = serde_json::from_slice(&sig.bytes).unwrap_or_default();
-        let mut layers = Vec::new();
-        for layer in doc["layers"].as_array().into_iter().flatten() {
-            let Some(d) = layer["digest"].as_str().and_then(|d| parse_digest(d).ok()) else {
-                continue;
-            };
-            if !app.meta.blob_linked(repo, &d)? || app.blobs.blob_size(&d).await?.is_none_or(|s| s > MAX_PAYLOAD) {
-                continue;
-            }
-            let payload = tokio::fs::read(app.blobs.blob_path(&d)).await?;
-            let signature = layer["annotations"][SIGNATURE_ANNOTATION].as_str().map(str::to_owned);
-            layers.push(SignatureLayer { signature, payload });
-        }
-        Ok((layers, Some(sig_digest)))
     }
 }
 
@@ -356,6 +342,37 @@ async fn append(app: &AppState, entry: Entry) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// The layers of the image's `<alg>-<hex>.<suffix>` manifest (`sig`:
+/// signatures, `att`: attestations) with their blobs (each at most
+/// [`MAX_PAYLOAD`]), and that manifest's digest.
+async fn tagged_layers(
+    app: &AppState,
+    repo: &RepoName,
+    image: &Digest,
+    suffix: &str,
+) -> Result<(Vec<(serde_json::Value, Vec<u8>)>, Option<Digest>), RegistryError> {
+    let tag = crate::registry::names::Tag::parse(&format!("{}-{}.{suffix}", image.algorithm(), image.encoded()))?;
+    let Some(manifest) = app.meta.tag(repo, &tag)? else {
+        return Ok((Vec::new(), None));
+    };
+    let Some(record) = app.meta.manifest(repo, &manifest)? else {
+        return Ok((Vec::new(), None));
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&record.bytes).unwrap_or_default();
+    let mut layers = Vec::new();
+    for layer in doc["layers"].as_array().into_iter().flatten() {
+        let Some(d) = layer["digest"].as_str().and_then(|d| parse_digest(d).ok()) else {
+            continue;
+        };
+        if !app.meta.blob_linked(repo, &d)? || app.blobs.blob_size(&d).await?.is_none_or(|s| s > MAX_PAYLOAD) {
+            continue;
+        }
+        let blob = tokio::fs::read(app.blobs.blob_path(&d)).await?;
+        layers.push((layer.clone(), blob));
+    }
+    Ok((layers, Some(manifest)))
+}
+
 /// The artifact type of an attached admission bundle (`spec/bundle.md`).
 pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.vouch.admission-bundle.v1+json";
 
@@ -377,14 +394,14 @@ async fn attach_bundle(
 ) -> Result<Digest, RegistryError> {
     let bundle = crate::registry::ledger_api::bundle(app, repo, image, index)?;
     let (bundle_len, bundle_digest) = (bundle.len() as u64, sha256_of(&bundle));
-    let (stored, empty) = tokio::try_join!(
-        app.blobs.put_bytes(bundle),
-        app.blobs.put_bytes(EMPTY_JSON.to_vec())
-    )?;
+    let (stored, empty) = tokio::try_join!(app.blobs.put_bytes(bundle), app.blobs.put_bytes(EMPTY_JSON.to_vec()))?;
     debug_assert_eq!(stored, bundle_digest);
     app.meta.link_blobs_unsynced(
         repo,
-        &[(bundle_digest.clone(), bundle_len), (empty.clone(), EMPTY_JSON.len() as u64)],
+        &[
+            (bundle_digest.clone(), bundle_len),
+            (empty.clone(), EMPTY_JSON.len() as u64),
+        ],
     )?;
     let annotations = serde_json::json!({
         "dev.vouch.verdict": if admit { "admit" } else { "deny" },
@@ -413,8 +430,14 @@ async fn attach_bundle(
         &manifest[..],
         AdmissionState::Evidence,
     ));
-    app.meta
-        .put_manifest(repo, &digest, new, &[empty, bundle_digest], None, Some((image, &descriptor)))?;
+    app.meta.put_manifest(
+        repo,
+        &digest,
+        new,
+        &[empty, bundle_digest],
+        None,
+        Some((image, &descriptor)),
+    )?;
     Ok(digest)
 }
 
@@ -432,10 +455,12 @@ fn admitted_index_listing(app: &AppState, repo: &RepoName, digest: &Digest) -> R
         .map(|(d, _)| d))
 }
 
-/// The image a signature tag names: `sha256-<hex>.sig` → `sha256:<hex>`.
+/// The image a signature or attestation tag names: `sha256-<hex>.sig` or
+/// `sha256-<hex>.att` → `sha256:<hex>`.
 pub fn signed_image(tag: &str) -> Option<Digest> {
     let (alg, rest) = tag.split_once('-')?;
-    parse_digest(&format!("{alg}:{}", rest.strip_suffix(".sig")?)).ok()
+    let hex = rest.strip_suffix(".sig").or_else(|| rest.strip_suffix(".att"))?;
+    parse_digest(&format!("{alg}:{hex}")).ok()
 }
 
 /// The sizes of the blobs and manifests a manifest references.

@@ -5,6 +5,7 @@
 //! `vouch` binary (`main.rs`) is the command line over them.
 
 pub mod admission;
+pub mod attestation;
 pub mod countersign;
 pub mod data_dir;
 pub mod mirror;

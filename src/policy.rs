@@ -37,6 +37,15 @@ struct RuleFile {
     signatures: Option<SignaturesFile>,
     media_types: Option<Vec<String>>,
     max_size: Option<u64>,
+    #[serde(default)]
+    attestations: Vec<AttestationFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestationFile {
+    predicate_type: String,
+    keys: Vec<String>,
 }
 
 fn enforce() -> Mode {
@@ -92,6 +101,8 @@ pub struct Rule {
     pub media_types: Option<Vec<String>>,
     /// Largest total size (manifest plus referenced blobs) allowed.
     pub max_size: Option<u64>,
+    /// Required attestations: each predicate type, signed by one of its keys.
+    pub attestations: Vec<(String, Vec<(String, PublicKey)>)>,
 }
 
 /// A loaded policy.
@@ -207,12 +218,30 @@ impl Policy {
                     Some((named, k))
                 }
             };
+            let mut attestations = Vec::new();
+            for a in r.attestations {
+                let mut named = Vec::new();
+                for k in &a.keys {
+                    let key = keys
+                        .get(k)
+                        .ok_or_else(|| invalid(format!("rule {}: attestation: unknown key {k:?}", i + 1)))?;
+                    named.push((key.fingerprint(), key.clone()));
+                }
+                if named.is_empty() || a.predicate_type.is_empty() {
+                    return Err(invalid(format!(
+                        "rule {}: an attestation needs a predicate_type and at least one key",
+                        i + 1
+                    )));
+                }
+                attestations.push((a.predicate_type, named));
+            }
             rules.push(Rule {
                 repositories: r.repositories,
                 mode: r.mode,
                 signatures,
                 media_types: r.media_types,
                 max_size: r.max_size,
+                attestations,
             });
         }
         Ok(Self::from_rules(&file.name, rules))
@@ -236,6 +265,7 @@ impl Policy {
             signatures: Some((keys, 1)),
             media_types: None,
             max_size: None,
+            attestations: Vec::new(),
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -267,7 +297,7 @@ impl Policy {
             .rules
             .iter()
             .map(|r| {
-                serde_json::json!({
+                let mut rule = serde_json::json!({
                     "repositories": r.repositories,
                     "mode": r.mode,
                     "signatures": r.signatures.as_ref().map(|(keys, k)| serde_json::json!({
@@ -276,7 +306,22 @@ impl Policy {
                     })),
                     "media_types": r.media_types,
                     "max_size": r.max_size,
-                })
+                });
+                // Only when present, so policies without attestations keep
+                // the digests they had before attestations existed.
+                if !r.attestations.is_empty() {
+                    rule["attestations"] = r
+                        .attestations
+                        .iter()
+                        .map(|(t, keys)| {
+                            serde_json::json!({
+                                "predicate_type": t,
+                                "keys": keys.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
+                            })
+                        })
+                        .collect();
+                }
+                rule
             })
             .collect();
         serde_json::to_vec(&serde_json::json!({ "version": POLICY_VERSION, "name": self.name, "rules": rules }))
@@ -294,8 +339,20 @@ impl Policy {
     }
 
     /// Decides about `subject`, given the fingerprints of the keys whose
-    /// signatures on it verified.
+    /// signatures on it verified (and no attestations).
     pub fn evaluate(&self, subject: &Subject, signers: &BTreeSet<String>) -> Decision {
+        self.evaluate_with(subject, signers, &BTreeSet::new())
+    }
+
+    /// Decides about `subject`, given the fingerprints of the keys whose
+    /// signatures on it verified, and its verified attestations as
+    /// (predicate type, signer fingerprint) pairs.
+    pub fn evaluate_with(
+        &self,
+        subject: &Subject,
+        signers: &BTreeSet<String>,
+        attested: &BTreeSet<(String, String)>,
+    ) -> Decision {
         let Some((index, rule)) = self
             .rules
             .iter()
@@ -325,6 +382,17 @@ impl Policy {
                     "needs signatures by {k} of {} trusted keys, has {}",
                     keys.len(),
                     counted.len()
+                ));
+            }
+        }
+        for (predicate_type, keys) in &rule.attestations {
+            let found = keys
+                .iter()
+                .any(|(f, _)| attested.contains(&(predicate_type.clone(), f.clone())));
+            if !found {
+                failures.push(format!(
+                    "needs a {predicate_type} attestation signed by one of {} trusted keys",
+                    keys.len()
                 ));
             }
         }

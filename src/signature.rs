@@ -192,7 +192,8 @@ impl PublicKey {
         format!("{kind}:{}", crate::registry::digest::sha256_of(&der))
     }
 
-    fn verifies(&self, payload: &[u8], signature: &[u8]) -> bool {
+    /// Whether `signature` over `message` verifies with this key.
+    pub fn verifies(&self, payload: &[u8], signature: &[u8]) -> bool {
         match self {
             PublicKey::EcdsaP256(k) => {
                 use p256::ecdsa::signature::Verifier as _;

@@ -220,7 +220,9 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
     let listing = common::http(
         &addr,
         "GET",
-        &format!("/v2/team/app/referrers/{team_digest}?artifactType=application/vnd.dev.vouch.admission-bundle.v1%2Bjson"),
+        &format!(
+            "/v2/team/app/referrers/{team_digest}?artifactType=application/vnd.dev.vouch.admission-bundle.v1%2Bjson"
+        ),
         &[],
         &[],
     )
@@ -350,6 +352,103 @@ fn by_default_nothing_unsigned_is_admitted_and_trust_key_admits_what_it_signed()
     assert!(ok, "{out}");
     let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
     assert!(ok, "{out}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn a_rule_requiring_an_sbom_attestation_admits_only_once_an_independent_attester_adds_it() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let vouch = env!("CARGO_BIN_EXE_vouch");
+    let (ok, out) = run(Command::new(vouch).args(["keygen", "--out"]).arg(w.join("team")));
+    assert!(ok, "{out}");
+    let signer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_sign.py");
+    let attester = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_attest.py");
+    let (ok, out) = run(Command::new("python3").arg(signer).arg("keygen").arg(w));
+    assert!(ok, "{out}");
+    let spdx = "https://spdx.dev/Document";
+    std::fs::write(
+        w.join("policy.toml"),
+        format!(
+            "version = 1\nname = \"signed with sbom\"\n[keys]\nteam = \"team.pub\"\nsbom = \"independent.pub\"\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"team\"] }}\n\
+             attestations = [{{ predicate_type = \"{spdx}\", keys = [\"sbom\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    let data = w.join("data");
+    let policy = w.join("policy.toml");
+    let (mut server, addr) = common::start_server(&data, &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let image = format!("docker://{addr}/sbom/app:v1");
+    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "sbom"), &image]);
+    assert!(ok, "{out}");
+    let digest = common::http(
+        &addr,
+        "HEAD",
+        "/v2/sbom/app/manifests/v1",
+        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+        &[],
+    )
+    .unwrap()
+    .header("docker-content-digest")
+    .unwrap()
+    .to_owned();
+    let denied = |why: &str| {
+        let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+        assert!(!ok && out.contains(why), "expected DENIED naming {why:?}: {out}");
+    };
+    denied(&format!("needs a {spdx} attestation signed by one of 1 trusted keys"));
+
+    // Signed, but not yet attested.
+    let (ok, out) = run(Command::new(vouch)
+        .args(["sign", &format!("{addr}/sbom/app:v1"), "--key"])
+        .arg(w.join("team.key")));
+    assert!(ok, "{out}");
+    denied(&format!("needs a {spdx} attestation"));
+    // An attestation of another predicate type does not count.
+    let attest = |predicate: &str| {
+        run(Command::new("python3")
+            .arg(attester)
+            .args([&addr, "sbom/app", &digest])
+            .arg(w)
+            .arg(predicate))
+    };
+    let (ok, out) = attest("https://cyclonedx.org/bom");
+    assert!(ok, "{out}");
+    denied(&format!("needs a {spdx} attestation"));
+    // The SPDX attestation, appended to the same .att manifest, admits it.
+    let (ok, out) = attest(spdx);
+    assert!(ok, "{out}");
+    let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+    assert!(ok, "{out}");
+
+    // The admit decision names both the .sig and the .att manifest.
+    let size = {
+        let c = common::http(&addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap();
+        String::from_utf8(c.body)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let last_decision = (0..size)
+        .rev()
+        .find_map(|i| {
+            let e = common::http(&addr, "GET", &format!("/ledger/entry/{i}"), &[], &[]).unwrap();
+            match vouch_ledger::entry::Entry::decode(&e.body).unwrap() {
+                vouch_ledger::entry::Entry::Decision(d) => Some(d),
+                _ => None,
+            }
+        })
+        .unwrap();
+    assert_eq!(last_decision.verdict, vouch_ledger::entry::Verdict::Admit);
+    assert_eq!(last_decision.evidence.len(), 2, "{last_decision:?}");
     server.kill().unwrap();
     server.wait().unwrap();
 }

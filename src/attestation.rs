@@ -1,0 +1,185 @@
+//! in-toto attestations in DSSE envelopes, as cosign attaches them in the
+//! tag scheme (spec/signatures.md, "Attestations"): layers of the image's
+//! `<alg>-<hex>.att` manifest, each blob a DSSE envelope
+//!
+//! ```json
+//! {"payloadType": "application/vnd.in-toto+json",
+//!  "payload": "<base64 of an in-toto Statement>",
+//!  "signatures": [{"keyid": "", "sig": "<base64>"}]}
+//! ```
+//!
+//! signed over the DSSE pre-authentication encoding of the payload type and
+//! the payload bytes. The Statement names the image among its `subject`s
+//! and carries a `predicateType` (SPDX, CycloneDX, SLSA provenance, ...).
+
+use crate::signature::PublicKey;
+use base64::Engine as _;
+use vouch_ledger::entry::Digest;
+
+/// The DSSE payload type of in-toto Statements.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// Media type of a DSSE envelope layer.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// DSSE v1 pre-authentication encoding:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`.
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    [
+        format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), body.len()).as_bytes(),
+        body,
+    ]
+    .concat()
+}
+
+/// Why an attestation does not count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttestationProblem {
+    /// Not a DSSE envelope of an in-toto Statement.
+    #[error("not a DSSE envelope of an in-toto statement")]
+    NotInToto,
+    /// The Statement does not name this image among its subjects.
+    #[error("attests {predicate_type} for other subjects, not this image")]
+    OtherSubject {
+        /// Its predicate type.
+        predicate_type: String,
+    },
+    /// No trusted key signed it.
+    #[error("{predicate_type} attestation not signed by any trusted key")]
+    Untrusted {
+        /// Its predicate type.
+        predicate_type: String,
+    },
+}
+
+/// A verified attestation: its predicate type and the fingerprints of the
+/// trusted keys that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attested {
+    /// The Statement's `predicateType`.
+    pub predicate_type: String,
+    /// Fingerprints of the trusted keys whose signatures verified.
+    pub signers: Vec<String>,
+}
+
+/// Verifies one DSSE envelope about `image` against `keys`.
+pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let env: serde_json::Value = serde_json::from_slice(envelope).map_err(|_| AttestationProblem::NotInToto)?;
+    if env["payloadType"].as_str() != Some(IN_TOTO) {
+        return Err(AttestationProblem::NotInToto);
+    }
+    let payload = env["payload"]
+        .as_str()
+        .and_then(|p| b64.decode(p).ok())
+        .ok_or(AttestationProblem::NotInToto)?;
+    let statement: serde_json::Value = serde_json::from_slice(&payload).map_err(|_| AttestationProblem::NotInToto)?;
+    let predicate_type = statement["predicateType"]
+        .as_str()
+        .ok_or(AttestationProblem::NotInToto)?
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let names_image = statement["subject"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| s["digest"][image.algorithm()].as_str() == Some(image.encoded()));
+    if !names_image {
+        return Err(AttestationProblem::OtherSubject { predicate_type });
+    }
+    let signed = pae(IN_TOTO, &payload);
+    let mut signers: Vec<String> = Vec::new();
+    for sig in env["signatures"].as_array().into_iter().flatten() {
+        let Some(sig) = sig["sig"].as_str().and_then(|s| b64.decode(s).ok()) else {
+            continue;
+        };
+        for key in keys.iter().filter(|k| k.verifies(&signed, &sig)) {
+            let f = key.fingerprint();
+            if !signers.contains(&f) {
+                signers.push(f);
+            }
+        }
+    }
+    if signers.is_empty() {
+        return Err(AttestationProblem::Untrusted { predicate_type });
+    }
+    Ok(Attested {
+        predicate_type,
+        signers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::Signer as _;
+
+    fn envelope(statement: &serde_json::Value, key: &p256::ecdsa::SigningKey) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let payload = serde_json::to_vec(statement).unwrap();
+        let sig: p256::ecdsa::Signature = key.sign(&pae(IN_TOTO, &payload));
+        serde_json::to_vec(&serde_json::json!({
+            "payloadType": IN_TOTO,
+            "payload": b64.encode(&payload),
+            "signatures": [{ "keyid": "", "sig": b64.encode(sig.to_der().as_bytes()) }],
+        }))
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        /// Any bytes, and any envelope with arbitrary payload and signature
+        /// strings, give an answer, never a panic.
+        #[test]
+        fn never_panics(bytes: Vec<u8>, payload: Vec<u8>, sig: String, ty: String) {
+            let image = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+            let keys = [PublicKey::EcdsaP256(*p256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap().verifying_key())];
+            let _ = verify_envelope(&image, &bytes, &keys);
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let env = serde_json::json!({
+                "payloadType": if ty.is_empty() { IN_TOTO.to_owned() } else { ty },
+                "payload": b64.encode(&payload),
+                "signatures": [{ "sig": sig }, { "sig": b64.encode(&bytes) }],
+            });
+            let _ = verify_envelope(&image, &serde_json::to_vec(&env).unwrap(), &keys);
+        }
+    }
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // From the DSSE protocol document.
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+    }
+
+    #[test]
+    fn a_signed_statement_about_the_image_verifies_and_others_do_not() {
+        let image = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let key = p256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap();
+        let trusted = [PublicKey::EcdsaP256(*key.verifying_key())];
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{ "name": "team/app", "digest": { "sha256": "ab".repeat(32) } }],
+            "predicateType": "https://spdx.dev/Document",
+            "predicate": {},
+        });
+        let ok = verify_envelope(&image, &envelope(&statement, &key), &trusted).unwrap();
+        assert_eq!(ok.predicate_type, "https://spdx.dev/Document");
+        assert_eq!(ok.signers, vec![trusted[0].fingerprint()]);
+        let other = Digest::parse(&format!("sha256:{}", "cd".repeat(32))).unwrap();
+        assert!(matches!(
+            verify_envelope(&other, &envelope(&statement, &key), &trusted),
+            Err(AttestationProblem::OtherSubject { .. })
+        ));
+        let stranger = p256::ecdsa::SigningKey::from_slice(&[4; 32]).unwrap();
+        assert!(matches!(
+            verify_envelope(&image, &envelope(&statement, &stranger), &trusted),
+            Err(AttestationProblem::Untrusted { .. })
+        ));
+        assert_eq!(
+            verify_envelope(&image, b"{}", &trusted),
+            Err(AttestationProblem::NotInToto)
+        );
+    }
+}
