@@ -188,34 +188,26 @@ impl Admission {
             "policy": self.policy_digest.as_str(),
             "ledger_index": index,
         });
-        // Beside the decision: its admission bundle, attached to the image
-        // as a referrer, and on admit vouch's countersignature; written side
-        // by side, each durable before the state is recorded.
-        let attested = Attested {
-            ledger_index: index,
-            checkpoint_size: app.ledger.size(),
-            policy: &self.policy_digest,
-            policy_index: self.policy_index,
-        };
-        let countersign = async {
-            match (decision.admit, &self.countersigner) {
-                (true, Some(c)) => c.countersign(app, repo, digest, &attested).await.map(Some),
-                _ => Ok(None),
-            }
-        };
-        let (bundle, countersignature) = tokio::try_join!(
-            attach_bundle(app, repo, digest, &record, index, decision.admit),
-            countersign
-        )?;
-        summary["bundle"] = bundle.as_str().into();
-        if let Some(sig) = countersignature {
+        // On admit, vouch's countersignature, durable before the state is
+        // recorded (so whoever sees the image admitted finds it).
+        if let (true, Some(c)) = (decision.admit, &self.countersigner) {
+            let attested = Attested {
+                ledger_index: index,
+                checkpoint_size: app.ledger.size(),
+                policy: &self.policy_digest,
+                policy_index: self.policy_index,
+            };
+            let sig = c.countersign(app, repo, digest, &attested).await?;
             summary["countersignature"] = sig.as_str().into();
         }
-        // Commit point: the state is recorded last. A crash before it leaves
-        // the image pending (never served), with the decision (and perhaps a
-        // countersignature) already durable; pending images are decided
-        // again at the next start, logging a new decision.
-        app.meta.set_state(repo, digest, state, Some(&summary))?;
+        // Commit point: the state is recorded last, with the decision queued
+        // for its bundle to be attached as a referrer (`attach_pending`,
+        // off the request path). A crash before it leaves the image pending
+        // (never served), with the decision (and perhaps a countersignature)
+        // already durable; pending images are decided again at the next
+        // start, logging a new decision.
+        app.meta
+            .set_state(repo, digest, state, Some(&summary), Some((index, decision.admit)))?;
         tally.evaluated += 1;
         if decision.admit {
             tally.admitted += 1;
@@ -247,6 +239,28 @@ pub enum Scope {
     Quarantined,
     /// Every image, admitted ones too (the operator's explicit re-evaluation).
     All,
+}
+
+impl Admission {
+    /// Attaches the bundles of decisions queued since (`spec/bundle.md`),
+    /// oldest image keys first, each durable before it leaves the queue, so
+    /// a crash only delays them. Returns how many were attached.
+    pub async fn attach_pending(&self, app: &AppState) -> Result<usize, RegistryError> {
+        let pending = app.meta.pending_bundles(256)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let _gc = app.gc_lock.read().await;
+        let mut n = 0;
+        for (repo, digest, index, admit) in pending {
+            if let Some(record) = app.meta.manifest(&repo, &digest)? {
+                attach_bundle(app, &repo, &digest, &record, index, admit).await?;
+                n += 1;
+            }
+            app.meta.bundle_attached(&repo, &digest, index)?;
+        }
+        Ok(n)
+    }
 }
 
 /// What a re-evaluation did.

@@ -325,6 +325,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             ),
         }
         spawn_upload_sweeper(state.clone(), std::time::Duration::from_secs(args.upload_ttl));
+        spawn_bundle_attacher(state.clone());
         // Peer addresses reach the handlers, for the per-client limits.
         let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         println!("ledger verifier key: {}", opened.ledger.verifier());
@@ -385,6 +386,22 @@ fn spawn_upload_sweeper(state: Arc<AppState>, ttl: std::time::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired upload sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+            }
+        }
+    });
+}
+
+/// Attaches queued admission bundles to their images as referrers, a few
+/// times a second (off the push path; the queue is durable).
+fn spawn_bundle_attacher(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            every.tick().await;
+            if let Some(admission) = &state.admission {
+                if let Err(e) = admission.attach_pending(&state).await {
+                    tracing::warn!(error = %e, "attaching admission bundles failed; will retry");
+                }
             }
         }
     });

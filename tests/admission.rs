@@ -217,17 +217,19 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
     )
     .unwrap();
     let team_digest = head.header("docker-content-digest").unwrap().to_owned();
-    let listing = common::http(
-        &addr,
-        "GET",
-        &format!(
-            "/v2/team/app/referrers/{team_digest}?artifactType=application/vnd.dev.vouch.admission-bundle.v1%2Bjson"
-        ),
-        &[],
-        &[],
-    )
-    .unwrap();
-    let listing: serde_json::Value = serde_json::from_slice(&listing.body).unwrap();
+    // They are attached off the push path, within a fraction of a second.
+    let path = format!(
+        "/v2/team/app/referrers/{team_digest}?artifactType=application/vnd.dev.vouch.admission-bundle.v1%2Bjson"
+    );
+    let mut listing = serde_json::Value::Null;
+    for _ in 0..50 {
+        let r = common::http(&addr, "GET", &path, &[], &[]).unwrap();
+        listing = serde_json::from_slice(&r.body).unwrap();
+        if listing["manifests"].as_array().is_some_and(|m| m.len() == 2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let verdicts: Vec<&str> = listing["manifests"]
         .as_array()
         .unwrap()

@@ -9,6 +9,7 @@ Exits non-zero with the reason on any mismatch.
 """
 import hashlib
 import json
+import time
 import os
 import sys
 
@@ -55,8 +56,13 @@ refs = [m for m in index["manifests"] if m.get("artifactType") != "application/v
 assert len(refs) == 1, index
 assert refs[0]["annotations"]["org.example.kind"] == "signature", refs[0]
 bundle_type = "application/vnd.dev.vouch.admission-bundle.v1+json"
-r = client.do_request(f"http://{addr}/v2/oras/app/referrers/{digest}?artifactType={bundle_type}")
-bundles = r.json()["manifests"]
+# Bundles are attached off the push path, within a fraction of a second.
+for _ in range(50):
+    r = client.do_request(f"http://{addr}/v2/oras/app/referrers/{digest}?artifactType={bundle_type}")
+    bundles = r.json()["manifests"]
+    if len(bundles) == 2:
+        break
+    time.sleep(0.1)
 assert len(bundles) == 2 and r.headers.get("OCI-Filters-Applied") == "artifactType", (r.headers, bundles)
 assert all(b["annotations"]["dev.vouch.verdict"] == "admit" for b in bundles), bundles
 

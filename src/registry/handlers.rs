@@ -702,7 +702,8 @@ async fn put_manifest(
         match evidence_for {
             Some(image) => {
                 if prior.is_some_and(|s| s != AdmissionState::Evidence) {
-                    app.meta.set_state(repo, &digest, AdmissionState::Evidence, None)?;
+                    app.meta
+                        .set_state(repo, &digest, AdmissionState::Evidence, None, None)?;
                 }
                 admission.evaluate(app, repo, &image).await?;
                 admission_state = Some(AdmissionState::Evidence);

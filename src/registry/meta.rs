@@ -14,6 +14,10 @@
 //! reg_decisions   <repo> 0x00 <digest>      -> decision JSON      the latest decision's summary
 //! reg_policies    <policy digest>           -> u64 BE index       policies logged, by ledger index
 //! reg_state       <name>                    -> value              markers (below)
+//! reg_attach      <repo> 0x00 <digest> 0x00 <u64 BE ledger index>
+//!                                           -> verdict (1 admit, 0 deny)
+//!                                                                 decisions whose bundle is not yet
+//!                                                                 attached as a referrer
 //!
 //! manifest record: 0x01 (record version) || state (0 pending, 1 admitted, 2 denied, 3 evidence)
 //!                  || u16 BE media type length || media type || the manifest's exact bytes
@@ -43,6 +47,7 @@ const CF_DECISIONS: &str = "reg_decisions";
 const CF_POLICIES: &str = "reg_policies";
 const CF_REFS: &str = "reg_refs";
 const CF_STATE: &str = "reg_state";
+const CF_ATTACH: &str = "reg_attach";
 const RECORD_VERSION: u8 = 1;
 
 /// The registry's column families, to open with the ledger's.
@@ -58,6 +63,7 @@ pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
         CF_POLICIES,
         CF_REFS,
         CF_STATE,
+        CF_ATTACH,
     ]
     .into_iter()
     .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
@@ -494,6 +500,7 @@ impl Meta {
         digest: &Digest,
         state: AdmissionState,
         decision: Option<&serde_json::Value>,
+        bundle: Option<(u64, bool)>,
     ) -> Result<(), RegistryError> {
         let k = key(repo, digest.as_str());
         let mut record = self
@@ -510,7 +517,44 @@ impl Meta {
                 serde_json::to_vec(d).expect("serialize a JSON value"),
             );
         }
+        if let Some((index, admit)) = bundle {
+            let pending = [&k[..], &[0], &index.to_be_bytes()].concat();
+            b.put_cf(self.cf(CF_ATTACH), pending, [u8::from(admit)]);
+        }
         self.db.write(b)?;
+        Ok(())
+    }
+
+    /// Up to `limit` decisions whose bundle still has to be attached:
+    /// repository, digest, ledger index, whether it admitted.
+    pub fn pending_bundles(&self, limit: usize) -> Result<Vec<(RepoName, Digest, u64, bool)>, RegistryError> {
+        let corrupt = || RegistryError::Internal("a pending bundle key is corrupt".into());
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_ATTACH), rocksdb::IteratorMode::Start)
+            .take(limit)
+        {
+            let (k, v) = item?;
+            let (head, index) = k.split_at(k.len().checked_sub(9).ok_or_else(corrupt)?);
+            let index = u64::from_be_bytes(index[1..].try_into().map_err(|_| corrupt())?);
+            let (repo, digest) = split_key(head)?;
+            out.push((
+                RepoName::parse(repo)?,
+                super::names::parse_digest(digest)?,
+                index,
+                v.first() == Some(&1),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Forgets a pending bundle (attached, or its image is gone).
+    pub fn bundle_attached(&self, repo: &RepoName, digest: &Digest, index: u64) -> Result<(), RegistryError> {
+        let k = [key(repo, digest.as_str()), vec![0], index.to_be_bytes().to_vec()].concat();
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(CF_ATTACH), k);
+        self.db.write_opt(b, &synced())?;
         Ok(())
     }
 
