@@ -2,9 +2,11 @@
 # Side-by-side benchmark of vouch and CNCF distribution (Debian's
 # docker-registry), same machine, same run, both on loopback with their data
 # on the same disk. Prints a markdown table (figures and vouch/distribution
-# ratios). BENCH_SECS sets the wrk duration (default 10).
+# ratios). BENCH_SECS sets the wrk duration (default 10); VOUCH_SERVE_FLAGS
+# adds flags to `vouch serve` (e.g. --no-countersign).
 #
 #   benches/compare.sh
+#   VOUCH_SERVE_FLAGS=--no-countersign benches/compare.sh
 #
 # vouch fsyncs every blob, chunk and manifest before acknowledging it;
 # distribution's filesystem driver does not fsync. Both run in open mode
@@ -21,9 +23,11 @@ trap cleanup EXIT
 
 # vouch, on a free port chosen by the OS.
 # The open policy admits the unsigned benchmark images; every decision is
-# still appended (fsync'd) to the ledger, work distribution does not do.
+# still appended (fsync'd) to the ledger and, unless --no-countersign,
+# countersigned: work distribution does not do.
+# shellcheck disable=SC2086
 target/release/vouch serve --listen 127.0.0.1:0 --data "$work/vouch" --policy spec/examples/policy-open.toml \
-  >"$work/vouch.out" 2>"$work/vouch.err" &
+  ${VOUCH_SERVE_FLAGS:-} >"$work/vouch.out" 2>"$work/vouch.err" &
 vpid=$!
 for _ in $(seq 50); do grep -q '^listening on' "$work/vouch.out" 2>/dev/null && break; sleep 0.1; done
 vaddr=$(sed -n 's/^listening on //p' "$work/vouch.out")
