@@ -36,6 +36,7 @@ pub struct Admission {
     /// The ledger index of its `policy` entry.
     pub policy_index: u64,
     keys: Vec<PublicKey>,
+    identities: Vec<(String, crate::policy::IdentityMatcher)>,
     countersigner: Option<Countersigner>,
 }
 
@@ -66,9 +67,21 @@ impl Admission {
             }
         };
         let mut keys: Vec<PublicKey> = Vec::new();
+        let mut identities = Vec::new();
         for rule in &policy.rules {
             let signers = rule.signatures.iter().flat_map(|(ks, _)| ks);
-            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
+            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks).map(|(f, k)| (f, k));
+            for (f, a) in rule.signatures.iter().flat_map(|(ks, _)| ks) {
+                if let crate::policy::Authority::Identity(m) = a {
+                    if !identities.iter().any(|(g, _)| g == f) {
+                        identities.push((f.clone(), m.clone()));
+                    }
+                }
+            }
+            let signers = signers.filter_map(|(f, a)| match a {
+                crate::policy::Authority::Key(k) => Some((f, k)),
+                crate::policy::Authority::Identity(_) => None,
+            });
             for (fingerprint, key) in signers.chain(attesters) {
                 if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
                     keys.push(key.clone());
@@ -80,8 +93,35 @@ impl Admission {
             policy_digest,
             policy_index,
             keys,
+            identities,
             countersigner: None,
         })
+    }
+
+    /// The policy's keyless identities that signed `image`: each `.sig`
+    /// layer with a certificate, verified offline against the policy's
+    /// trusted root (`keyless.rs`).
+    fn keyless_signers(&self, image: &Digest, layers: &[(serde_json::Value, Vec<u8>)]) -> Vec<String> {
+        let Some(root) = &self.policy.trusted_root else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (layer, payload) in layers {
+            let annotations = &layer["annotations"];
+            if annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_none() {
+                continue;
+            }
+            match crate::keyless::verify(root, image, annotations, payload) {
+                Ok(id) => out.extend(
+                    self.identities
+                        .iter()
+                        .filter(|(_, m)| m.matches(&id))
+                        .map(|(f, _)| f.clone()),
+                ),
+                Err(e) => tracing::info!(%image, error = %e, "keyless signature not counted"),
+            }
+        }
+        out
     }
 
     /// Countersigns every image admitted from now on (`countersign.rs`).
@@ -117,6 +157,7 @@ impl Admission {
             return Ok(true);
         }
         let (layers, sig_manifest) = tagged_layers(app, repo, digest, "sig").await?;
+        let keyless = self.keyless_signers(digest, &layers);
         let layers: Vec<SignatureLayer> = layers
             .into_iter()
             .map(|(layer, payload)| SignatureLayer {
@@ -138,9 +179,8 @@ impl Admission {
             media_type: record.media_type.clone(),
             size,
         };
-        let mut decision =
-            self.policy
-                .evaluate_with(&subject, &signers.into_iter().collect::<BTreeSet<_>>(), &attested);
+        let signers: BTreeSet<String> = signers.into_iter().chain(keyless).collect();
+        let mut decision = self.policy.evaluate_with(&subject, &signers, &attested);
         // A manifest an admitted index lists (one platform of a multi-arch
         // image) is covered by the index's decision: signers sign the index.
         if !decision.admit {

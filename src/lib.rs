@@ -8,6 +8,7 @@ pub mod admission;
 pub mod attestation;
 pub mod countersign;
 pub mod data_dir;
+pub mod keyless;
 pub mod mirror;
 pub mod policy;
 pub mod registry;

@@ -24,6 +24,9 @@ struct PolicyFile {
     name: String,
     #[serde(default)]
     keys: BTreeMap<String, String>,
+    trusted_root: Option<String>,
+    #[serde(default)]
+    identities: BTreeMap<String, IdentityFile>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
 }
@@ -39,6 +42,62 @@ struct RuleFile {
     max_size: Option<u64>,
     #[serde(default)]
     attestations: Vec<AttestationFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    issuer: String,
+    subject: Option<String>,
+    subject_regex: Option<String>,
+}
+
+/// Who may sign: a public key, or a keyless identity (a Fulcio
+/// certificate's OIDC issuer and subject).
+#[derive(Debug, Clone)]
+pub enum Authority {
+    /// A public key.
+    Key(PublicKey),
+    /// A keyless identity.
+    Identity(IdentityMatcher),
+}
+
+/// A keyless identity a policy trusts.
+#[derive(Debug, Clone)]
+pub struct IdentityMatcher {
+    /// The OIDC issuer, exactly.
+    pub issuer: String,
+    /// The subject (SAN): exactly, or a whole-string regex.
+    pub subject: SubjectMatch,
+}
+
+/// How a subject is matched.
+#[derive(Debug, Clone)]
+pub enum SubjectMatch {
+    /// Equal to this.
+    Exact(String),
+    /// Matched in full by this regex (written without anchors).
+    Regex(String, regex::Regex),
+}
+
+impl IdentityMatcher {
+    /// Whether a verified identity is this one.
+    pub fn matches(&self, identity: &crate::keyless::Identity) -> bool {
+        identity.issuer == self.issuer
+            && match &self.subject {
+                SubjectMatch::Exact(s) => &identity.subject == s,
+                SubjectMatch::Regex(_, r) => r.is_match(&identity.subject),
+            }
+    }
+
+    /// Its stable name in policies' canonical form and in decisions:
+    /// `keyless:<issuer>|<subject>` or `keyless:<issuer>|~<regex>`.
+    pub fn fingerprint(&self) -> String {
+        match &self.subject {
+            SubjectMatch::Exact(s) => format!("keyless:{}|{s}", self.issuer),
+            SubjectMatch::Regex(r, _) => format!("keyless:{}|~{r}", self.issuer),
+        }
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -96,7 +155,7 @@ pub struct Rule {
     /// Enforce or warn.
     pub mode: Mode,
     /// Required signers (fingerprints) and how many of them.
-    pub signatures: Option<(Vec<(String, PublicKey)>, u32)>,
+    pub signatures: Option<(Vec<(String, Authority)>, u32)>,
     /// Allowed manifest media types (any if `None`).
     pub media_types: Option<Vec<String>>,
     /// Largest total size (manifest plus referenced blobs) allowed.
@@ -110,6 +169,8 @@ pub struct Rule {
 pub struct Policy {
     /// Its name.
     pub name: String,
+    /// The Sigstore trusted root keyless signatures are checked against.
+    pub trusted_root: Option<crate::keyless::TrustedRoot>,
     /// Its rules, in order: the first whose glob matches applies.
     pub rules: Vec<Rule>,
     canonical: Vec<u8>,
@@ -192,6 +253,48 @@ impl Policy {
                 PublicKey::from_pem(&pem).map_err(|e| invalid(format!("key {name}: {e}")))?,
             );
         }
+        let trusted_root = match &file.trusted_root {
+            None => None,
+            Some(value) => {
+                let bytes =
+                    std::fs::read(base.join(value)).map_err(|e| invalid(format!("trusted_root {value}: {e}")))?;
+                Some(
+                    crate::keyless::TrustedRoot::parse(&bytes)
+                        .map_err(|e| invalid(format!("trusted_root {value}: {e}")))?,
+                )
+            }
+        };
+        let mut identities = BTreeMap::new();
+        for (name, id) in &file.identities {
+            if keys.contains_key(name) {
+                return Err(invalid(format!("{name:?} is both a key and an identity")));
+            }
+            if trusted_root.is_none() {
+                return Err(invalid(format!(
+                    "identity {name}: keyless identities need trusted_root (a Sigstore trusted_root.json)"
+                )));
+            }
+            let subject = match (&id.subject, &id.subject_regex) {
+                (Some(s), None) => SubjectMatch::Exact(s.clone()),
+                (None, Some(r)) => SubjectMatch::Regex(
+                    r.clone(),
+                    regex::Regex::new(&format!("^(?:{r})$"))
+                        .map_err(|e| invalid(format!("identity {name}: subject_regex: {e}")))?,
+                ),
+                _ => {
+                    return Err(invalid(format!(
+                        "identity {name}: give exactly one of subject and subject_regex"
+                    )))
+                }
+            };
+            identities.insert(
+                name.clone(),
+                IdentityMatcher {
+                    issuer: id.issuer.clone(),
+                    subject,
+                },
+            );
+        }
         let mut rules = Vec::new();
         for (i, r) in file.rules.into_iter().enumerate() {
             let signatures = match r.signatures {
@@ -199,10 +302,14 @@ impl Policy {
                 Some(s) => {
                     let mut named = Vec::new();
                     for k in &s.keys {
-                        let key = keys
-                            .get(k)
-                            .ok_or_else(|| invalid(format!("rule {}: unknown key {k:?}", i + 1)))?;
-                        named.push((key.fingerprint(), key.clone()));
+                        let authority = match (keys.get(k), identities.get(k)) {
+                            (Some(key), _) => (key.fingerprint(), Authority::Key(key.clone())),
+                            (None, Some(id)) => (id.fingerprint(), Authority::Identity(id.clone())),
+                            (None, None) => {
+                                return Err(invalid(format!("rule {}: unknown key or identity {k:?}", i + 1)))
+                            }
+                        };
+                        named.push(authority);
                     }
                     let n = named.len() as u32;
                     let k = match s.threshold.unwrap_or(Threshold::AtLeast(1)) {
@@ -244,7 +351,10 @@ impl Policy {
                 attestations,
             });
         }
-        Ok(Self::from_rules(&file.name, rules))
+        let mut policy = Self::from_rules(&file.name, rules);
+        policy.trusted_root = trusted_root;
+        policy.canonical = policy.canonical_form();
+        Ok(policy)
     }
 
     /// The policy in force when none is given: no rules, so nothing is
@@ -258,7 +368,7 @@ impl Policy {
 
     /// `--trust-key`: every repository needs a signature by one of `keys`.
     pub fn trusting(keys: Vec<PublicKey>) -> Policy {
-        let keys: Vec<(String, PublicKey)> = keys.into_iter().map(|k| (k.fingerprint(), k)).collect();
+        let keys: Vec<(String, Authority)> = keys.into_iter().map(|k| (k.fingerprint(), Authority::Key(k))).collect();
         let rule = Rule {
             repositories: "**".into(),
             mode: Mode::Enforce,
@@ -273,6 +383,7 @@ impl Policy {
     fn from_rules(name: &str, rules: Vec<Rule>) -> Policy {
         let mut policy = Policy {
             name: name.to_owned(),
+            trusted_root: None,
             rules,
             canonical: Vec::new(),
         };
@@ -324,8 +435,13 @@ impl Policy {
                 rule
             })
             .collect();
-        serde_json::to_vec(&serde_json::json!({ "version": POLICY_VERSION, "name": self.name, "rules": rules }))
-            .expect("serialize a JSON value")
+        let mut doc = serde_json::json!({ "version": POLICY_VERSION, "name": self.name, "rules": rules });
+        // Only when present, so policies without keyless identities keep
+        // their digests.
+        if let Some(root) = &self.trusted_root {
+            doc["trusted_root"] = root.digest.as_str().into();
+        }
+        serde_json::to_vec(&doc).expect("serialize a JSON value")
     }
 
     /// The canonical document's bytes.

@@ -454,3 +454,117 @@ fn a_rule_requiring_an_sbom_attestation_admits_only_once_an_independent_attester
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn keyless_signatures_are_verified_offline_against_the_trusted_root() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keyless_sign.py");
+    let (ok, out) = run(Command::new("python3").arg(script).arg("setup").arg(w));
+    assert!(ok, "{out}");
+    let (issuer, subject) = ("https://issuer.test", "dev@example.test");
+    std::fs::write(
+        w.join("policy.toml"),
+        format!(
+            "version = 1\nname = \"keyless\"\ntrusted_root = \"trusted_root.json\"\n\
+             [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
+             ci = {{ issuer = \"https://ci.test\", subject_regex = \"https://ci\\\\.test/team/.*\" }}\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\", \"ci\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let mut digests = Vec::new();
+    for name in ["keyless", "keyless-ci"] {
+        let image = format!("docker://{addr}/{name}/app:v1");
+        let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, name), &image]);
+        assert!(ok, "{out}");
+        let head = common::http(
+            &addr,
+            "HEAD",
+            &format!("/v2/{name}/app/manifests/v1"),
+            &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+            &[],
+        )
+        .unwrap();
+        digests.push(head.header("docker-content-digest").unwrap().to_owned());
+    }
+    let sign = |repo: &str, digest: &str, email: &str, issuer: &str, variant: &str| {
+        let (ok, out) = run(Command::new("python3")
+            .arg(script)
+            .args(["sign", &addr, repo, digest])
+            .arg(w)
+            .args([email, issuer, variant]));
+        assert!(ok, "{out}");
+    };
+    let admitted = |repo: &str| skopeo(&["inspect", "--tls-verify=false", &format!("docker://{addr}/{repo}:v1")]).0;
+
+    // Each of these is refused, and the image stays quarantined: another
+    // subject, another issuer, a certificate expired when the entry was
+    // logged, a tampered log entry, a log the trusted root does not list.
+    for (email, iss, variant) in [
+        ("eve@example.test", issuer, ""),
+        (subject, "https://evil.test", ""),
+        (subject, issuer, "expired"),
+        (subject, issuer, "bad-set"),
+        (subject, issuer, "other-log"),
+    ] {
+        sign("keyless/app", &digests[0], email, iss, variant);
+        assert!(!admitted("keyless/app"), "{email} {iss} {variant} must not admit");
+    }
+    // The right identity admits, the other rejected layers notwithstanding.
+    sign("keyless/app", &digests[0], subject, issuer, "");
+    assert!(admitted("keyless/app"));
+    // A subject matched by the regex identity admits too; one outside it not.
+    sign(
+        "keyless-ci/app",
+        &digests[1],
+        "https://ci.test/other/x",
+        "https://ci.test",
+        "",
+    );
+    assert!(!admitted("keyless-ci/app"));
+    sign(
+        "keyless-ci/app",
+        &digests[1],
+        "https://ci.test/team/release",
+        "https://ci.test",
+        "",
+    );
+    assert!(admitted("keyless-ci/app"));
+
+    // The decisions name the keyless identities as signers.
+    let checkpoint = common::http(&addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap();
+    let size: u64 = String::from_utf8(checkpoint.body)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let signers: Vec<String> = (0..size)
+        .filter_map(|i| {
+            let e = common::http(&addr, "GET", &format!("/ledger/entry/{i}"), &[], &[]).unwrap();
+            match vouch_ledger::entry::Entry::decode(&e.body).unwrap() {
+                vouch_ledger::entry::Entry::Decision(d) if d.verdict == vouch_ledger::entry::Verdict::Admit => {
+                    Some(d.signers.join(","))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(
+        signers,
+        [
+            format!("keyless:{issuer}|{subject}"),
+            "keyless:https://ci.test|~https://ci\\.test/team/.*".to_owned()
+        ]
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -1,0 +1,306 @@
+//! Keyless signatures (Sigstore's Fulcio and Rekor), verified offline
+//! against a configured `trusted_root.json` (spec/signatures.md,
+//! "Keyless"). A keyless signature in cosign's tag scheme is a `.sig` layer
+//! whose annotations also carry
+//!
+//! - `dev.sigstore.cosign/certificate`: the short-lived leaf certificate
+//!   (PEM) of the ephemeral key that signed the payload, issued by a
+//!   Fulcio CA to an OIDC identity: the subject in the SAN (an email or a
+//!   URI), the issuer in extension 1.3.6.1.4.1.57264.1.8 (a DER
+//!   UTF8String) or the older 1.3.6.1.4.1.57264.1.1 (raw bytes);
+//! - `dev.sigstore.cosign/bundle`: Rekor's signed entry timestamp (SET)
+//!   over the log entry `{body, integratedTime, logID, logIndex}`.
+//!
+//! Verified here, with no network: the leaf was issued by a CA of the
+//! trusted root and both were valid at the entry's integrated time; the
+//! SET verifies with the key of the trusted log named by `logID`; the
+//! entry's body (a hashedrekord) is this payload's hash and this signature;
+//! the signature over the payload verifies with the leaf's key; and the
+//! payload names the image. The result is the (issuer, subject) identity,
+//! which policies match.
+
+use base64::Engine as _;
+use vouch_ledger::entry::Digest;
+use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+
+/// Annotation holding the leaf certificate.
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// Annotation holding the Rekor bundle (SET and entry).
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
+const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
+
+/// The parts of a Sigstore trusted root vouch uses.
+#[derive(Debug, Clone)]
+pub struct TrustedRoot {
+    /// DER certificates of the Fulcio CAs (roots and intermediates).
+    cas: Vec<Vec<u8>>,
+    /// Transparency logs: SHA-256 of the key's SPKI (the log ID), and key.
+    tlogs: Vec<([u8; 32], p256::ecdsa::VerifyingKey)>,
+    /// SHA-256 of the file, which a policy's digest pins.
+    pub digest: Digest,
+}
+
+/// A verified keyless signer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The OIDC issuer, from the certificate.
+    pub issuer: String,
+    /// The subject: the SAN email or URI.
+    pub subject: String,
+}
+
+/// Why a keyless signature does not count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeylessProblem {
+    /// A part is missing or malformed.
+    #[error("malformed keyless signature: {0}")]
+    Malformed(String),
+    /// The certificate was not issued by a CA of the trusted root.
+    #[error("certificate not issued by a trusted Fulcio CA")]
+    UntrustedCertificate,
+    /// The certificate (or its CA) was not valid when the entry was logged.
+    #[error("certificate not valid at the logged time {0}")]
+    Expired(i64),
+    /// The SET does not verify with a trusted log's key.
+    #[error("the signed entry timestamp does not verify with a trusted log key")]
+    BadTimestamp,
+    /// The log entry is about another payload or signature.
+    #[error("the log entry does not match this signature")]
+    EntryMismatch,
+    /// The payload signature does not verify with the certificate's key.
+    #[error("the signature does not verify with the certificate's key")]
+    BadSignature,
+}
+
+impl TrustedRoot {
+    /// Parses a Sigstore `trusted_root.json` (its `certificateAuthorities`
+    /// and `tlogs`; ECDSA P-256 log keys, as Rekor's are).
+    pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, String> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        if !doc["mediaType"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("application/vnd.dev.sigstore.trustedroot"))
+        {
+            return Err("mediaType is not application/vnd.dev.sigstore.trustedroot+json".into());
+        }
+        let mut cas = Vec::new();
+        for ca in doc["certificateAuthorities"].as_array().into_iter().flatten() {
+            for cert in ca["certChain"]["certificates"].as_array().into_iter().flatten() {
+                let der = cert["rawBytes"]
+                    .as_str()
+                    .and_then(|r| b64.decode(r).ok())
+                    .ok_or("a CA certificate's rawBytes is not base64")?;
+                X509Certificate::from_der(&der).map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+                cas.push(der);
+            }
+        }
+        let mut tlogs = Vec::new();
+        for log in doc["tlogs"].as_array().into_iter().flatten() {
+            use p256::pkcs8::DecodePublicKey as _;
+            use sha2::Digest as _;
+            let der = log["publicKey"]["rawBytes"]
+                .as_str()
+                .and_then(|r| b64.decode(r).ok())
+                .ok_or("a log key's rawBytes is not base64")?;
+            let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) else {
+                continue; // another key type: not one vouch can check
+            };
+            tlogs.push((sha2::Sha256::digest(&der).into(), key));
+        }
+        if cas.is_empty() || tlogs.is_empty() {
+            return Err("needs at least one certificate authority and one ECDSA P-256 transparency log".into());
+        }
+        Ok(TrustedRoot {
+            cas,
+            tlogs,
+            digest: crate::registry::digest::sha256_of(bytes),
+        })
+    }
+}
+
+/// Verifies the keyless signature of one `.sig` layer (its annotations and
+/// payload) for `image`; returns the signer's identity.
+pub fn verify(
+    root: &TrustedRoot,
+    image: &Digest,
+    annotations: &serde_json::Value,
+    payload: &[u8],
+) -> Result<Identity, KeylessProblem> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let malformed = |what: &str| KeylessProblem::Malformed(what.to_owned());
+    let signature = annotations[crate::signature::SIGNATURE_ANNOTATION]
+        .as_str()
+        .and_then(|s| b64.decode(s).ok())
+        .ok_or_else(|| malformed("no base64 signature"))?;
+    let pem = annotations[CERTIFICATE_ANNOTATION]
+        .as_str()
+        .ok_or_else(|| malformed("no certificate"))?;
+    let (_, pem_block) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| malformed("certificate is not PEM"))?;
+    let leaf = pem_block
+        .parse_x509()
+        .map_err(|_| malformed("certificate is not X.509"))?;
+    let bundle: serde_json::Value = annotations[BUNDLE_ANNOTATION]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .ok_or_else(|| malformed("no Rekor bundle"))?;
+
+    // The signed entry timestamp, with a trusted log's key.
+    let entry = &bundle["Payload"];
+    let (body, time, log_id, log_index) = (
+        entry["body"].as_str().ok_or_else(|| malformed("bundle has no body"))?,
+        entry["integratedTime"]
+            .as_i64()
+            .ok_or_else(|| malformed("bundle has no integratedTime"))?,
+        entry["logID"]
+            .as_str()
+            .ok_or_else(|| malformed("bundle has no logID"))?,
+        entry["logIndex"]
+            .as_i64()
+            .ok_or_else(|| malformed("bundle has no logIndex"))?,
+    );
+    let canonical = format!(
+        r#"{{"body":{},"integratedTime":{time},"logID":{},"logIndex":{log_index}}}"#,
+        serde_json::Value::from(body),
+        serde_json::Value::from(log_id)
+    );
+    let set = bundle["SignedEntryTimestamp"]
+        .as_str()
+        .and_then(|s| b64.decode(s).ok())
+        .and_then(|s| p256::ecdsa::Signature::from_der(&s).ok())
+        .ok_or(KeylessProblem::BadTimestamp)?;
+    let log_key = root
+        .tlogs
+        .iter()
+        .find(|(id, _)| hex::encode(id) == log_id)
+        .map(|(_, k)| k)
+        .ok_or(KeylessProblem::BadTimestamp)?;
+    {
+        use p256::ecdsa::signature::Verifier as _;
+        log_key
+            .verify(canonical.as_bytes(), &set)
+            .map_err(|_| KeylessProblem::BadTimestamp)?;
+    }
+
+    // The entry is this payload's hash and this signature.
+    let body: serde_json::Value = b64
+        .decode(body)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(KeylessProblem::EntryMismatch)?;
+    let hash_ok =
+        body["spec"]["data"]["hash"]["value"].as_str() == Some(crate::registry::digest::sha256_of(payload).encoded());
+    let sig_ok = body["spec"]["signature"]["content"]
+        .as_str()
+        .and_then(|s| b64.decode(s).ok())
+        .is_some_and(|s| s == signature);
+    if body["kind"].as_str() != Some("hashedrekord") || !hash_ok || !sig_ok {
+        return Err(KeylessProblem::EntryMismatch);
+    }
+
+    // The leaf was issued by a trusted CA, and both were valid then.
+    let valid_at = |c: &X509Certificate<'_>| {
+        c.validity().not_before.timestamp() <= time && time <= c.validity().not_after.timestamp()
+    };
+    let issuer = root
+        .cas
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
+        .find(|ca| ca.subject() == leaf.issuer() && leaf.verify_signature(Some(ca.public_key())).is_ok())
+        .ok_or(KeylessProblem::UntrustedCertificate)?;
+    if !valid_at(&leaf) || !valid_at(&issuer) {
+        return Err(KeylessProblem::Expired(time));
+    }
+
+    // The payload, signed by the leaf's key, names the image.
+    let key = {
+        use p256::pkcs8::DecodePublicKey as _;
+        p256::ecdsa::VerifyingKey::from_public_key_der(leaf.public_key().raw)
+            .map_err(|_| malformed("the certificate's key is not ECDSA P-256"))?
+    };
+    let (signers, _) = crate::signature::verify_layers(
+        image,
+        &[crate::signature::SignatureLayer {
+            signature: Some(b64.encode(&signature)),
+            payload: payload.to_vec(),
+        }],
+        &[crate::signature::PublicKey::EcdsaP256(key)],
+    );
+    if signers.is_empty() {
+        return Err(KeylessProblem::BadSignature);
+    }
+    identity(&leaf).ok_or_else(|| malformed("the certificate names no OIDC issuer or subject"))
+}
+
+/// The (issuer, subject) a Fulcio certificate was issued to.
+fn identity(cert: &X509Certificate<'_>) -> Option<Identity> {
+    let mut issuer = None;
+    for ext in cert.extensions() {
+        let oid = ext.oid.to_id_string();
+        if oid == OID_ISSUER_V2 {
+            // A DER UTF8String: tag 0x0c, a short length, the bytes.
+            if let [0x0c, len, rest @ ..] = ext.value {
+                if usize::from(*len) == rest.len() {
+                    issuer = std::str::from_utf8(rest).ok().map(str::to_owned);
+                }
+            }
+        } else if oid == OID_ISSUER_V1 && issuer.is_none() {
+            issuer = std::str::from_utf8(ext.value).ok().map(str::to_owned);
+        }
+    }
+    let san = cert.subject_alternative_name().ok().flatten()?;
+    let subject = san.value.general_names.iter().find_map(|n| match n {
+        GeneralName::RFC822Name(e) => Some((*e).to_owned()),
+        GeneralName::URI(u) => Some((*u).to_owned()),
+        _ => None,
+    })?;
+    Some(Identity {
+        issuer: issuer?,
+        subject,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> TrustedRoot {
+        // A root with one CA certificate (any valid DER cert will do for
+        // parsing) and one P-256 log key.
+        use p256::pkcs8::EncodePublicKey as _;
+        let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        TrustedRoot {
+            cas: Vec::new(),
+            tlogs: vec![([0; 32], *key.verifying_key())],
+            digest: crate::registry::digest::sha256_of(spki.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn roots_without_a_ca_or_a_log_are_refused() {
+        assert!(TrustedRoot::parse(b"{}").unwrap_err().contains("mediaType"));
+        let empty = br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#;
+        assert!(TrustedRoot::parse(empty).unwrap_err().contains("at least one"));
+    }
+
+    proptest::proptest! {
+        /// Arbitrary annotations and payloads give an answer, never a panic.
+        #[test]
+        fn never_panics(sig: String, cert: String, bundle: String, payload: Vec<u8>, root_bytes: Vec<u8>) {
+            let image = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+            let pem = format!("-----BEGIN CERTIFICATE-----\n{cert}\n-----END CERTIFICATE-----\n");
+            for c in [cert.clone(), pem] {
+                let annotations = serde_json::json!({
+                    crate::signature::SIGNATURE_ANNOTATION: sig,
+                    CERTIFICATE_ANNOTATION: c,
+                    BUNDLE_ANNOTATION: bundle,
+                });
+                proptest::prop_assert!(verify(&root(), &image, &annotations, &payload).is_err());
+            }
+            let _ = TrustedRoot::parse(&root_bytes);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Keyless (Fulcio/Rekor-style) test fixtures and signer, independent of vouch.
+
+`setup WORKDIR` makes a test Sigstore: a CA (P-384 root, as Fulcio's), a
+"Rekor" log key (P-256), and the matching trusted_root.json (the Sigstore
+trusted root format). `sign` signs an image as cosign's keyless flow does:
+an ephemeral P-256 key, a short-lived leaf certificate from the CA naming the
+OIDC issuer (Fulcio extensions 1.3.6.1.4.1.57264.1.1 and .1.8) and the
+subject (SAN email), a hashedrekord entry "logged" with a signed entry
+timestamp (SET) by the log key, all in the annotations cosign writes
+(certificate, chain, bundle) on a layer appended to the image's .sig
+manifest. Uses only Python's `cryptography`.
+
+    python3 tests/keyless_sign.py setup WORKDIR
+    python3 tests/keyless_sign.py sign ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [expired|bad-set|other-log]
+"""
+import base64
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import sys
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+b64 = lambda b: base64.b64encode(b).decode()
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def pem_key(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def load_key(path):
+    with open(path, "rb") as f:
+        return serialization.load_pem_private_key(f.read(), password=None)
+
+
+def spki(key):
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def setup(work):
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "vouch test"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "test fulcio root")])
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=365))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA384()))
+    log_key = ec.generate_private_key(ec.SECP256R1())
+    with open(os.path.join(work, "ca.key"), "wb") as f:
+        f.write(pem_key(ca_key))
+    with open(os.path.join(work, "ca.pem"), "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(os.path.join(work, "log.key"), "wb") as f:
+        f.write(pem_key(log_key))
+    root = {
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [{
+            "baseUrl": "https://rekor.test",
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": b64(spki(log_key)), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                          "validFor": {"start": (now - datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}},
+            "logId": {"keyId": b64(hashlib.sha256(spki(log_key)).digest())},
+        }],
+        "certificateAuthorities": [{
+            "subject": {"organization": "vouch test", "commonName": "test fulcio root"},
+            "uri": "https://fulcio.test",
+            "certChain": {"certificates": [{"rawBytes": b64(ca.public_bytes(serialization.Encoding.DER))}]},
+            "validFor": {"start": (now - datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")},
+        }],
+        "ctlogs": [],
+        "timestampAuthorities": [],
+    }
+    with open(os.path.join(work, "trusted_root.json"), "w") as f:
+        json.dump(root, f, indent=2)
+    print(os.path.join(work, "trusted_root.json"))
+
+
+def der_utf8(s):
+    b = s.encode()
+    assert len(b) < 128
+    return bytes([0x0C, len(b)]) + b
+
+
+def sign(addr, repo, image, work, email, issuer, variant):
+    ca_key = load_key(os.path.join(work, "ca.key"))
+    with open(os.path.join(work, "ca.pem"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    log_key = load_key(os.path.join(work, "log.key"))
+    if variant == "other-log":
+        log_key = ec.generate_private_key(ec.SECP256R1())
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    start = now - datetime.timedelta(minutes=1)
+    if variant == "expired":
+        start = now - datetime.timedelta(hours=2)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(ca.subject)
+            .public_key(ephemeral.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(minutes=10))
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1"), issuer.encode()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), der_utf8(issuer)), critical=False)
+            .sign(ca_key, hashes.SHA384()))
+    leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
+
+    payload = json.dumps({
+        "critical": {"identity": {"docker-reference": f"{addr}/{repo}"},
+                     "image": {"docker-manifest-digest": image},
+                     "type": "cosign container image signature"},
+        "optional": None,
+    }).encode()
+    signature = ephemeral.sign(payload, ec.ECDSA(hashes.SHA256()))
+    body = json.dumps({
+        "apiVersion": "0.0.1", "kind": "hashedrekord",
+        "spec": {"data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
+                 "signature": {"content": b64(signature), "publicKey": {"content": b64(leaf_pem)}}},
+    }).encode()
+    entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": 4242,
+             "logID": hashlib.sha256(spki(log_key)).hexdigest()}
+    # Rekor signs the canonical JSON of the entry (keys sorted, no spaces).
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    set_sig = log_key.sign(canonical, ec.ECDSA(hashes.SHA256()))
+    if variant == "bad-set":
+        entry["logIndex"] += 1
+    bundle = json.dumps({"SignedEntryTimestamp": b64(set_sig), "Payload": entry})
+
+    def request(method, path, body=b"", headers=None):
+        host, port = addr.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    def push_blob(data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        status, out = request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", data)
+        assert status == 201, (status, out)
+        return digest
+
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    tag = image.replace(":", "-") + ".sig"
+    status, out = request("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": oci})
+    layers = json.loads(out)["layers"] if status == 200 else []
+    layers.append({
+        "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+        "size": len(payload),
+        "digest": push_blob(payload),
+        "annotations": {
+            "dev.cosignproject.cosign/signature": b64(signature),
+            "dev.sigstore.cosign/certificate": leaf_pem.decode(),
+            "dev.sigstore.cosign/chain": ca.public_bytes(serialization.Encoding.PEM).decode(),
+            "dev.sigstore.cosign/bundle": bundle,
+        },
+    })
+    config = json.dumps({"architecture": "", "os": "", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": oci,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config), "digest": push_blob(config)},
+        "layers": layers,
+    }).encode()
+    status, out = request("PUT", f"/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": oci})
+    assert status == 201, (status, out)
+    print(tag)
+
+
+if sys.argv[1] == "setup":
+    setup(sys.argv[2])
+else:
+    sign(*sys.argv[2:8], sys.argv[8] if len(sys.argv) > 8 else "")
