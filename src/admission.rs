@@ -25,6 +25,8 @@ use vouch_ledger::store::Ledger;
 
 /// Largest signature payload read (a simple signing payload is ~250 bytes).
 const MAX_PAYLOAD: u64 = 64 * 1024;
+/// Largest Sigstore bundle read (one with a certificate chain is ~5 KiB).
+const MAX_BUNDLE: u64 = 1024 * 1024;
 
 /// The policy in force, and where the ledger logged it.
 #[derive(Debug)]
@@ -124,6 +126,47 @@ impl Admission {
         out
     }
 
+    /// The Sigstore bundles attached to `image` as referrers
+    /// (`sigstore_bundle.rs`) that verify: each artifact's digest, and what
+    /// it proves.
+    async fn sigstore_bundles(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        image: &Digest,
+    ) -> Result<Vec<(Digest, crate::sigstore_bundle::Verified)>, RegistryError> {
+        let mut out = Vec::new();
+        for descriptor in app.meta.referrers(repo, image)? {
+            let is_bundle = descriptor["artifactType"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(crate::sigstore_bundle::ARTIFACT_TYPE_PREFIX));
+            let Some(manifest) = descriptor["digest"].as_str().and_then(|d| parse_digest(d).ok()) else {
+                continue;
+            };
+            let Some(record) = is_bundle
+                .then(|| app.meta.manifest(repo, &manifest))
+                .transpose()?
+                .flatten()
+            else {
+                continue;
+            };
+            let doc: serde_json::Value = serde_json::from_slice(&record.bytes).unwrap_or_default();
+            let Some(layer) = doc["layers"][0]["digest"].as_str().and_then(|d| parse_digest(d).ok()) else {
+                continue;
+            };
+            if !app.meta.blob_linked(repo, &layer)? || app.blobs.blob_size(&layer).await?.is_none_or(|s| s > MAX_BUNDLE)
+            {
+                continue;
+            }
+            let bytes = tokio::fs::read(app.blobs.blob_path(&layer)).await?;
+            match crate::sigstore_bundle::verify(&bytes, image, &self.keys, self.policy.trusted_root.as_ref()) {
+                Ok(v) => out.push((manifest, v)),
+                Err(e) => tracing::info!(%image, bundle = %manifest, error = %e, "Sigstore bundle not counted"),
+            }
+        }
+        Ok(out)
+    }
+
     /// Countersigns every image admitted from now on (`countersign.rs`).
     pub fn with_countersigner(mut self, countersigner: Countersigner) -> Admission {
         self.countersigner = Some(countersigner);
@@ -179,7 +222,28 @@ impl Admission {
             media_type: record.media_type.clone(),
             size,
         };
-        let signers: BTreeSet<String> = signers.into_iter().chain(keyless).collect();
+        let mut signers: BTreeSet<String> = signers.into_iter().chain(keyless).collect();
+        let mut attested = attested;
+        for (manifest, verified) in self.sigstore_bundles(app, repo, digest).await? {
+            let fingerprints: Vec<String> = match &verified.signer {
+                crate::sigstore_bundle::Signer::Key(f) => vec![f.clone()],
+                crate::sigstore_bundle::Signer::Identity(id) => self
+                    .identities
+                    .iter()
+                    .filter(|(_, m)| m.matches(id))
+                    .map(|(f, _)| f.clone())
+                    .collect(),
+            };
+            if fingerprints.is_empty() {
+                continue;
+            }
+            evidence.push(manifest);
+            if verified.predicate_type == crate::sigstore_bundle::COSIGN_SIGN_PREDICATE {
+                signers.extend(fingerprints);
+            } else {
+                attested.extend(fingerprints.into_iter().map(|f| (verified.predicate_type.clone(), f)));
+            }
+        }
         let mut decision = self.policy.evaluate_with(&subject, &signers, &attested);
         // A manifest an admitted index lists (one platform of a multi-arch
         // image) is covered by the index's decision: signers sign the index.

@@ -120,6 +120,111 @@ impl TrustedRoot {
     }
 }
 
+/// A transparency log entry as a Rekor SET covers it.
+#[derive(Debug, Clone)]
+pub struct LogEntry<'a> {
+    /// The entry's canonicalized body, base64.
+    pub body: &'a str,
+    /// When the log integrated it (Unix seconds).
+    pub integrated_time: i64,
+    /// The log's ID, lowercase hex (SHA-256 of its key's SPKI).
+    pub log_id: String,
+    /// Its index in the log.
+    pub log_index: i64,
+}
+
+/// Checks a signed entry timestamp: Rekor's ASN.1 DER ECDSA signature,
+/// by the trusted log whose ID is `entry.log_id`, over the canonical JSON
+/// `{"body","integratedTime","logID","logIndex"}` (sorted, compact).
+pub fn verify_set(root: &TrustedRoot, entry: &LogEntry<'_>, set: &[u8]) -> Result<(), KeylessProblem> {
+    let canonical = format!(
+        r#"{{"body":{},"integratedTime":{},"logID":{},"logIndex":{}}}"#,
+        serde_json::Value::from(entry.body),
+        entry.integrated_time,
+        serde_json::Value::from(entry.log_id.as_str()),
+        entry.log_index
+    );
+    let set = p256::ecdsa::Signature::from_der(set).map_err(|_| KeylessProblem::BadTimestamp)?;
+    let log_key = root
+        .tlogs
+        .iter()
+        .find(|(id, _)| hex::encode(id) == entry.log_id)
+        .map(|(_, k)| k)
+        .ok_or(KeylessProblem::BadTimestamp)?;
+    use p256::ecdsa::signature::Verifier as _;
+    log_key
+        .verify(canonical.as_bytes(), &set)
+        .map_err(|_| KeylessProblem::BadTimestamp)
+}
+
+/// Checks that a log entry's body records `payload` (by hash) and
+/// `signature`: a `hashedrekord` (the payload is the signed message), or a
+/// `dsse` entry (the payload is the envelope's payload).
+pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result<(), KeylessProblem> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body: serde_json::Value = b64
+        .decode(body_b64)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(KeylessProblem::EntryMismatch)?;
+    let hash = crate::registry::digest::sha256_of(payload);
+    let is_sig = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| b64.decode(s).ok())
+            .is_some_and(|s| s == signature)
+    };
+    let spec = &body["spec"];
+    let ok = match body["kind"].as_str() {
+        Some("hashedrekord") => {
+            spec["data"]["hash"]["value"].as_str() == Some(hash.encoded()) && is_sig(&spec["signature"]["content"])
+        }
+        Some("dsse") => {
+            spec["payloadHash"]["value"].as_str() == Some(hash.encoded())
+                && spec["signatures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| is_sig(&s["signature"]))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(KeylessProblem::EntryMismatch)
+    }
+}
+
+/// Checks a leaf certificate (DER) against the trusted root at `time`: issued
+/// by a trusted CA, both valid then. Returns its P-256 key and identity.
+pub fn verify_leaf(
+    root: &TrustedRoot,
+    leaf_der: &[u8],
+    time: i64,
+) -> Result<(p256::ecdsa::VerifyingKey, Identity), KeylessProblem> {
+    let malformed = |what: &str| KeylessProblem::Malformed(what.to_owned());
+    let (_, leaf) = X509Certificate::from_der(leaf_der).map_err(|_| malformed("certificate is not X.509"))?;
+    let valid_at = |c: &X509Certificate<'_>| {
+        c.validity().not_before.timestamp() <= time && time <= c.validity().not_after.timestamp()
+    };
+    let issuer = root
+        .cas
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
+        .find(|ca| ca.subject() == leaf.issuer() && leaf.verify_signature(Some(ca.public_key())).is_ok())
+        .ok_or(KeylessProblem::UntrustedCertificate)?;
+    if !valid_at(&leaf) || !valid_at(&issuer) {
+        return Err(KeylessProblem::Expired(time));
+    }
+    let key = {
+        use p256::pkcs8::DecodePublicKey as _;
+        p256::ecdsa::VerifyingKey::from_public_key_der(leaf.public_key().raw)
+            .map_err(|_| malformed("the certificate's key is not ECDSA P-256"))?
+    };
+    let identity = identity(&leaf).ok_or_else(|| malformed("the certificate names no OIDC issuer or subject"))?;
+    Ok((key, identity))
+}
+
 /// Verifies the keyless signature of one `.sig` layer (its annotations and
 /// payload) for `image`; returns the signer's identity.
 pub fn verify(
@@ -139,87 +244,32 @@ pub fn verify(
         .ok_or_else(|| malformed("no certificate"))?;
     let (_, pem_block) =
         x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| malformed("certificate is not PEM"))?;
-    let leaf = pem_block
-        .parse_x509()
-        .map_err(|_| malformed("certificate is not X.509"))?;
     let bundle: serde_json::Value = annotations[BUNDLE_ANNOTATION]
         .as_str()
         .and_then(|b| serde_json::from_str(b).ok())
         .ok_or_else(|| malformed("no Rekor bundle"))?;
-
-    // The signed entry timestamp, with a trusted log's key.
-    let entry = &bundle["Payload"];
-    let (body, time, log_id, log_index) = (
-        entry["body"].as_str().ok_or_else(|| malformed("bundle has no body"))?,
-        entry["integratedTime"]
+    let e = &bundle["Payload"];
+    let entry = LogEntry {
+        body: e["body"].as_str().ok_or_else(|| malformed("bundle has no body"))?,
+        integrated_time: e["integratedTime"]
             .as_i64()
             .ok_or_else(|| malformed("bundle has no integratedTime"))?,
-        entry["logID"]
+        log_id: e["logID"]
             .as_str()
-            .ok_or_else(|| malformed("bundle has no logID"))?,
-        entry["logIndex"]
+            .ok_or_else(|| malformed("bundle has no logID"))?
+            .to_owned(),
+        log_index: e["logIndex"]
             .as_i64()
             .ok_or_else(|| malformed("bundle has no logIndex"))?,
-    );
-    let canonical = format!(
-        r#"{{"body":{},"integratedTime":{time},"logID":{},"logIndex":{log_index}}}"#,
-        serde_json::Value::from(body),
-        serde_json::Value::from(log_id)
-    );
+    };
     let set = bundle["SignedEntryTimestamp"]
         .as_str()
         .and_then(|s| b64.decode(s).ok())
-        .and_then(|s| p256::ecdsa::Signature::from_der(&s).ok())
         .ok_or(KeylessProblem::BadTimestamp)?;
-    let log_key = root
-        .tlogs
-        .iter()
-        .find(|(id, _)| hex::encode(id) == log_id)
-        .map(|(_, k)| k)
-        .ok_or(KeylessProblem::BadTimestamp)?;
-    {
-        use p256::ecdsa::signature::Verifier as _;
-        log_key
-            .verify(canonical.as_bytes(), &set)
-            .map_err(|_| KeylessProblem::BadTimestamp)?;
-    }
-
-    // The entry is this payload's hash and this signature.
-    let body: serde_json::Value = b64
-        .decode(body)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(KeylessProblem::EntryMismatch)?;
-    let hash_ok =
-        body["spec"]["data"]["hash"]["value"].as_str() == Some(crate::registry::digest::sha256_of(payload).encoded());
-    let sig_ok = body["spec"]["signature"]["content"]
-        .as_str()
-        .and_then(|s| b64.decode(s).ok())
-        .is_some_and(|s| s == signature);
-    if body["kind"].as_str() != Some("hashedrekord") || !hash_ok || !sig_ok {
-        return Err(KeylessProblem::EntryMismatch);
-    }
-
-    // The leaf was issued by a trusted CA, and both were valid then.
-    let valid_at = |c: &X509Certificate<'_>| {
-        c.validity().not_before.timestamp() <= time && time <= c.validity().not_after.timestamp()
-    };
-    let issuer = root
-        .cas
-        .iter()
-        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
-        .find(|ca| ca.subject() == leaf.issuer() && leaf.verify_signature(Some(ca.public_key())).is_ok())
-        .ok_or(KeylessProblem::UntrustedCertificate)?;
-    if !valid_at(&leaf) || !valid_at(&issuer) {
-        return Err(KeylessProblem::Expired(time));
-    }
-
+    verify_set(root, &entry, &set)?;
+    entry_matches(entry.body, payload, &signature)?;
+    let (key, identity) = verify_leaf(root, &pem_block.contents, entry.integrated_time)?;
     // The payload, signed by the leaf's key, names the image.
-    let key = {
-        use p256::pkcs8::DecodePublicKey as _;
-        p256::ecdsa::VerifyingKey::from_public_key_der(leaf.public_key().raw)
-            .map_err(|_| malformed("the certificate's key is not ECDSA P-256"))?
-    };
     let (signers, _) = crate::signature::verify_layers(
         image,
         &[crate::signature::SignatureLayer {
@@ -231,7 +281,7 @@ pub fn verify(
     if signers.is_empty() {
         return Err(KeylessProblem::BadSignature);
     }
-    identity(&leaf).ok_or_else(|| malformed("the certificate names no OIDC issuer or subject"))
+    Ok(identity)
 }
 
 /// The (issuer, subject) a Fulcio certificate was issued to.

@@ -13,3 +13,4 @@ pub mod mirror;
 pub mod policy;
 pub mod registry;
 pub mod signature;
+pub mod sigstore_bundle;

@@ -568,3 +568,81 @@ fn keyless_signatures_are_verified_offline_against_the_trusted_root() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn sigstore_bundles_pushed_as_referrers_sign_and_attest_as_cosign_v3_writes_them() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let keyless = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keyless_sign.py");
+    let signer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cosign_sign.py");
+    assert!(run(Command::new("python3").arg(keyless).arg("setup").arg(w)).0);
+    assert!(run(Command::new("python3").arg(signer).arg("keygen").arg(w)).0);
+    let (issuer, subject) = ("https://issuer.test", "dev@example.test");
+    let (sign_v1, spdx) = ("https://sigstore.dev/cosign/sign/v1", "https://spdx.dev/Document");
+    std::fs::write(
+        w.join("policy.toml"),
+        format!(
+            "version = 1\nname = \"bundles\"\ntrusted_root = \"trusted_root.json\"\n\
+             [keys]\nsbom = \"independent.pub\"\n\
+             [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n\
+             attestations = [{{ predicate_type = \"{spdx}\", keys = [\"sbom\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let image = format!("docker://{addr}/v3/app:v1");
+    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "v3"), &image]);
+    assert!(ok, "{out}");
+    let digest = common::http(
+        &addr,
+        "HEAD",
+        "/v2/v3/app/manifests/v1",
+        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+        &[],
+    )
+    .unwrap()
+    .header("docker-content-digest")
+    .unwrap()
+    .to_owned();
+    let push = |args: &[&str]| {
+        let (ok, out) = run(Command::new("python3").arg(keyless).args(args));
+        assert!(ok, "{out}");
+    };
+    let denied_because = |why: &str| {
+        let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+        assert!(!ok && out.contains(why), "expected DENIED naming {why:?}: {out}");
+    };
+    let wd = w.to_str().unwrap();
+    // Keyless signature bundles by another subject, or with a certificate
+    // expired when logged, do not count.
+    push(&[
+        "bundle",
+        &addr,
+        "v3/app",
+        &digest,
+        wd,
+        "eve@example.test",
+        issuer,
+        sign_v1,
+    ]);
+    denied_because("needs signatures by 1 of 1");
+    push(&[
+        "bundle", &addr, "v3/app", &digest, wd, subject, issuer, sign_v1, "expired",
+    ]);
+    denied_because("needs signatures by 1 of 1");
+    // The right identity signs; the SPDX attestation is still missing.
+    push(&["bundle", &addr, "v3/app", &digest, wd, subject, issuer, sign_v1]);
+    denied_because(&format!("needs a {spdx} attestation"));
+    // A key-signed SPDX attestation bundle completes the policy.
+    push(&["bundle-key", &addr, "v3/app", &digest, wd, spdx]);
+    let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+    assert!(ok, "{out}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -13,6 +13,15 @@ manifest. Uses only Python's `cryptography`.
 
     python3 tests/keyless_sign.py setup WORKDIR
     python3 tests/keyless_sign.py sign ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [expired|bad-set|other-log]
+    python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [variant]
+    python3 tests/keyless_sign.py bundle-key ADDR REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE
+
+`bundle` and `bundle-key` write what cosign v3 writes by default instead: a
+Sigstore bundle v0.3 holding a DSSE envelope of an in-toto statement about
+the image (predicate https://sigstore.dev/cosign/sign/v1 for a signature),
+pushed as an OCI 1.1 referrer of the image (cosign's BUNDLE_SPEC). `bundle`
+is keyless (certificate + a dsse log entry with its SET); `bundle-key` is
+signed with WORKDIR/independent.key (from cosign_sign.py keygen).
 """
 import base64
 import datetime
@@ -179,7 +188,108 @@ def sign(addr, repo, image, work, email, issuer, variant):
     print(tag)
 
 
+def client(addr, repo):
+    def request(method, path, body=b"", headers=None):
+        host, port = addr.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+
+    def push_blob(data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        status, _, out = request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", data)
+        assert status == 201, (status, out)
+        return digest
+
+    return request, push_blob
+
+
+def leaf_for(work, key, email, issuer, start):
+    ca_key = load_key(os.path.join(work, "ca.key"))
+    with open(os.path.join(work, "ca.pem"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([])).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(minutes=10))
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
+            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), der_utf8(issuer)), critical=False)
+            .sign(ca_key, hashes.SHA384()))
+
+
+def bundle(addr, repo, image, work, predicate, email=None, issuer=None, variant=""):
+    request, push_blob = client(addr, repo)
+    alg, hexdigest = image.split(":")
+    statement = json.dumps({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f"{addr}/{repo}", "digest": {alg: hexdigest}}],
+        "predicateType": predicate,
+        "predicate": {},
+    }).encode()
+    in_toto = b"application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(in_toto), in_toto, len(statement), statement)
+    if email is None:
+        key = load_key(os.path.join(work, "independent.key"))
+        sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
+        material = {"publicKey": {"hint": "independent"}, "tlogEntries": []}
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
+        start = now - datetime.timedelta(hours=2 if variant == "expired" else 0, minutes=1)
+        leaf = leaf_for(work, key, email, issuer, start)
+        log_key = load_key(os.path.join(work, "log.key"))
+        body = json.dumps({
+            "apiVersion": "0.0.1", "kind": "dsse",
+            "spec": {"payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+                     "signatures": [{"signature": b64(sig),
+                                     "verifier": b64(leaf.public_bytes(serialization.Encoding.PEM))}]},
+        }).encode()
+        entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": 77,
+                 "logID": hashlib.sha256(spki(log_key)).hexdigest()}
+        set_sig = log_key.sign(json.dumps(entry, sort_keys=True, separators=(",", ":")).encode(), ec.ECDSA(hashes.SHA256()))
+        material = {
+            "certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
+            "tlogEntries": [{
+                "logIndex": str(entry["logIndex"]),
+                "logId": {"keyId": b64(bytes.fromhex(entry["logID"]))},
+                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                "integratedTime": str(entry["integratedTime"]),
+                "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
+                "canonicalizedBody": entry["body"],
+            }],
+        }
+    data = json.dumps({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": material,
+        "dsseEnvelope": {"payload": b64(statement), "payloadType": in_toto.decode(),
+                         "signatures": [{"sig": b64(sig), "keyid": ""}]},
+    }).encode()
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    status, headers, _ = request("HEAD", f"/v2/{repo}/manifests/{image}", headers={"Accept": oci})
+    assert status == 200, status
+    size = int({k.lower(): v for k, v in headers.items()}["content-length"])
+    bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    manifest = json.dumps({
+        "mediaType": oci, "schemaVersion": 2, "artifactType": bundle_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": push_blob(b"{}"), "size": 2},
+        "layers": [{"digest": push_blob(data), "mediaType": bundle_type, "size": len(data)}],
+        "subject": {"digest": image, "mediaType": oci, "size": size},
+        "annotations": {"dev.sigstore.bundle.content": "dsse-envelope", "dev.sigstore.bundle.predicateType": predicate},
+    }).encode()
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    status, _, out = request("PUT", f"/v2/{repo}/manifests/{digest}", manifest, {"Content-Type": oci})
+    assert status == 201, (status, out)
+    print(digest)
+
+
 if sys.argv[1] == "setup":
     setup(sys.argv[2])
+elif sys.argv[1] == "bundle":
+    addr, repo, image, work, email, issuer, predicate = sys.argv[2:9]
+    bundle(addr, repo, image, work, predicate, email, issuer, sys.argv[9] if len(sys.argv) > 9 else "")
+elif sys.argv[1] == "bundle-key":
+    addr, repo, image, work, predicate = sys.argv[2:7]
+    bundle(addr, repo, image, work, predicate)
 else:
     sign(*sys.argv[2:8], sys.argv[8] if len(sys.argv) > 8 else "")
