@@ -221,6 +221,8 @@ impl Admission {
             repo: repo.to_string(),
             media_type: record.media_type.clone(),
             size,
+            digest: digest.to_string(),
+            manifest: serde_json::from_slice(&record.bytes).unwrap_or_default(),
         };
         let mut signers: BTreeSet<String> = signers.into_iter().chain(keyless).collect();
         let mut attested = attested;

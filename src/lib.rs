@@ -12,5 +12,6 @@ pub mod keyless;
 pub mod mirror;
 pub mod policy;
 pub mod registry;
+pub mod rego;
 pub mod signature;
 pub mod sigstore_bundle;

@@ -42,6 +42,7 @@ struct RuleFile {
     max_size: Option<u64>,
     #[serde(default)]
     attestations: Vec<AttestationFile>,
+    rego: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -162,6 +163,8 @@ pub struct Rule {
     pub max_size: Option<u64>,
     /// Required attestations: each predicate type, signed by one of its keys.
     pub attestations: Vec<(String, Vec<(String, PublicKey)>)>,
+    /// Custom logic: a Rego module whose `deny` strings are failures.
+    pub rego: Option<crate::rego::RegoModule>,
 }
 
 /// A loaded policy.
@@ -207,6 +210,10 @@ pub struct Subject {
     pub media_type: String,
     /// Manifest plus referenced blob sizes, in bytes.
     pub size: u64,
+    /// The manifest's digest.
+    pub digest: String,
+    /// The manifest itself, as JSON (for Rego rules).
+    pub manifest: serde_json::Value,
 }
 
 /// The outcome of evaluating a policy.
@@ -342,6 +349,17 @@ impl Policy {
                 }
                 attestations.push((a.predicate_type, named));
             }
+            let rego = match &r.rego {
+                None => None,
+                Some(file) => {
+                    let source = std::fs::read_to_string(base.join(file))
+                        .map_err(|e| invalid(format!("rule {}: rego {file}: {e}", i + 1)))?;
+                    Some(
+                        crate::rego::RegoModule::new(file, source)
+                            .map_err(|e| invalid(format!("rule {}: rego {file}: {e}", i + 1)))?,
+                    )
+                }
+            };
             rules.push(Rule {
                 repositories: r.repositories,
                 mode: r.mode,
@@ -349,6 +367,7 @@ impl Policy {
                 media_types: r.media_types,
                 max_size: r.max_size,
                 attestations,
+                rego,
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
@@ -376,6 +395,7 @@ impl Policy {
             media_types: None,
             max_size: None,
             attestations: Vec::new(),
+            rego: None,
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -431,6 +451,9 @@ impl Policy {
                             })
                         })
                         .collect();
+                }
+                if let Some(m) = &r.rego {
+                    rule["rego"] = m.digest.as_str().into();
                 }
                 rule
             })
@@ -512,6 +535,9 @@ impl Policy {
                 ));
             }
         }
+        if let Some(module) = &rule.rego {
+            failures.extend(module.deny(&rego_input(subject, signers, attested)));
+        }
         if let Some(types) = &rule.media_types {
             if !types.contains(&subject.media_type) {
                 failures.push(format!("media type {} is not allowed", subject.media_type));
@@ -530,6 +556,26 @@ impl Policy {
             rule: Some(index),
         }
     }
+}
+
+/// The Rego input document (spec/policy.md, "Rego").
+pub fn rego_input(
+    subject: &Subject,
+    signers: &BTreeSet<String>,
+    attested: &BTreeSet<(String, String)>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "repository": subject.repo,
+        "digest": subject.digest,
+        "media_type": subject.media_type,
+        "size": subject.size,
+        "manifest": subject.manifest,
+        "signers": signers,
+        "attestations": attested
+            .iter()
+            .map(|(t, s)| serde_json::json!({ "predicate_type": t, "signer": s }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// `*` matches within one path segment, `**` any run of characters

@@ -646,3 +646,46 @@ fn sigstore_bundles_pushed_as_referrers_sign_and_attest_as_cosign_v3_writes_them
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn a_rego_rule_decides_with_its_own_messages_on_the_real_server() {
+    if std::env::var("CI").is_err() && Command::new("skopeo").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: skopeo is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(
+        w.join("limits.rego"),
+        "package vouch\n\n\
+         deny contains msg if {\n  not startswith(input.repository, \"prod/\")\n  \
+         msg := sprintf(\"%s: only prod/ repositories are admitted\", [input.repository])\n}\n\n\
+         deny contains \"an image needs a config\" if { not input.manifest.config.digest }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.join("policy.toml"),
+        "version = 1\nname = \"rego\"\n[[rule]]\nrepositories = \"**\"\nrego = \"limits.rego\"\n",
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    for (repo, admitted) in [("dev/app", false), ("prod/app", true)] {
+        let image = format!("docker://{addr}/{repo}:v1");
+        let (ok, out) = skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &layout(w, &repo.replace('/', "-")),
+            &image,
+        ]);
+        assert!(ok, "{out}");
+        let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+        assert_eq!(ok, admitted, "{repo}: {out}");
+        if !admitted {
+            assert!(out.contains("dev/app: only prod/ repositories are admitted"), "{out}");
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -35,6 +35,8 @@ fn subject(repo: &str) -> Subject {
         repo: repo.into(),
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         size: 1000,
+        digest: format!("sha256:{}", "ab".repeat(32)),
+        manifest: serde_json::json!({ "schemaVersion": 2 }),
     }
 }
 
@@ -88,7 +90,10 @@ fn errors_name_the_line_and_column_or_the_rule() {
         Path::new("p.toml"),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("rule 1: unknown key \"nobody\""), "{err}");
+    assert!(
+        err.to_string().contains("rule 1: unknown key or identity \"nobody\""),
+        "{err}"
+    );
     let err = Policy::parse(
         &format!("version = 1\nname = \"x\"\n[keys]\na = \"\"\"{}\"\"\"\n[[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"a\"], threshold = 2 }}\n", key_pem(1)),
         Path::new("p.toml"),
@@ -187,4 +192,47 @@ proptest! {
         prop_assert_eq!(&a, &b);
         prop_assert_eq!(a, p.evaluate(&s, &b.signers.iter().cloned().chain(present.iter().map(|seed| fingerprint(seed + 1))).collect()));
     }
+}
+
+#[test]
+fn rego_rules_deny_with_their_messages_and_are_pinned_by_the_policy_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rego = dir.path().join("limits.rego");
+    std::fs::write(
+        &rego,
+        "package vouch\n\n\
+         deny contains msg if {\n  count(input.manifest.layers) > 1\n  \
+         msg := sprintf(\"%d layers; at most 1\", [count(input.manifest.layers)])\n}\n\n\
+         deny contains \"unsigned\" if { count(input.signers) == 0 }\n",
+    )
+    .unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(
+        &path,
+        "version = 1\nname = \"rego\"\n[[rule]]\nrepositories = \"**\"\nrego = \"limits.rego\"\n",
+    )
+    .unwrap();
+    let p = Policy::load(&path).unwrap();
+    let mut s = subject("team/app");
+    s.manifest = serde_json::json!({ "layers": [{}, {}] });
+    let d = p.evaluate(&s, &BTreeSet::new());
+    assert!(!d.admit);
+    assert_eq!(d.reasons, ["2 layers; at most 1", "unsigned"]);
+    s.manifest = serde_json::json!({ "layers": [{}] });
+    assert!(p.evaluate(&s, &signers(&[1])).admit);
+
+    // The module's source is part of the policy's identity.
+    let before = p.digest();
+    std::fs::write(&rego, "package vouch\n\ndeny contains \"always\" if { true }\n").unwrap();
+    let changed = Policy::load(&path).unwrap();
+    assert_ne!(changed.digest(), before);
+    assert_eq!(changed.evaluate(&s, &signers(&[1])).reasons, ["always"]);
+
+    // A module that does not parse, or is another package, is refused.
+    std::fs::write(&rego, "package vouch\ndeny contains if {\n").unwrap();
+    let err = Policy::load(&path).unwrap_err().to_string();
+    assert!(err.contains("rule 1: rego limits.rego"), "{err}");
+    std::fs::write(&rego, "package other\n").unwrap();
+    let err = Policy::load(&path).unwrap_err().to_string();
+    assert!(err.contains("not package vouch"), "{err}");
 }
