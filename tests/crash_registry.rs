@@ -4,6 +4,9 @@
 //! its exact bytes, every blob file on disk hashes to its name (no partial
 //! blob is ever visible), and every interrupted upload session can be resumed
 //! from the offset the registry reports and finished with the right digest.
+//! Admission survives too: every acknowledged manifest is admitted with a
+//! valid countersignature, no stored image is left pending, and the ledger
+//! replays cleanly (`vouch audit --replay`).
 //!
 //! Bounded: 3 rounds, each killed after at most 700 ms of pushing.
 
@@ -140,12 +143,65 @@ fn acknowledged_pushes_survive_sigkill() {
             assert_eq!(r.status, 200, "acknowledged blob {d} lost");
             assert!(r.body == *bytes, "acknowledged blob {d} changed");
         }
+        let admission_key =
+            vouch::signature::PublicKey::from_pem(&std::fs::read_to_string(data.path().join("admission.pub")).unwrap())
+                .unwrap();
         for (repo, tag, d, bytes) in &a.manifests {
             let r = http(&addr, "GET", &format!("/v2/{repo}/manifests/{tag}"), &[], &[]).unwrap();
             assert_eq!(r.status, 200, "acknowledged manifest {repo}:{tag} lost");
             assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
+            assert_eq!(r.header("vouch-admission-state"), Some("admitted"));
             assert!(r.body == *bytes);
+            // Admitted means countersigned: vouch's signature survived too.
+            let sig = format!("/v2/{repo}/manifests/{}.sig", d.replace(':', "-"));
+            let s = http(&addr, "GET", &sig, &[], &[]).unwrap();
+            assert_eq!(s.status, 200, "countersignature of {repo}@{d} lost");
+            let m: serde_json::Value = serde_json::from_slice(&s.body).unwrap();
+            let layers: Vec<vouch::signature::SignatureLayer> = m["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| vouch::signature::SignatureLayer {
+                    signature: l["annotations"]["dev.cosignproject.cosign/signature"]
+                        .as_str()
+                        .map(str::to_owned),
+                    payload: http(
+                        &addr,
+                        "GET",
+                        &format!("/v2/{repo}/blobs/{}", l["digest"].as_str().unwrap()),
+                        &[],
+                        &[],
+                    )
+                    .unwrap()
+                    .body,
+                })
+                .collect();
+            let image = vouch::registry::names::parse_digest(d).unwrap();
+            let (signers, _) = vouch::signature::verify_layers(&image, &layers, std::slice::from_ref(&admission_key));
+            assert_eq!(signers.len(), 1, "no valid countersignature of {repo}@{d}");
         }
+        // Nothing is left pending: a manifest stored by a push the kill cut
+        // short, before its decision, is decided again at start.
+        let repos: std::collections::BTreeSet<&String> = a.manifests.iter().map(|(r, ..)| r).collect();
+        for repo in repos {
+            let tags = http(&addr, "GET", &format!("/v2/{repo}/tags/list"), &[], &[]).unwrap();
+            let tags: serde_json::Value = serde_json::from_slice(&tags.body).unwrap();
+            for t in tags["tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()) {
+                let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+                let h = http(&addr, "HEAD", &format!("/v2/{repo}/manifests/{t}"), &[accept], &[]).unwrap();
+                let state = h.header("vouch-admission-state").unwrap_or("").to_owned();
+                assert!(state == "admitted" || state == "evidence", "{repo}:{t} is {state}");
+            }
+        }
+        // The ledger replays cleanly: every decision names a policy logged
+        // before it, and indexes are contiguous.
+        let (ok, out) = common::run(
+            std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+                .args(["audit", "--log", &format!("http://{addr}"), "--log-key"])
+                .arg(data.path().join("ledger.vkey"))
+                .arg("--replay"),
+        );
+        assert!(ok, "audit after the crash: {out}");
         // No partial blob is visible: every blob file hashes to its name.
         let root = data.path().join("blobs/sha256");
         let mut files = 0;
