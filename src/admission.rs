@@ -70,23 +70,22 @@ impl Admission {
         };
         let mut keys: Vec<PublicKey> = Vec::new();
         let mut identities = Vec::new();
+        // Every authority any rule names, for signatures or attestations.
         for rule in &policy.rules {
             let signers = rule.signatures.iter().flat_map(|(ks, _)| ks);
-            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks).map(|(f, k)| (f, k));
-            for (f, a) in rule.signatures.iter().flat_map(|(ks, _)| ks) {
-                if let crate::policy::Authority::Identity(m) = a {
-                    if !identities.iter().any(|(g, _)| g == f) {
-                        identities.push((f.clone(), m.clone()));
+            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
+            for (fingerprint, authority) in signers.chain(attesters) {
+                match authority {
+                    crate::policy::Authority::Key(key) => {
+                        if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
+                            keys.push(key.clone());
+                        }
                     }
-                }
-            }
-            let signers = signers.filter_map(|(f, a)| match a {
-                crate::policy::Authority::Key(k) => Some((f, k)),
-                crate::policy::Authority::Identity(_) => None,
-            });
-            for (fingerprint, key) in signers.chain(attesters) {
-                if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
-                    keys.push(key.clone());
+                    crate::policy::Authority::Identity(m) => {
+                        if !identities.iter().any(|(g, _)| g == fingerprint) {
+                            identities.push((fingerprint.clone(), m.clone()));
+                        }
+                    }
                 }
             }
         }

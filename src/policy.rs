@@ -161,8 +161,9 @@ pub struct Rule {
     pub media_types: Option<Vec<String>>,
     /// Largest total size (manifest plus referenced blobs) allowed.
     pub max_size: Option<u64>,
-    /// Required attestations: each predicate type, signed by one of its keys.
-    pub attestations: Vec<(String, Vec<(String, PublicKey)>)>,
+    /// Required attestations: each predicate type, signed by one of its
+    /// authorities (keys or keyless identities).
+    pub attestations: Vec<(String, Vec<(String, Authority)>)>,
     /// Custom logic: a Rego module whose `deny` strings are failures.
     pub rego: Option<crate::rego::RegoModule>,
 }
@@ -336,10 +337,17 @@ impl Policy {
             for a in r.attestations {
                 let mut named = Vec::new();
                 for k in &a.keys {
-                    let key = keys
-                        .get(k)
-                        .ok_or_else(|| invalid(format!("rule {}: attestation: unknown key {k:?}", i + 1)))?;
-                    named.push((key.fingerprint(), key.clone()));
+                    let authority = match (keys.get(k), identities.get(k)) {
+                        (Some(key), _) => (key.fingerprint(), Authority::Key(key.clone())),
+                        (None, Some(id)) => (id.fingerprint(), Authority::Identity(id.clone())),
+                        (None, None) => {
+                            return Err(invalid(format!(
+                                "rule {}: attestation: unknown key or identity {k:?}",
+                                i + 1
+                            )))
+                        }
+                    };
+                    named.push(authority);
                 }
                 if named.is_empty() || a.predicate_type.is_empty() {
                     return Err(invalid(format!(

@@ -588,6 +588,8 @@ fn sigstore_bundles_pushed_as_referrers_sign_and_attest_as_cosign_v3_writes_them
             "version = 1\nname = \"bundles\"\ntrusted_root = \"trusted_root.json\"\n\
              [keys]\nsbom = \"independent.pub\"\n\
              [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
+             [[rule]]\nrepositories = \"all-keyless/**\"\nsignatures = {{ keys = [\"dev\"] }}\n\
+             attestations = [{{ predicate_type = \"{spdx}\", keys = [\"dev\"] }}]\n\
              [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n\
              attestations = [{{ predicate_type = \"{spdx}\", keys = [\"sbom\"] }}]\n"
         ),
@@ -641,6 +643,39 @@ fn sigstore_bundles_pushed_as_referrers_sign_and_attest_as_cosign_v3_writes_them
     denied_because(&format!("needs a {spdx} attestation"));
     // A key-signed SPDX attestation bundle completes the policy.
     push(&["bundle-key", &addr, "v3/app", &digest, wd, spdx]);
+    let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+    assert!(ok, "{out}");
+
+    // Where the attestation authority is the keyless identity too, a
+    // key-signed SBOM does not do; the identity's own SBOM bundle does.
+    let image = format!("docker://{addr}/all-keyless/app:v1");
+    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "all-keyless"), &image]);
+    assert!(ok, "{out}");
+    let digest = common::http(
+        &addr,
+        "HEAD",
+        "/v2/all-keyless/app/manifests/v1",
+        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+        &[],
+    )
+    .unwrap()
+    .header("docker-content-digest")
+    .unwrap()
+    .to_owned();
+    push(&[
+        "bundle",
+        &addr,
+        "all-keyless/app",
+        &digest,
+        wd,
+        subject,
+        issuer,
+        sign_v1,
+    ]);
+    push(&["bundle-key", &addr, "all-keyless/app", &digest, wd, spdx]);
+    let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+    assert!(!ok && out.contains(&format!("needs a {spdx} attestation")), "{out}");
+    push(&["bundle", &addr, "all-keyless/app", &digest, wd, subject, issuer, spdx]);
     let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
     assert!(ok, "{out}");
     server.kill().unwrap();
