@@ -25,6 +25,8 @@ use vouch_ledger::store::Ledger;
 
 /// Largest signature payload read (a simple signing payload is ~250 bytes).
 const MAX_PAYLOAD: u64 = 64 * 1024;
+/// Evidence problems named in one denial at most.
+const MAX_NOTES: usize = 5;
 /// Largest Sigstore bundle read (one with a certificate chain is ~5 KiB).
 const MAX_BUNDLE: u64 = 1024 * 1024;
 
@@ -102,24 +104,42 @@ impl Admission {
     /// The policy's keyless identities that signed `image`: each `.sig`
     /// layer with a certificate, verified offline against the policy's
     /// trusted root (`keyless.rs`).
-    fn keyless_signers(&self, image: &Digest, layers: &[(serde_json::Value, Vec<u8>)]) -> Vec<String> {
-        let Some(root) = &self.policy.trusted_root else {
-            return Vec::new();
-        };
+    /// Why a verified signature matched none counts in `notes`.
+    fn keyless_signers(
+        &self,
+        image: &Digest,
+        layers: &[(serde_json::Value, Vec<u8>)],
+        notes: &mut Vec<String>,
+    ) -> Vec<String> {
         let mut out = Vec::new();
-        for (layer, payload) in layers {
+        for (i, (layer, payload)) in layers.iter().enumerate() {
             let annotations = &layer["annotations"];
             if annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_none() {
                 continue;
             }
+            let Some(root) = &self.policy.trusted_root else {
+                notes.push(format!(
+                    "layer {i}: keyless signature, but the policy has no trusted_root"
+                ));
+                continue;
+            };
             match crate::keyless::verify(root, image, annotations, payload) {
-                Ok(id) => out.extend(
-                    self.identities
+                Ok(id) => {
+                    let matched: Vec<String> = self
+                        .identities
                         .iter()
                         .filter(|(_, m)| m.matches(&id))
-                        .map(|(f, _)| f.clone()),
-                ),
-                Err(e) => tracing::info!(%image, error = %e, "keyless signature not counted"),
+                        .map(|(f, _)| f.clone())
+                        .collect();
+                    if matched.is_empty() {
+                        notes.push(format!(
+                            "layer {i}: keyless signature by {} from {} is not a trusted identity",
+                            id.subject, id.issuer
+                        ));
+                    }
+                    out.extend(matched);
+                }
+                Err(e) => notes.push(format!("layer {i}: {e}")),
             }
         }
         out
@@ -133,6 +153,7 @@ impl Admission {
         app: &AppState,
         repo: &RepoName,
         image: &Digest,
+        notes: &mut Vec<String>,
     ) -> Result<Vec<(Digest, crate::sigstore_bundle::Verified)>, RegistryError> {
         let mut out = Vec::new();
         for descriptor in app.meta.referrers(repo, image)? {
@@ -160,7 +181,7 @@ impl Admission {
             let bytes = tokio::fs::read(app.blobs.blob_path(&layer)).await?;
             match crate::sigstore_bundle::verify(&bytes, image, &self.keys, self.policy.trusted_root.as_ref()) {
                 Ok(v) => out.push((manifest, v)),
-                Err(e) => tracing::info!(%image, bundle = %manifest, error = %e, "Sigstore bundle not counted"),
+                Err(e) => notes.push(format!("Sigstore bundle {manifest}: {e}")),
             }
         }
         Ok(out)
@@ -198,8 +219,14 @@ impl Admission {
         if record.state == AdmissionState::Evidence {
             return Ok(true);
         }
+        // Why each piece of evidence did not count, for a denial's reasons.
+        let mut notes = Vec::new();
         let (layers, sig_manifest) = tagged_layers(app, repo, digest, "sig").await?;
-        let keyless = self.keyless_signers(digest, &layers);
+        let keyless = self.keyless_signers(digest, &layers, &mut notes);
+        let keyless_layers: Vec<bool> = layers
+            .iter()
+            .map(|(l, _)| l["annotations"].get(crate::keyless::CERTIFICATE_ANNOTATION).is_some())
+            .collect();
         let layers: Vec<SignatureLayer> = layers
             .into_iter()
             .map(|(layer, payload)| SignatureLayer {
@@ -209,12 +236,20 @@ impl Admission {
             .collect();
         let (envelopes, att_manifest) = tagged_layers(app, repo, digest, "att").await?;
         let mut evidence: Vec<Digest> = sig_manifest.into_iter().chain(att_manifest).collect();
-        let (signers, _problems) = verify_layers(digest, &layers, &self.keys);
-        let attested: BTreeSet<(String, String)> = envelopes
-            .iter()
-            .filter_map(|(_, envelope)| verify_envelope(digest, envelope, &self.keys).ok())
-            .flat_map(|a| a.signers.into_iter().map(move |s| (a.predicate_type.clone(), s)))
-            .collect();
+        let (signers, problems) = verify_layers(digest, &layers, &self.keys);
+        notes.extend(
+            problems
+                .iter()
+                .filter(|p| !matches!(p, crate::signature::SignatureProblem::Untrusted(i) if keyless_layers[*i]))
+                .map(ToString::to_string),
+        );
+        let mut attested = BTreeSet::new();
+        for (i, (_, envelope)) in envelopes.iter().enumerate() {
+            match verify_envelope(digest, envelope, &self.keys) {
+                Ok(a) => attested.extend(a.signers.into_iter().map(|s| (a.predicate_type.clone(), s))),
+                Err(e) => notes.push(format!("attestation {i}: {e}")),
+            }
+        }
         let size = record.bytes.len() as u64 + descriptor_sizes(&record.bytes);
         let subject = Subject {
             repo: repo.to_string(),
@@ -224,8 +259,7 @@ impl Admission {
             manifest: serde_json::from_slice(&record.bytes).unwrap_or_default(),
         };
         let mut signers: BTreeSet<String> = signers.into_iter().chain(keyless).collect();
-        let mut attested = attested;
-        for (manifest, verified) in self.sigstore_bundles(app, repo, digest).await? {
+        for (manifest, verified) in self.sigstore_bundles(app, repo, digest, &mut notes).await? {
             let fingerprints: Vec<String> = match &verified.signer {
                 crate::sigstore_bundle::Signer::Key(f) => vec![f.clone()],
                 crate::sigstore_bundle::Signer::Identity(id) => self
@@ -236,6 +270,7 @@ impl Admission {
                     .collect(),
             };
             if fingerprints.is_empty() {
+                notes.push(format!("Sigstore bundle {manifest}: not signed by a trusted identity"));
                 continue;
             }
             evidence.push(manifest);
@@ -254,6 +289,11 @@ impl Admission {
                 decision.reasons.push(format!("covered by the admitted index {index}"));
                 evidence.push(index);
             }
+        }
+        // A denial says what was wrong with the evidence there was (the
+        // first few problems), not only what was missing.
+        if !decision.admit {
+            decision.reasons.extend(notes.into_iter().take(MAX_NOTES));
         }
         let entry = Entry::Decision(DecisionEntry {
             repo: repo.to_string(),

@@ -507,15 +507,49 @@ fn keyless_signatures_are_verified_offline_against_the_trusted_root() {
     // Each of these is refused, and the image stays quarantined: another
     // subject, another issuer, a certificate expired when the entry was
     // logged, a tampered log entry, a log the trusted root does not list.
-    for (email, iss, variant) in [
-        ("eve@example.test", issuer, ""),
-        (subject, "https://evil.test", ""),
-        (subject, issuer, "expired"),
-        (subject, issuer, "bad-set"),
-        (subject, issuer, "other-log"),
+    // The denial names what was wrong with each.
+    for (email, iss, variant, why) in [
+        (
+            "eve@example.test",
+            issuer,
+            "",
+            "layer 0: keyless signature by eve@example.test from https://issuer.test is not a trusted identity",
+        ),
+        (
+            subject,
+            "https://evil.test",
+            "",
+            "layer 1: keyless signature by dev@example.test from https://evil.test is not a trusted identity",
+        ),
+        (
+            subject,
+            issuer,
+            "expired",
+            "layer 2: certificate not valid at the logged time",
+        ),
+        (
+            subject,
+            issuer,
+            "bad-set",
+            "layer 3: the signed entry timestamp does not verify with a trusted log key",
+        ),
+        (
+            subject,
+            issuer,
+            "other-log",
+            "layer 4: the signed entry timestamp does not verify with a trusted log key",
+        ),
     ] {
         sign("keyless/app", &digests[0], email, iss, variant);
-        assert!(!admitted("keyless/app"), "{email} {iss} {variant} must not admit");
+        let (ok, out) = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{addr}/keyless/app:v1"),
+        ]);
+        assert!(
+            !ok && out.contains(why),
+            "{email} {iss} {variant}: expected {why:?} in {out}"
+        );
     }
     // The right identity admits, the other rejected layers notwithstanding.
     sign("keyless/app", &digests[0], subject, issuer, "");
