@@ -13,34 +13,17 @@ fn skopeo(args: &[&str]) -> (bool, String) {
     run(Command::new("skopeo").args(args))
 }
 
-/// Writes a one-layer OCI layout with distinct content; returns its path.
+/// Writes a one-layer OCI image (a real gzip'd tar layer, so podman can
+/// pull it) with distinct content; returns its `oci:` reference.
 fn layout(dir: &std::path::Path, name: &str) -> String {
     let root = dir.join(name);
-    let blobs = root.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |b: &[u8]| {
-        let h = vouch::registry::digest::sha256_of(b).encoded().to_owned();
-        std::fs::write(blobs.join(&h), b).unwrap();
-        (h, b.len())
-    };
-    let (layer, layer_len) = put(format!("layer of {name}").as_bytes());
-    let (config, config_len) =
-        put(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{layer}","size":{layer_len}}}]}}"#
-    );
-    let (m, m_len) = put(manifest.as_bytes());
-    let index = format!(
-        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{m}","size":{m_len},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#
-    );
-    std::fs::write(root.join("index.json"), index).unwrap();
-    std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    common::write_layout(&root, "v1", &format!("content of {name}\n"));
     format!("oci:{}:v1", root.display())
 }
 
 #[test]
 fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
-    if !common::have_python_module("cryptography") {
+    if !common::have_python_module("cryptography") || !common::have("podman") || !common::have("skopeo") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -70,7 +53,13 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
             &reg(&format!("{image}:v1")),
         ]);
         assert!(ok, "push {image}: {out}");
-        // Quarantined: GET is DENIED with the reason; HEAD still resolves.
+        // Quarantined: GET is DENIED with the reason, to skopeo and podman;
+        // HEAD still resolves.
+        let (ok, _, err) = common::podman(w, &["pull", "--tls-verify=false", &format!("{addr}/{image}:v1")]);
+        assert!(
+            !ok && err.contains("denied"),
+            "podman pull of a quarantined image: {err}"
+        );
         let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &reg(&format!("{image}:v1"))]);
         assert!(
             !ok && out.contains("denied") && out.contains("needs signatures by 1 of 2 trusted keys, has 0"),
@@ -102,6 +91,9 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
             &format!("oci:{}:v1", back.display()),
         ]);
         assert!(ok, "pull {image}: {out}");
+        // podman pulls it too, now that it is admitted.
+        let (ok, _, err) = common::podman(w, &["pull", "--tls-verify=false", &format!("{addr}/{image}:v1")]);
+        assert!(ok, "podman pull {image}: {err}");
 
         // The .sig manifest now also holds vouch's countersignature, naming
         // the admit decision's ledger entry; an independent verifier checks

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{have, sha256_hex, write_layout};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -34,77 +36,6 @@ fn serve_with(extra: &[&str]) -> Server {
         addr,
         _data: data,
     }
-}
-
-/// Whether `tool` is installed (it can be started; some, like htpasswd,
-/// have no `--version` and exit non-zero).
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{tool} is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: {tool} is not installed");
-    }
-    found
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    vouch::registry::digest::sha256_of(b).encoded().to_owned()
-}
-
-/// Writes a one-layer image as an OCI layout at `dir`, tagged `tag`; returns
-/// its manifest digest. The layer is a real tar made by tar(1), gzip'd as
-/// registries expect (clients recompress uncompressed layers on push).
-fn write_layout(dir: &Path, tag: &str, file_content: &str) -> String {
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let root = dir.join("rootfs");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("hello.txt"), file_content).unwrap();
-    let tar = dir.join("layer.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("hello.txt")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let diff_id = sha256_hex(&std::fs::read(&tar).unwrap());
-    let ok = Command::new("gzip").arg("-n").arg(&tar).status().unwrap();
-    assert!(ok.success());
-    let layer = std::fs::read(dir.join("layer.tar.gz")).unwrap();
-    let put = |bytes: &[u8]| {
-        let h = sha256_hex(bytes);
-        std::fs::write(blobs.join(&h), bytes).unwrap();
-        h
-    };
-    let layer_d = put(&layer);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/true"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}}}}"#
-    );
-    let config_d = put(config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config_d}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{layer_d}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
-    let manifest_d = put(manifest.as_bytes());
-    let index = format!(
-        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_d}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#,
-        manifest.len()
-    );
-    std::fs::write(dir.join("index.json"), index).unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    format!("sha256:{manifest_d}")
 }
 
 fn skopeo(args: &[&str]) -> (bool, String, String) {
@@ -209,30 +140,7 @@ fn podman_pulls_and_pushes_with_the_vfs_driver() {
         &format!("docker://{}/pm/app:v1", server.addr),
     ]);
     assert!(ok, "seed push: {err}");
-    let (root, runroot) = (work.path().join("root"), work.path().join("runroot"));
-    let podman = |args: &[&str]| {
-        let out = Command::new("podman")
-            .arg("--root")
-            .arg(&root)
-            .arg("--runroot")
-            .arg(&runroot)
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "none",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let podman = |args: &[&str]| common::podman(work.path(), args);
     let image = format!("{}/pm/app:v1", server.addr);
     let (ok, _, err) = podman(&["pull", "--tls-verify=false", &image]);
     assert!(ok, "podman pull: {err}");

@@ -128,3 +128,100 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
         body: raw[split + 4..].to_vec(),
     })
 }
+
+/// Whether `tool` is installed (it can be started; some, like htpasswd,
+/// have no `--version` and exit non-zero).
+pub fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{tool} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    vouch::registry::digest::sha256_of(b).encoded().to_owned()
+}
+
+/// Writes a one-layer image as an OCI layout at `dir`, tagged `tag`; returns
+/// its manifest digest. The layer is a real tar made by tar(1), gzip'd as
+/// registries expect (clients recompress uncompressed layers on push).
+pub fn write_layout(dir: &Path, tag: &str, file_content: &str) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), file_content).unwrap();
+    let tar = dir.join("layer.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("hello.txt")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let diff_id = sha256_hex(&std::fs::read(&tar).unwrap());
+    let ok = Command::new("gzip").arg("-n").arg(&tar).status().unwrap();
+    assert!(ok.success());
+    let layer = std::fs::read(dir.join("layer.tar.gz")).unwrap();
+    let put = |bytes: &[u8]| {
+        let h = sha256_hex(bytes);
+        std::fs::write(blobs.join(&h), bytes).unwrap();
+        h
+    };
+    let layer_d = put(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/true"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}}}}"#
+    );
+    let config_d = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config_d}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{layer_d}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let manifest_d = put(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_d}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#,
+        manifest.len()
+    );
+    std::fs::write(dir.join("index.json"), index).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    format!("sha256:{manifest_d}")
+}
+
+/// Runs podman with its own storage under `dir` (vfs driver, no cgroups or
+/// events: works unprivileged and in containers): success, stdout, stderr.
+pub fn podman(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("podman")
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("runroot"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
