@@ -31,6 +31,19 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     .concat()
 }
 
+/// An in-toto Statement's predicate type (at most 200 characters), and
+/// whether one of its subjects is `image`; `None` if it is not a Statement.
+pub fn read_statement(payload: &[u8], image: &Digest) -> Option<(String, bool)> {
+    let statement: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let predicate_type = statement["predicateType"].as_str()?.chars().take(200).collect();
+    let names_image = statement["subject"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| s["digest"][image.algorithm()].as_str() == Some(image.encoded()));
+    Some((predicate_type, names_image))
+}
+
 /// Why an attestation does not count.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttestationProblem {
@@ -72,18 +85,7 @@ pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> R
         .as_str()
         .and_then(|p| b64.decode(p).ok())
         .ok_or(AttestationProblem::NotInToto)?;
-    let statement: serde_json::Value = serde_json::from_slice(&payload).map_err(|_| AttestationProblem::NotInToto)?;
-    let predicate_type = statement["predicateType"]
-        .as_str()
-        .ok_or(AttestationProblem::NotInToto)?
-        .chars()
-        .take(200)
-        .collect::<String>();
-    let names_image = statement["subject"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|s| s["digest"][image.algorithm()].as_str() == Some(image.encoded()));
+    let (predicate_type, names_image) = read_statement(&payload, image).ok_or(AttestationProblem::NotInToto)?;
     if !names_image {
         return Err(AttestationProblem::OtherSubject { predicate_type });
     }

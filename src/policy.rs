@@ -303,6 +303,12 @@ impl Policy {
                 },
             );
         }
+        // A name in a rule: a key or an identity, with its fingerprint.
+        let authority = |name: &str| match (keys.get(name), identities.get(name)) {
+            (Some(key), _) => Some((key.fingerprint(), Authority::Key(key.clone()))),
+            (None, Some(id)) => Some((id.fingerprint(), Authority::Identity(id.clone()))),
+            (None, None) => None,
+        };
         let mut rules = Vec::new();
         for (i, r) in file.rules.into_iter().enumerate() {
             let signatures = match r.signatures {
@@ -310,14 +316,10 @@ impl Policy {
                 Some(s) => {
                     let mut named = Vec::new();
                     for k in &s.keys {
-                        let authority = match (keys.get(k), identities.get(k)) {
-                            (Some(key), _) => (key.fingerprint(), Authority::Key(key.clone())),
-                            (None, Some(id)) => (id.fingerprint(), Authority::Identity(id.clone())),
-                            (None, None) => {
-                                return Err(invalid(format!("rule {}: unknown key or identity {k:?}", i + 1)))
-                            }
-                        };
-                        named.push(authority);
+                        named.push(
+                            authority(k)
+                                .ok_or_else(|| invalid(format!("rule {}: unknown key or identity {k:?}", i + 1)))?,
+                        );
                     }
                     let n = named.len() as u32;
                     let k = match s.threshold.unwrap_or(Threshold::AtLeast(1)) {
@@ -337,17 +339,9 @@ impl Policy {
             for a in r.attestations {
                 let mut named = Vec::new();
                 for k in &a.keys {
-                    let authority = match (keys.get(k), identities.get(k)) {
-                        (Some(key), _) => (key.fingerprint(), Authority::Key(key.clone())),
-                        (None, Some(id)) => (id.fingerprint(), Authority::Identity(id.clone())),
-                        (None, None) => {
-                            return Err(invalid(format!(
-                                "rule {}: attestation: unknown key or identity {k:?}",
-                                i + 1
-                            )))
-                        }
-                    };
-                    named.push(authority);
+                    named.push(authority(k).ok_or_else(|| {
+                        invalid(format!("rule {}: attestation: unknown key or identity {k:?}", i + 1))
+                    })?);
                 }
                 if named.is_empty() || a.predicate_type.is_empty() {
                     return Err(invalid(format!(

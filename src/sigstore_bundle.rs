@@ -14,7 +14,7 @@
 //! root). Message-signature bundles name only a digest of the signed bytes,
 //! which for an image is not the image's digest; they are not read.
 
-use crate::attestation::{pae, IN_TOTO};
+use crate::attestation::{pae, read_statement, IN_TOTO};
 use crate::keyless::{entry_matches, verify_leaf, verify_set, Identity, KeylessProblem, LogEntry, TrustedRoot};
 use crate::signature::PublicKey;
 use base64::Engine as _;
@@ -91,19 +91,8 @@ pub fn verify(
         .as_str()
         .and_then(|s| b64.decode(s).ok())
         .ok_or_else(|| unsupported("no base64 signature"))?;
-    let statement: serde_json::Value =
-        serde_json::from_slice(&payload).map_err(|_| unsupported("the statement is not JSON"))?;
-    let predicate_type: String = statement["predicateType"]
-        .as_str()
-        .ok_or_else(|| unsupported("the statement has no predicateType"))?
-        .chars()
-        .take(200)
-        .collect();
-    let names_image = statement["subject"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|s| s["digest"][image.algorithm()].as_str() == Some(image.encoded()));
+    let (predicate_type, names_image) =
+        read_statement(&payload, image).ok_or_else(|| unsupported("the payload is not an in-toto statement"))?;
     if !names_image {
         return Err(BundleProblem::OtherSubject);
     }

@@ -13,6 +13,43 @@ fn skopeo(args: &[&str]) -> (bool, String) {
     run(Command::new("skopeo").args(args))
 }
 
+/// Pushes a new one-layer image to `<repo>:v1` with skopeo; returns its
+/// `docker://` reference and its digest.
+fn push_image(w: &std::path::Path, addr: &str, repo: &str) -> (String, String) {
+    let image = format!("docker://{addr}/{repo}:v1");
+    let (ok, out) = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &layout(w, &repo.replace('/', "-")),
+        &image,
+    ]);
+    assert!(ok, "push {repo}: {out}");
+    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+    let head = common::http(addr, "HEAD", &format!("/v2/{repo}/manifests/v1"), &[accept], &[]).unwrap();
+    (image, head.header("docker-content-digest").unwrap().to_owned())
+}
+
+/// Every admission decision in the server's ledger, in order.
+fn ledger_decisions(addr: &str) -> Vec<vouch_ledger::entry::DecisionEntry> {
+    let checkpoint = common::http(addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap();
+    let size: u64 = String::from_utf8(checkpoint.body)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    (0..size)
+        .filter_map(|i| {
+            let e = common::http(addr, "GET", &format!("/ledger/entry/{i}"), &[], &[]).unwrap();
+            match vouch_ledger::entry::Entry::decode(&e.body).unwrap() {
+                vouch_ledger::entry::Entry::Decision(d) => Some(d),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Writes a one-layer OCI image (a real gzip'd tar layer, so podman can
 /// pull it) with distinct content; returns its `oci:` reference.
 fn layout(dir: &std::path::Path, name: &str) -> String {
@@ -377,20 +414,7 @@ fn a_rule_requiring_an_sbom_attestation_admits_only_once_an_independent_attester
     let data = w.join("data");
     let policy = w.join("policy.toml");
     let (mut server, addr) = common::start_server(&data, &["--policy", policy.to_str().unwrap()], Stdio::null());
-    let image = format!("docker://{addr}/sbom/app:v1");
-    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "sbom"), &image]);
-    assert!(ok, "{out}");
-    let digest = common::http(
-        &addr,
-        "HEAD",
-        "/v2/sbom/app/manifests/v1",
-        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
-        &[],
-    )
-    .unwrap()
-    .header("docker-content-digest")
-    .unwrap()
-    .to_owned();
+    let (image, digest) = push_image(w, &addr, "sbom/app");
     let denied = |why: &str| {
         let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
         assert!(!ok && out.contains(why), "expected DENIED naming {why:?}: {out}");
@@ -421,26 +445,7 @@ fn a_rule_requiring_an_sbom_attestation_admits_only_once_an_independent_attester
     assert!(ok, "{out}");
 
     // The admit decision names both the .sig and the .att manifest.
-    let size = {
-        let c = common::http(&addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap();
-        String::from_utf8(c.body)
-            .unwrap()
-            .lines()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-    };
-    let last_decision = (0..size)
-        .rev()
-        .find_map(|i| {
-            let e = common::http(&addr, "GET", &format!("/ledger/entry/{i}"), &[], &[]).unwrap();
-            match vouch_ledger::entry::Entry::decode(&e.body).unwrap() {
-                vouch_ledger::entry::Entry::Decision(d) => Some(d),
-                _ => None,
-            }
-        })
-        .unwrap();
+    let last_decision = ledger_decisions(&addr).pop().unwrap();
     assert_eq!(last_decision.verdict, vouch_ledger::entry::Verdict::Admit);
     assert_eq!(last_decision.evidence.len(), 2, "{last_decision:?}");
     server.kill().unwrap();
@@ -565,24 +570,10 @@ fn keyless_signatures_are_verified_offline_against_the_trusted_root() {
     assert!(admitted("keyless-ci/app"));
 
     // The decisions name the keyless identities as signers.
-    let checkpoint = common::http(&addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap();
-    let size: u64 = String::from_utf8(checkpoint.body)
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let signers: Vec<String> = (0..size)
-        .filter_map(|i| {
-            let e = common::http(&addr, "GET", &format!("/ledger/entry/{i}"), &[], &[]).unwrap();
-            match vouch_ledger::entry::Entry::decode(&e.body).unwrap() {
-                vouch_ledger::entry::Entry::Decision(d) if d.verdict == vouch_ledger::entry::Verdict::Admit => {
-                    Some(d.signers.join(","))
-                }
-                _ => None,
-            }
-        })
+    let signers: Vec<String> = ledger_decisions(&addr)
+        .into_iter()
+        .filter(|d| d.verdict == vouch_ledger::entry::Verdict::Admit)
+        .map(|d| d.signers.join(","))
         .collect();
     assert_eq!(
         signers,
@@ -624,20 +615,7 @@ fn sigstore_bundles_pushed_as_referrers_sign_and_attest_as_cosign_v3_writes_them
     let policy = w.join("policy.toml");
     let (mut server, addr) =
         common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
-    let image = format!("docker://{addr}/v3/app:v1");
-    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "v3"), &image]);
-    assert!(ok, "{out}");
-    let digest = common::http(
-        &addr,
-        "HEAD",
-        "/v2/v3/app/manifests/v1",
-        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
-        &[],
-    )
-    .unwrap()
-    .header("docker-content-digest")
-    .unwrap()
-    .to_owned();
+    let (image, digest) = push_image(w, &addr, "v3/app");
     let push = |args: &[&str]| {
         let (ok, out) = run(Command::new("python3").arg(keyless).args(args));
         assert!(ok, "{out}");
@@ -674,20 +652,7 @@ fn sigstore_bundles_pushed_as_referrers_sign_and_attest_as_cosign_v3_writes_them
 
     // Where the attestation authority is the keyless identity too, a
     // key-signed SBOM does not do; the identity's own SBOM bundle does.
-    let image = format!("docker://{addr}/all-keyless/app:v1");
-    let (ok, out) = skopeo(&["copy", "--dest-tls-verify=false", &layout(w, "all-keyless"), &image]);
-    assert!(ok, "{out}");
-    let digest = common::http(
-        &addr,
-        "HEAD",
-        "/v2/all-keyless/app/manifests/v1",
-        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
-        &[],
-    )
-    .unwrap()
-    .header("docker-content-digest")
-    .unwrap()
-    .to_owned();
+    let (image, digest) = push_image(w, &addr, "all-keyless/app");
     push(&[
         "bundle",
         &addr,
