@@ -65,6 +65,13 @@ pub enum KeylessProblem {
     /// The SET does not verify with a trusted log's key.
     #[error("the signed entry timestamp does not verify with a trusted log key")]
     BadTimestamp,
+    /// The inclusion proof, or its checkpoint, does not verify.
+    #[error("the log inclusion proof does not verify: {0}")]
+    BadInclusionProof(String),
+    /// No signed entry timestamp: nothing vouches for when the short-lived
+    /// certificate was used.
+    #[error("no signed entry timestamp, so the certificate's validity at signing cannot be checked")]
+    NotLogged,
     /// The log entry is about another payload or signature.
     #[error("the log entry does not match this signature")]
     EntryMismatch,
@@ -155,6 +162,81 @@ pub fn verify_set(root: &TrustedRoot, entry: &LogEntry<'_>, set: &[u8]) -> Resul
     log_key
         .verify(canonical.as_bytes(), &set)
         .map_err(|_| KeylessProblem::BadTimestamp)
+}
+
+/// Checks a Rekor inclusion proof of an entry (`body_b64`, the canonicalized
+/// body): the RFC 6962 audit path from the entry to `rootHash` at
+/// `treeSize` (verified by the ledger's own verifier), and the checkpoint
+/// `envelope` (a signed note) naming that size and root, signed by a
+/// trusted log (ECDSA; the signature's 4-byte key hint is the start of the
+/// log ID).
+pub fn verify_inclusion_proof(
+    root: &TrustedRoot,
+    body_b64: &str,
+    proof: &serde_json::Value,
+) -> Result<(), KeylessProblem> {
+    use p256::ecdsa::signature::Verifier as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad = |why: &str| KeylessProblem::BadInclusionProof(why.to_owned());
+    let hash = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| b64.decode(s).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(vouch_ledger::Hash)
+    };
+    let number = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok());
+    let body = b64.decode(body_b64).map_err(|_| bad("the entry body is not base64"))?;
+    let index = number(&proof["logIndex"]).ok_or_else(|| bad("no logIndex"))?;
+    let size = number(&proof["treeSize"]).ok_or_else(|| bad("no treeSize"))?;
+    let root_hash = hash(&proof["rootHash"]).ok_or_else(|| bad("no rootHash"))?;
+    let path: Vec<vouch_ledger::Hash> = proof["hashes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(hash)
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad("a proof hash is not 32 base64 bytes"))?;
+    vouch_ledger::verify_inclusion(&body, index, size, &path, &root_hash)
+        .map_err(|e| KeylessProblem::BadInclusionProof(e.to_string()))?;
+
+    // The checkpoint: "<origin>\n<size>\n<base64 root>\n[extensions]\n\n— <name> <base64 sig>\n".
+    let envelope = proof["checkpoint"]["envelope"]
+        .as_str()
+        .ok_or_else(|| bad("no checkpoint"))?;
+    let split = envelope
+        .find("\n\n")
+        .ok_or_else(|| bad("the checkpoint is not a signed note"))?;
+    let (text, signatures) = (&envelope[..=split], &envelope[split + 2..]);
+    let mut lines = text.lines().skip(1);
+    let (note_size, note_root) = (lines.next(), lines.next());
+    if note_size.and_then(|s| s.parse::<u64>().ok()) != Some(size)
+        || note_root.map(|r| b64.decode(r).ok()) != Some(Some(root_hash.0.to_vec()))
+    {
+        return Err(bad("the checkpoint is not for the proof's size and root"));
+    }
+    let signed = signatures.lines().any(|line| {
+        let Some(sig) = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|s| b64.decode(s).ok())
+        else {
+            return false;
+        };
+        let Some((hint, der)) = sig.split_first_chunk::<4>() else {
+            return false;
+        };
+        let Ok(sig) = p256::ecdsa::Signature::from_der(der) else {
+            return false;
+        };
+        root.tlogs
+            .iter()
+            .any(|(id, key)| &id[..4] == hint && key.verify(text.as_bytes(), &sig).is_ok())
+    });
+    if signed {
+        Ok(())
+    } else {
+        Err(bad("the checkpoint is not signed by a trusted log"))
+    }
 }
 
 /// Checks that a log entry's body records `payload` (by hash) and

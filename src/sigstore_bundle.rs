@@ -15,7 +15,9 @@
 //! which for an image is not the image's digest; they are not read.
 
 use crate::attestation::{pae, read_statement, IN_TOTO};
-use crate::keyless::{entry_matches, verify_leaf, verify_set, Identity, KeylessProblem, LogEntry, TrustedRoot};
+use crate::keyless::{
+    entry_matches, verify_inclusion_proof, verify_leaf, verify_set, Identity, KeylessProblem, LogEntry, TrustedRoot,
+};
 use crate::signature::PublicKey;
 use base64::Engine as _;
 use vouch_ledger::entry::Digest;
@@ -126,11 +128,18 @@ pub fn verify(
                     .ok_or_else(|| unsupported("no logId"))?,
                 log_index: number(&tlog["logIndex"]).ok_or_else(|| unsupported("no logIndex"))?,
             };
+            // The SET is required: it is what vouches for the integrated
+            // time the short-lived certificate is checked at. An inclusion
+            // proof, when present, must verify too.
             let set = tlog["inclusionPromise"]["signedEntryTimestamp"]
                 .as_str()
-                .and_then(|s| b64.decode(s).ok())
-                .ok_or(KeylessProblem::BadTimestamp)?;
+                .ok_or(KeylessProblem::NotLogged)?;
+            let set = b64.decode(set).map_err(|_| KeylessProblem::BadTimestamp)?;
             verify_set(root, &entry, &set)?;
+            let proof = &tlog["inclusionProof"];
+            if !proof.is_null() {
+                verify_inclusion_proof(root, entry.body, proof)?;
+            }
             entry_matches(entry.body, &payload, &signature)?;
             let (key, identity) = verify_leaf(root, &leaf, entry.integrated_time)?;
             if !PublicKey::EcdsaP256(key).verifies(&message, &signature) {

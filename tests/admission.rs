@@ -638,10 +638,20 @@ fn sigstore_bundles_pushed_as_referrers_sign_and_attest_as_cosign_v3_writes_them
         sign_v1,
     ]);
     denied_because("needs signatures by 1 of 1");
-    push(&[
-        "bundle", &addr, "v3/app", &digest, wd, subject, issuer, sign_v1, "expired",
-    ]);
-    denied_because("needs signatures by 1 of 1");
+    let sign_keyless = |variant: &str| {
+        push(&[
+            "bundle", &addr, "v3/app", &digest, wd, subject, issuer, sign_v1, variant,
+        ])
+    };
+    sign_keyless("expired");
+    denied_because("certificate not valid at the logged time");
+    // The log entry must come with a SET (it vouches for the time), and an
+    // inclusion proof that comes with it must verify against a checkpoint
+    // signed by the trusted log.
+    sign_keyless("no-set");
+    denied_because("no signed entry timestamp");
+    sign_keyless("bad-proof");
+    denied_because("the log inclusion proof does not verify");
     // The right identity signs; the SPDX attestation is still missing.
     push(&["bundle", &addr, "v3/app", &digest, wd, subject, issuer, sign_v1]);
     denied_because(&format!("needs a {spdx} attestation"));

@@ -13,7 +13,7 @@ manifest. Uses only Python's `cryptography`.
 
     python3 tests/keyless_sign.py setup WORKDIR
     python3 tests/keyless_sign.py sign ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [expired|bad-set|other-log]
-    python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [variant]
+    python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|no-set|bad-proof]
     python3 tests/keyless_sign.py bundle-key ADDR REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE
 
 `bundle` and `bundle-key` write what cosign v3 writes by default instead: a
@@ -237,27 +237,45 @@ def bundle(addr, repo, image, work, predicate, email=None, issuer=None, variant=
         key = ec.generate_private_key(ec.SECP256R1())
         sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
         start = now - datetime.timedelta(hours=2 if variant == "expired" else 0, minutes=1)
-        leaf = leaf_for(work, key, email, issuer, start)
+        cert = leaf_for(work, key, email, issuer, start)
         log_key = load_key(os.path.join(work, "log.key"))
         body = json.dumps({
             "apiVersion": "0.0.1", "kind": "dsse",
             "spec": {"payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
                      "signatures": [{"signature": b64(sig),
-                                     "verifier": b64(leaf.public_bytes(serialization.Encoding.PEM))}]},
+                                     "verifier": b64(cert.public_bytes(serialization.Encoding.PEM))}]},
         }).encode()
         entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": 77,
                  "logID": hashlib.sha256(spki(log_key)).hexdigest()}
         set_sig = log_key.sign(json.dumps(entry, sort_keys=True, separators=(",", ":")).encode(), ec.ECDSA(hashes.SHA256()))
+        # An RFC 6962 tree of three entries, ours at index 1, and a signed
+        # checkpoint (a signed note) of its root, as Rekor serves them.
+        leaf = lambda d: hashlib.sha256(b"\x00" + d).digest()
+        node = lambda l, r: hashlib.sha256(b"\x01" + l + r).digest()
+        l0, l1, l2 = leaf(b"another entry"), leaf(body), leaf(b"a third entry")
+        tree_root = node(node(l0, l1), l2)
+        path = [l0, l2]
+        if variant == "bad-proof":
+            path = [l2, l0]
+        note = f"rekor.test - 1\n3\n{b64(tree_root)}\n"
+        note_sig = log_key.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
+        hint = hashlib.sha256(spki(log_key)).digest()[:4]
+        checkpoint = note + "\n" + f"\u2014 rekor.test {b64(hint + note_sig)}\n"
+        tlog = {
+            "logIndex": str(entry["logIndex"]),
+            "logId": {"keyId": b64(bytes.fromhex(entry["logID"]))},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": str(entry["integratedTime"]),
+            "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
+            "inclusionProof": {"logIndex": "1", "rootHash": b64(tree_root), "treeSize": "3",
+                               "hashes": [b64(h) for h in path], "checkpoint": {"envelope": checkpoint}},
+            "canonicalizedBody": entry["body"],
+        }
+        if variant == "no-set":
+            del tlog["inclusionPromise"]
         material = {
-            "certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
-            "tlogEntries": [{
-                "logIndex": str(entry["logIndex"]),
-                "logId": {"keyId": b64(bytes.fromhex(entry["logID"]))},
-                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
-                "integratedTime": str(entry["integratedTime"]),
-                "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
-                "canonicalizedBody": entry["body"],
-            }],
+            "certificate": {"rawBytes": b64(cert.public_bytes(serialization.Encoding.DER))},
+            "tlogEntries": [tlog],
         }
     data = json.dumps({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
