@@ -244,7 +244,33 @@ impl Admission {
                 .map(ToString::to_string),
         );
         let mut attested = BTreeSet::new();
-        for (i, (_, envelope)) in envelopes.iter().enumerate() {
+        for (i, (layer, envelope)) in envelopes.iter().enumerate() {
+            let annotations = &layer["annotations"];
+            if annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_some() {
+                let Some(root) = &self.policy.trusted_root else {
+                    notes.push(format!("attestation {i}: keyless, but the policy has no trusted_root"));
+                    continue;
+                };
+                match crate::attestation::verify_keyless_envelope(root, digest, annotations, envelope) {
+                    Ok((predicate_type, id)) => {
+                        let matched: Vec<&String> = self
+                            .identities
+                            .iter()
+                            .filter(|(_, m)| m.matches(&id))
+                            .map(|(f, _)| f)
+                            .collect();
+                        if matched.is_empty() {
+                            notes.push(format!(
+                                "attestation {i}: keyless {predicate_type} by {} from {} is not a trusted identity",
+                                id.subject, id.issuer
+                            ));
+                        }
+                        attested.extend(matched.into_iter().map(|f| (predicate_type.clone(), f.clone())));
+                    }
+                    Err(e) => notes.push(format!("attestation {i}: {e}")),
+                }
+                continue;
+            }
             match verify_envelope(digest, envelope, &self.keys) {
                 Ok(a) => attested.extend(a.signers.into_iter().map(|s| (a.predicate_type.clone(), s))),
                 Err(e) => notes.push(format!("attestation {i}: {e}")),

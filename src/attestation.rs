@@ -62,6 +62,9 @@ pub enum AttestationProblem {
         /// Its predicate type.
         predicate_type: String,
     },
+    /// Its keyless material does not verify.
+    #[error("keyless {0} attestation: {1}")]
+    Keyless(String, crate::keyless::KeylessProblem),
 }
 
 /// A verified attestation: its predicate type and the fingerprints of the
@@ -74,8 +77,12 @@ pub struct Attested {
     pub signers: Vec<String>,
 }
 
-/// Verifies one DSSE envelope about `image` against `keys`.
-pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
+/// An opened envelope: the Statement's bytes, its predicate type, and the
+/// envelope's signatures.
+type Opened = (Vec<u8>, String, Vec<Vec<u8>>);
+
+/// A DSSE envelope of an in-toto Statement about `image`, opened.
+fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let env: serde_json::Value = serde_json::from_slice(envelope).map_err(|_| AttestationProblem::NotInToto)?;
     if env["payloadType"].as_str() != Some(IN_TOTO) {
@@ -89,13 +96,45 @@ pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> R
     if !names_image {
         return Err(AttestationProblem::OtherSubject { predicate_type });
     }
+    let signatures = env["signatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| b64.decode(s["sig"].as_str()?).ok())
+        .collect();
+    Ok((payload, predicate_type, signatures))
+}
+
+/// Verifies a keyless DSSE envelope (an `.att` layer whose annotations carry
+/// a Fulcio certificate and a Rekor SET, as cosign's keyless `attest`
+/// writes them) about `image` against the trusted root; returns its
+/// predicate type and the signer's identity.
+pub fn verify_keyless_envelope(
+    root: &crate::keyless::TrustedRoot,
+    image: &Digest,
+    annotations: &serde_json::Value,
+    envelope: &[u8],
+) -> Result<(String, crate::keyless::Identity), AttestationProblem> {
+    let (payload, predicate_type, signatures) = open_envelope(image, envelope)?;
+    let signature = signatures.first().ok_or(AttestationProblem::NotInToto)?;
+    let (key, identity) = crate::keyless::verify_logged(root, annotations, &payload, signature)
+        .map_err(|e| AttestationProblem::Keyless(predicate_type.clone(), e))?;
+    if !PublicKey::EcdsaP256(key).verifies(&pae(IN_TOTO, &payload), signature) {
+        return Err(AttestationProblem::Keyless(
+            predicate_type,
+            crate::keyless::KeylessProblem::BadSignature,
+        ));
+    }
+    Ok((predicate_type, identity))
+}
+
+/// Verifies one DSSE envelope about `image` against `keys`.
+pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
+    let (payload, predicate_type, signatures) = open_envelope(image, envelope)?;
     let signed = pae(IN_TOTO, &payload);
     let mut signers: Vec<String> = Vec::new();
-    for sig in env["signatures"].as_array().into_iter().flatten() {
-        let Some(sig) = sig["sig"].as_str().and_then(|s| b64.decode(s).ok()) else {
-            continue;
-        };
-        for key in keys.iter().filter(|k| k.verifies(&signed, &sig)) {
+    for sig in &signatures {
+        for key in keys.iter().filter(|k| k.verifies(&signed, sig)) {
             let f = key.fingerprint();
             if !signers.contains(&f) {
                 signers.push(f);

@@ -268,6 +268,22 @@ pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result
                     .flatten()
                     .any(|s| is_sig(&s["signature"]))
         }
+        // cosign (before v3) logs attestations as intoto v0.0.2 entries,
+        // whose envelope signatures are base64 of the base64 signature.
+        Some("intoto") => {
+            let twice = |v: &serde_json::Value| {
+                v.as_str()
+                    .and_then(|s| b64.decode(s).ok())
+                    .and_then(|s| b64.decode(s).ok())
+                    .is_some_and(|s| s == signature)
+            };
+            spec["content"]["payloadHash"]["value"].as_str() == Some(hash.encoded())
+                && spec["content"]["envelope"]["signatures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| is_sig(&s["sig"]) || twice(&s["sig"]))
+        }
         _ => false,
     };
     if ok {
@@ -307,20 +323,20 @@ pub fn verify_leaf(
     Ok((key, identity))
 }
 
-/// Verifies the keyless signature of one `.sig` layer (its annotations and
-/// payload) for `image`; returns the signer's identity.
-pub fn verify(
+/// The keyless material of one tag-scheme layer (its certificate and Rekor
+/// bundle annotations), checked against the trusted root: the SET, that
+/// the log entry records `logged` (the signed payload, by hash) and
+/// `signature`, and the certificate at the logged time. Returns the
+/// certificate's key, which the caller checks `signature` with over what
+/// it signs, and its identity.
+pub fn verify_logged(
     root: &TrustedRoot,
-    image: &Digest,
     annotations: &serde_json::Value,
-    payload: &[u8],
-) -> Result<Identity, KeylessProblem> {
+    logged: &[u8],
+    signature: &[u8],
+) -> Result<(p256::ecdsa::VerifyingKey, Identity), KeylessProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let malformed = |what: &str| KeylessProblem::Malformed(what.to_owned());
-    let signature = annotations[crate::signature::SIGNATURE_ANNOTATION]
-        .as_str()
-        .and_then(|s| b64.decode(s).ok())
-        .ok_or_else(|| malformed("no base64 signature"))?;
     let pem = annotations[CERTIFICATE_ANNOTATION]
         .as_str()
         .ok_or_else(|| malformed("no certificate"))?;
@@ -349,8 +365,24 @@ pub fn verify(
         .and_then(|s| b64.decode(s).ok())
         .ok_or(KeylessProblem::BadTimestamp)?;
     verify_set(root, &entry, &set)?;
-    entry_matches(entry.body, payload, &signature)?;
-    let (key, identity) = verify_leaf(root, &pem_block.contents, entry.integrated_time)?;
+    entry_matches(entry.body, logged, signature)?;
+    verify_leaf(root, &pem_block.contents, entry.integrated_time)
+}
+
+/// Verifies the keyless signature of one `.sig` layer (its annotations and
+/// payload) for `image`; returns the signer's identity.
+pub fn verify(
+    root: &TrustedRoot,
+    image: &Digest,
+    annotations: &serde_json::Value,
+    payload: &[u8],
+) -> Result<Identity, KeylessProblem> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signature = annotations[crate::signature::SIGNATURE_ANNOTATION]
+        .as_str()
+        .and_then(|s| b64.decode(s).ok())
+        .ok_or_else(|| KeylessProblem::Malformed("no base64 signature".into()))?;
+    let (key, identity) = verify_logged(root, annotations, payload, &signature)?;
     // The payload, signed by the leaf's key, names the image.
     let (signers, _) = crate::signature::verify_layers(
         image,

@@ -469,6 +469,8 @@ fn keyless_signatures_are_verified_offline_against_the_trusted_root() {
             "version = 1\nname = \"keyless\"\ntrusted_root = \"trusted_root.json\"\n\
              [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
              ci = {{ issuer = \"https://ci.test\", subject_regex = \"https://ci\\\\.test/team/.*\" }}\n\
+             [[rule]]\nrepositories = \"keyless-sbom/**\"\nsignatures = {{ keys = [\"dev\"] }}\n\
+             attestations = [{{ predicate_type = \"https://spdx.dev/Document\", keys = [\"dev\"] }}]\n\
              [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\", \"ci\"] }}\n"
         ),
     )
@@ -582,6 +584,31 @@ fn keyless_signatures_are_verified_offline_against_the_trusted_root() {
             "keyless:https://ci.test|~https://ci\\.test/team/.*".to_owned()
         ]
     );
+
+    // Keyless attestations in the tag scheme (cosign's keyless `attest`
+    // before v3): an SPDX statement by the trusted identity is required.
+    let (image, digest) = push_image(w, &addr, "keyless-sbom/app");
+    sign("keyless-sbom/app", &digest, subject, issuer, "");
+    let attest = |email: &str, variant: &str, why: &str| {
+        let (ok, out) = run(Command::new("python3")
+            .arg(script)
+            .args(["attest", &addr, "keyless-sbom/app", &digest])
+            .arg(w)
+            .args([email, issuer, "https://spdx.dev/Document", variant]));
+        assert!(ok, "{out}");
+        let (ok, out) = skopeo(&["inspect", "--tls-verify=false", &image]);
+        assert!(
+            ok == why.is_empty() && out.contains(why),
+            "{email} {variant}: expected {why:?}: {out}"
+        );
+    };
+    attest("eve@example.test", "", "attestation 0: keyless https://spdx.dev/Document by eve@example.test from https://issuer.test is not a trusted identity");
+    attest(
+        subject,
+        "expired",
+        "attestation 1: keyless https://spdx.dev/Document attestation: certificate not valid at the logged time",
+    );
+    attest(subject, "", "");
     server.kill().unwrap();
     server.wait().unwrap();
 }

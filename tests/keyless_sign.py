@@ -15,6 +15,7 @@ manifest. Uses only Python's `cryptography`.
     python3 tests/keyless_sign.py sign ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [expired|bad-set|other-log]
     python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|no-set|bad-proof]
     python3 tests/keyless_sign.py bundle-key ADDR REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE
+    python3 tests/keyless_sign.py attest ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired]
 
 `bundle` and `bundle-key` write what cosign v3 writes by default instead: a
 Sigstore bundle v0.3 holding a DSSE envelope of an in-toto statement about
@@ -301,8 +302,74 @@ def bundle(addr, repo, image, work, predicate, email=None, issuer=None, variant=
     print(digest)
 
 
+def attest(addr, repo, image, work, email, issuer, predicate, variant=""):
+    """A keyless attestation in the tag scheme, as cosign (before v3) writes
+    it: a DSSE envelope layer of the image's .att manifest, with the
+    certificate and a Rekor SET (over an intoto v0.0.2 entry) as annotations."""
+    request, push_blob = client(addr, repo)
+    alg, hexdigest = image.split(":")
+    statement = json.dumps({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{"name": f"{addr}/{repo}", "digest": {alg: hexdigest}}],
+        "predicateType": predicate,
+        "predicate": {"made by": "an independent keyless attester"},
+    }).encode()
+    in_toto = b"application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(in_toto), in_toto, len(statement), statement)
+    key = ec.generate_private_key(ec.SECP256R1())
+    sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
+    start = now - datetime.timedelta(hours=2 if variant == "expired" else 0, minutes=1)
+    cert = leaf_for(work, key, email, issuer, start)
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    envelope = json.dumps({"payloadType": in_toto.decode(), "payload": b64(statement),
+                           "signatures": [{"keyid": "", "sig": b64(sig)}]}).encode()
+    body = json.dumps({
+        "apiVersion": "0.0.2", "kind": "intoto",
+        "spec": {"content": {
+            "envelope": {"payloadType": in_toto.decode(),
+                         "signatures": [{"sig": b64(b64(sig).encode()), "publicKey": b64(cert_pem)}]},
+            "hash": {"algorithm": "sha256", "value": hashlib.sha256(envelope).hexdigest()},
+            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+        }},
+    }).encode()
+    log_key = load_key(os.path.join(work, "log.key"))
+    entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": 99,
+             "logID": hashlib.sha256(spki(log_key)).hexdigest()}
+    set_sig = log_key.sign(json.dumps(entry, sort_keys=True, separators=(",", ":")).encode(), ec.ECDSA(hashes.SHA256()))
+    with open(os.path.join(work, "ca.pem")) as f:
+        chain = f.read()
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    tag = image.replace(":", "-") + ".att"
+    status, _, out = request("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": oci})
+    layers = json.loads(out)["layers"] if status == 200 else []
+    layers.append({
+        "mediaType": "application/vnd.dsse.envelope.v1+json",
+        "size": len(envelope),
+        "digest": push_blob(envelope),
+        "annotations": {
+            "predicateType": predicate,
+            "dev.sigstore.cosign/certificate": cert_pem.decode(),
+            "dev.sigstore.cosign/chain": chain,
+            "dev.sigstore.cosign/bundle": json.dumps({"SignedEntryTimestamp": b64(set_sig), "Payload": entry}),
+        },
+    })
+    config = json.dumps({"architecture": "", "os": "", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": oci,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config), "digest": push_blob(config)},
+        "layers": layers,
+    }).encode()
+    status, _, out = request("PUT", f"/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": oci})
+    assert status == 201, (status, out)
+    print(tag)
+
+
 if sys.argv[1] == "setup":
     setup(sys.argv[2])
+elif sys.argv[1] == "attest":
+    addr, repo, image, work, email, issuer, predicate = sys.argv[2:9]
+    attest(addr, repo, image, work, email, issuer, predicate, sys.argv[9] if len(sys.argv) > 9 else "")
 elif sys.argv[1] == "bundle":
     addr, repo, image, work, email, issuer, predicate = sys.argv[2:9]
     bundle(addr, repo, image, work, predicate, email, issuer, sys.argv[9] if len(sys.argv) > 9 else "")
