@@ -200,8 +200,21 @@ impl Admission {
 
     /// Evaluates the image `digest` in `repo`, logs the decision, records
     /// the state. Returns whether it was admitted.
+    /// When this admits it, every tag already pointing to it is logged.
     pub async fn evaluate(&self, app: &AppState, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
-        self.decide(app, repo, digest, &mut Reevaluation::default()).await
+        self.decide(app, repo, digest, &mut Reevaluation::default(), true).await
+    }
+
+    /// [`Admission::evaluate`] for a manifest being pushed: the push logs
+    /// its own tag (with where it pointed before), so no tag is logged here.
+    pub async fn evaluate_pushed(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        self.decide(app, repo, digest, &mut Reevaluation::default(), false)
+            .await
     }
 
     /// [`Admission::evaluate`], counting every decision made (an admitted
@@ -212,6 +225,7 @@ impl Admission {
         repo: &RepoName,
         digest: &Digest,
         tally: &mut Reevaluation,
+        log_tags: bool,
     ) -> Result<bool, RegistryError> {
         let Some(record) = app.meta.manifest(repo, digest)? else {
             return Ok(false);
@@ -385,6 +399,16 @@ impl Admission {
         } else {
             tally.denied += 1;
         }
+        // Tags that pointed to it while it was quarantined now point to
+        // admitted content: logged like any tag set onto admitted content.
+        if decision.admit && record.state != AdmissionState::Admitted && log_tags {
+            for t in app.meta.tags(repo)? {
+                let tag = crate::registry::names::Tag::parse(&t)?;
+                if signed_image(&t).is_none() && app.meta.tag(repo, &tag)?.as_ref() == Some(digest) {
+                    self.log_tag(app, repo, &t, digest, None).await?;
+                }
+            }
+        }
         // An admitted index covers the manifests it lists.
         if decision.admit && is_index(&record.media_type) {
             let children = validate(&record.media_type, &record.bytes)
@@ -393,7 +417,7 @@ impl Admission {
             for child in children {
                 let state = app.meta.manifest(repo, &child)?.map(|r| r.state);
                 if matches!(state, Some(AdmissionState::Pending | AdmissionState::Denied)) {
-                    Box::pin(self.decide(app, repo, &child, tally)).await?;
+                    Box::pin(self.decide(app, repo, &child, tally, true)).await?;
                 }
             }
         }
@@ -477,7 +501,7 @@ impl Admission {
             if decided_now {
                 continue;
             }
-            self.decide(app, &repo, &digest, &mut report).await?;
+            self.decide(app, &repo, &digest, &mut report, true).await?;
         }
         Ok(report)
     }

@@ -147,7 +147,7 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
         assert!(ok, "countersignature of {image}: {out}");
         let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
         assert_eq!(line["reference"], format!("{addr}/{image}"));
-        let admit_index = if signer == "vouch" { "2" } else { "4" };
+        let admit_index = if signer == "vouch" { "2" } else { "5" };
         assert_eq!(line["optional"]["dev.vouch.ledger-index"], admit_index, "{out}");
         assert_eq!(line["optional"]["dev.vouch.policy-index"], "0", "{out}");
         let covered: u64 = line["optional"]["dev.vouch.checkpoint-size"]
@@ -175,9 +175,9 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
         .arg(data.join("ledger.vkey"))
         .arg("--replay"));
     assert!(ok, "{out}");
-    assert!(out.contains("replay: 5 entries") && out.contains("1 policies"), "{out}");
+    assert!(out.contains("replay: 7 entries") && out.contains("1 policies"), "{out}");
     let mut verdicts = Vec::new();
-    for i in 0..5 {
+    for i in 0..7 {
         let e = common::http(&addr, "GET", &format!("/ledger/entry/{i}"), &[], &[]).unwrap();
         match vouch_ledger::entry::Entry::decode(&e.body).unwrap() {
             vouch_ledger::entry::Entry::Policy(p) => verdicts.push(format!("policy {}", p.name)),
@@ -185,17 +185,22 @@ fn unsigned_images_are_quarantined_until_signed_and_every_decision_is_logged() {
                 assert_eq!(d.policy_index, 0);
                 verdicts.push(format!("{} {:?} by {}", d.repo, d.verdict, d.signers.len()));
             }
+            vouch_ledger::entry::Entry::Tag(t) => verdicts.push(format!("{} tag {}", t.repo, t.tag)),
             other => panic!("unexpected entry {other:?}"),
         }
     }
+    // The tag v1, set while the image was quarantined, is logged once the
+    // signature admits it.
     assert_eq!(
         verdicts,
         [
             "policy signed",
             "team/app Deny by 0",
             "team/app Admit by 1",
+            "team/app tag v1",
             "other/app Deny by 0",
-            "other/app Admit by 1"
+            "other/app Admit by 1",
+            "other/app tag v1"
         ]
     );
 

@@ -714,7 +714,7 @@ async fn put_manifest(
                 // evidence, not a new tag, is what re-evaluates it.
                 let state = match prior {
                     Some(s @ (AdmissionState::Admitted | AdmissionState::Denied)) => s,
-                    _ if admission.evaluate(app, repo, &digest).await? => AdmissionState::Admitted,
+                    _ if admission.evaluate_pushed(app, repo, &digest).await? => AdmissionState::Admitted,
                     _ => AdmissionState::Denied,
                 };
                 // A tag set or moved onto admitted content is logged.
