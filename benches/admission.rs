@@ -5,7 +5,9 @@
 //!
 //! 1. `verify`: cosign signature verifications per second on one core, for
 //!    ECDSA P-256, Ed25519 and RSA 3072 keys (`verify_layers`, payload
-//!    checks included).
+//!    checks included), and keyless signatures (certificate chain, Rekor SET
+//!    and signature; fixtures from tests/keyless_sign.py, so this section
+//!    needs python3 with `cryptography`).
 //! 2. `push`: manifest PUT latency under concurrent pushes (ADM_CLIENTS
 //!    keep-alive clients, default 16, ADM_PUSHES each, default 300), p50 and
 //!    p99, with no admission ("bare", what a plain registry does), with the
@@ -103,6 +105,54 @@ fn verify_rate() {
             n as f64 / start.elapsed().as_secs_f64()
         );
     }
+    keyless_rate(&image);
+}
+
+/// Keyless signatures: certificate chain (P-384 CA), SET and payload
+/// signature, with fixtures from tests/keyless_sign.py (needs python3 with
+/// `cryptography`, which .ci/run installs).
+fn keyless_rate(image: &Digest) {
+    use base64::Engine as _;
+    let work = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keyless_sign.py");
+    let py = |args: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let w = work.path().to_str().unwrap();
+    py(&["setup", w]);
+    let fixture: serde_json::Value = serde_json::from_slice(&py(&[
+        "fixture",
+        image.as_str(),
+        w,
+        "dev@example.test",
+        "https://issuer.test",
+    ]))
+    .unwrap();
+    let root =
+        vouch::keyless::TrustedRoot::parse(&std::fs::read(work.path().join("trusted_root.json")).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(fixture["payload"].as_str().unwrap())
+        .unwrap();
+    let annotations = &fixture["annotations"];
+    let (start, mut n) = (Instant::now(), 0u64);
+    while start.elapsed() < Duration::from_secs(3) {
+        for _ in 0..20 {
+            vouch::keyless::verify(&root, image, annotations, &payload).unwrap();
+        }
+        n += 20;
+    }
+    let per = start.elapsed() / n as u32;
+    println!(
+        "  {:<11} {:>9.0}/s  ({per:.1?} each: certificate chain, SET, signature)",
+        "keyless",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
 }
 
 // ---- a minimal keep-alive HTTP/1.1 client ----------------------------------

@@ -16,6 +16,7 @@ manifest. Uses only Python's `cryptography`.
     python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|no-set|bad-proof]
     python3 tests/keyless_sign.py bundle-key ADDR REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE
     python3 tests/keyless_sign.py attest ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired]
+    python3 tests/keyless_sign.py fixture IMAGE_DIGEST WORKDIR EMAIL ISSUER   (a keyless layer as JSON)
 
 `bundle` and `bundle-key` write what cosign v3 writes by default instead: a
 Sigstore bundle v0.3 holding a DSSE envelope of an in-toto statement about
@@ -102,7 +103,7 @@ def der_utf8(s):
     return bytes([0x0C, len(b)]) + b
 
 
-def sign(addr, repo, image, work, email, issuer, variant):
+def sign(addr, repo, image, work, email, issuer, variant, push=True):
     ca_key = load_key(os.path.join(work, "ca.key"))
     with open(os.path.join(work, "ca.pem"), "rb") as f:
         ca = x509.load_pem_x509_certificate(f.read())
@@ -148,6 +149,15 @@ def sign(addr, repo, image, work, email, issuer, variant):
     if variant == "bad-set":
         entry["logIndex"] += 1
     bundle = json.dumps({"SignedEntryTimestamp": b64(set_sig), "Payload": entry})
+    annotations = {
+        "dev.cosignproject.cosign/signature": b64(signature),
+        "dev.sigstore.cosign/certificate": leaf_pem.decode(),
+        "dev.sigstore.cosign/chain": ca.public_bytes(serialization.Encoding.PEM).decode(),
+        "dev.sigstore.cosign/bundle": bundle,
+    }
+    if not push:
+        print(json.dumps({"annotations": annotations, "payload": b64(payload)}))
+        return
 
     def request(method, path, body=b"", headers=None):
         host, port = addr.split(":")
@@ -170,12 +180,7 @@ def sign(addr, repo, image, work, email, issuer, variant):
         "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
         "size": len(payload),
         "digest": push_blob(payload),
-        "annotations": {
-            "dev.cosignproject.cosign/signature": b64(signature),
-            "dev.sigstore.cosign/certificate": leaf_pem.decode(),
-            "dev.sigstore.cosign/chain": ca.public_bytes(serialization.Encoding.PEM).decode(),
-            "dev.sigstore.cosign/bundle": bundle,
-        },
+        "annotations": annotations,
     })
     config = json.dumps({"architecture": "", "os": "", "config": {},
                          "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}).encode()
@@ -367,6 +372,11 @@ def attest(addr, repo, image, work, email, issuer, predicate, variant=""):
 
 if sys.argv[1] == "setup":
     setup(sys.argv[2])
+elif sys.argv[1] == "fixture":
+    # One keyless .sig layer (annotations and base64 payload) as JSON on
+    # stdout, pushed nowhere: for benchmarks.
+    image, work, email, issuer = sys.argv[2:6]
+    sign("registry.test:5000", "team/app", image, work, email, issuer, "", push=False)
 elif sys.argv[1] == "attest":
     addr, repo, image, work, email, issuer, predicate = sys.argv[2:9]
     attest(addr, repo, image, work, email, issuer, predicate, sys.argv[9] if len(sys.argv) > 9 else "")
