@@ -235,6 +235,15 @@ fn state(db: Arc<rocksdb::DB>, ledger: vouch_ledger::store::Ledger, blobs: &std:
     }
 }
 
+/// Every client task's latencies, once all have finished.
+async fn latencies(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
@@ -305,11 +314,7 @@ fn push_latency() {
                     })
                 })
                 .collect();
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            (start.elapsed(), all)
+            (start.elapsed(), latencies(tasks).await)
         });
         lat.sort();
         println!(
@@ -358,11 +363,7 @@ fn proof_serving() {
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap());
-        }
-        (start.elapsed(), all)
+        (start.elapsed(), latencies(tasks).await)
     });
     lat.sort();
     println!(

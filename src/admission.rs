@@ -656,12 +656,8 @@ fn is_index(media_type: &str) -> bool {
 
 /// An admitted image index in `repo` that lists the manifest `digest`.
 fn admitted_index_listing(app: &AppState, repo: &RepoName, digest: &Digest) -> Result<Option<Digest>, RegistryError> {
-    Ok(app
-        .meta
-        .referenced_by(repo, digest)?
-        .into_iter()
-        .find(|(_, r)| r.state == AdmissionState::Admitted && is_index(&r.media_type))
-        .map(|(d, _)| d))
+    let admitted_index = |r: &ManifestRecord| r.state == AdmissionState::Admitted && is_index(&r.media_type);
+    Ok(app.meta.find_referencing(repo, digest, admitted_index)?.1)
 }
 
 /// The image a signature or attestation tag names: `sha256-<hex>.sig` or

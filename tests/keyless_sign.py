@@ -97,6 +97,16 @@ def setup(work):
     print(os.path.join(work, "trusted_root.json"))
 
 
+def log_entry(log_key, body, index):
+    """A Rekor log entry for `body`, integrated now, and its signed entry
+    timestamp: the log key's signature over the entry's canonical JSON
+    (keys sorted, no spaces)."""
+    entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": index,
+             "logID": hashlib.sha256(spki(log_key)).hexdigest()}
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    return entry, log_key.sign(canonical, ec.ECDSA(hashes.SHA256()))
+
+
 def der_utf8(s):
     b = s.encode()
     assert len(b) < 128
@@ -141,11 +151,7 @@ def sign(addr, repo, image, work, email, issuer, variant, push=True):
         "spec": {"data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
                  "signature": {"content": b64(signature), "publicKey": {"content": b64(leaf_pem)}}},
     }).encode()
-    entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": 4242,
-             "logID": hashlib.sha256(spki(log_key)).hexdigest()}
-    # Rekor signs the canonical JSON of the entry (keys sorted, no spaces).
-    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-    set_sig = log_key.sign(canonical, ec.ECDSA(hashes.SHA256()))
+    entry, set_sig = log_entry(log_key, body, 4242)
     if variant == "bad-set":
         entry["logIndex"] += 1
     bundle = json.dumps({"SignedEntryTimestamp": b64(set_sig), "Payload": entry})
@@ -251,9 +257,7 @@ def bundle(addr, repo, image, work, predicate, email=None, issuer=None, variant=
                      "signatures": [{"signature": b64(sig),
                                      "verifier": b64(cert.public_bytes(serialization.Encoding.PEM))}]},
         }).encode()
-        entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": 77,
-                 "logID": hashlib.sha256(spki(log_key)).hexdigest()}
-        set_sig = log_key.sign(json.dumps(entry, sort_keys=True, separators=(",", ":")).encode(), ec.ECDSA(hashes.SHA256()))
+        entry, set_sig = log_entry(log_key, body, 77)
         # An RFC 6962 tree of three entries, ours at index 1, and a signed
         # checkpoint (a signed note) of its root, as Rekor serves them.
         leaf = lambda d: hashlib.sha256(b"\x00" + d).digest()
@@ -338,9 +342,7 @@ def attest(addr, repo, image, work, email, issuer, predicate, variant=""):
         }},
     }).encode()
     log_key = load_key(os.path.join(work, "log.key"))
-    entry = {"body": b64(body), "integratedTime": int(now.timestamp()), "logIndex": 99,
-             "logID": hashlib.sha256(spki(log_key)).hexdigest()}
-    set_sig = log_key.sign(json.dumps(entry, sort_keys=True, separators=(",", ":")).encode(), ec.ECDSA(hashes.SHA256()))
+    entry, set_sig = log_entry(log_key, body, 99)
     with open(os.path.join(work, "ca.pem")) as f:
         chain = f.read()
     oci = "application/vnd.oci.image.manifest.v1+json"

@@ -1184,86 +1184,26 @@ async fn the_ledger_is_served_as_tlog_tiles_with_proofs_that_verify() {
 
 #[tokio::test]
 async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_their_images() {
-    use base64::Engine as _;
-    use p256::ecdsa::signature::Signer as _;
-    use p256::pkcs8::EncodePublicKey as _;
     let dir = tempfile::tempdir().unwrap();
-    let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
-    let pem = key
-        .verifying_key()
-        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
-        .unwrap();
-    let policy = vouch::policy::Policy::parse(
-        &format!("version = 1\nname = \"p\"\n[keys]\nk = \"\"\"{pem}\"\"\"\n[[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"k\"] }}\n"),
-        std::path::Path::new("p.toml"),
-    )
-    .unwrap();
-    let users_file = dir.path().join("users");
-    vouch::registry::auth::add_user(&users_file, "pusher", "pw").unwrap();
-    let mut state = state_at(
-        &dir.path().join("data"),
-        Some(vouch::registry::auth::Users::load(&users_file, true).unwrap()),
-    );
-    state.admission = Some(
-        vouch::admission::Admission::load(policy, &state.ledger, &state.meta)
-            .await
-            .unwrap(),
-    );
-    let state = Arc::new(state);
-    let r = app(state.clone());
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("pusher:pw")
-    );
+    let (policy, key) = key_policy(5);
+    let (state, r, auth) = admission_app(dir.path(), policy).await;
 
     // Blobs and the image manifest bytes, prepared (not pushed) up front.
-    let push_blob_auth = |bytes: &'static [u8]| {
-        let (r, auth) = (r.clone(), auth.clone());
-        async move {
-            let d = sha256(bytes);
-            let resp = call(
-                &r,
-                "POST",
-                &format!("/v2/order/app/blobs/uploads/?digest={d}"),
-                &[("authorization", auth.as_str())],
-                bytes.to_vec(),
-            )
-            .await;
-            assert_eq!(resp.status, StatusCode::CREATED);
-            d
-        }
-    };
-    let (c, l) = (push_blob_auth(b"{}").await, push_blob_auth(b"signed layer").await);
+    let (c, l) = (
+        push_blob_as(&r, "order/app", b"{}", &auth).await,
+        push_blob_as(&r, "order/app", b"signed layer", &auth).await,
+    );
     let image = image_manifest(&c, 2, &l, 12, "");
     let image_digest = sha256(&image);
 
     // The signature arrives first: payload blob, then the .sig manifest.
-    let payload = vouch::signature::payload(
-        "registry/order/app",
-        &vouch_ledger::entry::Digest::parse(&image_digest).unwrap(),
-    );
-    let payload: &'static [u8] = Box::leak(payload.into_boxed_slice());
-    let sig: p256::ecdsa::Signature = key.sign(payload);
-    let p = push_blob_auth(payload).await;
-    let sig_manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{p}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{}"}}}}]}}"#,
-        payload.len(),
-        base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
-    );
     let sig_tag = format!("sha256-{}.sig", &image_digest[7..]);
-    let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
-    let put = call(
-        &r,
-        "PUT",
-        &format!("/v2/order/app/manifests/{sig_tag}"),
-        &hdrs,
-        sig_manifest.into_bytes(),
-    )
-    .await;
+    let put = push_signature(&r, "order/app", &image_digest, &key, &auth).await;
     assert_eq!(
         (put.status, put.header("vouch-admission-state")),
         (StatusCode::CREATED, "evidence")
     );
+    let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
     // Then the image: admitted at once, from the signature already there.
     let put = call(&r, "PUT", "/v2/order/app/manifests/v1", &hdrs, image.clone()).await;
     assert_eq!(put.header("vouch-admission-state"), "admitted");
@@ -1339,6 +1279,39 @@ async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_the
     );
 }
 
+/// A registry under `policy`, with one user ("pusher"): its state, its
+/// router, and that user's Authorization value.
+async fn admission_app(dir: &std::path::Path, policy: vouch::policy::Policy) -> (Arc<AppState>, Router, String) {
+    use base64::Engine as _;
+    let users_file = dir.join("users");
+    vouch::registry::auth::add_user(&users_file, "pusher", "pw").unwrap();
+    let mut state = state_at(
+        &dir.join("data"),
+        Some(vouch::registry::auth::Users::load(&users_file, true).unwrap()),
+    );
+    state.admission = Some(
+        vouch::admission::Admission::load(policy, &state.ledger, &state.meta)
+            .await
+            .unwrap(),
+    );
+    let state = Arc::new(state);
+    let r = app(state.clone());
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("pusher:pw")
+    );
+    (state, r, auth)
+}
+
+/// Pushes a blob to `repo` with `auth`; returns its digest.
+async fn push_blob_as(r: &Router, repo: &str, bytes: &[u8], auth: &str) -> String {
+    let d = sha256(bytes);
+    let uri = format!("/v2/{repo}/blobs/uploads/?digest={d}");
+    let resp = call(r, "POST", &uri, &[("authorization", auth)], bytes.to_vec()).await;
+    assert_eq!(resp.status, StatusCode::CREATED);
+    d
+}
+
 /// A policy trusting one P-256 key, and that key.
 fn key_policy(seed: u8) -> (vouch::policy::Policy, p256::ecdsa::SigningKey) {
     use p256::pkcs8::EncodePublicKey as _;
@@ -1363,12 +1336,10 @@ async fn push_signature(r: &Router, repo: &str, image: &str, key: &p256::ecdsa::
         &vouch_ledger::entry::Digest::parse(image).unwrap(),
     );
     let sig: p256::ecdsa::Signature = key.sign(&payload);
-    let (p, c) = (sha256(&payload), sha256(b"{}"));
-    for blob in [&payload[..], b"{}"] {
-        let uri = format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(blob));
-        let resp = call(r, "POST", &uri, &[("authorization", auth)], blob.to_vec()).await;
-        assert_eq!(resp.status, StatusCode::CREATED);
-    }
+    let (p, c) = (
+        push_blob_as(r, repo, &payload, auth).await,
+        push_blob_as(r, repo, b"{}", auth).await,
+    );
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{p}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{}"}}}}]}}"#,
         payload.len(),
@@ -1381,24 +1352,10 @@ async fn push_signature(r: &Router, repo: &str, image: &str, key: &p256::ecdsa::
 
 #[tokio::test]
 async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_policies_reevaluate() {
-    use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
     let (policy_a, key_a) = key_policy(11);
     let (policy_b, key_b) = key_policy(12);
-    let users_file = dir.path().join("users");
-    vouch::registry::auth::add_user(&users_file, "op", "pw").unwrap();
-    let mut state = state_at(
-        &dir.path().join("data"),
-        Some(vouch::registry::auth::Users::load(&users_file, true).unwrap()),
-    );
-    state.admission = Some(
-        vouch::admission::Admission::load(policy_a, &state.ledger, &state.meta)
-            .await
-            .unwrap(),
-    );
-    let state = Arc::new(state);
-    let r = app(state.clone());
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("op:pw"));
+    let (state, r, auth) = admission_app(dir.path(), policy_a).await;
     let auth = auth.as_str();
     let hdrs = |ct: &'static str| [("authorization", auth), ("content-type", ct)];
     let anon_get = |path: String| {
@@ -1413,10 +1370,7 @@ async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_poli
         let layer = format!("{arch} layer");
         let mut blobs = Vec::new();
         for b in [config.as_bytes(), layer.as_bytes()] {
-            let uri = format!("/v2/multi/app/blobs/uploads/?digest={}", sha256(b));
-            let resp = call(&r, "POST", &uri, &[("authorization", auth)], b.to_vec()).await;
-            assert_eq!(resp.status, StatusCode::CREATED);
-            blobs.push(sha256(b));
+            blobs.push(push_blob_as(&r, "multi/app", b, auth).await);
         }
         let m = image_manifest(&blobs[0], config.len(), &blobs[1], layer.len(), "");
         let d = sha256(&m);
@@ -1498,9 +1452,7 @@ async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_poli
 
     // An image signed by key B only: denied under policy A.
     for b in [&b"{}"[..], b"solo"] {
-        let uri = format!("/v2/solo/app/blobs/uploads/?digest={}", sha256(b));
-        let resp = call(&r, "POST", &uri, &[("authorization", auth)], b.to_vec()).await;
-        assert_eq!(resp.status, StatusCode::CREATED);
+        push_blob_as(&r, "solo/app", b, auth).await;
     }
     let solo = image_manifest(&sha256(b"{}"), 2, &sha256(b"solo"), 4, "");
     let solo_digest = sha256(&solo);

@@ -107,13 +107,8 @@ async fn handle(
         Route::Blob { name, digest } => {
             let (repo, digest) = (RepoName::parse(name)?, parse_digest(digest)?);
             match *method {
-                Method::GET => {
-                    if !authenticated {
-                        withheld_unless_servable(app, &repo, &digest)?;
-                    }
-                    get_blob(app, &repo, &digest, h, true).await
-                }
-                Method::HEAD => get_blob(app, &repo, &digest, h, false).await,
+                Method::GET => get_blob(app, &repo, &digest, h, true, authenticated).await,
+                Method::HEAD => get_blob(app, &repo, &digest, h, false, authenticated).await,
                 Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
                 Method::DELETE => delete_blob(app, &repo, &digest).await,
                 _ => not_allowed("blobs"),
@@ -211,14 +206,13 @@ fn location(v: String) -> (header::HeaderName, String) {
 /// there). HEAD always answers, so pushers can check what they uploaded;
 /// authenticated users read everything.
 fn withheld_unless_servable(app: &App, repo: &RepoName, digest: &Digest) -> Result<()> {
-    if app.admission.is_none() || !app.meta.blob_linked(repo, digest)? {
+    if app.admission.is_none() {
         return Ok(());
     }
-    let served = |(_, r): &(Digest, super::meta::ManifestRecord)| {
-        matches!(r.state, AdmissionState::Admitted | AdmissionState::Evidence)
-    };
-    let referencing = app.meta.referenced_by(repo, digest)?;
-    if referencing.is_empty() || referencing.iter().any(served) {
+    let served =
+        |r: &super::meta::ManifestRecord| matches!(r.state, AdmissionState::Admitted | AdmissionState::Evidence);
+    let (referenced, by_served) = app.meta.find_referencing(repo, digest, served)?;
+    if !referenced || by_served.is_some() {
         return Ok(());
     }
     Err(RegistryError::Denied(format!(
@@ -226,9 +220,19 @@ fn withheld_unless_servable(app: &App, repo: &RepoName, digest: &Digest) -> Resu
     )))
 }
 
-async fn get_blob(app: &App, repo: &RepoName, digest: &Digest, h: &HeaderMap, with_body: bool) -> Result<Response> {
+async fn get_blob(
+    app: &App,
+    repo: &RepoName,
+    digest: &Digest,
+    h: &HeaderMap,
+    with_body: bool,
+    authenticated: bool,
+) -> Result<Response> {
     if !app.meta.blob_linked(repo, digest)? {
         return Err(RegistryError::BlobUnknown(digest.clone()));
+    }
+    if with_body && !authenticated {
+        withheld_unless_servable(app, repo, digest)?;
     }
     let size = app
         .blobs

@@ -222,7 +222,7 @@ impl Meta {
     /// (evidence is stored as such, in the same write), or `None` when the caller
     /// found this digest already stored: re-pushing identical bytes keeps the
     /// existing record, and with it its admission state. `refs` are the
-    /// blobs and manifests it references, indexed for [`Meta::referenced_by`].
+    /// blobs and manifests it references, indexed for [`Meta::find_referencing`].
     pub fn put_manifest(
         &self,
         repo: &RepoName,
@@ -403,16 +403,19 @@ impl Meta {
         Ok(out)
     }
 
-    /// The manifests of `repo` that reference `digest` (a blob, or for an
-    /// index a manifest).
-    pub fn referenced_by(
+    /// Walks the manifests of `repo` that reference `digest` (a blob, or
+    /// for an index a manifest) until `wanted` accepts one. Returns whether
+    /// any references it, and the first one accepted; a blob shared by many
+    /// images costs one read per manifest only until a match.
+    pub fn find_referencing(
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<Vec<(Digest, ManifestRecord)>, RegistryError> {
+        wanted: impl Fn(&ManifestRecord) -> bool,
+    ) -> Result<(bool, Option<Digest>), RegistryError> {
         let prefix = [key(repo, digest.as_str()), vec![0]].concat();
         let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
-        let mut out = Vec::new();
+        let mut any = false;
         for item in self.db.iterator_cf(self.cf(CF_REFS), mode) {
             let (k, _) = item?;
             let Some(manifest) = k.strip_prefix(prefix.as_slice()) else {
@@ -423,10 +426,13 @@ impl Meta {
                 .and_then(|m| super::names::parse_digest(m).ok())
                 .ok_or_else(|| RegistryError::Internal("a reference key is corrupt".into()))?;
             if let Some(record) = self.manifest(repo, &manifest)? {
-                out.push((manifest, record));
+                any = true;
+                if wanted(&record) {
+                    return Ok((true, Some(manifest)));
+                }
             }
         }
-        Ok(out)
+        Ok((any, None))
     }
 
     /// Builds the reference index over manifests stored before it existed
