@@ -218,21 +218,13 @@ fn serve(rt: &tokio::runtime::Runtime, state: Arc<AppState>) -> std::net::Socket
 }
 
 fn state(db: Arc<rocksdb::DB>, ledger: vouch_ledger::store::Ledger, blobs: &std::path::Path) -> AppState {
-    AppState {
-        blobs: BlobStore::open(blobs).unwrap(),
-        meta: Meta::new(db),
-        limits: Limits {
-            max_manifest_bytes: 4 << 20,
-            max_blob_bytes: 1 << 30,
-            max_requests_per_client: 1 << 20,
-            deletes: true,
-        },
-        users: None,
-        admission: None,
-        ledger,
-        metrics: Default::default(),
-        gc_lock: Default::default(),
-    }
+    let limits = Limits {
+        max_manifest_bytes: 4 << 20,
+        max_blob_bytes: 1 << 30,
+        max_requests_per_client: 1 << 20,
+        ..Limits::default()
+    };
+    AppState::new(BlobStore::open(blobs).unwrap(), Meta::new(db), ledger, limits)
 }
 
 /// Every client task's latencies, once all have finished.
@@ -272,7 +264,7 @@ fn push_latency() {
                 let (c, _) = vouch::countersign::Countersigner::load_or_create(dir.path()).unwrap();
                 a = a.with_countersigner(c);
             }
-            st.admission = Some(a);
+            st.gate = Arc::new(a.with_registry_names(&["127.0.0.1".to_owned()]));
         }
         let addr = serve(&rt, Arc::new(st));
         let client_rt = common::runtime();

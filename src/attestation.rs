@@ -44,6 +44,47 @@ pub fn read_statement(payload: &[u8], image: &Digest) -> Option<(String, bool)> 
     Some((predicate_type, names_image))
 }
 
+/// The digests an in-toto Statement names as its subjects (at most 64),
+/// in every algorithm vouch knows; `None` if it is not a Statement.
+pub fn statement_subjects(payload: &[u8]) -> Option<Vec<Digest>> {
+    #[derive(serde::Deserialize)]
+    struct Statement {
+        subject: Vec<Subject>,
+        #[serde(rename = "predicateType")]
+        _predicate_type: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        digest: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+    let statement: Statement = serde_json::from_slice(payload).ok()?;
+    let digests = statement
+        .subject
+        .iter()
+        .flat_map(|s| &s.digest)
+        .filter_map(|(alg, hex)| Digest::parse(&format!("{alg}:{}", hex.as_str()?)))
+        .take(64)
+        .collect();
+    Some(digests)
+}
+
+/// The Statement a DSSE envelope of an in-toto Statement carries (its
+/// payload, decoded); `None` if it is not one.
+pub fn envelope_statement(envelope: &[u8]) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "payloadType")]
+        payload_type: String,
+        payload: String,
+        signatures: Vec<serde_json::Value>,
+    }
+    let env: Envelope = serde_json::from_slice(envelope).ok()?;
+    if env.payload_type != IN_TOTO || env.signatures.is_empty() {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(env.payload).ok()
+}
+
 /// Why an attestation does not count.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttestationProblem {

@@ -1,9 +1,11 @@
 //! The data directory: everything vouch keeps on disk, under one folder.
 //!
 //! ```text
-//! <data>/
+//! <data>/         mode 0700: only the registry's user may read anything in it
 //!   ledger.key    the log's Ed25519 signing key (note private-key text, mode 0600)
 //!   ledger.vkey   its public verifier key, `<origin>+<hex id>+<base64>` (for clients)
+//!   admission.key vouch's countersigning key (PKCS#8 PEM, ECDSA P-256, mode 0600)
+//!   admission.pub its public key, for downstream verifiers
 //!   db/           RocksDB: the ledger's and the registry's column families
 //!   blobs/        content-addressed blob files (src/registry/blobs.rs)
 //!   uploads/      upload sessions in progress
@@ -85,7 +87,8 @@ impl DataDir {
             let path = path.to_owned();
             move |source| DataDirError::Io { path, source }
         };
-        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        private_dir(&self.root).map_err(io(&self.root))?;
+        private_dir(&self.db_path()).map_err(io(&self.db_path()))?;
         let (signer, key_created): (NoteSigner, bool) = load_or_create_signer(&self.key_path(), origin_if_new)?;
         let vkey = format!("{}\n", signer.verifier());
         std::fs::write(self.vkey_path(), vkey).map_err(io(&self.vkey_path()))?;
@@ -101,6 +104,21 @@ impl DataDir {
             key_created,
         })
     }
+}
+
+/// Creates `dir` (and its parents) with mode 0700, or, if it exists with a
+/// looser mode, tightens it to 0700: it holds keys, quarantined blobs and
+/// the database, which only the registry's user may read.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// A default origin for a new log: `<hostname>/vouch`.

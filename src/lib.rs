@@ -5,13 +5,14 @@
 //! `vouch` binary (`main.rs`) is the command line over them.
 
 pub mod admission;
+pub use admission::countersign;
 pub mod attestation;
-pub mod countersign;
 pub mod data_dir;
 pub mod keyless;
 pub mod mirror;
 pub mod policy;
 pub mod registry;
 pub mod rego;
+pub mod server;
 pub mod signature;
 pub mod sigstore_bundle;

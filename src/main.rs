@@ -3,6 +3,7 @@
 mod audit;
 mod ledger_cmd;
 mod serve;
+mod serve_args;
 mod sign;
 mod verify;
 
@@ -25,7 +26,7 @@ struct Cli {
 enum Command {
     /// Run the registry: the OCI distribution API on --listen, with blobs,
     /// metadata and the ledger under --data (created on first start).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Audit a vouch ledger from outside: verify its checkpoint, prove it is
     /// consistent with the last one seen (--state), and with --replay
     /// recompute everything from its tiles. Exits non-zero naming a fork,
@@ -40,7 +41,8 @@ enum Command {
     /// Sign an image in a registry, cosign-compatibly (a signature layer in
     /// the `sha256-<hex>.sig` tag, appended to any signatures already there).
     Sign(sign::SignArgs),
-    /// Manage the users file that `vouch serve --users` reads.
+    /// Manage the users file (`vouch serve --users`) and the access file
+    /// (`vouch serve --access`). A running server reads both again on SIGHUP.
     #[command(subcommand)]
     User(UserCommand),
     /// Inspect and check the local ledger (operator tools).
@@ -59,9 +61,48 @@ enum UserCommand {
         /// The user name.
         name: String,
     },
+    /// Grant a user (or `*`, every user) actions on repositories matching a
+    /// glob: `vouch user grant --access access.toml alice 'team/**' read,push`.
+    /// Actions: read, push, delete, admin (admin implies the others; on `**`
+    /// it also allows garbage collection and re-evaluation).
+    Grant {
+        /// The access file (created, mode 0600, if missing).
+        #[arg(long, value_name = "FILE")]
+        access: std::path::PathBuf,
+        /// The user name, or `*`.
+        name: String,
+        /// A repository glob: `*` within a path segment, `**` across.
+        repositories: String,
+        /// Comma-separated actions.
+        actions: String,
+    },
+    /// Remove a user's grants (all of them, or those on one glob).
+    Revoke {
+        /// The access file.
+        #[arg(long, value_name = "FILE")]
+        access: std::path::PathBuf,
+        /// The user name, or `*`.
+        name: String,
+        /// Only the grant on this glob.
+        repositories: Option<String>,
+    },
+    /// List the grants of an access file.
+    List {
+        /// The access file.
+        #[arg(long, value_name = "FILE")]
+        access: std::path::PathBuf,
+    },
 }
 
 fn user_command(cmd: UserCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use vouch::registry::access::{Action, Grant, Grants};
+    let load = |path: &std::path::Path| -> Result<Grants, Box<dyn std::error::Error>> {
+        if path.exists() {
+            Ok(Grants::load(path)?)
+        } else {
+            Ok(Grants(Vec::new()))
+        }
+    };
     match cmd {
         UserCommand::Add { users, name } => {
             let mut password = String::new();
@@ -69,9 +110,67 @@ fn user_command(cmd: UserCommand) -> Result<(), Box<dyn std::error::Error>> {
             let password = password.trim_end_matches(['\n', '\r']);
             vouch::registry::auth::add_user(&users, &name, password)?;
             eprintln!("user {name} saved in {}", users.display());
-            Ok(())
+        }
+        UserCommand::Grant {
+            access,
+            name,
+            repositories,
+            actions,
+        } => {
+            let mut parsed = std::collections::BTreeSet::new();
+            for a in actions.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                parsed.insert(
+                    Action::parse(a)
+                        .ok_or_else(|| format!("unknown action {a:?}: expected read, push, delete or admin"))?,
+                );
+            }
+            if parsed.is_empty() {
+                return Err("give at least one action: read, push, delete or admin".into());
+            }
+            let mut grants = load(&access)?;
+            match grants
+                .0
+                .iter_mut()
+                .find(|g| g.user == name && g.repositories == repositories)
+            {
+                Some(g) => g.actions.extend(parsed),
+                None => grants.0.push(Grant {
+                    user: name.clone(),
+                    repositories: repositories.clone(),
+                    actions: parsed,
+                }),
+            }
+            grants.save(&access)?;
+            eprintln!(
+                "granted; {} grant(s) in {} (a running server reads it on SIGHUP)",
+                grants.0.len(),
+                access.display()
+            );
+        }
+        UserCommand::Revoke {
+            access,
+            name,
+            repositories,
+        } => {
+            let mut grants = load(&access)?;
+            let before = grants.0.len();
+            grants
+                .0
+                .retain(|g| !(g.user == name && repositories.as_ref().is_none_or(|r| *r == g.repositories)));
+            if grants.0.len() == before {
+                return Err(format!("{name} has no such grant in {}", access.display()).into());
+            }
+            grants.save(&access)?;
+            eprintln!("revoked {} grant(s)", before - grants.0.len());
+        }
+        UserCommand::List { access } => {
+            for g in load(&access)?.0 {
+                let actions: Vec<&str> = g.actions.iter().map(|a| a.as_str()).collect();
+                println!("{}\t{}\t{}", g.user, g.repositories, actions.join(","));
+            }
         }
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -79,6 +178,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Serve(args) => {
+            let args = *args;
             let sub = matches
                 .subcommand_matches("serve")
                 .expect("the serve subcommand matched");

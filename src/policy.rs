@@ -29,6 +29,37 @@ struct PolicyFile {
     identities: BTreeMap<String, IdentityFile>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
+    #[serde(default)]
+    unreferenced_blobs: Unreferenced,
+}
+
+/// Whether blobs that no manifest in their repository references are
+/// served to readers without push rights (spec/policy.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unreferenced {
+    /// Not served (the default): with mounts, an unreferenced blob could be
+    /// quarantined content.
+    #[default]
+    Deny,
+    /// Served to anyone who may pull.
+    Serve,
+}
+
+/// Which registry and repository a cosign signature's
+/// `critical.identity.docker-reference` must name for it to count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignedIdentity {
+    /// `<registry>/<repository>`, for one of the names vouch is known by
+    /// (`--registry-name`): containers/image's `matchRepoDigestOrExact`.
+    #[default]
+    ThisRegistry,
+    /// `<any registry>/<repository>`: the same repository path on any
+    /// registry (images signed where they were built, then copied here).
+    AnyRegistry,
+    /// Any reference: the signature binds the digest only.
+    Any,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -43,6 +74,9 @@ struct RuleFile {
     #[serde(default)]
     attestations: Vec<AttestationFile>,
     rego: Option<String>,
+    #[serde(default)]
+    signed_identity: SignedIdentity,
+    artifact_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -166,6 +200,11 @@ pub struct Rule {
     pub attestations: Vec<(String, Vec<(String, Authority)>)>,
     /// Custom logic: a Rego module whose `deny` strings are failures.
     pub rego: Option<crate::rego::RegoModule>,
+    /// What a signature's docker-reference must name.
+    pub signed_identity: SignedIdentity,
+    /// When set, the rule applies only to attachments (artifacts with a
+    /// `subject`, not runnable, not indexes) of these artifact types.
+    pub artifact_types: Option<Vec<String>>,
 }
 
 /// A loaded policy.
@@ -177,6 +216,8 @@ pub struct Policy {
     pub trusted_root: Option<crate::keyless::TrustedRoot>,
     /// Its rules, in order: the first whose glob matches applies.
     pub rules: Vec<Rule>,
+    /// Whether unreferenced blobs are served.
+    pub unreferenced_blobs: Unreferenced,
     canonical: Vec<u8>,
 }
 
@@ -215,6 +256,9 @@ pub struct Subject {
     pub digest: String,
     /// The manifest itself, as JSON (for Rego rules).
     pub manifest: serde_json::Value,
+    /// For an attachment (an artifact with a `subject` that is neither
+    /// runnable nor an index): its artifact type.
+    pub attachment: Option<String>,
 }
 
 /// The outcome of evaluating a policy.
@@ -362,6 +406,15 @@ impl Policy {
                     )
                 }
             };
+            if r.artifact_types
+                .as_ref()
+                .is_some_and(|t| t.is_empty() || t.iter().any(String::is_empty))
+            {
+                return Err(invalid(format!(
+                    "rule {}: artifact_types lists no artifact type, or an empty one",
+                    i + 1
+                )));
+            }
             rules.push(Rule {
                 repositories: r.repositories,
                 mode: r.mode,
@@ -370,9 +423,12 @@ impl Policy {
                 max_size: r.max_size,
                 attestations,
                 rego,
+                signed_identity: r.signed_identity,
+                artifact_types: r.artifact_types,
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
+        policy.unreferenced_blobs = file.unreferenced_blobs;
         policy.trusted_root = trusted_root;
         policy.canonical = policy.canonical_form();
         Ok(policy)
@@ -398,6 +454,8 @@ impl Policy {
             max_size: None,
             attestations: Vec::new(),
             rego: None,
+            signed_identity: SignedIdentity::default(),
+            artifact_types: None,
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -407,6 +465,7 @@ impl Policy {
             name: name.to_owned(),
             trusted_root: None,
             rules,
+            unreferenced_blobs: Unreferenced::Deny,
             canonical: Vec::new(),
         };
         policy.canonical = policy.canonical_form();
@@ -457,6 +516,13 @@ impl Policy {
                 if let Some(m) = &r.rego {
                     rule["rego"] = m.digest.as_str().into();
                 }
+                // Only when not the default, likewise.
+                if r.signed_identity != SignedIdentity::default() {
+                    rule["signed_identity"] = serde_json::to_value(r.signed_identity).expect("serialize");
+                }
+                if let Some(t) = &r.artifact_types {
+                    rule["artifact_types"] = t.clone().into();
+                }
                 rule
             })
             .collect();
@@ -465,6 +531,9 @@ impl Policy {
         // their digests.
         if let Some(root) = &self.trusted_root {
             doc["trusted_root"] = root.digest.as_str().into();
+        }
+        if self.unreferenced_blobs != Unreferenced::Deny {
+            doc["unreferenced_blobs"] = serde_json::to_value(self.unreferenced_blobs).expect("serialize");
         }
         serde_json::to_vec(&doc).expect("serialize a JSON value")
     }
@@ -477,6 +546,20 @@ impl Policy {
     /// The policy's identity: the SHA-256 of its canonical document.
     pub fn digest(&self) -> Digest {
         sha256_of(&self.canonical)
+    }
+
+    /// The rule that applies to `subject`: the first whose glob matches its
+    /// repository and, if the rule names artifact types, that is an
+    /// attachment of one of them.
+    pub fn rule_for(&self, subject: &Subject) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, r)| {
+            glob_match(&r.repositories, &subject.repo)
+                && match (&r.artifact_types, &subject.attachment) {
+                    (None, _) => true,
+                    (Some(types), Some(t)) => types.contains(t),
+                    (Some(_), None) => false,
+                }
+        })
     }
 
     /// Decides about `subject`, given the fingerprints of the keys whose
@@ -494,12 +577,7 @@ impl Policy {
         signers: &BTreeSet<String>,
         attested: &BTreeSet<(String, String)>,
     ) -> Decision {
-        let Some((index, rule)) = self
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, r)| glob_match(&r.repositories, &subject.repo))
-        else {
+        let Some((index, rule)) = self.rule_for(subject) else {
             return Decision {
                 admit: false,
                 reasons: vec![format!(
@@ -580,21 +658,7 @@ pub fn rego_input(
     })
 }
 
-/// `*` matches within one path segment, `**` any run of characters
-/// including `/`; everything else matches itself.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p {
-            [] => n.is_empty(),
-            [b'*', b'*', rest @ ..] => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            [b'*', rest @ ..] => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != b'/')
-                .any(|i| go(rest, &n[i..])),
-            [c, rest @ ..] => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
-}
+pub use crate::registry::names::glob_match;
 
 #[cfg(test)]
 mod tests {

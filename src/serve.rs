@@ -1,231 +1,46 @@
-//! `vouch serve`: the registry over HTTP.
+//! `vouch serve`: the registry over HTTP. Everything given is checked
+//! before anything is created on disk, so a bad flag or file leaves no
+//! trace.
 
-use clap::Args;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+pub use crate::serve_args::ServeArgs;
 use std::sync::Arc;
-use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
-use vouch::registry::{app, auth::Users, blobs::BlobStore, meta::Meta, AppState, Limits};
+use std::time::Duration;
+use vouch::admission::{Admission, Scope};
+use vouch::data_dir::{default_origin, DataDir};
+use vouch::registry::access::Access;
+use vouch::registry::{app, blobs::BlobStore, meta::Meta, AppState, Limits};
+use vouch::server::{serve, tls_acceptor, ConnLimits};
 
-/// Options of `vouch serve`. Each can also be set in the `--config` file
-/// (same names, `_` for `-`); the command line and environment win over it.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// TOML configuration file. Keys: listen, data, origin, users,
-    /// anonymous_pull, max_manifest_bytes, max_blob_bytes,
-    /// max_requests_per_client, upload_ttl, allow_open_network, no_delete, policy, tls_cert,
-    /// tls_key, registry_name, no_countersign. Unknown keys
-    /// are errors, reported with their line and column.
-    #[arg(long, value_name = "FILE", env = "VOUCH_CONFIG")]
-    config: Option<PathBuf>,
-    /// Address and port to listen on. Port 0 picks a free port; the address
-    /// actually bound is printed as `listening on <addr>`.
-    #[arg(
-        long,
-        value_name = "ADDR:PORT",
-        default_value = "127.0.0.1:5000",
-        env = "VOUCH_LISTEN"
-    )]
-    listen: SocketAddr,
-    /// Data directory: RocksDB (db/), blobs (blobs/), upload sessions
-    /// (uploads/), the log's signing key (ledger.key) and verifier key
-    /// (ledger.vkey). Created on first start.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR, env = "VOUCH_DATA")]
-    data: PathBuf,
-    /// The ledger's origin, used only when a new log key is created on first
-    /// start. Default: <hostname>/vouch.
-    #[arg(long, value_name = "NAME")]
-    origin: Option<String>,
-    /// Largest manifest accepted, in bytes (413 above). At least 4 MiB.
-    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(4 << 20..))]
-    max_manifest_bytes: u64,
-    /// Largest blob accepted, in bytes (413 above).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
-    max_blob_bytes: u64,
-    /// Requests one client address may have in flight; more get 429
-    /// TOOMANYREQUESTS with Retry-After.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
-    max_requests_per_client: u32,
-    /// Upload sessions idle for this many seconds are ended and their data
-    /// removed (checked every few minutes).
-    #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
-    upload_ttl: u64,
-    /// Admission policy (TOML, spec/policy.md). Every image is evaluated
-    /// when pushed and when a signature for it arrives; each decision is
-    /// appended to the ledger before the push is answered, and images not
-    /// admitted answer DENIED. spec/examples/policy-open.toml admits
-    /// everything. Without --policy or --trust-key, nothing unsigned is
-    /// admitted.
-    #[arg(long, value_name = "FILE", env = "VOUCH_POLICY", conflicts_with = "trust_key")]
-    policy: Option<PathBuf>,
-    /// Shorthand for a policy requiring, on every repository, a valid
-    /// signature by one of these keys (PEM public key files; repeatable).
-    /// With neither --policy nor --trust-key, nothing unsigned is admitted.
-    #[arg(long = "trust-key", value_name = "PEM")]
-    trust_key: Vec<PathBuf>,
-    /// Refuse DELETE of blobs and manifests (405 UNSUPPORTED).
-    #[arg(long)]
-    no_delete: bool,
-    /// On SIGTERM or Ctrl-C, wait this long for requests in flight before
-    /// exiting anyway (upload sessions are durable and can be resumed).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    shutdown_timeout: u64,
-    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
-    /// Without it vouch serves plain HTTP, meant for loopback.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The PEM private key of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// The registry's name as clients reach it (`host[:port]`): vouch's
-    /// countersignatures identify images as `<name>/<repository>`, which
-    /// verifiers such as podman's `signedIdentity` compare with the pulled
-    /// reference. Default: the address listened on.
-    #[arg(long, value_name = "HOST[:PORT]", env = "VOUCH_REGISTRY_NAME")]
-    registry_name: Option<String>,
-    /// Do not countersign admitted images. By default vouch signs every
-    /// image it admits with its admission key (<data>/admission.key,
-    /// created on first start; public half admission.pub), as a
-    /// cosign-compatible signature naming the decision's ledger entry.
-    #[arg(long)]
-    no_countersign: bool,
-    /// Users file (htpasswd format, bcrypt hashes: `vouch user add` or
-    /// `htpasswd -B` write it). With it, pushes and deletes need a user's
-    /// credentials (HTTP basic auth). Without it vouch runs in open mode:
-    /// anyone who can reach it may push.
-    #[arg(long, value_name = "FILE", env = "VOUCH_USERS")]
-    users: Option<PathBuf>,
-    /// With --users: require credentials for pulls too.
-    #[arg(long)]
-    no_anonymous_pull: bool,
-    /// Allow serving without authentication on a non-loopback address.
-    /// Without it, vouch refuses to start open to the network.
-    #[arg(long)]
-    allow_open_network: bool,
+type Error = Box<dyn std::error::Error>;
+
+/// What the flags say, checked, before anything is opened.
+struct Checked {
+    access: Access,
+    policy: vouch::policy::Policy,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// The `--config` file. Every key is optional.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    data: Option<PathBuf>,
-    origin: Option<String>,
-    users: Option<PathBuf>,
-    anonymous_pull: Option<bool>,
-    max_manifest_bytes: Option<u64>,
-    max_blob_bytes: Option<u64>,
-    max_requests_per_client: Option<u32>,
-    upload_ttl: Option<u64>,
-    allow_open_network: Option<bool>,
-    no_delete: Option<bool>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    policy: Option<PathBuf>,
-    registry_name: Option<String>,
-    no_countersign: Option<bool>,
-}
-
-impl ServeArgs {
-    /// Fills every setting not given on the command line or in the
-    /// environment from the config file, then checks the result.
-    pub fn merge_config(mut self, matches: &clap::ArgMatches) -> Result<ServeArgs, Box<dyn std::error::Error>> {
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
-            let file: FileConfig = toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
-            let unset = |id: &str| {
-                !matches!(
-                    matches.value_source(id),
-                    Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
-                )
-            };
-            macro_rules! take {
-                ($field:ident) => {
-                    if let (true, Some(v)) = (unset(stringify!($field)), file.$field) {
-                        self.$field = v;
-                    }
-                };
-            }
-            take!(listen);
-            take!(data);
-            take!(max_manifest_bytes);
-            take!(max_blob_bytes);
-            take!(max_requests_per_client);
-            take!(upload_ttl);
-            take!(allow_open_network);
-            take!(no_delete);
-            take!(no_countersign);
-            if unset("origin") && file.origin.is_some() {
-                self.origin = file.origin;
-            }
-            if unset("users") && file.users.is_some() {
-                self.users = file.users;
-            }
-            if unset("policy") && file.policy.is_some() {
-                self.policy = file.policy;
-            }
-            if unset("registry_name") && file.registry_name.is_some() {
-                self.registry_name = file.registry_name;
-            }
-            if unset("tls_cert") && file.tls_cert.is_some() {
-                self.tls_cert = file.tls_cert;
-            }
-            if unset("tls_key") && file.tls_key.is_some() {
-                self.tls_key = file.tls_key;
-            }
-            if let (true, Some(anonymous)) = (unset("no_anonymous_pull"), file.anonymous_pull) {
-                self.no_anonymous_pull = !anonymous;
-            }
-        }
-        if self.max_manifest_bytes < 4 << 20 {
-            return Err(format!(
-                "max_manifest_bytes must be at least 4 MiB (4194304), not {}",
-                self.max_manifest_bytes
-            )
-            .into());
-        }
-        if self.max_requests_per_client == 0 {
-            return Err("max_requests_per_client must be at least 1".into());
-        }
-        if self.no_anonymous_pull && self.users.is_none() {
-            return Err("refusing anonymous pulls needs a users file (--users)".into());
-        }
-        Ok(self)
-    }
-}
-
-pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let users = match &args.users {
-        Some(path) => Some(Users::load(path, !args.no_anonymous_pull)?),
-        None => None,
+fn check(args: &ServeArgs) -> Result<Checked, Error> {
+    let access = match &args.users {
+        Some(path) => Access::load(path, args.access.as_deref(), !args.no_anonymous_pull)?,
+        None => Access::open(),
     };
-    if users.is_none() && !args.listen.ip().is_loopback() && !args.allow_open_network {
+    let loopback = args.listen.ip().is_loopback();
+    if access.is_open_mode() && !loopback && !args.allow_open_network {
         return Err(format!(
             "refusing to listen on {} without authentication: anyone who can reach it could push. \
-             Listen on 127.0.0.1, or pass --allow-open-network if that is what you want",
+             Listen on 127.0.0.1, give --users, or pass --allow-open-network if that is what you want",
             args.listen
         )
         .into());
     }
-    let dir = DataDir::new(&args.data);
-    let opened = dir.open_ledger(&args.origin.unwrap_or_else(default_origin))?;
-    if opened.key_created {
-        eprintln!("created a new log signing key in {}", dir.key_path().display());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let meta = Meta::new(opened.db.clone());
-    let indexed = meta.backfill_refs(|r| {
-        vouch::registry::manifest::validate(&r.media_type, &r.bytes)
-            .map(|refs| refs.all())
-            .unwrap_or_default()
-    })?;
-    if indexed > 0 {
-        eprintln!("indexed the references of {indexed} stored manifest(s)");
+    if !access.is_open_mode() && !loopback && args.tls_cert.is_none() && !args.allow_insecure_auth {
+        return Err(format!(
+            "refusing to take passwords over plain HTTP on {}: they would cross the network in clear. \
+             Give --tls-cert and --tls-key, or pass --allow-insecure-auth if a TLS proxy is in front",
+            args.listen
+        )
+        .into());
     }
     let policy = match (&args.policy, args.trust_key.as_slice()) {
         (Some(path), _) => vouch::policy::Policy::load(path)?,
@@ -241,7 +56,66 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             vouch::policy::Policy::trusting(trusted)
         }
     };
-    let admission = runtime.block_on(vouch::admission::Admission::load(policy, &opened.ledger, &meta))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    Ok(Checked { access, policy, tls })
+}
+
+fn limits(args: &ServeArgs) -> Limits {
+    Limits {
+        max_manifest_bytes: args.max_manifest_bytes,
+        max_blob_bytes: args.max_blob_bytes,
+        max_requests_per_client: args.max_requests_per_client,
+        deletes: !args.no_delete,
+        manifest_memory: args.manifest_memory,
+        max_upload_sessions_per_client: args.max_upload_sessions_per_client,
+        max_upload_sessions: args.max_upload_sessions,
+        max_upload_bytes_per_client: args.max_upload_bytes_per_client,
+        max_upload_bytes: args.max_upload_bytes,
+        min_gc_grace: args.min_gc_grace,
+        metrics_here: args.metrics_listen.is_none(),
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let Checked { access, policy, tls } = check(&args)?;
+    let listener =
+        std::net::TcpListener::bind(args.listen).map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let metrics_listener = match args.metrics_listen {
+        Some(m) => {
+            let l = std::net::TcpListener::bind(m).map_err(|e| format!("--metrics-listen {m}: {e}"))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
+        None => None,
+    };
+
+    // From here on, the data directory.
+    let dir = DataDir::new(&args.data);
+    let opened = dir.open_ledger(&args.origin.clone().unwrap_or_else(default_origin))?;
+    if opened.key_created {
+        eprintln!("created a new log signing key in {}", dir.key_path().display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let meta = Meta::new(opened.db.clone());
+    let indexed = meta.backfill_refs(|r| {
+        vouch::registry::manifest::validate(&r.media_type, &r.bytes)
+            .map(|refs| refs.all())
+            .unwrap_or_default()
+    })?;
+    if indexed > 0 {
+        eprintln!("indexed the references of {indexed} stored manifest(s)");
+    }
+    let admission = runtime.block_on(Admission::load(policy, &opened.ledger, &meta))?;
     eprintln!(
         "policy {:?} ({}) in force, logged at ledger entry {}",
         admission.policy.name, admission.policy_digest, admission.policy_index
@@ -263,121 +137,127 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
         admission.with_countersigner(countersigner)
     };
-    let policy_digest = admission.policy_digest.clone();
-    let admission = Some(admission);
-    let state = Arc::new(AppState {
-        blobs: BlobStore::open(dir.root())?,
-        meta,
-        limits: Limits {
-            max_manifest_bytes: args.max_manifest_bytes,
-            max_blob_bytes: args.max_blob_bytes,
-            max_requests_per_client: args.max_requests_per_client,
-            deletes: !args.no_delete,
-        },
-        users,
-        admission,
-        ledger: opened.ledger.clone(),
-        metrics: Default::default(),
-        gc_lock: Default::default(),
-    });
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-        (None, None) => None,
-        _ => return Err("--tls-cert and --tls-key go together".into()),
+    let names = if args.registry_name.is_empty() {
+        vec![addr.to_string()]
+    } else {
+        args.registry_name.clone()
     };
-    let listener =
-        std::net::TcpListener::bind(args.listen).map_err(|e| format!("listening on {}: {e}", args.listen))?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    if let Some(c) = state.admission.as_ref().and_then(|a| a.countersigner()) {
-        c.set_registry(&args.registry_name.clone().unwrap_or_else(|| addr.to_string()));
+    let admission = Arc::new(admission.with_registry_names(&names));
+    let policy_digest = admission.policy_digest.clone();
+    let mut state = AppState::new(BlobStore::open(dir.root())?, meta, opened.ledger.clone(), limits(&args));
+    state.access = access;
+    state.gate = admission.clone();
+    let sessions = state.meta.uploads()?;
+    let mut found = Vec::new();
+    for (id, record) in sessions {
+        let size = runtime.block_on(state.blobs.upload_size(&id))?.unwrap_or(0);
+        found.push((id, record.owner, size));
     }
-    // Before serving: a new policy re-evaluates every pending and denied
-    // image (admitted ones stay admitted: POST /admin/reevaluate?all=true
-    // revisits those); any start decides images a crash left pending. The
-    // marker is set only once all are decided, so a crash part-way repeats
-    // the run on restart.
-    if let Some(admission) = &state.admission {
-        let new_policy = state.meta.evaluated_policy()?.as_deref() != Some(policy_digest.as_str());
-        let scope = if new_policy {
-            eprintln!("new policy: re-evaluating pending and denied images...");
-            vouch::admission::Scope::Quarantined
-        } else {
-            vouch::admission::Scope::Pending
-        };
-        let report = runtime.block_on(admission.reevaluate(&state, scope))?;
-        if new_policy || report.evaluated > 0 {
-            eprintln!(
-                "re-evaluated {} image(s): {} admitted, {} denied",
-                report.evaluated, report.admitted, report.denied
-            );
-        }
+    state.uploads.rebuild(found);
+    let state = Arc::new(state);
+
+    // Before serving: manifests stored by an earlier version are classified
+    // once; a new policy re-evaluates every pending and denied image
+    // (admitted ones stay admitted: POST /admin/reevaluate?all=true revisits
+    // those); any start decides images a crash left pending. No image can
+    // stop the start: failures are reported, and the marker is set only
+    // when all were decided, so a later start tries them again.
+    let upgraded = runtime.block_on(admission.upgrade_records(&state))?;
+    if upgraded > 0 {
+        eprintln!("classified {upgraded} manifest(s) stored by an earlier version");
+    }
+    let new_policy = state.meta.evaluated_policy()?.as_deref() != Some(policy_digest.as_str());
+    let scope = if new_policy {
+        eprintln!("new policy: re-evaluating pending and denied images...");
+        Scope::Quarantined
+    } else {
+        Scope::Pending
+    };
+    let report = runtime.block_on(admission.reevaluate(&state, scope));
+    if new_policy || report.evaluated > 0 || report.failed > 0 {
+        eprintln!(
+            "re-evaluated {} image(s): {} admitted, {} denied, {} verdict(s) changed",
+            report.evaluated, report.admitted, report.denied, report.changed
+        );
+    }
+    if report.failed > 0 {
+        eprintln!(
+            "WARNING: {} image(s) could not be re-evaluated and keep their state: {}",
+            report.failed,
+            report.failures.join("; ")
+        );
+    } else {
         state.meta.set_evaluated_policy(&policy_digest)?;
     }
-    let drain = std::time::Duration::from_secs(args.shutdown_timeout);
+    let conn_limits = ConnLimits {
+        max_connections: args.max_connections,
+        max_per_client: args.max_connections_per_client,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+    };
+    let drain = Duration::from_secs(args.shutdown_timeout);
     runtime.block_on(async move {
-        match &state.users {
-            None => eprintln!("WARNING: open mode: no users file (--users), so anyone who can reach {addr} may push."),
+        match state.access.users() {
+            None => eprintln!(
+                "WARNING: open mode: no users file (--users), so anyone who can reach {addr} may push; \
+                 admin endpoints answer only on loopback"
+            ),
             Some(u) => eprintln!(
-                "authentication: {} user(s); anonymous pull {}",
+                "authentication: {} user(s); anonymous pull {}{}",
                 u.len(),
-                if u.anonymous_pull { "allowed" } else { "refused" }
+                if state.access.anonymous_pull() {
+                    "allowed"
+                } else {
+                    "refused"
+                },
+                if args.access.is_none() {
+                    "; no access file (--access): every user may read, push and delete, nobody is an admin"
+                } else {
+                    ""
+                }
             ),
         }
-        spawn_upload_sweeper(state.clone(), std::time::Duration::from_secs(args.upload_ttl));
-        spawn_bundle_attacher(state.clone());
-        // Peer addresses reach the handlers, for the per-client limits.
-        let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        spawn_upload_sweeper(state.clone(), Duration::from_secs(args.upload_ttl));
+        spawn_bundle_attacher(state.clone(), admission.clone());
+        spawn_reloader(state.clone());
+        if let Some(l) = metrics_listener {
+            let l = tokio::net::TcpListener::from_std(l)?;
+            eprintln!("metrics on http://{}/metrics", l.local_addr()?);
+            let metrics = vouch::registry::metrics_app(state.clone());
+            tokio::spawn(serve(
+                l,
+                None,
+                metrics,
+                ConnLimits::default(),
+                std::future::pending(),
+                drain,
+            ));
+        }
         println!("ledger verifier key: {}", opened.ledger.verifier());
         println!("data directory: {}", dir.root().display());
-        match tls {
-            None => {
-                println!("listening on {addr}");
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-                let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-                    shutdown_signal().await;
-                    let _ = stopping.send(true);
-                });
-                let deadline = async {
-                    let _ = stopped.wait_for(|s| *s).await;
-                    tokio::time::sleep(drain).await;
-                };
-                tokio::select! {
-                    r = server => r?,
-                    () = deadline => eprintln!("vouch: requests still in flight after {drain:?}; exiting (interrupted uploads can be resumed)"),
-                }
-            }
-            Some((cert, key)) => {
-                let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-                    .await
-                    .map_err(|e| format!("TLS certificate {} or key {}: {e}", cert.display(), key.display()))?;
-                eprintln!("serving HTTPS with the certificate in {}", cert.display());
-                println!("listening on {addr}");
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown_signal().await;
-                    stopper.graceful_shutdown(Some(drain));
-                });
-                axum_server::from_tcp_rustls(listener, config)?
-                    .handle(handle)
-                    .serve(service)
-                    .await?;
-            }
+        if tls.is_some() {
+            eprintln!(
+                "serving HTTPS with the certificate in {}",
+                args.tls_cert.as_ref().expect("with tls").display()
+            );
         }
-        eprintln!("vouch: shut down cleanly");
-        Ok::<_, Box<dyn std::error::Error>>(())
+        println!("listening on {addr}");
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let drained = serve(listener, tls, app(state.clone()), conn_limits, shutdown_signal(), drain).await;
+        if drained {
+            eprintln!("vouch: shut down cleanly");
+        } else {
+            eprintln!("vouch: requests still in flight after {drain:?}; exiting (interrupted uploads can be resumed)");
+        }
+        Ok::<_, Error>(())
     })?;
     Ok(())
 }
 
 /// Ends idle upload sessions every quarter of the TTL (at least every second,
 /// at most every 10 minutes).
-fn spawn_upload_sweeper(state: Arc<AppState>, ttl: std::time::Duration) {
-    let period = ttl
-        .div_f64(4.0)
-        .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(600));
+fn spawn_upload_sweeper(state: Arc<AppState>, ttl: Duration) {
+    let period = ttl.div_f64(4.0).clamp(Duration::from_secs(1), Duration::from_secs(600));
     tokio::spawn(async move {
         let mut every = tokio::time::interval(period);
         loop {
@@ -393,15 +273,30 @@ fn spawn_upload_sweeper(state: Arc<AppState>, ttl: std::time::Duration) {
 
 /// Attaches queued admission bundles to their images as referrers, a few
 /// times a second (off the push path; the queue is durable).
-fn spawn_bundle_attacher(state: Arc<AppState>) {
+fn spawn_bundle_attacher(state: Arc<AppState>, admission: Arc<Admission>) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
+        let mut every = tokio::time::interval(Duration::from_millis(200));
         loop {
             every.tick().await;
-            if let Some(admission) = &state.admission {
-                if let Err(e) = admission.attach_pending(&state).await {
-                    tracing::warn!(error = %e, "attaching admission bundles failed; will retry");
+            if let Err(e) = admission.attach_pending(&state).await {
+                tracing::warn!(error = %e, "attaching admission bundles failed; will retry");
+            }
+        }
+    });
+}
+
+/// Reads the users and access files again on SIGHUP.
+fn spawn_reloader(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match state.access.reload() {
+                Ok((users, grants)) => {
+                    eprintln!("vouch: reloaded the users ({users}) and access ({grants} grant(s)) files")
                 }
+                Err(e) => eprintln!("vouch: reloading failed, the files in force stay: {e}"),
             }
         }
     });

@@ -56,6 +56,9 @@ pub fn payload_with(reference: &str, image: &Digest, optional: serde_json::Value
 
 /// Media type of the `.sig` manifest (OCI image manifest).
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The artifact type of a signature manifest pushed as an OCI 1.1 referrer
+/// (cosign's, for images whose tag form cannot exist).
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 /// The descriptor of one signature layer: the payload blob, with the
 /// base64 signature as its annotation.
@@ -80,8 +83,9 @@ pub struct SignatureManifest {
 }
 
 impl SignatureManifest {
-    /// Builds the manifest over `layers`.
-    pub fn new(layers: &[serde_json::Value]) -> SignatureManifest {
+    /// Builds the manifest over `layers`; with `subject` (a descriptor of
+    /// the image), as an OCI 1.1 referrer of it.
+    pub fn new(layers: &[serde_json::Value], subject: Option<serde_json::Value>) -> SignatureManifest {
         let diff_ids: Vec<&str> = layers.iter().filter_map(|l| l["digest"].as_str()).collect();
         let config = serde_json::to_vec(&serde_json::json!({
             "architecture": "", "os": "", "config": {},
@@ -99,8 +103,35 @@ impl SignatureManifest {
             "layers": layers,
         }))
         .expect("serialize a JSON value");
+        let manifest = match subject {
+            None => manifest,
+            Some(subject) => {
+                let mut doc: serde_json::Value = serde_json::from_slice(&manifest).expect("just written");
+                doc["artifactType"] = SIGNATURE_ARTIFACT_TYPE.into();
+                doc["subject"] = subject;
+                serde_json::to_vec(&doc).expect("serialize a JSON value")
+            }
+        };
         SignatureManifest { config, manifest }
     }
+}
+
+/// Refuses a private key file that group or others may read (as the
+/// ledger's key file is refused).
+pub fn check_private_mode(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: the private key is readable by group or others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// Creates a new ECDSA P-256 key pair: the PKCS#8 PEM private key at

@@ -225,6 +225,7 @@ fn acknowledged_pushes_survive_sigkill() {
         for (loc, content, acked_bytes, put_sent) in &a.sessions {
             let d = sha256(content);
             let st = http(&addr, "GET", loc, &[], &[]).unwrap();
+            let mut history = vec![format!("status {}", st.status)];
             if st.status == 204 {
                 let end: usize = st.header("range").unwrap().split_once('-').unwrap().1.parse().unwrap();
                 assert!(end + 1 >= *acked_bytes, "session lost acknowledged bytes");
@@ -254,12 +255,17 @@ fn acknowledged_pushes_survive_sigkill() {
                     "retried PUT: {}",
                     retry.status
                 );
+                history.push(format!(
+                    "retried PUT {}: {}",
+                    retry.status,
+                    String::from_utf8_lossy(&retry.body)
+                ));
             }
             let repo = loc.split("/blobs/").next().unwrap().trim_start_matches("/v2/");
             let blob = http(&addr, "GET", &format!("/v2/{repo}/blobs/{d}"), &[], &[]).unwrap();
             assert_eq!(
                 blob.status, 200,
-                "blob of interrupted session {loc} is neither resumable nor stored"
+                "blob of interrupted session {loc} is neither resumable nor stored ({history:?})"
             );
             assert!(blob.body == *content);
         }

@@ -37,6 +37,7 @@ fn subject(repo: &str) -> Subject {
         size: 1000,
         digest: format!("sha256:{}", "ab".repeat(32)),
         manifest: serde_json::json!({ "schemaVersion": 2 }),
+        attachment: None,
     }
 }
 

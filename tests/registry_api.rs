@@ -21,29 +21,39 @@ fn open_at(path: &std::path::Path) -> Router {
     open_with(path, None)
 }
 
-fn open_with(path: &std::path::Path, users: Option<vouch::registry::auth::Users>) -> Router {
+fn open_with(path: &std::path::Path, users: Option<vouch::registry::access::Access>) -> Router {
     app(Arc::new(state_at(path, users)))
 }
 
-fn state_at(path: &std::path::Path, users: Option<vouch::registry::auth::Users>) -> AppState {
+fn state_at(path: &std::path::Path, users: Option<vouch::registry::access::Access>) -> AppState {
     let dir = DataDir::new(path);
     let opened = dir.open_ledger("api.test/vouch").unwrap();
-    let state = AppState {
-        blobs: BlobStore::open(dir.root()).unwrap(),
-        meta: Meta::new(opened.db.clone()),
-        limits: Limits {
-            max_manifest_bytes: 4 << 20,
-            max_blob_bytes: 1 << 20,
-            max_requests_per_client: 2,
-            deletes: true,
-        },
-        users,
-        admission: None,
-        ledger: opened.ledger.clone(),
-        metrics: Default::default(),
-        gc_lock: Default::default(),
+    let limits = Limits {
+        max_manifest_bytes: 4 << 20,
+        max_blob_bytes: 1 << 20,
+        max_requests_per_client: 2,
+        min_gc_grace: 0,
+        ..Limits::default()
     };
+    let mut state = AppState::new(
+        BlobStore::open(dir.root()).unwrap(),
+        Meta::new(opened.db.clone()),
+        opened.ledger.clone(),
+        limits,
+    );
+    if let Some(access) = users {
+        state.access = access;
+    }
     state
+}
+
+/// Users from `file`, each may read, push and delete; `anonymous_pull` as given.
+fn users_access(file: &std::path::Path, anonymous_pull: bool) -> vouch::registry::access::Access {
+    vouch::registry::access::Access::with_users(
+        vouch::registry::auth::Users::load(file).unwrap(),
+        vouch::registry::access::Grants::default_for_users(),
+        anonymous_pull,
+    )
 }
 
 fn registry() -> Registry {
@@ -693,7 +703,7 @@ async fn with_a_users_file_pushes_need_credentials_and_pulls_are_anonymous() {
     };
     let (good, wrong, empty) = (basic("alice", "s3cret"), basic("alice", "nope"), basic("", ""));
     for anonymous_pull in [true, false] {
-        let users = vouch::registry::auth::Users::load(&users_file, anonymous_pull).unwrap();
+        let users = users_access(&users_file, anonymous_pull);
         let r = open_with(&dir.path().join(format!("data-{anonymous_pull}")), Some(users));
         let blob = b"auth test".to_vec();
         let d = sha256(&blob);
@@ -758,7 +768,8 @@ async fn with_a_users_file_pushes_need_credentials_and_pulls_are_anonymous() {
             call(&r, "GET", &pull, &[("authorization", &good)], vec![]).await.body,
             blob
         );
-        // Garbage collection is an admin action: credentials, always.
+        // Garbage collection is an admin action: credentials, always, and
+        // a user who is not an admin is refused.
         for auth in [None, Some(&empty), Some(&wrong)] {
             let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a.as_str())]).unwrap_or_default();
             assert_eq!(call(&r, "POST", "/admin/gc", &h, vec![]).await.code(), "UNAUTHORIZED");
@@ -767,7 +778,7 @@ async fn with_a_users_file_pushes_need_credentials_and_pulls_are_anonymous() {
             call(&r, "POST", "/admin/gc", &[("authorization", &good)], vec![])
                 .await
                 .status,
-            StatusCode::OK
+            StatusCode::FORBIDDEN
         );
     }
 }
@@ -1226,10 +1237,11 @@ async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_the
     let anon = call(&r, "GET", "/v2/order/app/manifests/v2", &[], vec![]).await;
     assert_eq!((anon.status, anon.code().as_str()), (StatusCode::FORBIDDEN, "DENIED"));
     assert!(String::from_utf8_lossy(&anon.body).contains("needs signatures by 1 of 1"));
-    assert_eq!(
-        call(&r, "HEAD", "/v2/order/app/manifests/v2", &[], vec![]).await.status,
-        StatusCode::OK
-    );
+    // HEAD tells a reader without push rights the digest (so signers can
+    // resolve what to sign), never the bytes or their length.
+    let head = call(&r, "HEAD", "/v2/order/app/manifests/v2", &[], vec![]).await;
+    assert_eq!(head.status, StatusCode::FORBIDDEN);
+    assert_eq!(head.header("docker-content-digest"), sha256(&unsigned));
     let own = call(
         &r,
         "GET",
@@ -1244,15 +1256,26 @@ async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_the
     let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
     let again = call(&r, "PUT", "/v2/order/app/manifests/again", &hdrs, image.clone()).await;
     assert_eq!(again.header("vouch-admission-state"), "admitted");
-    let del = call(
-        &r,
-        "DELETE",
-        "/v2/order/app/manifests/again",
-        &[("authorization", auth.as_str())],
-        vec![],
-    )
-    .await;
-    assert_eq!(del.status, StatusCode::ACCEPTED);
+    // Deleting a tag of admitted content is an admin's act.
+    let del = |who: String| {
+        let r = r.clone();
+        async move {
+            call(
+                &r,
+                "DELETE",
+                "/v2/order/app/manifests/again",
+                &[("authorization", who.as_str())],
+                vec![],
+            )
+            .await
+        }
+    };
+    let refused = del(auth.clone()).await;
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (StatusCode::FORBIDDEN, "DENIED")
+    );
+    assert_eq!(del(basic("admin", "pw")).await.status, StatusCode::ACCEPTED);
 
     // Ledger: the policy, the admit and tag of v1, the deny of v2 (the early
     // signature made no decision), the tag "again", its deletion.
@@ -1280,19 +1303,30 @@ async fn admission_ends_the_same_whatever_arrives_first_and_pushers_can_read_the
 }
 
 /// A registry under `policy`, with one user ("pusher"): its state, its
-/// router, and that user's Authorization value.
+/// router, and that user's Authorization value. A second user, "admin"
+/// (password "pw"), is an admin of every repository.
 async fn admission_app(dir: &std::path::Path, policy: vouch::policy::Policy) -> (Arc<AppState>, Router, String) {
     use base64::Engine as _;
     let users_file = dir.join("users");
     vouch::registry::auth::add_user(&users_file, "pusher", "pw").unwrap();
-    let mut state = state_at(
-        &dir.join("data"),
-        Some(vouch::registry::auth::Users::load(&users_file, true).unwrap()),
+    vouch::registry::auth::add_user(&users_file, "admin", "pw").unwrap();
+    let grants = vouch::registry::access::Grants::parse(
+        "version = 1\n[[grant]]\nuser = \"pusher\"\nrepositories = \"**\"\nactions = [\"read\", \"push\", \"delete\"]\n\
+         [[grant]]\nuser = \"admin\"\nrepositories = \"**\"\nactions = [\"admin\"]\n",
+        std::path::Path::new("access.toml"),
+    )
+    .unwrap();
+    let access = vouch::registry::access::Access::with_users(
+        vouch::registry::auth::Users::load(&users_file).unwrap(),
+        grants,
+        true,
     );
-    state.admission = Some(
+    let mut state = state_at(&dir.join("data"), Some(access));
+    state.gate = Arc::new(
         vouch::admission::Admission::load(policy, &state.ledger, &state.meta)
             .await
-            .unwrap(),
+            .unwrap()
+            .with_registry_names(&["registry".to_owned()]),
     );
     let state = Arc::new(state);
     let r = app(state.clone());
@@ -1301,6 +1335,15 @@ async fn admission_app(dir: &std::path::Path, policy: vouch::policy::Policy) -> 
         base64::engine::general_purpose::STANDARD.encode("pusher:pw")
     );
     (state, r, auth)
+}
+
+/// An Authorization value for basic auth.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// Pushes a blob to `repo` with `auth`; returns its digest.
@@ -1411,7 +1454,18 @@ async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_poli
     let denied = call(&r, "GET", &layer_path, &[], vec![]).await;
     assert_eq!(denied.code(), "DENIED");
     assert!(String::from_utf8_lossy(&denied.body).contains("belongs to no admitted image"));
-    assert_eq!(call(&r, "HEAD", &layer_path, &[], vec![]).await.status, StatusCode::OK);
+    // HEAD of a withheld blob is 404: a client checking before an upload
+    // uploads (which changes nothing), and learns nothing.
+    assert_eq!(
+        call(&r, "HEAD", &layer_path, &[], vec![]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&r, "HEAD", &layer_path, &[("authorization", auth)], vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
     let own = call(&r, "GET", &layer_path, &[("authorization", auth)], vec![]).await;
     assert_eq!(own.body, b"amd64 layer");
     let child_path = format!("/v2/multi/app/manifests/{}", platforms[1].0);
@@ -1468,20 +1522,24 @@ async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_poli
     // the one B signed; admitted images stay admitted.
     let b = vouch::admission::Admission::load(policy_b, &state.ledger, &state.meta)
         .await
-        .unwrap();
-    let report = b
-        .reevaluate(&state, vouch::admission::Scope::Quarantined)
-        .await
-        .unwrap();
+        .unwrap()
+        .with_registry_names(&["registry".to_owned()]);
+    let report = b.reevaluate(&state, vouch::admission::Scope::Quarantined).await;
     assert_eq!((report.evaluated, report.admitted, report.denied), (1, 1, 0));
     assert_eq!(anon_get("/v2/solo/app/manifests/v1".into()).await, StatusCode::OK);
     assert_eq!(anon_get(child_path.clone()).await, StatusCode::OK);
     // The operator's explicit re-evaluation of everything under B takes
     // back what only A signed: the index, both platforms, their layers.
     let from = state.ledger.size();
-    let report = b.reevaluate(&state, vouch::admission::Scope::All).await.unwrap();
-    assert_eq!((report.evaluated, report.admitted, report.denied), (4, 1, 3));
-    assert_eq!(decisions(from).len(), 4);
+    // Only changed verdicts are logged: the solo image stays admitted.
+    let report = b.reevaluate(&state, vouch::admission::Scope::All).await;
+    assert_eq!(
+        (report.evaluated, report.admitted, report.denied, report.changed),
+        (4, 1, 3, 3)
+    );
+    assert_eq!(decisions(from).len(), 3);
+    let again = b.reevaluate(&state, vouch::admission::Scope::All).await;
+    assert_eq!((again.evaluated, again.changed, state.ledger.size()), (4, 0, from + 3));
     for path in [
         "/v2/multi/app/manifests/v1".to_owned(),
         child_path.clone(),
@@ -1490,21 +1548,24 @@ async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_poli
         assert_eq!(anon_get(path.clone()).await, StatusCode::FORBIDDEN, "{path}");
     }
 
-    // Over HTTP (the server's policy is A): credentials needed, `all` must
-    // be a boolean, and everything A signed is admitted again.
-    let post = |q: &'static str, creds: bool| {
+    // Over HTTP (the server's policy is A): an admin's credentials needed,
+    // `all` must be a boolean, and everything A signed is admitted again.
+    let admin = basic("admin", "pw");
+    let post = |q: &'static str, creds: Option<&str>| {
         let r = r.clone();
-        let h: Vec<(&str, &str)> = if creds { vec![("authorization", auth)] } else { vec![] };
-        let h: Vec<(String, String)> = h.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect();
+        let h: Vec<(String, String)> = creds
+            .map(|c| vec![("authorization".to_owned(), c.to_owned())])
+            .unwrap_or_default();
         async move {
             let h: Vec<(&str, &str)> = h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
             call(&r, "POST", &format!("/admin/reevaluate{q}"), &h, vec![]).await
         }
     };
-    assert_eq!(post("?all=true", false).await.status, StatusCode::UNAUTHORIZED);
-    let bad = post("?all=maybe", true).await;
+    assert_eq!(post("?all=true", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(post("?all=true", Some(auth)).await.status, StatusCode::FORBIDDEN);
+    let bad = post("?all=maybe", Some(&admin)).await;
     assert!(String::from_utf8_lossy(&bad.body).contains("expected true or false"));
-    let ok = post("?all=true", true).await;
+    let ok = post("?all=true", Some(&admin)).await;
     assert_eq!(ok.status, StatusCode::OK);
     let report: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
     assert_eq!(

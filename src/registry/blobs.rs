@@ -7,9 +7,14 @@
 //!
 //! A blob appears at its address only complete and verified: an upload is
 //! written to its session file, fsync'd after every acknowledged chunk, hashed
-//! in full when finished, and renamed into place (then the directory is
-//! fsync'd). A digest mismatch deletes the session file. So a crash leaves a
-//! blob either absent or whole, and a client never reads a partial blob.
+//! in full when finished, and hard-linked into place (then the directory is
+//! fsync'd); the session's name is removed only after the metadata that
+//! ends the session is durable. A digest mismatch deletes the session file.
+//! So a crash leaves a blob either absent or whole, a client never reads a
+//! partial blob, and a session whose blob is linked but whose end was not
+//! recorded still has its file: finishing it again re-hashes the same bytes.
+//! A session file with more than one link is finished content and takes no
+//! more data.
 
 use super::digest::DigestHasher;
 use super::error::RegistryError;
@@ -33,8 +38,8 @@ impl BlobStore {
             blobs: data.join("blobs"),
             uploads: data.join("uploads"),
         };
-        std::fs::create_dir_all(&store.blobs)?;
-        std::fs::create_dir_all(&store.uploads)?;
+        crate::data_dir::private_dir(&store.blobs)?;
+        crate::data_dir::private_dir(&store.uploads)?;
         Ok(store)
     }
 
@@ -65,18 +70,37 @@ impl BlobStore {
     }
 
     /// Appends a request body to an upload, streaming, and fsyncs before
-    /// returning the upload's new size. Refuses to grow past `limit` bytes.
-    pub async fn append<S, E>(&self, id: &str, mut body: S, limit: u64) -> Result<u64, RegistryError>
+    /// returning the upload's new size. Refuses to take more than `room`
+    /// bytes, and, when `exact` is given, any other number of bytes than
+    /// that; either refusal leaves the upload as it was.
+    pub async fn append<S, E>(&self, id: &str, mut body: S, room: u64, exact: Option<u64>) -> Result<u64, RegistryError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        use std::os::unix::fs::MetadataExt as _;
         let path = self.upload_path(id);
         // Plain std writes (to the page cache, microseconds each): every write
         // is complete before the next await, so nothing can land after a
         // rollback. tokio's File would finish writes on another thread later.
         let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
-        let before = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if meta.nlink() > 1 {
+            // Already linked at its address (finished; the end of the session
+            // was not recorded before a crash): writing would change a stored
+            // blob. Only the finishing PUT's empty body is taken.
+            while let Some(chunk) = body.next().await {
+                let chunk =
+                    chunk.map_err(|e| RegistryError::BlobUploadInvalid(format!("reading the request body: {e}")))?;
+                if !chunk.is_empty() {
+                    return Err(RegistryError::BlobUploadInvalid(
+                        "this upload is already complete; finish it with PUT ?digest= and no body".into(),
+                    ));
+                }
+            }
+            return Ok(meta.len());
+        }
+        let before = meta.len();
         // A request that fails, or is abandoned (the client went away, the
         // server is shutting down), changes nothing: what it appended is cut
         // off again. Only a process crash can leave a partial chunk behind,
@@ -86,7 +110,16 @@ impl BlobStore {
             before,
             armed: true,
         };
+        let limit = before.saturating_add(exact.map_or(room, |n| n.min(room)));
         let size = copy_body(&mut file, &mut body, before, limit).await?;
+        if let Some(n) = exact {
+            if size - before != n {
+                return Err(RegistryError::BlobUploadInvalid(format!(
+                    "Content-Range announces {n} bytes, the body has {}",
+                    size - before
+                )));
+            }
+        }
         // Acknowledged bytes are durable: a resumed upload continues from here.
         let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
         synced.map_err(|e| RegistryError::Internal(format!("fsync task: {e}")))??;
@@ -95,8 +128,9 @@ impl BlobStore {
     }
 
     /// Finishes an upload: hashes the whole session file with the algorithm
-    /// of `expected`; on a match moves it to the blob's address and returns its
-    /// size; on a mismatch deletes it and fails.
+    /// of `expected`; on a match links it at the blob's address and returns
+    /// its size (the caller removes the session file once the session's end
+    /// is recorded); on a mismatch deletes it and fails.
     pub async fn commit(&self, id: &str, expected: &Digest) -> Result<u64, RegistryError> {
         let (upload, target, expected) = (self.upload_path(id), self.blob_path(expected), expected.clone());
         tokio::task::spawn_blocking(move || commit_blocking(&upload, &target, &expected))
@@ -130,6 +164,15 @@ impl BlobStore {
         .await;
         written.map_err(|e| RegistryError::Internal(format!("write task: {e}")))??;
         Ok(digest)
+    }
+
+    /// The time since a session file was last written, if it exists.
+    pub async fn upload_idle(&self, id: &str) -> Result<Option<std::time::Duration>, RegistryError> {
+        match tokio::fs::metadata(self.upload_path(id)).await {
+            Ok(m) => Ok(Some(m.modified()?.elapsed().unwrap_or_default())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Session files and the time since each was last written.
@@ -259,10 +302,16 @@ fn commit_blocking(upload: &Path, target: &Path, expected: &Digest) -> Result<u6
     file.sync_all()?;
     let dir = target.parent().expect("blob paths have a parent");
     std::fs::create_dir_all(dir)?;
-    // COMMIT POINT for a blob: the rename makes the verified, fsync'd content
-    // visible at its address; fsyncing the directory makes the rename durable.
-    // If the blob already exists it has the same content (same digest).
-    std::fs::rename(upload, target)?;
+    // COMMIT POINT for a blob: the link makes the verified, fsync'd content
+    // visible at its address; fsyncing the directory makes it durable. If
+    // the blob already exists it has the same content (same digest). The
+    // session file keeps its name until the session's end is recorded, so a
+    // crash here leaves a session that a retried PUT finishes by hashing
+    // the same bytes again, never one whose content is unknown.
+    match std::fs::hard_link(upload, target) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+        _ => {}
+    }
     std::fs::File::open(dir)?.sync_all()?;
     Ok(size)
 }

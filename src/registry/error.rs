@@ -77,6 +77,19 @@ pub enum RegistryError {
     /// Credentials are missing or wrong (401, with a Basic challenge).
     #[error("authentication required: {0}")]
     Unauthorized(&'static str),
+    /// An authenticated user without the right (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed password checks from this client or for this user
+    /// lately (429, with Retry-After).
+    #[error("too many failed logins from this client or for this user; retry in {retry_after} s")]
+    LoginThrottled {
+        /// Seconds until the next attempt is checked.
+        retry_after: u64,
+    },
+    /// A per-client or global bound on upload sessions (429, with Retry-After).
+    #[error("{0}")]
+    UploadLimit(String),
     /// The client has too many requests in flight (429, with Retry-After).
     #[error("too many requests in flight from this client (limit {max}); retry shortly")]
     TooManyRequests {
@@ -111,7 +124,8 @@ impl RegistryError {
             LedgerNotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             LedgerBadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
+            Denied(_) | Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
+            LoginThrottled { .. } | UploadLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         }
@@ -146,8 +160,12 @@ impl IntoResponse for RegistryError {
                 .insert("WWW-Authenticate", challenge.parse().expect("ascii"));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            resp.headers_mut()
-                .insert("Retry-After", axum::http::HeaderValue::from_static("1"));
+            let after = match &self {
+                RegistryError::LoginThrottled { retry_after } => *retry_after,
+                RegistryError::UploadLimit(_) => 10,
+                _ => 1,
+            };
+            resp.headers_mut().insert("Retry-After", after.into());
         }
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             if let RegistryError::RangeNotSatisfiable { size, .. } = self {

@@ -68,7 +68,11 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
         .into_iter()
         .filter(|(_, d)| doomed.contains(d))
         .collect();
-    state.meta.unlink_blobs(&links)?;
+    let mut batch = state.meta.batch();
+    for (repo, digest) in &links {
+        batch.unlink_blob(repo, digest);
+    }
+    batch.commit(true)?;
     for digest in &doomed {
         state.blobs.remove_blob(digest)?;
     }

@@ -146,13 +146,28 @@ pub fn bundle(
         }
     };
     let policy = app.ledger.entry(policy_index).map_err(read_error)?.ok_or_else(none)?;
-    let bundle = serde_json::json!({
+    let proven = |i: u64, bytes: &[u8]| -> Result<serde_json::Value, RegistryError> {
+        Ok(serde_json::json!({ "entry": b64(bytes), "proof": app.ledger.tlog_proof(i).map_err(read_error)?.to_text() }))
+    };
+    let mut bundle = serde_json::json!({
         "version": 1,
         "repository": repo.as_str(),
         "digest": digest.as_str(),
-        "decision": { "entry": b64(&entry), "proof": app.ledger.tlog_proof(index).map_err(read_error)?.to_text() },
-        "policy": { "entry": b64(&policy), "proof": app.ledger.tlog_proof(policy_index).map_err(read_error)?.to_text() },
+        "decision": proven(index, &entry)?,
+        "policy": proven(policy_index, &policy)?,
     });
+    // A denial that took back an admission carries the admission it
+    // revoked, so a verifier can tell "revoked" from "never admitted".
+    let revoked = app
+        .meta
+        .decision(repo, digest)?
+        .filter(|d| d["ledger_index"].as_u64() == Some(index))
+        .and_then(|d| d["revokes"].as_u64());
+    if let Some(r) = revoked {
+        if let Some(admitted) = app.ledger.entry(r).map_err(read_error)? {
+            bundle["revoked"] = proven(r, &admitted)?;
+        }
+    }
     Ok(serde_json::to_vec_pretty(&bundle).expect("serialize"))
 }
 

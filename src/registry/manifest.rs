@@ -19,8 +19,14 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub struct References {
     /// Blobs (config and layers) that must be in the repository.
     pub blobs: Vec<Digest>,
+    /// The sizes their descriptors declare, in the same order.
+    pub blob_sizes: Vec<u64>,
     /// Manifests (index entries) that must be in the repository.
     pub manifests: Vec<Digest>,
+    /// The sizes their descriptors declare, in the same order.
+    pub manifest_sizes: Vec<u64>,
+    /// An image manifest's config media type.
+    pub config_media_type: Option<String>,
     /// The `subject`, which need not exist yet.
     pub subject: Option<Digest>,
     /// The artifact type a referrers listing shows: `artifactType`, or for
@@ -34,6 +40,15 @@ impl References {
     /// Every blob and manifest referenced (not the subject).
     pub fn all(&self) -> Vec<Digest> {
         self.blobs.iter().chain(&self.manifests).cloned().collect()
+    }
+
+    /// The sum of the sizes its descriptors declare, or `None` if it does
+    /// not fit in 64 bits.
+    pub fn declared_total(&self) -> Option<u64> {
+        self.blob_sizes
+            .iter()
+            .chain(&self.manifest_sizes)
+            .try_fold(0u64, |sum, n| sum.checked_add(*n))
     }
 }
 
@@ -60,19 +75,20 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
     if obj.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
         return Err(invalid("schemaVersion must be 2".into()));
     }
-    let descriptor_digest = |d: &serde_json::Value, what: &str| -> Result<Digest, RegistryError> {
+    let descriptor = |d: &serde_json::Value, what: &str| -> Result<(Digest, u64), RegistryError> {
         let text = d
             .get("digest")
             .and_then(|v| v.as_str())
             .ok_or_else(|| invalid(format!("{what} has no digest")))?;
-        if d.get("size").and_then(|v| v.as_u64()).is_none() {
-            return Err(invalid(format!("{what} has no size")));
-        }
-        parse_digest(text).map_err(|e| invalid(format!("{what}: {e}")))
+        let size = d
+            .get("size")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| invalid(format!("{what} has no size (a non-negative integer)")))?;
+        Ok((parse_digest(text).map_err(|e| invalid(format!("{what}: {e}")))?, size))
     };
     let mut refs = References::default();
     if let Some(subject) = obj.get("subject") {
-        refs.subject = Some(descriptor_digest(subject, "subject")?);
+        refs.subject = Some(descriptor(subject, "subject")?.0);
     }
     refs.artifact_type = obj.get("artifactType").and_then(|v| v.as_str()).map(str::to_owned);
     if refs.artifact_type.is_none() {
@@ -88,13 +104,18 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
             let config = obj
                 .get("config")
                 .ok_or_else(|| invalid("image manifest has no config".into()))?;
-            refs.blobs.push(descriptor_digest(config, "config")?);
+            refs.config_media_type = config.get("mediaType").and_then(|v| v.as_str()).map(str::to_owned);
+            let (d, size) = descriptor(config, "config")?;
+            refs.blobs.push(d);
+            refs.blob_sizes.push(size);
             let layers = obj
                 .get("layers")
                 .and_then(|l| l.as_array())
                 .ok_or_else(|| invalid("image manifest has no layers array".into()))?;
             for (i, layer) in layers.iter().enumerate() {
-                refs.blobs.push(descriptor_digest(layer, &format!("layer {i}"))?);
+                let (d, size) = descriptor(layer, &format!("layer {i}"))?;
+                refs.blobs.push(d);
+                refs.blob_sizes.push(size);
             }
         }
         _ => {
@@ -103,7 +124,9 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
                 .and_then(|m| m.as_array())
                 .ok_or_else(|| invalid("index has no manifests array".into()))?;
             for (i, m) in manifests.iter().enumerate() {
-                refs.manifests.push(descriptor_digest(m, &format!("manifest {i}"))?);
+                let (d, size) = descriptor(m, &format!("manifest {i}"))?;
+                refs.manifests.push(d);
+                refs.manifest_sizes.push(size);
             }
         }
     }

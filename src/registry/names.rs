@@ -114,6 +114,23 @@ pub fn parse_digest(text: &str) -> Result<Digest, RegistryError> {
     })
 }
 
+/// Repository globs, as policies and access grants write them: `*`
+/// matches within one path segment, `**` any run of characters including
+/// `/`; everything else matches itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p {
+            [] => n.is_empty(),
+            [b'*', b'*', rest @ ..] => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            [b'*', rest @ ..] => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != b'/')
+                .any(|i| go(rest, &n[i..])),
+            [c, rest @ ..] => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

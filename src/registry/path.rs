@@ -21,6 +21,8 @@ pub enum Route<'a> {
     Referrers { name: &'a str, digest: &'a str },
     /// `/v2/<name>/admission/<digest>`: vouch's admission bundle.
     Admission { name: &'a str, digest: &'a str },
+    /// `/v2/_catalog`
+    Catalog,
 }
 
 /// The route for a request path, or `None` if it is not an API path.
@@ -28,6 +30,9 @@ pub fn route(path: &str) -> Option<Route<'_>> {
     let rest = path.strip_prefix("/v2/")?;
     if rest.is_empty() {
         return Some(Route::Base);
+    }
+    if rest == "_catalog" {
+        return Some(Route::Catalog);
     }
     let mut parts = rest.rsplitn(3, '/');
     let last = parts.next()?;

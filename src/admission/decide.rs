@@ -1,0 +1,521 @@
+//! The decision pipeline: classify, gather and verify, evaluate, log,
+//! record (see the module documentation of `admission`).
+//!
+//! Commit point, for every push: the decision (if any) and the tag entry
+//! (if any) are appended to the ledger first, each durable on return; then
+//! one synced batch records the manifest, its tag, the new state, the
+//! decision's summary, vouch's countersignature and the queued bundle. A
+//! crash before the batch leaves the ledger holding a decision about a push
+//! that was never acknowledged and stored nothing; the client retries and
+//! the retry is decided again. A push answered with an error stored nothing.
+
+use super::countersign::Incoming;
+use super::evidence::{self, Candidate};
+use super::gather::IdentityCheck;
+use super::Admission;
+use crate::policy::Subject;
+use crate::registry::error::RegistryError;
+use crate::registry::gate::{Accepted, ManifestPush};
+use crate::registry::manifest::{validate, References, DOCKER_LIST, OCI_INDEX};
+use crate::registry::meta::{AdmissionState, Batch, Evidence, EvidenceKind, ManifestRecord};
+use crate::registry::names::RepoName;
+use crate::registry::AppState;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use vouch_ledger::entry::{DecisionEntry, Digest, Entry, TagEntry, Verdict};
+
+/// Evidence problems named in one denial at most.
+const MAX_NOTES: usize = 5;
+
+/// An evaluation's result, before it is logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Outcome {
+    pub admit: bool,
+    pub reasons: Vec<String>,
+    pub signers: Vec<String>,
+    pub evidence: Vec<Digest>,
+}
+
+impl Outcome {
+    fn failed(why: String) -> Outcome {
+        Outcome {
+            admit: false,
+            reasons: vec![format!("evaluation failed: {why}")],
+            signers: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    /// Its summary, as `reg_decisions` keeps it to compare the next one with.
+    fn summary(&self) -> serde_json::Value {
+        serde_json::json!({ "admit": self.admit, "reasons": self.reasons, "signers": self.signers })
+    }
+}
+
+/// When an evaluation is logged as a new decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LogWhen {
+    /// When its verdict, signers or reasons differ from the last decision
+    /// (new evidence, a push).
+    OutcomeChanged,
+    /// When its verdict differs (re-evaluation).
+    VerdictChanged,
+}
+
+/// Which tags pointing to a newly admitted image are logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Tags {
+    /// All but this one (logged by the push itself).
+    LogExcept(Option<String>),
+}
+
+pub(super) fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+impl Admission {
+    /// Classifies a manifest by its structure: evidence about which
+    /// manifest, or not evidence. Reads the candidate's blobs (bounded).
+    pub(super) async fn classify(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        media_type: &str,
+        bytes: &[u8],
+        refs: &References,
+        hint: Option<&Digest>,
+    ) -> Result<Option<Evidence>, RegistryError> {
+        let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+        let Some(c) = evidence::candidate(media_type, &doc, refs) else {
+            return Ok(None);
+        };
+        let blobs = self.read_candidate(app, repo, &c).await?;
+        let Some(subject) = evidence::recognise(&c, repo.as_str(), hint, |d| blobs.get(d).map(Vec::as_slice)) else {
+            return Ok(None);
+        };
+        let countersigned = c.kind == EvidenceKind::CosignSignature
+            && doc["layers"].as_array().into_iter().flatten().any(|l| {
+                let payload = l["digest"].as_str().and_then(Digest::parse).and_then(|d| blobs.get(&d));
+                let signature = l["annotations"][crate::signature::SIGNATURE_ANNOTATION].as_str();
+                payload.is_some_and(|p| self.is_own_layer(&subject, signature, p))
+            });
+        Ok(Some(Evidence {
+            kind: c.kind,
+            subject,
+            countersigned,
+            own: false,
+        }))
+    }
+
+    /// The candidate's blobs, each within its bound (`candidate` checked the
+    /// declared sizes, which the registry checked against the blobs).
+    async fn read_candidate(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        c: &Candidate,
+    ) -> Result<HashMap<Digest, Vec<u8>>, RegistryError> {
+        let total: u64 = c.blobs().iter().map(|(_, n)| *n).sum();
+        let _room = self
+            .evidence_memory
+            .acquire_many(u32::try_from(total.max(1)).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let mut out = HashMap::new();
+        for (d, declared) in c.blobs() {
+            if out.contains_key(&d) || !app.meta.blob_linked(repo, &d)? {
+                continue;
+            }
+            if app.blobs.blob_size(&d).await? == Some(declared) {
+                out.insert(d.clone(), tokio::fs::read(app.blobs.blob_path(&d)).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Evaluates the manifest `digest` (`record`: stored, or arriving now)
+    /// of `repo`: gathers and verifies its evidence (with `extra`, evidence
+    /// arriving now), applies the policy. Never fails: a failure to evaluate
+    /// is a denial naming it.
+    pub(super) async fn evaluate(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+        record: &ManifestRecord,
+        extra: Option<(&Digest, &ManifestRecord)>,
+    ) -> Outcome {
+        let refs = match validate(&record.media_type, &record.bytes) {
+            Ok(r) => r,
+            Err(e) => return Outcome::failed(e.to_string()),
+        };
+        let attachment = (refs.subject.is_some() && !evidence::runnable(&refs) && !is_index(&record.media_type))
+            .then(|| refs.artifact_type.clone().unwrap_or_default());
+        // Declared sizes were checked against the stored blobs at push;
+        // their sum is checked too (a sum past 2^64 exceeds any limit).
+        let size = refs
+            .declared_total()
+            .and_then(|t| t.checked_add(record.bytes.len() as u64))
+            .unwrap_or(u64::MAX);
+        let subject = Subject {
+            repo: repo.to_string(),
+            media_type: record.media_type.clone(),
+            size,
+            digest: digest.to_string(),
+            manifest: serde_json::from_slice(&record.bytes).unwrap_or_default(),
+            attachment: attachment.clone(),
+        };
+        let identity = IdentityCheck {
+            mode: self
+                .policy
+                .rule_for(&subject)
+                .map(|(_, r)| r.signed_identity)
+                .unwrap_or_default(),
+            registries: &self.registry_names,
+            repo,
+        };
+        let findings = match self.findings(app, repo, digest, &identity, extra).await {
+            Ok(f) => f,
+            Err(e) => return Outcome::failed(e.to_string()),
+        };
+        let mut decision = self
+            .policy
+            .evaluate_with(&subject, &findings.signers, &findings.attested);
+        let mut evidence: Vec<Digest> = findings.evidence.into_iter().collect();
+        // A manifest an admitted image index lists (one platform of a
+        // multi-platform image) is covered by the index's decision: signers
+        // sign the index. Never an attachment.
+        if !decision.admit && attachment.is_none() {
+            match admitted_index_listing(app, repo, digest) {
+                Ok(Some(index)) => {
+                    decision.admit = true;
+                    decision.reasons.push(format!("covered by the admitted index {index}"));
+                    evidence.push(index);
+                }
+                Ok(None) => {}
+                Err(e) => return Outcome::failed(e.to_string()),
+            }
+        }
+        // A denial says what was wrong with the evidence there was (the
+        // first few problems, in a stable order), not only what was missing.
+        if !decision.admit {
+            decision.reasons.extend(findings.notes.into_values().take(MAX_NOTES));
+        }
+        Outcome {
+            admit: decision.admit,
+            reasons: decision
+                .reasons
+                .iter()
+                .map(|r| r.chars().take(4000).collect())
+                .collect(),
+            signers: decision.signers,
+            evidence,
+        }
+    }
+
+    /// Logs `outcome` as a decision about `digest` unless it changes
+    /// nothing (`when`), and stages what follows in `batch`: the state, the
+    /// summary, the bundle to attach, and vouch's countersignature (written
+    /// on admit, withdrawn on revocation). Returns the new state.
+    pub(super) async fn record(
+        &self,
+        app: &AppState,
+        (repo, digest, record): (&RepoName, &Digest, &ManifestRecord),
+        outcome: Outcome,
+        (when, incoming): (LogWhen, Incoming<'_>),
+        batch: &mut Batch<'_>,
+    ) -> Result<AdmissionState, RegistryError> {
+        let last = app.meta.decision(repo, digest)?;
+        let decided = matches!(record.state, AdmissionState::Admitted | AdmissionState::Denied);
+        let same = last.as_ref().is_some_and(|d| match when {
+            LogWhen::OutcomeChanged => d["outcome"] == outcome.summary(),
+            LogWhen::VerdictChanged => d["outcome"]["admit"].as_bool() == Some(outcome.admit),
+        });
+        if decided && same && (record.state == AdmissionState::Admitted) == outcome.admit {
+            return Ok(record.state);
+        }
+        let revoking = record.state == AdmissionState::Admitted && !outcome.admit;
+        let mut reasons = outcome.reasons.clone();
+        if revoking {
+            if let Some(c) = self.countersigner() {
+                if let Some(withdrawn) = c.withdraw(self, app, repo, digest, incoming, batch).await? {
+                    reasons.push(format!("vouch's countersignature {withdrawn} is withdrawn"));
+                }
+            }
+        }
+        let entry = Entry::Decision(DecisionEntry {
+            repo: repo.to_string(),
+            digest: digest.clone(),
+            media_type: record.media_type.clone(),
+            verdict: if outcome.admit { Verdict::Admit } else { Verdict::Deny },
+            reasons: reasons.clone(),
+            evidence: outcome.evidence.clone(),
+            signers: outcome.signers.clone(),
+            policy: self.policy_digest.clone(),
+            policy_index: self.policy_index,
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        });
+        // The decision is durable in the ledger before anything it causes.
+        let index = super::append(&app.ledger, entry).await?;
+        let state = if outcome.admit {
+            AdmissionState::Admitted
+        } else {
+            AdmissionState::Denied
+        };
+        let mut summary = serde_json::json!({
+            "verdict": if outcome.admit { "admit" } else { "deny" },
+            "reasons": reasons,
+            "signers": outcome.signers,
+            "policy": self.policy_digest.as_str(),
+            "ledger_index": index,
+            "outcome": outcome.summary(),
+        });
+        if revoking {
+            summary["revokes"] = last
+                .as_ref()
+                .map_or(serde_json::Value::Null, |d| d["ledger_index"].clone());
+        }
+        if let (true, Some(c)) = (outcome.admit, self.countersigner()) {
+            let attested = super::countersign::Attested {
+                ledger_index: index,
+                checkpoint_size: app.ledger.size(),
+                policy: &self.policy_digest,
+                policy_index: self.policy_index,
+            };
+            let sig = c
+                .countersign(self, app, repo, digest, &attested, incoming, batch)
+                .await?;
+            summary["countersignature"] = sig.as_str().into();
+        }
+        batch.put_record(repo, digest, &record.with_state(state))?;
+        batch.put_decision(repo, digest, &summary);
+        batch.queue_bundle(repo, digest, index, outcome.admit);
+        Ok(state)
+    }
+
+    /// Accepts a manifest push (the registry's `Gate::accept`).
+    pub(super) async fn accept_push(&self, app: &AppState, push: ManifestPush<'_>) -> Result<Accepted, RegistryError> {
+        let evidence = match &push.prior {
+            // Identical bytes were stored before: what they are is known.
+            Some(prior) => prior.evidence.clone(),
+            None => {
+                let hint = push.tag.and_then(|t| evidence::tag_hint(t.as_str()));
+                self.classify(app, push.repo, push.media_type, push.bytes, push.refs, hint.as_ref())
+                    .await?
+            }
+        };
+        match evidence {
+            Some(e) => self.accept_evidence(app, push, e).await,
+            None => self.accept_image(app, push).await,
+        }
+    }
+
+    /// Evidence: stored as such, and its subject decided again with it.
+    async fn accept_evidence(
+        &self,
+        app: &AppState,
+        push: ManifestPush<'_>,
+        e: Evidence,
+    ) -> Result<Accepted, RegistryError> {
+        let repo = push.repo;
+        let guard = self.lock(repo, &e.subject).await;
+        let record = ManifestRecord::new(AdmissionState::Evidence, push.media_type, push.bytes, Some(e.clone()));
+        let new = push.prior.is_none();
+        let mut batch = app.meta.batch();
+        push.stage(&mut batch, new.then_some(&record))?;
+        if new {
+            batch.index_evidence(repo, &e.subject, &push.digest, e.kind);
+        }
+        self.log_tag_move(app, &push, false).await?;
+        // Evidence that was here already changes nothing: no decision.
+        let mut decided = None;
+        if new && e.kind != EvidenceKind::AdmissionBundle {
+            let subject = app.meta.manifest(repo, &e.subject)?;
+            if let Some(subject) = subject.filter(|s| s.state != AdmissionState::Evidence) {
+                let outcome = self
+                    .evaluate(app, repo, &e.subject, &subject, Some((&push.digest, &record)))
+                    .await;
+                // A signature pushed under the image's .sig tag is what the
+                // countersignature builds on.
+                let sig_tag = crate::signature::signature_tag(&e.subject);
+                let incoming = (e.kind == EvidenceKind::CosignSignature
+                    && push.tag.is_some_and(|t| t.as_str() == sig_tag))
+                .then_some((&push.digest, &record));
+                let state = self
+                    .record(
+                        app,
+                        (repo, &e.subject, &subject),
+                        outcome,
+                        (LogWhen::OutcomeChanged, incoming),
+                        &mut batch,
+                    )
+                    .await?;
+                decided = Some((subject, state));
+            }
+        }
+        batch.commit(true)?;
+        drop(guard);
+        if let Some((subject, state)) = decided {
+            self.follow_up(app, repo, &e.subject, &subject, state, Tags::LogExcept(None))
+                .await;
+        }
+        Ok(Accepted {
+            state: Some(AdmissionState::Evidence),
+        })
+    }
+
+    /// An image (or an artifact decided like one): decided once per digest.
+    async fn accept_image(&self, app: &AppState, push: ManifestPush<'_>) -> Result<Accepted, RegistryError> {
+        let (repo, digest) = (push.repo, push.digest.clone());
+        let guard = self.lock(repo, &digest).await;
+        let mut batch = app.meta.batch();
+        // A manifest already decided (pushed again, under another tag say)
+        // keeps its decision: new evidence, not a new tag, re-evaluates it.
+        if let Some(prior) = push.prior.as_ref().filter(|p| p.state != AdmissionState::Pending) {
+            push.stage(&mut batch, None)?;
+            self.log_tag_move(app, &push, prior.state == AdmissionState::Admitted)
+                .await?;
+            batch.commit(true)?;
+            return Ok(Accepted {
+                state: Some(prior.state),
+            });
+        }
+        let record = ManifestRecord::new(AdmissionState::Pending, push.media_type, push.bytes, None);
+        push.stage(&mut batch, Some(&record))?;
+        let outcome = self.evaluate(app, repo, &digest, &record, None).await;
+        let state = self
+            .record(
+                app,
+                (repo, &digest, &record),
+                outcome,
+                (LogWhen::OutcomeChanged, None),
+                &mut batch,
+            )
+            .await?;
+        self.log_tag_move(app, &push, state == AdmissionState::Admitted).await?;
+        batch.commit(true)?;
+        drop(guard);
+        // The push logged its own tag; others pointing here are logged on admit.
+        let own_tag = push.tag.map(|t| t.as_str().to_owned());
+        self.follow_up(app, repo, &digest, &record, state, Tags::LogExcept(own_tag))
+            .await;
+        Ok(Accepted { state: Some(state) })
+    }
+
+    /// Logs a tag set or moved by a push when it points to admitted
+    /// content now (`admitted`), or pointed to admitted content before.
+    async fn log_tag_move(&self, app: &AppState, push: &ManifestPush<'_>, admitted: bool) -> Result<(), RegistryError> {
+        let Some(tag) = push.tag else { return Ok(()) };
+        if push.previous.as_ref() == Some(&push.digest) {
+            return Ok(());
+        }
+        let was_admitted = match &push.previous {
+            Some(p) => app
+                .meta
+                .manifest(push.repo, p)?
+                .is_some_and(|r| r.state == AdmissionState::Admitted),
+            None => false,
+        };
+        if admitted || was_admitted {
+            let entry = Entry::Tag(TagEntry {
+                repo: push.repo.to_string(),
+                tag: tag.as_str().to_owned(),
+                digest: push.digest.clone(),
+                previous: push.previous.clone(),
+            });
+            super::append(&app.ledger, entry).await?;
+        }
+        Ok(())
+    }
+
+    /// After a decision is committed: when it admitted what was not
+    /// admitted, the tags already pointing to it are logged (but the one
+    /// the push that caused it logged itself), and an index's listed
+    /// manifests are decided (covered by it). Its failures are logged, not
+    /// returned: the decision stands.
+    pub(super) async fn follow_up(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+        before: &ManifestRecord,
+        after: AdmissionState,
+        tags: Tags,
+    ) {
+        if after != AdmissionState::Admitted || before.state == AdmissionState::Admitted {
+            return;
+        }
+        if let Err(e) = self.after_admit(app, repo, digest, before, tags).await {
+            tracing::error!(%repo, %digest, error = %e, "after admitting: logging tags or deciding an index's manifests failed");
+        }
+    }
+
+    async fn after_admit(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+        record: &ManifestRecord,
+        tags: Tags,
+    ) -> Result<(), RegistryError> {
+        let Tags::LogExcept(skip) = tags;
+        {
+            for (tag, target) in app.meta.tags_with_targets(repo)? {
+                if &target == digest && skip.as_ref() != Some(&tag) {
+                    let entry = Entry::Tag(TagEntry {
+                        repo: repo.to_string(),
+                        tag,
+                        digest: digest.clone(),
+                        previous: None,
+                    });
+                    super::append(&app.ledger, entry).await?;
+                }
+            }
+        }
+        if !is_index(&record.media_type) {
+            return Ok(());
+        }
+        let children = validate(&record.media_type, &record.bytes)
+            .map(|r| r.manifests)
+            .unwrap_or_default();
+        for child in children {
+            let guard = self.lock(repo, &child).await;
+            let Some(c) = app.meta.manifest(repo, &child)? else {
+                continue;
+            };
+            if !matches!(c.state, AdmissionState::Pending | AdmissionState::Denied) {
+                continue;
+            }
+            let outcome = self.evaluate(app, repo, &child, &c, None).await;
+            let mut batch = app.meta.batch();
+            let state = self
+                .record(
+                    app,
+                    (repo, &child, &c),
+                    outcome,
+                    (LogWhen::VerdictChanged, None),
+                    &mut batch,
+                )
+                .await?;
+            batch.commit(true)?;
+            drop(guard);
+            Box::pin(self.follow_up(app, repo, &child, &c, state, Tags::LogExcept(None))).await;
+        }
+        Ok(())
+    }
+}
+
+/// An admitted image index in `repo` that lists the manifest `digest`.
+fn admitted_index_listing(app: &AppState, repo: &RepoName, digest: &Digest) -> Result<Option<Digest>, RegistryError> {
+    let mut found = None;
+    app.meta.for_each_referencing(repo, digest, |m, r| {
+        if r.state == AdmissionState::Admitted && is_index(&r.media_type) {
+            found = Some(m.clone());
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(found)
+}

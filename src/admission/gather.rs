@@ -1,0 +1,466 @@
+//! Evidence about an image, gathered in one pass over storage and verified
+//! as it is read: every manifest recognised as evidence about it
+//! (`evidence.rs`; its tag plays no part), each blob read once, within the
+//! bounds of one evaluation ([`MAX_EVIDENCE_BYTES`] read in all, at most
+//! [`MAX_EVIDENCE_MANIFESTS`] manifests) and of the registry's evidence
+//! memory, shared by concurrent evaluations. What did not count is noted,
+//! in a stable order, for a denial's reasons.
+
+use super::evidence::{payload_image, MAX_ENVELOPE, MAX_EVIDENCE_BYTES, MAX_SIGNATURE_PAYLOAD};
+use super::Admission;
+use crate::policy::SignedIdentity;
+use crate::registry::error::RegistryError;
+use crate::registry::meta::{EvidenceKind, ManifestRecord};
+use crate::registry::names::RepoName;
+use crate::registry::AppState;
+use crate::signature::{SignatureLayer, SignatureProblem, SIGNATURE_ANNOTATION};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use vouch_ledger::entry::Digest;
+
+/// Most evidence manifests read for one image.
+pub const MAX_EVIDENCE_MANIFESTS: usize = 256;
+
+/// What the evidence about an image proves.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// Fingerprints of the keys and identities whose signatures verified.
+    pub signers: BTreeSet<String>,
+    /// Verified attestations: (predicate type, signer fingerprint).
+    pub attested: BTreeSet<(String, String)>,
+    /// Why each other piece of evidence did not count, by a sort key.
+    pub notes: BTreeMap<(u8, usize, String), String>,
+    /// The evidence manifests that counted.
+    pub evidence: BTreeSet<Digest>,
+}
+
+impl Findings {
+    fn note(&mut self, order: u8, position: usize, text: String) {
+        self.notes.insert((order, position, text.clone()), text);
+    }
+}
+
+/// Where a signature must have been made for, per the rule's `signed_identity`.
+#[derive(Debug, Clone)]
+pub struct IdentityCheck<'a> {
+    /// The rule's setting.
+    pub mode: SignedIdentity,
+    /// The names vouch is known by (`--registry-name`).
+    pub registries: &'a [String],
+    /// The repository.
+    pub repo: &'a RepoName,
+}
+
+impl IdentityCheck<'_> {
+    /// `None` if the payload's `critical.identity.docker-reference` is
+    /// acceptable, else what it names.
+    fn mismatch(&self, payload: &[u8]) -> Option<String> {
+        if self.mode == SignedIdentity::Any {
+            return None;
+        }
+        let doc: serde_json::Value = serde_json::from_slice(payload).ok()?;
+        let named = doc["critical"]["identity"]["docker-reference"].as_str().unwrap_or("");
+        let reference = strip_tag(named);
+        let ok = match self.mode {
+            SignedIdentity::ThisRegistry => self
+                .registries
+                .iter()
+                .any(|r| reference == format!("{r}/{}", self.repo)),
+            SignedIdentity::AnyRegistry => reference.split_once('/').is_some_and(|(host, path)| {
+                (host.contains(['.', ':']) || host == "localhost") && path == self.repo.as_str()
+            }),
+            SignedIdentity::Any => true,
+        };
+        (!ok).then(|| named.chars().take(300).collect())
+    }
+
+    fn expected(&self) -> String {
+        match self.mode {
+            SignedIdentity::AnyRegistry => format!("<registry>/{}", self.repo),
+            _ => self
+                .registries
+                .iter()
+                .map(|r| format!("{r}/{}", self.repo))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        }
+    }
+}
+
+/// A docker reference without its `:tag` or `@digest`.
+fn strip_tag(reference: &str) -> &str {
+    let no_digest = reference.split('@').next().unwrap_or("");
+    match no_digest.rsplit_once(':') {
+        Some((head, tag)) if !tag.contains('/') => head,
+        _ => no_digest,
+    }
+}
+
+/// Reads blobs for one evaluation: each at most once, within the
+/// evaluation's budget and the registry's evidence memory.
+struct Reader<'a> {
+    app: &'a AppState,
+    admission: &'a Admission,
+    repo: &'a RepoName,
+    read: u64,
+    seen: HashSet<(Digest, String)>,
+}
+
+impl<'a> Reader<'a> {
+    /// The blob's bytes (at most `max`), with the permit that holds its
+    /// room in memory; `Ok(None)` if missing, too large, or over budget
+    /// (noted).
+    async fn read(
+        &mut self,
+        digest: &Digest,
+        max: u64,
+        f: &mut Findings,
+    ) -> Result<Option<(Vec<u8>, tokio::sync::SemaphorePermit<'a>)>, RegistryError> {
+        if !self.app.meta.blob_linked(self.repo, digest)? {
+            return Ok(None);
+        }
+        let Some(size) = self.app.blobs.blob_size(digest).await?.filter(|s| *s <= max) else {
+            return Ok(None);
+        };
+        if self.read + size > MAX_EVIDENCE_BYTES {
+            f.note(9, 0, format!("evidence beyond {MAX_EVIDENCE_BYTES} bytes was not read"));
+            return Ok(None);
+        }
+        self.read += size;
+        let permit = self
+            .admission
+            .evidence_memory
+            .acquire_many(u32::try_from(size.max(1)).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let bytes = tokio::fs::read(self.app.blobs.blob_path(digest)).await?;
+        Ok(Some((bytes, permit)))
+    }
+}
+
+impl Admission {
+    /// Gathers and verifies the evidence about `image` in `repo`: the
+    /// evidence manifests stored there, and `extra` (one arriving now, not
+    /// yet stored). Storage errors are the only failures.
+    pub(super) async fn findings(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        image: &Digest,
+        identity: &IdentityCheck<'_>,
+        extra: Option<(&Digest, &ManifestRecord)>,
+    ) -> Result<Findings, RegistryError> {
+        let mut f = Findings::default();
+        let mut manifests = app.meta.evidence_for(repo, image, MAX_EVIDENCE_MANIFESTS + 1)?;
+        if manifests.len() > MAX_EVIDENCE_MANIFESTS {
+            manifests.truncate(MAX_EVIDENCE_MANIFESTS);
+            f.note(
+                9,
+                1,
+                format!("only {MAX_EVIDENCE_MANIFESTS} evidence manifests were read"),
+            );
+        }
+        if let Some((d, _)) = extra {
+            manifests.retain(|m| m != d);
+        }
+        let mut reader = Reader {
+            app,
+            admission: self,
+            repo,
+            read: 0,
+            seen: HashSet::new(),
+        };
+        let stored = manifests.into_iter().map(|d| (d, None));
+        let extra = extra.map(|(d, r)| (d.clone(), Some(r.clone())));
+        for (digest, record) in extra.into_iter().chain(stored) {
+            let record = match record {
+                Some(r) => r,
+                None => match app.meta.manifest(repo, &digest)? {
+                    Some(r) => r,
+                    None => continue,
+                },
+            };
+            let Some(kind) = record.evidence.as_ref().map(|e| e.kind) else {
+                continue;
+            };
+            let doc: serde_json::Value = serde_json::from_slice(&record.bytes).unwrap_or_default();
+            let layers = doc["layers"].as_array().cloned().unwrap_or_default();
+            match kind {
+                EvidenceKind::CosignSignature => {
+                    self.signatures(&mut reader, image, identity, &digest, &layers, &mut f)
+                        .await?
+                }
+                EvidenceKind::CosignAttestation => {
+                    self.attestations(&mut reader, image, &digest, &layers, &mut f).await?
+                }
+                EvidenceKind::SigstoreBundle => self.bundle(&mut reader, image, &digest, &layers, &mut f).await?,
+                EvidenceKind::AdmissionBundle => {}
+            }
+        }
+        Ok(f)
+    }
+
+    async fn signatures(
+        &self,
+        reader: &mut Reader<'_>,
+        image: &Digest,
+        identity: &IdentityCheck<'_>,
+        manifest: &Digest,
+        layers: &[serde_json::Value],
+        f: &mut Findings,
+    ) -> Result<(), RegistryError> {
+        for (i, layer) in layers.iter().enumerate() {
+            let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
+                continue;
+            };
+            let annotations = &layer["annotations"];
+            let signature = annotations[SIGNATURE_ANNOTATION].as_str().map(str::to_owned);
+            if !reader.seen.insert((d.clone(), signature.clone().unwrap_or_default())) {
+                continue;
+            }
+            let Some((payload, _room)) = reader.read(&d, MAX_SIGNATURE_PAYLOAD, f).await? else {
+                continue;
+            };
+            // vouch's own countersignature is not a publisher's signature,
+            // and not a problem with the publisher's evidence either.
+            if self.is_own_layer(image, signature.as_deref(), &payload) {
+                continue;
+            }
+            let keyless = annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_some();
+            let verified: Vec<String> = if keyless {
+                let Some(root) = &self.policy.trusted_root else {
+                    f.note(
+                        0,
+                        i,
+                        format!("layer {i}: keyless signature, but the policy has no trusted_root"),
+                    );
+                    continue;
+                };
+                match crate::keyless::verify(root, image, annotations, &payload) {
+                    Ok(id) => {
+                        let matched: Vec<String> = self
+                            .identities
+                            .iter()
+                            .filter(|(_, m)| m.matches(&id))
+                            .map(|(fp, _)| fp.clone())
+                            .collect();
+                        if matched.is_empty() {
+                            f.note(
+                                0,
+                                i,
+                                format!(
+                                    "layer {i}: keyless signature by {} from {} is not a trusted identity",
+                                    id.subject, id.issuer
+                                ),
+                            );
+                        }
+                        matched
+                    }
+                    Err(e) => {
+                        f.note(0, i, format!("layer {i}: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                let one = [SignatureLayer {
+                    signature,
+                    payload: payload.clone(),
+                }];
+                let (signers, problems) = crate::signature::verify_layers(image, &one, &self.keys);
+                for p in problems {
+                    let text = match p {
+                        SignatureProblem::NoSignature(_) => format!("layer {i} has no base64 signature annotation"),
+                        SignatureProblem::BadPayload(_) => {
+                            format!("layer {i}: payload is not a cosign simple signing payload")
+                        }
+                        SignatureProblem::OtherImage { signed, .. } => {
+                            format!("layer {i}: payload signs {signed}, not this image")
+                        }
+                        SignatureProblem::Untrusted(_) => format!("layer {i}: not signed by any trusted key"),
+                    };
+                    f.note(0, i, text);
+                }
+                signers
+            };
+            if verified.is_empty() {
+                continue;
+            }
+            if let Some(named) = identity.mismatch(&payload) {
+                f.note(
+                    0,
+                    i,
+                    format!(
+                        "layer {i}: signed for {named}, not for {} (the rule's signed_identity)",
+                        identity.expected()
+                    ),
+                );
+                continue;
+            }
+            f.signers.extend(verified);
+            f.evidence.insert(manifest.clone());
+        }
+        Ok(())
+    }
+
+    async fn attestations(
+        &self,
+        reader: &mut Reader<'_>,
+        image: &Digest,
+        manifest: &Digest,
+        layers: &[serde_json::Value],
+        f: &mut Findings,
+    ) -> Result<(), RegistryError> {
+        for (i, layer) in layers.iter().enumerate() {
+            let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
+                continue;
+            };
+            if !reader.seen.insert((d.clone(), String::new())) {
+                continue;
+            }
+            let Some((envelope, _room)) = reader.read(&d, MAX_ENVELOPE, f).await? else {
+                continue;
+            };
+            let annotations = &layer["annotations"];
+            if annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_some() {
+                let Some(root) = &self.policy.trusted_root else {
+                    f.note(
+                        1,
+                        i,
+                        format!("attestation {i}: keyless, but the policy has no trusted_root"),
+                    );
+                    continue;
+                };
+                match crate::attestation::verify_keyless_envelope(root, image, annotations, &envelope) {
+                    Ok((predicate_type, id)) => {
+                        let matched: Vec<&String> = self
+                            .identities
+                            .iter()
+                            .filter(|(_, m)| m.matches(&id))
+                            .map(|(fp, _)| fp)
+                            .collect();
+                        if matched.is_empty() {
+                            f.note(
+                                1,
+                                i,
+                                format!(
+                                    "attestation {i}: keyless {predicate_type} by {} from {} is not a trusted identity",
+                                    id.subject, id.issuer
+                                ),
+                            );
+                            continue;
+                        }
+                        f.evidence.insert(manifest.clone());
+                        f.attested
+                            .extend(matched.into_iter().map(|fp| (predicate_type.clone(), fp.clone())));
+                    }
+                    Err(e) => f.note(1, i, format!("attestation {i}: {e}")),
+                }
+                continue;
+            }
+            match crate::attestation::verify_envelope(image, &envelope, &self.keys) {
+                Ok(a) => {
+                    f.evidence.insert(manifest.clone());
+                    f.attested
+                        .extend(a.signers.into_iter().map(|s| (a.predicate_type.clone(), s)));
+                }
+                Err(e) => f.note(1, i, format!("attestation {i}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    async fn bundle(
+        &self,
+        reader: &mut Reader<'_>,
+        image: &Digest,
+        manifest: &Digest,
+        layers: &[serde_json::Value],
+        f: &mut Findings,
+    ) -> Result<(), RegistryError> {
+        let Some(d) = layers
+            .first()
+            .and_then(|l| l["digest"].as_str())
+            .and_then(Digest::parse)
+        else {
+            return Ok(());
+        };
+        if !reader.seen.insert((d.clone(), String::new())) {
+            return Ok(());
+        }
+        let Some((bytes, _room)) = reader.read(&d, super::evidence::MAX_BUNDLE, f).await? else {
+            return Ok(());
+        };
+        let verified =
+            match crate::sigstore_bundle::verify(&bytes, image, &self.keys, self.policy.trusted_root.as_ref()) {
+                Ok(v) => v,
+                Err(e) => {
+                    f.note(2, 0, format!("Sigstore bundle {manifest}: {e}"));
+                    return Ok(());
+                }
+            };
+        let fingerprints: Vec<String> = match &verified.signer {
+            crate::sigstore_bundle::Signer::Key(fp) => vec![fp.clone()],
+            crate::sigstore_bundle::Signer::Identity(id) => self
+                .identities
+                .iter()
+                .filter(|(_, m)| m.matches(id))
+                .map(|(fp, _)| fp.clone())
+                .collect(),
+        };
+        if fingerprints.is_empty() {
+            f.note(
+                2,
+                0,
+                format!("Sigstore bundle {manifest}: not signed by a trusted identity"),
+            );
+            return Ok(());
+        }
+        f.evidence.insert(manifest.clone());
+        if verified.predicate_type == crate::sigstore_bundle::COSIGN_SIGN_PREDICATE {
+            f.signers.extend(fingerprints);
+        } else {
+            f.attested
+                .extend(fingerprints.into_iter().map(|fp| (verified.predicate_type.clone(), fp)));
+        }
+        Ok(())
+    }
+
+    /// Whether a signature layer is vouch's own countersignature of `image`.
+    pub(super) fn is_own_layer(&self, image: &Digest, signature: Option<&str>, payload: &[u8]) -> bool {
+        let Some(c) = &self.countersigner else { return false };
+        payload_image(payload).as_ref() == Some(image) && c.signed(image, signature, payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_lose_their_tag_and_digest_but_not_their_port() {
+        assert_eq!(strip_tag("127.0.0.1:5000/team/app"), "127.0.0.1:5000/team/app");
+        assert_eq!(strip_tag("127.0.0.1:5000/team/app:v1"), "127.0.0.1:5000/team/app");
+        assert_eq!(strip_tag("reg.io/team/app@sha256:ab"), "reg.io/team/app");
+        assert_eq!(strip_tag("reg.io/team/app:v1@sha256:ab"), "reg.io/team/app");
+    }
+
+    #[test]
+    fn docker_references_are_matched_per_the_rules_setting() {
+        let repo = RepoName::parse("team/app").unwrap();
+        let names = ["127.0.0.1:5000".to_owned(), "registry.example".to_owned()];
+        let payload = |r: &str| crate::signature::payload(r, &crate::registry::digest::sha256_of(b"x"));
+        let check = |mode| IdentityCheck {
+            mode,
+            registries: &names,
+            repo: &repo,
+        };
+        let this = check(SignedIdentity::ThisRegistry);
+        assert_eq!(this.mismatch(&payload("127.0.0.1:5000/team/app")), None);
+        assert_eq!(this.mismatch(&payload("registry.example/team/app:v1")), None);
+        assert!(this.mismatch(&payload("127.0.0.1:5000/dev/app")).is_some());
+        assert!(this.mismatch(&payload("elsewhere.io/team/app")).is_some());
+        let any_registry = check(SignedIdentity::AnyRegistry);
+        assert_eq!(any_registry.mismatch(&payload("elsewhere.io/team/app")), None);
+        assert!(any_registry.mismatch(&payload("elsewhere.io/dev/app")).is_some());
+        assert_eq!(check(SignedIdentity::Any).mismatch(&payload("x/y")), None);
+    }
+}

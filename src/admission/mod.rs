@@ -1,0 +1,241 @@
+//! Admission: what vouch serves and why. It answers the registry's
+//! questions (`registry::gate::Gate`): what a reader may see
+//! (`visibility.rs`, the invariant of spec/threat-model.md) and what a
+//! pushed manifest means. Arrows point one way: admission uses the
+//! registry's storage and the ledger; the registry knows no policy.
+//!
+//! A decision is a pipeline (`decide.rs`): classify what arrived by its
+//! structure (`evidence.rs`), gather and verify the evidence about the
+//! image in one pass (`gather.rs`), evaluate the policy (pure), append the
+//! decision to the ledger, then record the state, vouch's countersignature
+//! (`countersign.rs`) and the push itself in one durable batch. A decision
+//! that changes nothing is not logged again. Evaluations of one image are
+//! serialised; different images are decided concurrently.
+
+mod bundles;
+pub mod countersign;
+mod decide;
+pub mod evidence;
+mod gather;
+mod reevaluate;
+pub mod visibility;
+
+pub use reevaluate::{Reevaluation, Scope};
+
+use crate::policy::{Authority, IdentityMatcher, Policy, Unreferenced};
+use crate::registry::error::RegistryError;
+use crate::registry::gate::{Accepted, Gate, ManifestPush, Visible};
+use crate::registry::meta::{AdmissionState, ManifestRecord};
+use crate::registry::names::{RepoName, Tag};
+use crate::registry::AppState;
+use crate::signature::PublicKey;
+use countersign::Countersigner;
+use futures_util::future::BoxFuture;
+use vouch_ledger::entry::{Digest, Entry, PolicyEntry};
+use vouch_ledger::store::Ledger;
+
+/// Evaluations of different images run concurrently; of one image, one at
+/// a time, through one of this many locks (by a hash of repository and
+/// digest).
+const LOCK_STRIPES: usize = 64;
+/// Evidence held in memory at once by all evaluations, in bytes.
+const EVIDENCE_MEMORY: usize = 64 << 20;
+
+/// The policy in force, and where the ledger logged it.
+#[derive(Debug)]
+pub struct Admission {
+    /// The policy.
+    pub policy: Policy,
+    /// Its digest (of its canonical document).
+    pub policy_digest: Digest,
+    /// The ledger index of its `policy` entry.
+    pub policy_index: u64,
+    keys: Vec<PublicKey>,
+    identities: Vec<(String, IdentityMatcher)>,
+    countersigner: Option<Countersigner>,
+    registry_names: Vec<String>,
+    locks: Vec<tokio::sync::Mutex<()>>,
+    evidence_memory: tokio::sync::Semaphore,
+}
+
+impl Admission {
+    /// Puts the policy in force: logs it to the ledger first, unless this
+    /// exact policy (by digest) already was.
+    pub async fn load(
+        policy: Policy,
+        ledger: &Ledger,
+        meta: &crate::registry::meta::Meta,
+    ) -> Result<Admission, RegistryError> {
+        let policy_digest = policy.digest();
+        let policy_index = match meta.policy_index(&policy_digest)? {
+            Some(i) => i,
+            None => {
+                let entry = Entry::Policy(PolicyEntry {
+                    name: policy.name.clone(),
+                    version: meta.policy_count()? + 1,
+                    digest: policy_digest.clone(),
+                });
+                let index = append(ledger, entry).await?;
+                let mut b = meta.batch();
+                b.record_policy(&policy_digest, index);
+                b.commit(true)?;
+                index
+            }
+        };
+        let mut keys: Vec<PublicKey> = Vec::new();
+        let mut identities = Vec::new();
+        // Every authority any rule names, for signatures or attestations.
+        for rule in &policy.rules {
+            let signers = rule.signatures.iter().flat_map(|(ks, _)| ks);
+            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
+            for (fingerprint, authority) in signers.chain(attesters) {
+                match authority {
+                    Authority::Key(key) => {
+                        if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
+                            keys.push(key.clone());
+                        }
+                    }
+                    Authority::Identity(m) => {
+                        if !identities.iter().any(|(g, _)| g == fingerprint) {
+                            identities.push((fingerprint.clone(), m.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Admission {
+            policy,
+            policy_digest,
+            policy_index,
+            keys,
+            identities,
+            countersigner: None,
+            registry_names: vec!["localhost".into()],
+            locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            evidence_memory: tokio::sync::Semaphore::new(EVIDENCE_MEMORY),
+        })
+    }
+
+    /// Countersigns every image admitted from now on (`countersign.rs`).
+    pub fn with_countersigner(mut self, countersigner: Countersigner) -> Admission {
+        self.countersigner = Some(countersigner);
+        self
+    }
+
+    /// The countersigner, if any.
+    pub fn countersigner(&self) -> Option<&Countersigner> {
+        self.countersigner.as_ref()
+    }
+
+    /// The names clients reach this registry by (`host[:port]`): a
+    /// signature's docker-reference must name one of them (with the
+    /// repository) unless the rule relaxes it. A loopback name brings its
+    /// equivalents (`127.0.0.1:P`, `localhost:P`, `[::1]:P`). The first
+    /// name is the one vouch's countersignatures use.
+    pub fn with_registry_names(mut self, names: &[String]) -> Admission {
+        let mut all: Vec<String> = Vec::new();
+        for name in names {
+            all.push(name.clone());
+            let port = name
+                .rsplit_once(':')
+                .map(|(_, p)| p)
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            let host = port.map_or(name.as_str(), |p| &name[..name.len() - p.len() - 1]);
+            if ["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+                for alias in ["127.0.0.1", "localhost", "[::1]"] {
+                    all.push(port.map_or(alias.to_owned(), |p| format!("{alias}:{p}")));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|n| seen.insert(n.clone()));
+        if let (Some(c), Some(first)) = (&self.countersigner, all.first()) {
+            c.set_registry(first);
+        }
+        if !all.is_empty() {
+            self.registry_names = all;
+        }
+        self
+    }
+
+    /// The lock of one image's evaluations.
+    async fn lock(&self, repo: &RepoName, digest: &Digest) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (repo.as_str(), digest.as_str()).hash(&mut h);
+        self.locks[(h.finish() % LOCK_STRIPES as u64) as usize].lock().await
+    }
+}
+
+/// Appends an entry to the ledger; returns its index once durable.
+pub(crate) async fn append(ledger: &Ledger, entry: Entry) -> Result<u64, RegistryError> {
+    let bytes = entry
+        .encode()
+        .map_err(|e| RegistryError::Internal(format!("encoding a ledger entry: {e}")))?;
+    ledger
+        .append(bytes)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))
+}
+
+impl Gate for Admission {
+    fn manifest_visible(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+        record: &ManifestRecord,
+    ) -> Result<Visible, RegistryError> {
+        visibility::manifest_visible(app, repo, digest, record)
+    }
+
+    fn blob_visible(&self, app: &AppState, repo: &RepoName, digest: &Digest) -> Result<Visible, RegistryError> {
+        visibility::blob_visible(app, repo, digest, self.policy.unreferenced_blobs == Unreferenced::Serve)
+    }
+
+    fn protected(&self, record: &ManifestRecord) -> bool {
+        record.state == AdmissionState::Admitted
+    }
+
+    fn accept<'a>(
+        &'a self,
+        app: &'a AppState,
+        push: ManifestPush<'a>,
+    ) -> BoxFuture<'a, Result<Accepted, RegistryError>> {
+        Box::pin(self.accept_push(app, push))
+    }
+
+    fn before_destroy<'a>(
+        &'a self,
+        app: &'a AppState,
+        repo: &'a RepoName,
+        digest: &'a Digest,
+        tag: Option<&'a Tag>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            // Deleting admitted content (the manifest, or a tag pointing to
+            // it) is logged first, so no such deletion goes unrecorded.
+            if app.meta.manifest(repo, digest)?.is_some_and(|r| self.protected(&r)) {
+                let entry = Entry::Delete(vouch_ledger::entry::DeleteEntry {
+                    repo: repo.to_string(),
+                    digest: digest.clone(),
+                    tag: tag.map(|t| t.as_str().to_owned()),
+                });
+                append(&app.ledger, entry).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn reevaluate<'a>(
+        &'a self,
+        app: &'a AppState,
+        all: bool,
+    ) -> BoxFuture<'a, Result<serde_json::Value, RegistryError>> {
+        Box::pin(async move {
+            let scope = if all { Scope::All } else { Scope::Quarantined };
+            let report = self.reevaluate(app, scope).await;
+            Ok(serde_json::to_value(report).expect("serialize"))
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! The question the registry asks, and does not answer itself: what a
+//! reader may see, and what a pushed manifest means. The registry stores,
+//! routes and checks the OCI rules; a [`Gate`] (vouch's admission,
+//! `src/admission/`) decides visibility and admission. The registry never
+//! imports the admission code: the arrow points from admission to here.
+
+use super::error::RegistryError;
+use super::manifest::References;
+use super::meta::{AdmissionState, Batch, ManifestRecord};
+use super::names::{RepoName, Tag};
+use super::AppState;
+use futures_util::future::BoxFuture;
+use vouch_ledger::entry::Digest;
+
+/// Whether a reader without push rights to the repository may have the
+/// bytes of a manifest or blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visible {
+    /// Served.
+    Yes,
+    /// Withheld, and why (the message of the 403 `DENIED`).
+    No(String),
+}
+
+impl Visible {
+    /// Whether it is served.
+    pub fn is_yes(&self) -> bool {
+        matches!(self, Visible::Yes)
+    }
+}
+
+/// A manifest push that passed the registry's checks (well-formed, its
+/// references present with the sizes its descriptors declare), to be
+/// accepted by the gate.
+#[derive(Debug)]
+pub struct ManifestPush<'a> {
+    /// Where.
+    pub repo: &'a RepoName,
+    /// Its digest (with the algorithm it was pushed by).
+    pub digest: Digest,
+    /// Its media type (Content-Type).
+    pub media_type: &'a str,
+    /// Its exact bytes.
+    pub bytes: &'a [u8],
+    /// What it references, its subject and artifact type.
+    pub refs: &'a References,
+    /// The tag it is pushed under, if any.
+    pub tag: Option<&'a Tag>,
+    /// Where that tag pointed before.
+    pub previous: Option<Digest>,
+    /// This digest's record if it was already stored (an identical re-push).
+    pub prior: Option<ManifestRecord>,
+}
+
+impl ManifestPush<'_> {
+    /// Adds the push itself to `batch`: the record (unless one was already
+    /// stored: a re-push keeps it, and with it its state), what it
+    /// references, its place among its subject's referrers, its tag.
+    pub fn stage(&self, batch: &mut Batch<'_>, record: Option<&ManifestRecord>) -> Result<(), RegistryError> {
+        if let Some(record) = record {
+            batch.put_record(self.repo, &self.digest, record)?;
+        }
+        batch.index_refs(self.repo, &self.digest, &self.refs.all());
+        if let Some(subject) = &self.refs.subject {
+            batch.index_referrer(self.repo, subject, &self.digest, &self.descriptor());
+        }
+        if let Some(tag) = self.tag {
+            batch.set_tag(self.repo, tag, &self.digest);
+        }
+        Ok(())
+    }
+
+    /// The descriptor a referrers listing of its subject shows.
+    pub fn descriptor(&self) -> serde_json::Value {
+        let mut d = serde_json::json!({
+            "mediaType": self.media_type,
+            "digest": self.digest.as_str(),
+            "size": self.bytes.len(),
+        });
+        if let Some(t) = &self.refs.artifact_type {
+            d["artifactType"] = t.as_str().into();
+        }
+        if let Some(a) = &self.refs.annotations {
+            d["annotations"] = a.clone();
+        }
+        d
+    }
+}
+
+/// What accepting a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The manifest's admission state after the push (the
+    /// `Vouch-Admission-State` header), if the gate decides admission.
+    pub state: Option<AdmissionState>,
+}
+
+/// Visibility and admission, as the registry asks for them.
+pub trait Gate: Send + Sync + std::fmt::Debug {
+    /// Whether a reader without push rights to `repo` may have the bytes of
+    /// the stored manifest `digest`.
+    fn manifest_visible(
+        &self,
+        app: &AppState,
+        repo: &RepoName,
+        digest: &Digest,
+        record: &ManifestRecord,
+    ) -> Result<Visible, RegistryError>;
+
+    /// Whether a reader without push rights to `repo` may have the bytes of
+    /// the blob `digest` linked there.
+    fn blob_visible(&self, app: &AppState, repo: &RepoName, digest: &Digest) -> Result<Visible, RegistryError>;
+
+    /// Whether deleting this manifest, or moving or deleting a tag off it,
+    /// destroys admitted content (an admin's act, logged first).
+    fn protected(&self, record: &ManifestRecord) -> bool;
+
+    /// Accepts a manifest push: stores it (with [`ManifestPush::stage`]),
+    /// and whatever it decides, in one durable step.
+    fn accept<'a>(
+        &'a self,
+        app: &'a AppState,
+        push: ManifestPush<'a>,
+    ) -> BoxFuture<'a, Result<Accepted, RegistryError>>;
+
+    /// Called before the registry deletes the manifest `digest` (`tag`:
+    /// `None`) or a tag pointing to it; logs what must be logged first.
+    fn before_destroy<'a>(
+        &'a self,
+        app: &'a AppState,
+        repo: &'a RepoName,
+        digest: &'a Digest,
+        tag: Option<&'a Tag>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>>;
+
+    /// `POST /admin/reevaluate`: decides stored images again (`all`: admitted
+    /// ones too); answers a JSON report.
+    fn reevaluate<'a>(
+        &'a self,
+        app: &'a AppState,
+        all: bool,
+    ) -> BoxFuture<'a, Result<serde_json::Value, RegistryError>>;
+}
+
+/// No admission: everything stored is served. For registry tests and tools
+/// that exercise the distribution API alone; `vouch serve` always runs
+/// with admission.
+#[derive(Debug, Default)]
+pub struct OpenGate;
+
+impl Gate for OpenGate {
+    fn manifest_visible(
+        &self,
+        _: &AppState,
+        _: &RepoName,
+        _: &Digest,
+        _: &ManifestRecord,
+    ) -> Result<Visible, RegistryError> {
+        Ok(Visible::Yes)
+    }
+
+    fn blob_visible(&self, _: &AppState, _: &RepoName, _: &Digest) -> Result<Visible, RegistryError> {
+        Ok(Visible::Yes)
+    }
+
+    fn protected(&self, _: &ManifestRecord) -> bool {
+        false
+    }
+
+    fn accept<'a>(
+        &'a self,
+        app: &'a AppState,
+        push: ManifestPush<'a>,
+    ) -> BoxFuture<'a, Result<Accepted, RegistryError>> {
+        Box::pin(async move {
+            let record = ManifestRecord::new(AdmissionState::Pending, push.media_type, push.bytes, None);
+            let mut batch = app.meta.batch();
+            push.stage(&mut batch, push.prior.is_none().then_some(&record))?;
+            batch.commit(true)?;
+            Ok(Accepted { state: None })
+        })
+    }
+
+    fn before_destroy<'a>(
+        &'a self,
+        _: &'a AppState,
+        _: &'a RepoName,
+        _: &'a Digest,
+        _: Option<&'a Tag>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn reevaluate<'a>(&'a self, _: &'a AppState, _: bool) -> BoxFuture<'a, Result<serde_json::Value, RegistryError>> {
+        Box::pin(async {
+            Err(RegistryError::Unsupported(
+                "this registry has no admission policy".into(),
+            ))
+        })
+    }
+}

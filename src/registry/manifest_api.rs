@@ -1,0 +1,245 @@
+//! `GET`, `HEAD`, `PUT` and `DELETE /v2/<name>/manifests/<reference>`.
+
+use super::error::RegistryError;
+use super::gate::{ManifestPush, Visible};
+use super::manifest::validate;
+use super::names::{Reference, RepoName, Tag};
+use super::routes::{location, App, Caller, Result};
+use crate::registry::digest::DigestHasher;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+use vouch_ledger::entry::Digest;
+
+fn resolve(app: &App, repo: &RepoName, reference: &Reference) -> Result<Digest> {
+    match reference {
+        Reference::Digest(d) => Ok(d.clone()),
+        Reference::Tag(t) => app
+            .meta
+            .tag(repo, t)?
+            .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}:{}", t.as_str()))),
+    }
+}
+
+/// Serves a manifest. A reader without push rights to the repository gets
+/// its bytes only if the gate says it may; otherwise 403 `DENIED` naming
+/// why, with the manifest's digest (`Docker-Content-Digest`, so signers can
+/// resolve what to sign) and admission state, but neither its bytes nor
+/// its length.
+pub(super) fn get(
+    app: &App,
+    caller: &Caller,
+    repo: &RepoName,
+    reference: &Reference,
+    with_body: bool,
+) -> Result<Response> {
+    let digest = resolve(app, repo, reference)?;
+    let record = app
+        .meta
+        .manifest(repo, &digest)?
+        .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}@{digest}")))?;
+    let state = HeaderValue::from_static(record.state.as_str());
+    let digest_header = HeaderValue::from_str(digest.as_str()).expect("digests are ascii");
+    if !caller.reads_quarantined(app, repo) {
+        if let Visible::No(why) = app.gate.manifest_visible(app, repo, &digest, &record)? {
+            let mut resp = RegistryError::Denied(why).into_response();
+            resp.headers_mut().insert("Docker-Content-Digest", digest_header);
+            resp.headers_mut().insert("Vouch-Admission-State", state);
+            return Ok(resp);
+        }
+    }
+    let len = record.bytes.len();
+    let body = if with_body {
+        Body::from(record.bytes)
+    } else {
+        Body::empty()
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, record.media_type)
+        .header(header::CONTENT_LENGTH, len)
+        .header("Docker-Content-Digest", digest_header)
+        .header("Vouch-Admission-State", state)
+        .body(body)
+        .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+/// Reads a manifest body of at most `limit` bytes, after waiting for room
+/// for it in the registry's manifest memory (`Limits::manifest_memory`).
+async fn read_body<'a>(
+    app: &'a App,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<(bytes::Bytes, tokio::sync::SemaphorePermit<'a>)> {
+    let limit = app.limits.max_manifest_bytes;
+    let declared = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RegistryError::TooLarge {
+            what: "manifest",
+            limit,
+        });
+    }
+    let need = declared.unwrap_or(limit).max(1);
+    let need = u32::try_from(need).unwrap_or(u32::MAX);
+    let permit = app
+        .manifest_memory
+        .acquire_many(need)
+        .await
+        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let bytes = limited.collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            RegistryError::TooLarge {
+                what: "manifest",
+                limit,
+            }
+        } else {
+            RegistryError::ManifestInvalid(format!("reading the body: {e}"))
+        }
+    })?;
+    Ok((bytes.to_bytes(), permit))
+}
+
+pub(super) async fn put(
+    app: &App,
+    caller: &Caller,
+    repo: &RepoName,
+    reference: &Reference,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let (bytes, _memory) = read_body(app, h, body).await?;
+    let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let refs = validate(content_type, &bytes)?;
+    // From checking its blobs to storing it, no collection may run.
+    let _gc = app.gc_lock.read().await;
+    let digest = match reference {
+        Reference::Digest(d) => {
+            let mut hasher = DigestHasher::for_digest(d);
+            hasher.update(&bytes);
+            let actual = hasher.finish();
+            if &actual != d {
+                return Err(RegistryError::DigestInvalid(format!(
+                    "manifest bytes have digest {actual}, not {d}"
+                )));
+            }
+            actual
+        }
+        Reference::Tag(_) => crate::registry::digest::sha256_of(&bytes),
+    };
+    // Every descriptor names content that is here, with the size it has
+    // (OCI image spec, descriptor `size`): sizes are claims to check, not
+    // facts to sum.
+    for (blob, declared) in refs.blobs.iter().zip(&refs.blob_sizes) {
+        match app.meta.blob_link(repo, blob)? {
+            None => return Err(RegistryError::ManifestBlobUnknown(blob.clone())),
+            Some(size) if size != *declared => {
+                return Err(RegistryError::ManifestInvalid(format!(
+                    "a descriptor declares {blob} to be {declared} bytes; it is {size}"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    for (m, declared) in refs.manifests.iter().zip(&refs.manifest_sizes) {
+        match app.meta.manifest(repo, m)? {
+            None => return Err(RegistryError::ManifestBlobUnknown(m.clone())),
+            Some(r) if r.bytes.len() as u64 != *declared => {
+                return Err(RegistryError::ManifestInvalid(format!(
+                    "a descriptor declares the manifest {m} to be {declared} bytes; it is {}",
+                    r.bytes.len()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    let tag: Option<&Tag> = match reference {
+        Reference::Tag(t) => Some(t),
+        Reference::Digest(_) => None,
+    };
+    let previous = match tag {
+        Some(t) => app.meta.tag(repo, t)?,
+        None => None,
+    };
+    // Moving a tag off protected (admitted) content is an admin's act.
+    if let (Some(t), Some(p)) = (tag, previous.as_ref().filter(|p| **p != digest)) {
+        if app.meta.manifest(repo, p)?.is_some_and(|r| app.gate.protected(&r)) {
+            caller.require_admin(app, repo, &format!("moving tag {} off the admitted {p}", t.as_str()))?;
+        }
+    }
+    let prior = app.meta.manifest(repo, &digest)?;
+    let subject = refs.subject.clone();
+    let push = ManifestPush {
+        repo,
+        digest: digest.clone(),
+        media_type,
+        bytes: &bytes,
+        refs: &refs,
+        tag,
+        previous,
+        prior,
+    };
+    let accepted = app.gate.accept(app, push).await?;
+    let mut resp = (
+        StatusCode::CREATED,
+        [
+            location(format!("/v2/{repo}/manifests/{digest}")),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                digest.to_string(),
+            ),
+        ],
+    )
+        .into_response();
+    if let Some(subject) = subject {
+        resp.headers_mut().insert(
+            "OCI-Subject",
+            HeaderValue::from_str(subject.as_str()).expect("digest is ascii"),
+        );
+    }
+    if let Some(state) = accepted.state {
+        resp.headers_mut()
+            .insert("Vouch-Admission-State", HeaderValue::from_static(state.as_str()));
+    }
+    Ok(resp)
+}
+
+/// Deletes a manifest (by digest, with the tags pointing to it) or a tag.
+/// Deleting protected (admitted) content, or a tag pointing to it, is an
+/// admin's act, and the gate logs it first.
+pub(super) async fn delete(app: &App, caller: &Caller, repo: &RepoName, reference: &Reference) -> Result<Response> {
+    let unknown = || RegistryError::ManifestUnknown(format!("{repo} {reference:?}"));
+    let (digest, tag) = match reference {
+        Reference::Digest(d) => (d.clone(), None),
+        Reference::Tag(t) => (app.meta.tag(repo, t)?.ok_or_else(unknown)?, Some(t)),
+    };
+    let record = app.meta.manifest(repo, &digest)?;
+    if record.is_none() && tag.is_none() {
+        return Err(unknown());
+    }
+    if record.as_ref().is_some_and(|r| app.gate.protected(r)) {
+        let what = match tag {
+            Some(t) => format!("deleting tag {} of the admitted {digest}", t.as_str()),
+            None => format!("deleting the admitted {digest}"),
+        };
+        caller.require_admin(app, repo, &what)?;
+    }
+    app.gate.before_destroy(app, repo, &digest, tag).await?;
+    let mut b = app.meta.batch();
+    match (tag, &record) {
+        (Some(t), _) => b.delete_tag(repo, t),
+        (None, Some(record)) => {
+            // Its subject, to drop it from the subject's referrers, and its
+            // references, to drop them from the index.
+            let refs = validate(&record.media_type, &record.bytes).unwrap_or_default();
+            b.delete_manifest(repo, &digest, record, &refs.all(), refs.subject.as_ref())?;
+        }
+        (None, None) => return Err(unknown()),
+    }
+    b.commit(true)?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

@@ -1,0 +1,484 @@
+//! Registry metadata in RocksDB, beside the ledger in the same instance.
+//!
+//! ```text
+//! reg_repos       <repo>                    -> ""                 repositories that exist
+//! reg_blobs       <repo> 0x00 <digest>      -> u64 BE size        blobs linked into a repository
+//! reg_manifests   <repo> 0x00 <digest>      -> manifest record    (record.rs)
+//! reg_tags        <repo> 0x00 <tag>         -> <digest>
+//! reg_uploads     <session id>              -> <repo> [0x00 <owner>]
+//!                                                                 open upload sessions, and who
+//!                                                                 opened them (user or address)
+//! reg_referrers   <repo> 0x00 <subject> 0x00 <referrer digest>
+//!                                           -> descriptor JSON    manifests whose subject is <subject>
+//! reg_evidence    <repo> 0x00 <subject> 0x00 <evidence digest>
+//!                                           -> kind name          manifests recognised as evidence
+//!                                                                 about <subject>
+//! reg_refs        <repo> 0x00 <digest> 0x00 <manifest digest>
+//!                                           -> ""                 manifests referencing a blob or
+//!                                                                 (an index) a manifest
+//! reg_decisions   <repo> 0x00 <digest>      -> decision JSON      the latest decision's summary
+//! reg_policies    <policy digest>           -> u64 BE index       policies logged, by ledger index
+//! reg_state       <name>                    -> value              markers (below)
+//! reg_attach      <repo> 0x00 <digest> 0x00 <u64 BE ledger index>
+//!                                           -> verdict (1 admit, 0 deny)
+//!                                                                 decisions whose bundle is not yet
+//!                                                                 attached as a referrer
+//!
+//! reg_state markers: "refs" -> "1" once reg_refs covers every manifest;
+//! "records" -> "2" once every manifest record is of version 2 (evidence
+//! classified by structure); "evaluated" -> the digest of the last policy
+//! every pending or denied image was re-evaluated under.
+//! ```
+//!
+//! Writes go through a [`Batch`]: one WriteBatch per durable step.
+
+mod batch;
+mod record;
+
+pub use batch::Batch;
+pub use record::{AdmissionState, Evidence, EvidenceKind, ManifestRecord, RECORD_VERSION};
+
+use super::error::RegistryError;
+use super::names::{parse_digest, RepoName, Tag};
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use vouch_ledger::entry::Digest;
+
+const CF_REPOS: &str = "reg_repos";
+const CF_BLOBS: &str = "reg_blobs";
+const CF_MANIFESTS: &str = "reg_manifests";
+const CF_TAGS: &str = "reg_tags";
+const CF_UPLOADS: &str = "reg_uploads";
+const CF_REFERRERS: &str = "reg_referrers";
+const CF_EVIDENCE: &str = "reg_evidence";
+const CF_DECISIONS: &str = "reg_decisions";
+const CF_POLICIES: &str = "reg_policies";
+const CF_REFS: &str = "reg_refs";
+const CF_STATE: &str = "reg_state";
+const CF_ATTACH: &str = "reg_attach";
+
+/// The registry's column families, to open with the ledger's.
+pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
+    [
+        CF_REPOS,
+        CF_BLOBS,
+        CF_MANIFESTS,
+        CF_TAGS,
+        CF_UPLOADS,
+        CF_REFERRERS,
+        CF_EVIDENCE,
+        CF_DECISIONS,
+        CF_POLICIES,
+        CF_REFS,
+        CF_STATE,
+        CF_ATTACH,
+    ]
+    .into_iter()
+    .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
+    .collect()
+}
+
+/// Handle to the registry's metadata.
+#[derive(Clone)]
+pub struct Meta {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meta")
+    }
+}
+
+fn key(repo: &RepoName, rest: &str) -> Vec<u8> {
+    [repo.as_str().as_bytes(), &[0], rest.as_bytes()].concat()
+}
+
+/// `<repo> 0x00 <rest>` back into its parts.
+fn split_key(k: &[u8]) -> Result<(&str, &str), RegistryError> {
+    let corrupt = || RegistryError::Internal("a metadata key is corrupt".into());
+    let at = k.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+    let repo = std::str::from_utf8(&k[..at]).map_err(|_| corrupt())?;
+    let rest = std::str::from_utf8(&k[at + 1..]).map_err(|_| corrupt())?;
+    Ok((repo, rest))
+}
+
+fn referrer_key(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Vec<u8> {
+    [
+        key(repo, subject.as_str()),
+        vec![0],
+        referrer.as_str().as_bytes().to_vec(),
+    ]
+    .concat()
+}
+
+fn ref_key(repo: &str, blob: &Digest, manifest: &Digest) -> Vec<u8> {
+    [
+        repo.as_bytes(),
+        &[0],
+        blob.as_str().as_bytes(),
+        &[0],
+        manifest.as_str().as_bytes(),
+    ]
+    .concat()
+}
+
+/// An upload session's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The repository it uploads into.
+    pub repo: String,
+    /// Who opened it: a user name, or the client's address (empty for
+    /// sessions from before owners were recorded).
+    pub owner: String,
+}
+
+impl Meta {
+    /// Metadata in `db`, which must have [`column_families`].
+    pub fn new(db: Arc<DB>) -> Meta {
+        Meta { db }
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} was opened with the database"))
+    }
+
+    /// A new batch of writes.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
+    }
+
+    /// Runs `f` over each `(key suffix, value)` under `prefix` in `cf`, in
+    /// key order, until it breaks.
+    fn scan(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, RegistryError>,
+    ) -> Result<(), RegistryError> {
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            let (k, v) = item?;
+            let Some(rest) = k.strip_prefix(prefix) else { break };
+            if f(rest, &v)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the repository exists (has had a blob or manifest pushed).
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool, RegistryError> {
+        Ok(self.db.get_pinned_cf(self.cf(CF_REPOS), repo.as_str())?.is_some())
+    }
+
+    /// Repositories in name order, after `after`, at most `limit`.
+    pub fn repos(&self, after: Option<&str>, limit: usize) -> Result<Vec<RepoName>, RegistryError> {
+        let start = after.map(|a| [a.as_bytes(), &[0]].concat()).unwrap_or_default();
+        let mut out = Vec::new();
+        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_REPOS), mode) {
+            let (k, _) = item?;
+            if out.len() >= limit {
+                break;
+            }
+            let name =
+                std::str::from_utf8(&k).map_err(|_| RegistryError::Internal("a repository key is corrupt".into()))?;
+            out.push(RepoName::parse(name)?);
+        }
+        Ok(out)
+    }
+
+    /// The size a blob was linked into a repository with, if it is linked.
+    pub fn blob_link(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let v = self.db.get_pinned_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(&v[..]).ok()).map(u64::from_be_bytes))
+    }
+
+    /// Whether a blob is linked into a repository.
+    pub fn blob_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()))?
+            .is_some())
+    }
+
+    /// Descriptors of the manifests in `repo` whose subject is `subject`,
+    /// in referrer digest order, after `after`, until `keep` has taken `limit`.
+    pub fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        mut keep: impl FnMut(&Digest, &serde_json::Value) -> Result<bool, RegistryError>,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let prefix = [key(repo, subject.as_str()), vec![0]].concat();
+        let mut out = Vec::new();
+        self.scan(CF_REFERRERS, &prefix, |rest, v| {
+            let corrupt = || RegistryError::Internal(format!("referrer record of {repo}@{subject} is corrupt"));
+            let digest = std::str::from_utf8(rest)
+                .ok()
+                .and_then(Digest::parse)
+                .ok_or_else(corrupt)?;
+            let d: serde_json::Value = serde_json::from_slice(v).map_err(|_| corrupt())?;
+            if keep(&digest, &d)? {
+                out.push(d);
+            }
+            Ok(if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// The digests of the manifests recognised as evidence about `subject`.
+    pub fn evidence_for(&self, repo: &RepoName, subject: &Digest, limit: usize) -> Result<Vec<Digest>, RegistryError> {
+        let prefix = [key(repo, subject.as_str()), vec![0]].concat();
+        let mut out = Vec::new();
+        self.scan(CF_EVIDENCE, &prefix, |rest, _| {
+            let d = std::str::from_utf8(rest)
+                .ok()
+                .and_then(Digest::parse)
+                .ok_or_else(|| RegistryError::Internal("an evidence key is corrupt".into()))?;
+            out.push(d);
+            Ok(if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// A stored manifest.
+    pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>, RegistryError> {
+        let Some(v) = self
+            .db
+            .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
+        else {
+            return Ok(None);
+        };
+        ManifestRecord::decode(&v)
+            .map(Some)
+            .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))
+    }
+
+    /// Whether a manifest is stored.
+    pub fn manifest_exists(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
+            .is_some())
+    }
+
+    /// The digest a tag points to.
+    pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>, RegistryError> {
+        let v = self.db.get_pinned_cf(self.cf(CF_TAGS), key(repo, tag.as_str()))?;
+        Ok(v.and_then(|v| Digest::parse(std::str::from_utf8(&v).ok()?)))
+    }
+
+    /// All tags of a repository, sorted, with the digests they point to.
+    pub fn tags_with_targets(&self, repo: &RepoName) -> Result<Vec<(String, Digest)>, RegistryError> {
+        let mut out = Vec::new();
+        self.scan(CF_TAGS, &key(repo, ""), |tag, target| {
+            let target = std::str::from_utf8(target)
+                .ok()
+                .and_then(Digest::parse)
+                .ok_or_else(|| RegistryError::Internal("a tag record is corrupt".into()))?;
+            out.push((String::from_utf8_lossy(tag).into_owned(), target));
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    /// All tags of a repository, sorted.
+    pub fn tags(&self, repo: &RepoName) -> Result<Vec<String>, RegistryError> {
+        Ok(self.tags_with_targets(repo)?.into_iter().map(|(t, _)| t).collect())
+    }
+
+    /// An upload session's record.
+    pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_UPLOADS), id)?;
+        Ok(v.map(|v| {
+            let text = String::from_utf8_lossy(&v);
+            let (repo, owner) = text.split_once('\0').unwrap_or((&text, ""));
+            UploadRecord {
+                repo: repo.to_owned(),
+                owner: owner.to_owned(),
+            }
+        }))
+    }
+
+    /// Every open upload session: its id and record.
+    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, RegistryError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_UPLOADS), rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            if let Some(r) = self.upload(&id)? {
+                out.push((id, r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored manifest: its repository, digest and record.
+    pub fn all_manifests(&self) -> Result<Vec<(RepoName, Digest, ManifestRecord)>, RegistryError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_MANIFESTS), rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            let (repo, digest) = split_key(&k)?;
+            let (repo, digest) = (RepoName::parse(repo)?, parse_digest(digest)?);
+            let record = ManifestRecord::decode(&v)
+                .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))?;
+            out.push((repo, digest, record));
+        }
+        Ok(out)
+    }
+
+    /// The first stored manifest of `repo` for which `wanted` holds.
+    pub fn find_manifest(
+        &self,
+        repo: &RepoName,
+        mut wanted: impl FnMut(&Digest, &ManifestRecord) -> Result<bool, RegistryError>,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let mut found = None;
+        self.scan(CF_MANIFESTS, &key(repo, ""), |rest, v| {
+            let digest = std::str::from_utf8(rest)
+                .ok()
+                .and_then(Digest::parse)
+                .ok_or_else(|| RegistryError::Internal("a manifest key is corrupt".into()))?;
+            let record = ManifestRecord::decode(v)
+                .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))?;
+            if wanted(&digest, &record)? {
+                found = Some(digest);
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(found)
+    }
+
+    /// Visits the manifests of `repo` that reference `digest` (a blob, or
+    /// for an index a manifest), until `visit` breaks.
+    pub fn for_each_referencing(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        mut visit: impl FnMut(&Digest, &ManifestRecord) -> ControlFlow<()>,
+    ) -> Result<(), RegistryError> {
+        let prefix = [key(repo, digest.as_str()), vec![0]].concat();
+        self.scan(CF_REFS, &prefix, |rest, _| {
+            let manifest = std::str::from_utf8(rest)
+                .ok()
+                .and_then(|m| parse_digest(m).ok())
+                .ok_or_else(|| RegistryError::Internal("a reference key is corrupt".into()))?;
+            Ok(match self.manifest(repo, &manifest)? {
+                Some(record) => visit(&manifest, &record),
+                None => ControlFlow::Continue(()),
+            })
+        })
+    }
+
+    /// Builds the reference index over manifests stored before it existed
+    /// (`refs`: what a manifest references), once.
+    pub fn backfill_refs(&self, refs: impl Fn(&ManifestRecord) -> Vec<Digest>) -> Result<usize, RegistryError> {
+        if self.marker("refs")?.is_some() {
+            return Ok(0);
+        }
+        let mut b = self.batch();
+        let mut n = 0;
+        for (repo, digest, record) in self.all_manifests()? {
+            b.index_refs(&repo, &digest, &refs(&record));
+            n += 1;
+        }
+        b.set_marker("refs", b"1");
+        b.commit(true)?;
+        Ok(n)
+    }
+
+    /// A marker in `reg_state`.
+    pub fn marker(&self, name: &str) -> Result<Option<String>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_STATE), name)?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The digest of the last policy every pending or denied image was
+    /// re-evaluated under.
+    pub fn evaluated_policy(&self) -> Result<Option<String>, RegistryError> {
+        self.marker("evaluated")
+    }
+
+    /// Remembers that every pending or denied image was re-evaluated under
+    /// the policy `digest`.
+    pub fn set_evaluated_policy(&self, digest: &Digest) -> Result<(), RegistryError> {
+        let mut b = self.batch();
+        b.set_marker("evaluated", digest.as_str().as_bytes());
+        b.commit(true)
+    }
+
+    /// Every blob link: repository and digest.
+    pub fn all_blob_links(&self) -> Result<Vec<(String, Digest)>, RegistryError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_BLOBS), rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            let (repo, digest) = split_key(&k)?;
+            out.push((repo.to_owned(), parse_digest(digest)?));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` decisions whose bundle still has to be attached:
+    /// repository, digest, ledger index, whether it admitted.
+    pub fn pending_bundles(&self, limit: usize) -> Result<Vec<(RepoName, Digest, u64, bool)>, RegistryError> {
+        let corrupt = || RegistryError::Internal("a pending bundle key is corrupt".into());
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_ATTACH), rocksdb::IteratorMode::Start)
+            .take(limit)
+        {
+            let (k, v) = item?;
+            let (head, index) = k.split_at(k.len().checked_sub(9).ok_or_else(corrupt)?);
+            let index = u64::from_be_bytes(index[1..].try_into().map_err(|_| corrupt())?);
+            let (repo, digest) = split_key(head)?;
+            out.push((
+                RepoName::parse(repo)?,
+                parse_digest(digest)?,
+                index,
+                v.first() == Some(&1),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The summary of the latest decision about a manifest.
+    pub fn decision(&self, repo: &RepoName, digest: &Digest) -> Result<Option<serde_json::Value>, RegistryError> {
+        let v = self
+            .db
+            .get_pinned_cf(self.cf(CF_DECISIONS), key(repo, digest.as_str()))?;
+        Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// The ledger index of a policy's entry, by the policy's digest.
+    pub fn policy_index(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let v = self.db.get_cf(self.cf(CF_POLICIES), digest.as_str())?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// How many policies have been logged.
+    pub fn policy_count(&self) -> Result<u64, RegistryError> {
+        let mut n = 0;
+        for item in self.db.iterator_cf(self.cf(CF_POLICIES), rocksdb::IteratorMode::Start) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
