@@ -285,7 +285,7 @@ impl Admission {
                 policy_index: self.policy_index,
             };
             let sig = c
-                .countersign(self, app, repo, digest, &attested, incoming, batch)
+                .countersign(self, app, (repo, digest), &attested, incoming, batch)
                 .await?;
             summary["countersignature"] = sig.as_str().into();
         }
