@@ -261,8 +261,18 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Adds or replaces `name` in the users file at `path` (created, mode 0600,
-/// if missing) with a bcrypt hash of `password`.
+/// if missing) with a bcrypt hash of `password` (bcrypt's default cost).
 pub fn add_user(path: &Path, name: &str, password: &str) -> Result<(), Box<dyn std::error::Error>> {
+    add_user_with_cost(path, name, password, bcrypt::DEFAULT_COST)
+}
+
+/// [`add_user`] with a bcrypt cost (4 to 31).
+pub fn add_user_with_cost(
+    path: &Path,
+    name: &str,
+    password: &str,
+    cost: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
     if !valid_name(name) {
         return Err(format!("invalid user name {name:?}: no spaces or colons").into());
     }
@@ -281,7 +291,7 @@ pub fn add_user(path: &Path, name: &str, password: &str) -> Result<(), Box<dyn s
         }
     };
     parse(path, &existing)?;
-    let hash = bcrypt::hash(password, bcrypt::DEFAULT_COST)?;
+    let hash = bcrypt::hash(password, cost)?;
     let mut out: String = existing
         .lines()
         .filter(|l| l.split_once(':').map(|(n, _)| n.trim()) != Some(name))

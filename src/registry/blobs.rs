@@ -114,10 +114,10 @@ impl BlobStore {
         let size = copy_body(&mut file, &mut body, before, limit).await?;
         if let Some(n) = exact {
             if size - before != n {
-                return Err(RegistryError::BlobUploadInvalid(format!(
-                    "Content-Range announces {n} bytes, the body has {}",
-                    size - before
-                )));
+                return Err(RegistryError::RangeNotSatisfiable {
+                    got: format!("{n} bytes announced, {} sent", size - before),
+                    size: before,
+                });
             }
         }
         // Acknowledged bytes are durable: a resumed upload continues from here.

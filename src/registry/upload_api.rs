@@ -123,7 +123,7 @@ fn announced(h: &HeaderMap, size: u64, room: u64) -> Result<Option<u64>> {
     if start != size || end < start {
         return Err(bad());
     }
-    let len = end - start + 1;
+    let len = (end - start).checked_add(1).ok_or_else(bad)?;
     if len > room {
         return Err(bad());
     }
