@@ -110,6 +110,27 @@ fn verify(args: &VerifyArgs) -> Result<serde_json::Value> {
         .into());
     }
     if d.verdict != Verdict::Admit {
+        // A denial that took back an admission carries the admission, with
+        // its own proof: "revoked", not merely "denied".
+        if !bundle["revoked"].is_null() {
+            let (admitted, admitted_index, _) = open_entry(&bundle["revoked"], &key, "revoked admission")?;
+            let Entry::Decision(a) = admitted else {
+                return Err("the revoked entry is not an admission decision".into());
+            };
+            if a.verdict == Verdict::Admit
+                && a.repo == d.repo
+                && a.digest == d.digest
+                && admitted_index < decision_index
+            {
+                return Err(format!(
+                    "{}@{digest} was REVOKED: admitted at ledger entry {admitted_index}, taken back at entry {decision_index}: {}",
+                    d.repo,
+                    d.reasons.join("; ")
+                )
+                .into());
+            }
+            return Err("the bundle's revoked admission is not an earlier admission of this image".into());
+        }
         return Err(format!(
             "{}@{digest} was denied (ledger entry {decision_index}): {}",
             d.repo,
