@@ -17,21 +17,7 @@ use vouch_ledger::entry::Digest;
 /// The policy format version this code reads.
 pub const POLICY_VERSION: u32 = 1;
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyFile {
-    version: u32,
-    name: String,
-    #[serde(default)]
-    keys: BTreeMap<String, String>,
-    trusted_root: Option<String>,
-    #[serde(default)]
-    identities: BTreeMap<String, IdentityFile>,
-    #[serde(default, rename = "rule")]
-    rules: Vec<RuleFile>,
-    #[serde(default)]
-    unreferenced_blobs: Unreferenced,
-}
+mod parse;
 
 /// Whether blobs that no manifest in their repository references are
 /// served to readers without push rights (spec/policy.md).
@@ -60,31 +46,6 @@ pub enum SignedIdentity {
     AnyRegistry,
     /// Any reference: the signature binds the digest only.
     Any,
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleFile {
-    repositories: String,
-    #[serde(default = "enforce")]
-    mode: Mode,
-    signatures: Option<SignaturesFile>,
-    media_types: Option<Vec<String>>,
-    max_size: Option<u64>,
-    #[serde(default)]
-    attestations: Vec<AttestationFile>,
-    rego: Option<String>,
-    #[serde(default)]
-    signed_identity: SignedIdentity,
-    artifact_types: Option<Vec<String>>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdentityFile {
-    issuer: String,
-    subject: Option<String>,
-    subject_regex: Option<String>,
 }
 
 /// Who may sign: a public key, or a keyless identity (a Fulcio
@@ -133,25 +94,6 @@ impl IdentityMatcher {
             SubjectMatch::Regex(r, _) => format!("keyless:{}|~{r}", self.issuer),
         }
     }
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AttestationFile {
-    predicate_type: String,
-    keys: Vec<String>,
-}
-
-fn enforce() -> Mode {
-    Mode::Enforce
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignaturesFile {
-    keys: Vec<String>,
-    #[serde(default)]
-    threshold: Option<Threshold>,
 }
 
 /// How many of a rule's keys must have signed.
@@ -275,165 +217,6 @@ pub struct Decision {
 }
 
 impl Policy {
-    /// Parses `text` (read from `path`, against which key file paths resolve).
-    pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
-        let shown = path.display().to_string();
-        let invalid = |message: String| PolicyError::Invalid {
-            path: shown.clone(),
-            message,
-        };
-        let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Syntax {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        if file.version != POLICY_VERSION {
-            return Err(invalid(format!(
-                "version {} is not supported (this build reads version {POLICY_VERSION})",
-                file.version
-            )));
-        }
-        let base = path.parent().unwrap_or(Path::new("."));
-        let mut keys = BTreeMap::new();
-        for (name, value) in &file.keys {
-            let pem = if value.contains("-----BEGIN") {
-                value.clone()
-            } else {
-                std::fs::read_to_string(base.join(value)).map_err(|e| invalid(format!("key {name}: {value}: {e}")))?
-            };
-            keys.insert(
-                name.clone(),
-                PublicKey::from_pem(&pem).map_err(|e| invalid(format!("key {name}: {e}")))?,
-            );
-        }
-        let trusted_root = match &file.trusted_root {
-            None => None,
-            Some(value) => {
-                let bytes =
-                    std::fs::read(base.join(value)).map_err(|e| invalid(format!("trusted_root {value}: {e}")))?;
-                Some(
-                    crate::keyless::TrustedRoot::parse(&bytes)
-                        .map_err(|e| invalid(format!("trusted_root {value}: {e}")))?,
-                )
-            }
-        };
-        let mut identities = BTreeMap::new();
-        for (name, id) in &file.identities {
-            if keys.contains_key(name) {
-                return Err(invalid(format!("{name:?} is both a key and an identity")));
-            }
-            if trusted_root.is_none() {
-                return Err(invalid(format!(
-                    "identity {name}: keyless identities need trusted_root (a Sigstore trusted_root.json)"
-                )));
-            }
-            let subject = match (&id.subject, &id.subject_regex) {
-                (Some(s), None) => SubjectMatch::Exact(s.clone()),
-                (None, Some(r)) => SubjectMatch::Regex(
-                    r.clone(),
-                    regex::Regex::new(&format!("^(?:{r})$"))
-                        .map_err(|e| invalid(format!("identity {name}: subject_regex: {e}")))?,
-                ),
-                _ => {
-                    return Err(invalid(format!(
-                        "identity {name}: give exactly one of subject and subject_regex"
-                    )))
-                }
-            };
-            identities.insert(
-                name.clone(),
-                IdentityMatcher {
-                    issuer: id.issuer.clone(),
-                    subject,
-                },
-            );
-        }
-        // A name in a rule: a key or an identity, with its fingerprint.
-        let authority = |name: &str| match (keys.get(name), identities.get(name)) {
-            (Some(key), _) => Some((key.fingerprint(), Authority::Key(key.clone()))),
-            (None, Some(id)) => Some((id.fingerprint(), Authority::Identity(id.clone()))),
-            (None, None) => None,
-        };
-        let mut rules = Vec::new();
-        for (i, r) in file.rules.into_iter().enumerate() {
-            let signatures = match r.signatures {
-                None => None,
-                Some(s) => {
-                    let mut named = Vec::new();
-                    for k in &s.keys {
-                        named.push(
-                            authority(k)
-                                .ok_or_else(|| invalid(format!("rule {}: unknown key or identity {k:?}", i + 1)))?,
-                        );
-                    }
-                    let n = named.len() as u32;
-                    let k = match s.threshold.unwrap_or(Threshold::AtLeast(1)) {
-                        Threshold::All(_) => n,
-                        Threshold::AtLeast(k) => k,
-                    };
-                    if n == 0 || k == 0 || k > n {
-                        return Err(invalid(format!(
-                            "rule {}: threshold {k} of {n} keys is impossible",
-                            i + 1
-                        )));
-                    }
-                    Some((named, k))
-                }
-            };
-            let mut attestations = Vec::new();
-            for a in r.attestations {
-                let mut named = Vec::new();
-                for k in &a.keys {
-                    named.push(authority(k).ok_or_else(|| {
-                        invalid(format!("rule {}: attestation: unknown key or identity {k:?}", i + 1))
-                    })?);
-                }
-                if named.is_empty() || a.predicate_type.is_empty() {
-                    return Err(invalid(format!(
-                        "rule {}: an attestation needs a predicate_type and at least one key",
-                        i + 1
-                    )));
-                }
-                attestations.push((a.predicate_type, named));
-            }
-            let rego = match &r.rego {
-                None => None,
-                Some(file) => {
-                    let source = std::fs::read_to_string(base.join(file))
-                        .map_err(|e| invalid(format!("rule {}: rego {file}: {e}", i + 1)))?;
-                    Some(
-                        crate::rego::RegoModule::new(file, source)
-                            .map_err(|e| invalid(format!("rule {}: rego {file}: {e}", i + 1)))?,
-                    )
-                }
-            };
-            if r.artifact_types
-                .as_ref()
-                .is_some_and(|t| t.is_empty() || t.iter().any(String::is_empty))
-            {
-                return Err(invalid(format!(
-                    "rule {}: artifact_types lists no artifact type, or an empty one",
-                    i + 1
-                )));
-            }
-            rules.push(Rule {
-                repositories: r.repositories,
-                mode: r.mode,
-                signatures,
-                media_types: r.media_types,
-                max_size: r.max_size,
-                attestations,
-                rego,
-                signed_identity: r.signed_identity,
-                artifact_types: r.artifact_types,
-            });
-        }
-        let mut policy = Self::from_rules(&file.name, rules);
-        policy.unreferenced_blobs = file.unreferenced_blobs;
-        policy.trusted_root = trusted_root;
-        policy.canonical = policy.canonical_form();
-        Ok(policy)
-    }
-
     /// The policy in force when none is given: no rules, so nothing is
     /// admitted, and the reason says how to change that.
     pub fn deny_all() -> Policy {
@@ -470,72 +253,6 @@ impl Policy {
         };
         policy.canonical = policy.canonical_form();
         policy
-    }
-
-    /// Loads a policy file.
-    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Invalid {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Self::parse(&text, path)
-    }
-
-    /// The canonical document: JSON with keys replaced by their fingerprints
-    /// (so the digest pins the keys themselves, not file paths), object keys
-    /// sorted, no whitespace.
-    fn canonical_form(&self) -> Vec<u8> {
-        let rules: Vec<serde_json::Value> = self
-            .rules
-            .iter()
-            .map(|r| {
-                let mut rule = serde_json::json!({
-                    "repositories": r.repositories,
-                    "mode": r.mode,
-                    "signatures": r.signatures.as_ref().map(|(keys, k)| serde_json::json!({
-                        "keys": keys.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
-                        "threshold": k,
-                    })),
-                    "media_types": r.media_types,
-                    "max_size": r.max_size,
-                });
-                // Only when present, so policies without attestations keep
-                // the digests they had before attestations existed.
-                if !r.attestations.is_empty() {
-                    rule["attestations"] = r
-                        .attestations
-                        .iter()
-                        .map(|(t, keys)| {
-                            serde_json::json!({
-                                "predicate_type": t,
-                                "keys": keys.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
-                            })
-                        })
-                        .collect();
-                }
-                if let Some(m) = &r.rego {
-                    rule["rego"] = m.digest.as_str().into();
-                }
-                // Only when not the default, likewise.
-                if r.signed_identity != SignedIdentity::default() {
-                    rule["signed_identity"] = serde_json::to_value(r.signed_identity).expect("serialize");
-                }
-                if let Some(t) = &r.artifact_types {
-                    rule["artifact_types"] = t.clone().into();
-                }
-                rule
-            })
-            .collect();
-        let mut doc = serde_json::json!({ "version": POLICY_VERSION, "name": self.name, "rules": rules });
-        // Only when present, so policies without keyless identities keep
-        // their digests.
-        if let Some(root) = &self.trusted_root {
-            doc["trusted_root"] = root.digest.as_str().into();
-        }
-        if self.unreferenced_blobs != Unreferenced::Deny {
-            doc["unreferenced_blobs"] = serde_json::to_value(self.unreferenced_blobs).expect("serialize");
-        }
-        serde_json::to_vec(&doc).expect("serialize a JSON value")
     }
 
     /// The canonical document's bytes.
