@@ -19,6 +19,12 @@
 //!    (default 64) for PROOF_SECS (default 10); requests per second and
 //!    latency percentiles. The load generator runs in the same process, on
 //!    the same two cores.
+//! 4. `get`: manifest GET latency and rate (GET_CLIENTS keep-alive clients,
+//!    default 16, for GET_SECS each, default 5), with no admission ("bare":
+//!    nothing is checked) and with admission: an admitted image (its state
+//!    read with the record) and its `.sig` manifest (evidence: the visibility
+//!    check reads its subject's state), so the cost of deciding visibility,
+//!    signature lookups included, is the difference.
 //!
 //! Pass a section name (`verify`, `push`, `proofs`) to run only that one.
 
@@ -50,6 +56,9 @@ fn main() {
     }
     if run("proofs") {
         proof_serving();
+    }
+    if run("get") {
+        get_latency();
     }
 }
 
@@ -209,10 +218,24 @@ impl Conn {
 /// Serves `state` on 127.0.0.1:0 in `rt`; returns the address.
 fn serve(rt: &tokio::runtime::Runtime, state: Arc<AppState>) -> std::net::SocketAddr {
     rt.block_on(async {
+        // The registry's own accept loop (src/server.rs), as `vouch serve`
+        // runs it, without its connection caps getting in the way of the load.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+        let limits = vouch::server::ConnLimits {
+            max_connections: 1 << 16,
+            max_per_client: 1 << 16,
+            ..Default::default()
+        };
+        let drain = Duration::from_secs(1);
+        tokio::spawn(vouch::server::serve(
+            listener,
+            None,
+            app(state),
+            limits,
+            std::future::pending(),
+            drain,
+        ));
         addr
     })
 }
@@ -306,7 +329,8 @@ fn push_latency() {
                     })
                 })
                 .collect();
-            (start.elapsed(), latencies(tasks).await)
+            let lat = latencies(tasks).await;
+            (start.elapsed(), lat)
         });
         lat.sort();
         println!(
@@ -355,7 +379,8 @@ fn proof_serving() {
                 })
             })
             .collect();
-        (start.elapsed(), latencies(tasks).await)
+        let lat = latencies(tasks).await;
+        (start.elapsed(), lat)
     });
     lat.sort();
     println!(
@@ -367,4 +392,93 @@ fn proof_serving() {
         lat.len()
     );
     rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+// ---- 4. manifest GET with visibility checks --------------------------------
+
+fn get_latency() {
+    let (clients, secs) = (env("GET_CLIENTS", 16), env("GET_SECS", 5));
+    println!("get: manifest GET latency, {clients} keep-alive clients, {secs} s per case");
+    for mode in ["bare", "admission"] {
+        let dir = tempfile::tempdir_in(common::bench_dir()).unwrap();
+        let data = vouch::data_dir::DataDir::new(dir.path());
+        let opened = data.open_ledger("bench.local/vouch").unwrap();
+        let rt = common::runtime();
+        let mut st = state(opened.db.clone(), opened.ledger.clone(), dir.path());
+        if mode == "admission" {
+            let policy = vouch::policy::Policy::load(std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/spec/examples/policy-open.toml"
+            )))
+            .unwrap();
+            let (c, _) = vouch::countersign::Countersigner::load_or_create(dir.path()).unwrap();
+            let a = rt
+                .block_on(vouch::admission::Admission::load(policy, &st.ledger, &st.meta))
+                .unwrap()
+                .with_countersigner(c);
+            st.gate = Arc::new(a.with_registry_names(&["127.0.0.1".to_owned()]));
+        }
+        let addr = serve(&rt, Arc::new(st));
+        let client_rt = common::runtime();
+        let paths = client_rt.block_on(async move {
+            let mut c = Conn::open(addr).await;
+            let (config, layer) = (b"{}".to_vec(), vec![7u8; 1024]);
+            for b in [&config, &layer] {
+                let d = vouch::registry::digest::sha256_of(b);
+                let path = format!("/v2/bench/app/blobs/uploads/?digest={d}");
+                assert_eq!(c.call("POST", &path, "application/octet-stream", b).await.0, 201);
+            }
+            let (cd, ld) = (
+                vouch::registry::digest::sha256_of(&config),
+                vouch::registry::digest::sha256_of(&layer),
+            );
+            let m = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":1024}}]}}"#
+            );
+            let ct = "application/vnd.oci.image.manifest.v1+json";
+            assert_eq!(c.call("PUT", "/v2/bench/app/manifests/v1", ct, m.as_bytes()).await.0, 201);
+            let d = vouch::registry::digest::sha256_of(m.as_bytes());
+            let mut paths = vec![("image", "/v2/bench/app/manifests/v1".to_owned())];
+            let sig = format!("/v2/bench/app/manifests/sha256-{}.sig", d.encoded());
+            if c.call("GET", &sig, ct, b"").await.0 == 200 {
+                paths.push(("signatures (.sig)", sig));
+            }
+            paths
+        });
+        for (what, path) in paths {
+            let (took, mut lat) = client_rt.block_on(async {
+                let deadline = Instant::now() + Duration::from_secs(secs);
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..clients)
+                    .map(|_| {
+                        let path = path.clone();
+                        tokio::spawn(async move {
+                            let mut c = Conn::open(addr).await;
+                            let mut lat = Vec::new();
+                            while Instant::now() < deadline {
+                                let at = Instant::now();
+                                let (status, body) = c.call("GET", &path, "text/plain", b"").await;
+                                lat.push(at.elapsed());
+                                assert!(status == 200 && !body.is_empty());
+                            }
+                            lat
+                        })
+                    })
+                    .collect();
+                let lat = latencies(tasks).await;
+                (start.elapsed(), lat)
+            });
+            lat.sort();
+            println!(
+                "  {mode:<9} {what:<17} p50 {:>8.2?}  p99 {:>8.2?}  {:>7.0} GETs/s  ({} requests in {:.1?})",
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99),
+                lat.len() as f64 / took.as_secs_f64(),
+                lat.len(),
+                took
+            );
+        }
+        drop(client_rt);
+        rt.shutdown_timeout(Duration::from_secs(1));
+    }
 }

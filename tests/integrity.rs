@@ -271,6 +271,16 @@ async fn an_upload_session_is_finished_once_and_never_links_what_it_did_not_uplo
     let start = call(r, "POST", "/v2/team/app/blobs/uploads/", &[], vec![]).await;
     let loc = start.header("location").to_owned();
     let mine = sha256(b"my bytes");
+    // A session is its opener's: another client does not find it.
+    let stranger: std::net::SocketAddr = "10.9.8.7:4000".parse().unwrap();
+    for method in ["GET", "PATCH", "DELETE"] {
+        let foreign = call_from(r, stranger, method, &loc, &[], b"x".to_vec()).await;
+        assert_eq!(
+            (foreign.status, foreign.code().as_str()),
+            (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+            "{method}"
+        );
+    }
     // Two finishing PUTs at once: one with the right digest, one naming
     // another stored blob. One finishes; the other finds the session gone.
     let (right, wrong) = (format!("{loc}?digest={mine}"), format!("{loc}?digest={other}"));

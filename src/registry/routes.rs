@@ -222,10 +222,10 @@ async fn handle(
         Route::Upload { name, id } => {
             let repo = RepoName::parse(name)?;
             match *method {
-                Method::PATCH => upload_api::patch(app, &repo, id, h, body).await,
-                Method::PUT => upload_api::finish(app, &repo, id, q, h, body).await,
-                Method::GET => upload_api::status(app, &repo, id).await,
-                Method::DELETE => upload_api::cancel(app, &repo, id).await,
+                Method::PATCH => upload_api::patch(app, caller, &repo, id, h, body).await,
+                Method::PUT => upload_api::finish(app, caller, (&repo, id), q, h, body).await,
+                Method::GET => upload_api::status(app, caller, &repo, id).await,
+                Method::DELETE => upload_api::cancel(app, caller, &repo, id).await,
                 _ => not_allowed("upload sessions"),
             }
         }

@@ -20,14 +20,18 @@ fn range_header(size: u64) -> String {
     format!("0-{}", size.saturating_sub(1))
 }
 
-/// The session `id` as issued (a UUID's simple form), belonging to `repo`.
-fn session(app: &App, repo: &RepoName, id: &str) -> Result<String> {
+/// The session `id` as issued (a UUID's simple form), belonging to `repo`
+/// and opened by `caller` (the same user, or for anonymous clients the
+/// same address): anyone else's session is unknown to them.
+fn session(app: &App, caller: &Caller, repo: &RepoName, id: &str) -> Result<String> {
     let unknown = || RegistryError::BlobUploadUnknown(id.chars().take(64).collect());
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown());
     }
     match app.meta.upload(id)? {
-        Some(u) if u.repo == repo.as_str() => Ok(id.to_owned()),
+        Some(u) if u.repo == repo.as_str() && (u.owner.is_empty() || u.owner == caller.principal.owner()) => {
+            Ok(id.to_owned())
+        }
         _ => Err(unknown()),
     }
 }
@@ -169,9 +173,16 @@ async fn append(app: &App, id: &str, h: &HeaderMap, body: Body) -> Result<u64> {
     Ok(new_size)
 }
 
-pub(super) async fn patch(app: &App, repo: &RepoName, id: &str, h: &HeaderMap, body: Body) -> Result<Response> {
+pub(super) async fn patch(
+    app: &App,
+    caller: &Caller,
+    repo: &RepoName,
+    id: &str,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let _session = app.uploads.lock(id).await;
-    let id = session(app, repo, id)?;
+    let id = session(app, caller, repo, id)?;
     let size = append(app, &id, h, body).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -186,14 +197,14 @@ pub(super) async fn patch(app: &App, repo: &RepoName, id: &str, h: &HeaderMap, b
 
 pub(super) async fn finish(
     app: &App,
-    repo: &RepoName,
-    id: &str,
+    caller: &Caller,
+    (repo, id): (&RepoName, &str),
     q: &Query,
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
     let _session = app.uploads.lock(id).await;
-    let id = session(app, repo, id)?;
+    let id = session(app, caller, repo, id)?;
     let digest = first(q, "digest")
         .ok_or_else(|| RegistryError::DigestInvalid("PUT to finish an upload needs ?digest=".into()))?;
     let digest = parse_digest(digest)?;
@@ -249,8 +260,8 @@ async fn drop_session(app: &App, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn status(app: &App, repo: &RepoName, id: &str) -> Result<Response> {
-    let id = session(app, repo, id)?;
+pub(super) async fn status(app: &App, caller: &Caller, repo: &RepoName, id: &str) -> Result<Response> {
+    let id = session(app, caller, repo, id)?;
     let size = app
         .blobs
         .upload_size(&id)
@@ -267,9 +278,9 @@ pub(super) async fn status(app: &App, repo: &RepoName, id: &str) -> Result<Respo
         .into_response())
 }
 
-pub(super) async fn cancel(app: &App, repo: &RepoName, id: &str) -> Result<Response> {
+pub(super) async fn cancel(app: &App, caller: &Caller, repo: &RepoName, id: &str) -> Result<Response> {
     let _session = app.uploads.lock(id).await;
-    let id = session(app, repo, id)?;
+    let id = session(app, caller, repo, id)?;
     drop_session(app, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
