@@ -26,6 +26,29 @@ use vouch_ledger::entry::{DecisionEntry, Digest, Entry, TagEntry, Verdict};
 
 /// Evidence problems named in one denial at most.
 const MAX_NOTES: usize = 5;
+/// Reasons a decision records at most (a Rego module can deny with many),
+/// and the characters of each: so that a decision entry always fits in a
+/// ledger entry (65,535 bytes), whatever the policy or the evidence says.
+const MAX_REASONS: usize = 16;
+const MAX_REASON_CHARS: usize = 1000;
+/// Signers and evidence manifests a decision names at most.
+const MAX_SIGNERS: usize = 64;
+const MAX_EVIDENCE: usize = 64;
+
+/// At most [`MAX_REASONS`] reasons of at most [`MAX_REASON_CHARS`]
+/// characters; the last one says how many more there were.
+fn bounded_reasons(reasons: Vec<String>) -> Vec<String> {
+    let n = reasons.len();
+    let mut out: Vec<String> = reasons
+        .into_iter()
+        .take(MAX_REASONS)
+        .map(|r| r.chars().take(MAX_REASON_CHARS).collect())
+        .collect();
+    if n > MAX_REASONS {
+        out[MAX_REASONS - 1] = format!("... and {} more reasons", n - MAX_REASONS + 1);
+    }
+    out
+}
 
 /// An evaluation's result, before it is logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +63,7 @@ impl Outcome {
     fn failed(why: String) -> Outcome {
         Outcome {
             admit: false,
-            reasons: vec![format!("evaluation failed: {why}")],
+            reasons: bounded_reasons(vec![format!("evaluation failed: {why}")]),
             signers: Vec::new(),
             evidence: Vec::new(),
         }
@@ -203,13 +226,9 @@ impl Admission {
         }
         Outcome {
             admit: decision.admit,
-            reasons: decision
-                .reasons
-                .iter()
-                .map(|r| r.chars().take(4000).collect())
-                .collect(),
-            signers: decision.signers,
-            evidence,
+            reasons: bounded_reasons(decision.reasons),
+            signers: decision.signers.into_iter().take(MAX_SIGNERS).collect(),
+            evidence: evidence.into_iter().take(MAX_EVIDENCE).collect(),
         }
     }
 
