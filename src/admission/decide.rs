@@ -108,6 +108,11 @@ impl Admission {
         refs: &References,
         hint: Option<&Digest>,
     ) -> Result<Option<Evidence>, RegistryError> {
+        // Only a manifest of a few layers can be evidence: others are not
+        // parsed any further.
+        if refs.blobs.len() > evidence::MAX_EVIDENCE_LAYERS + 1 || !refs.manifests.is_empty() {
+            return Ok(None);
+        }
         let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
         let Some(c) = evidence::candidate(media_type, &doc, refs) else {
             return Ok(None);
@@ -180,14 +185,19 @@ impl Admission {
             .declared_total()
             .and_then(|t| t.checked_add(record.bytes.len() as u64))
             .unwrap_or(u64::MAX);
-        let subject = Subject {
+        let mut subject = Subject {
             repo: repo.to_string(),
             media_type: record.media_type.clone(),
             size,
             digest: digest.to_string(),
-            manifest: serde_json::from_slice(&record.bytes).unwrap_or_default(),
+            manifest: serde_json::Value::Null,
             attachment: attachment.clone(),
         };
+        // The manifest as a JSON document only for a rule that reads it
+        // (Rego): a large manifest costs several times its size as one.
+        if self.policy.rule_for(&subject).is_some_and(|(_, r)| r.rego.is_some()) {
+            subject.manifest = serde_json::from_slice(&record.bytes).unwrap_or_default();
+        }
         let identity = IdentityCheck {
             mode: self
                 .policy

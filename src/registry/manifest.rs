@@ -52,6 +52,37 @@ impl References {
     }
 }
 
+/// Most descriptors (config and layers, or an index's manifests) a
+/// manifest may list. Real images have tens (Docker's limit is 127 layers);
+/// the bound keeps one push from costing unbounded memory.
+pub const MAX_DESCRIPTORS: usize = 4096;
+
+/// A manifest as far as the registry reads it: typed, so that the many
+/// fields it does not read are skipped, never built into a JSON tree.
+#[derive(serde::Deserialize)]
+struct Doc {
+    #[serde(rename = "schemaVersion")]
+    schema_version: Option<serde_json::Value>,
+    #[serde(rename = "mediaType")]
+    media_type: Option<serde_json::Value>,
+    #[serde(rename = "artifactType")]
+    artifact_type: Option<serde_json::Value>,
+    config: Option<Desc>,
+    layers: Option<Vec<Desc>>,
+    manifests: Option<Vec<Desc>>,
+    subject: Option<Desc>,
+    annotations: Option<serde_json::Value>,
+}
+
+/// A descriptor's fields the registry reads.
+#[derive(serde::Deserialize)]
+struct Desc {
+    #[serde(rename = "mediaType")]
+    media_type: Option<serde_json::Value>,
+    digest: Option<serde_json::Value>,
+    size: Option<serde_json::Value>,
+}
+
 /// Checks a manifest's body against the Content-Type it was pushed with and
 /// returns what it references.
 pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, RegistryError> {
@@ -62,56 +93,64 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
             "unsupported manifest media type {media_type:?} (Content-Type); expected one of {OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"
         )));
     }
-    let doc: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| invalid(format!("not well-formed JSON: {e}")))?;
-    let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object".into()))?;
-    if let Some(mt) = obj.get("mediaType") {
+    let doc: Doc = serde_json::from_slice(bytes).map_err(|e| invalid(format!("not a well-formed manifest: {e}")))?;
+    if let Some(mt) = &doc.media_type {
         if mt.as_str() != Some(media_type) {
             return Err(invalid(format!(
                 "mediaType {mt} does not match Content-Type {media_type:?}"
             )));
         }
     }
-    if obj.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
+    if doc.schema_version.as_ref().and_then(|v| v.as_u64()) != Some(2) {
         return Err(invalid("schemaVersion must be 2".into()));
     }
-    let descriptor = |d: &serde_json::Value, what: &str| -> Result<(Digest, u64), RegistryError> {
+    let descriptor = |d: &Desc, what: &str| -> Result<(Digest, u64), RegistryError> {
         let text = d
-            .get("digest")
+            .digest
+            .as_ref()
             .and_then(|v| v.as_str())
             .ok_or_else(|| invalid(format!("{what} has no digest")))?;
         let size = d
-            .get("size")
+            .size
+            .as_ref()
             .and_then(|v| v.as_u64())
             .ok_or_else(|| invalid(format!("{what} has no size (a non-negative integer)")))?;
         Ok((parse_digest(text).map_err(|e| invalid(format!("{what}: {e}")))?, size))
     };
     let mut refs = References::default();
-    if let Some(subject) = obj.get("subject") {
+    if let Some(subject) = &doc.subject {
         refs.subject = Some(descriptor(subject, "subject")?.0);
     }
-    refs.artifact_type = obj.get("artifactType").and_then(|v| v.as_str()).map(str::to_owned);
+    refs.artifact_type = doc.artifact_type.as_ref().and_then(|v| v.as_str()).map(str::to_owned);
     if refs.artifact_type.is_none() {
-        let config_type = obj
-            .get("config")
-            .and_then(|c| c.get("mediaType"))
+        let config_type = doc
+            .config
+            .as_ref()
+            .and_then(|c| c.media_type.as_ref())
             .and_then(|v| v.as_str());
         refs.artifact_type = config_type.map(str::to_owned);
     }
-    refs.annotations = obj.get("annotations").filter(|a| a.is_object()).cloned();
+    refs.annotations = doc.annotations.filter(|a| a.is_object());
     match media_type {
         OCI_MANIFEST | DOCKER_MANIFEST => {
-            let config = obj
-                .get("config")
+            let config = doc
+                .config
+                .as_ref()
                 .ok_or_else(|| invalid("image manifest has no config".into()))?;
-            refs.config_media_type = config.get("mediaType").and_then(|v| v.as_str()).map(str::to_owned);
+            refs.config_media_type = config.media_type.as_ref().and_then(|v| v.as_str()).map(str::to_owned);
+            let layers = doc
+                .layers
+                .as_ref()
+                .ok_or_else(|| invalid("image manifest has no layers array".into()))?;
+            if layers.len() + 1 > MAX_DESCRIPTORS {
+                return Err(invalid(format!(
+                    "{} layers: a manifest lists at most {MAX_DESCRIPTORS} descriptors",
+                    layers.len()
+                )));
+            }
             let (d, size) = descriptor(config, "config")?;
             refs.blobs.push(d);
             refs.blob_sizes.push(size);
-            let layers = obj
-                .get("layers")
-                .and_then(|l| l.as_array())
-                .ok_or_else(|| invalid("image manifest has no layers array".into()))?;
             for (i, layer) in layers.iter().enumerate() {
                 let (d, size) = descriptor(layer, &format!("layer {i}"))?;
                 refs.blobs.push(d);
@@ -119,10 +158,16 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
             }
         }
         _ => {
-            let manifests = obj
-                .get("manifests")
-                .and_then(|m| m.as_array())
+            let manifests = doc
+                .manifests
+                .as_ref()
                 .ok_or_else(|| invalid("index has no manifests array".into()))?;
+            if manifests.len() > MAX_DESCRIPTORS {
+                return Err(invalid(format!(
+                    "{} manifests: an index lists at most {MAX_DESCRIPTORS}",
+                    manifests.len()
+                )));
+            }
             for (i, m) in manifests.iter().enumerate() {
                 let (d, size) = descriptor(m, &format!("manifest {i}"))?;
                 refs.manifests.push(d);

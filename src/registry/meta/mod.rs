@@ -75,9 +75,20 @@ pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
         CF_ATTACH,
     ]
     .into_iter()
-    .map(|n| ColumnFamilyDescriptor::new(n, Options::default()))
+    .map(|n| {
+        // Small memtables: RocksDB's default (64 MiB each, two per family)
+        // would let a burst of large manifests hold hundreds of MiB in
+        // memory until a flush. Writes are fsync'd through the WAL anyway.
+        let mut o = Options::default();
+        o.set_write_buffer_size(MEMTABLE_BYTES);
+        o.set_max_write_buffer_number(2);
+        ColumnFamilyDescriptor::new(n, o)
+    })
     .collect()
 }
+
+/// Memtable size of each registry column family.
+const MEMTABLE_BYTES: usize = 8 << 20;
 
 /// Handle to the registry's metadata.
 #[derive(Clone)]
