@@ -304,3 +304,21 @@ async fn an_upload_session_is_finished_once_and_never_links_what_it_did_not_uplo
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn garbage_collection_keeps_a_floor_under_its_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = state_in(dir.path());
+    state.limits.min_gc_grace = vouch::registry::Limits::default().min_gc_grace;
+    let r = vouch::registry::app(std::sync::Arc::new(state));
+    // Loopback in open mode: an admin. A grace below the floor would take
+    // the layers of pushes in flight (their manifests not yet here).
+    let gc = call(&r, "POST", "/admin/gc?grace=0", &[], vec![]).await;
+    assert_eq!(
+        (gc.status, gc.code().as_str()),
+        (StatusCode::BAD_REQUEST, "SIZE_INVALID")
+    );
+    assert!(gc.text().contains("--min-gc-grace"), "{}", gc.text());
+    let gc = call(&r, "POST", "/admin/gc?grace=600", &[], vec![]).await;
+    assert_eq!(gc.status, StatusCode::OK);
+}

@@ -333,6 +333,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_user_is_checked_at_the_cost_of_a_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        add_user_with_cost(&path, "low", "pw", 4).unwrap();
+        add_user_with_cost(&path, "high", "pw", 6).unwrap();
+        let users = Users::load(&path).unwrap();
+        assert!(!users.verify(&creds("nobody", "pw")));
+        // The dummy hash an unknown name is checked against has the users'
+        // highest cost, so "no such user" takes as long as a wrong password.
+        assert_eq!(&users.dummy_hash()[..7], "$2b$06$");
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users");
