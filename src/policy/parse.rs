@@ -289,5 +289,4 @@ impl Policy {
         }
         serde_json::to_vec(&doc).expect("serialize a JSON value")
     }
-
 }
