@@ -87,6 +87,20 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
     match cmd {
         LedgerCommand::Init { data, origin } => {
             let dir = DataDir::new(data.data);
+            // An existing log keeps its origin (it is its key's name, in
+            // every checkpoint): asking for another is a mistake to name.
+            if let (Some(wanted), true) = (&origin, dir.key_path().exists()) {
+                let existing = vouch_ledger::store::load_signer(&dir.key_path())?;
+                if existing.verifier().name() != wanted {
+                    return Err(format!(
+                        "the log in {} already has the origin {:?}; --origin names a new log only \
+                         (use another --data for a new one)",
+                        dir.root().display(),
+                        existing.verifier().name()
+                    )
+                    .into());
+                }
+            }
             let opened = dir.open_ledger(&origin.unwrap_or_else(default_origin))?;
             if opened.key_created {
                 eprintln!("created a new log signing key in {}", dir.key_path().display());

@@ -263,3 +263,18 @@ fn serve_reads_a_toml_config_and_names_bad_keys_with_their_line() {
         "{err}"
     );
 }
+
+#[test]
+fn init_on_an_existing_log_keeps_its_origin_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let first = vouch(&["ledger", "init", "--data", data, "--origin", "first.example/log"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let again = vouch(&["ledger", "init", "--data", data, "--origin", "second.example/log"]);
+    assert!(!again.status.success());
+    let err = text(&again.stderr);
+    assert!(err.contains("already has the origin \"first.example/log\""), "{err}");
+    let same = vouch(&["ledger", "init", "--data", data, "--origin", "first.example/log"]);
+    assert!(same.status.success(), "{}", text(&same.stderr));
+}
