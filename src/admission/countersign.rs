@@ -190,9 +190,10 @@ impl Countersigner {
             signature.to_der().as_bytes(),
         ));
         let (payload_len, len) = (payload.len() as u64, layers.len());
-        app.blobs.put_bytes(payload).await?;
         batch.link_blob(repo, &payload_digest, payload_len);
-        let digest = self.stage_manifest(app, repo, image, layers, true, batch).await?;
+        let digest = self
+            .stage_manifest(app, (repo, image), layers, Some(payload), batch)
+            .await?;
         tracing::debug!(%repo, %image, %digest, layers = len, "countersigned");
         Ok(digest)
     }
@@ -228,7 +229,7 @@ impl Countersigner {
                 batch.delete_tag(repo, &tag);
             }
         } else if split.has_own {
-            self.stage_manifest(app, repo, image, split.others, false, batch)
+            self.stage_manifest(app, (repo, image), split.others, None, batch)
                 .await?;
         } else {
             for d in &own {
@@ -246,12 +247,14 @@ impl Countersigner {
     async fn stage_manifest(
         &self,
         app: &AppState,
-        repo: &RepoName,
-        image: &Digest,
+        (repo, image): (&RepoName, &Digest),
         layers: Vec<serde_json::Value>,
-        countersigned: bool,
+        payload: Option<Vec<u8>>,
         batch: &mut Batch<'_>,
     ) -> Result<Digest, RegistryError> {
+        // With a new countersignature's payload: it and the config are
+        // written side by side, each durable before the batch names them.
+        let countersigned = payload.is_some();
         let tag = Tag::parse(&signature_tag(image)).ok();
         let subject = match (&tag, app.meta.manifest(repo, image)?) {
             (None, Some(r)) => Some(serde_json::json!({
@@ -261,7 +264,13 @@ impl Countersigner {
         };
         let sig = SignatureManifest::new(&layers, subject);
         let config_len = sig.config.len() as u64;
-        let config_digest = app.blobs.put_bytes(sig.config).await?;
+        let write_payload = async {
+            match payload {
+                Some(p) => app.blobs.put_bytes(p).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (config_digest, _) = tokio::try_join!(app.blobs.put_bytes(sig.config), write_payload)?;
         batch.link_blob(repo, &config_digest, config_len);
         let digest = sha256_of(&sig.manifest);
         // Deletions first: a batch applies in order, and the manifests
