@@ -90,6 +90,9 @@ pub(super) enum LogWhen {
 pub(super) enum Tags {
     /// All but this one (logged by the push itself).
     LogExcept(Option<String>),
+    /// None: a manifest stored by this very push can have no other tag
+    /// (and scanning a repository's tags per push would cost its size).
+    NoneOther,
 }
 
 pub(super) fn is_index(media_type: &str) -> bool {
@@ -426,10 +429,13 @@ impl Admission {
         self.log_tag_move(app, &push, state == AdmissionState::Admitted).await?;
         batch.commit(true)?;
         drop(guard);
-        // The push logged its own tag; others pointing here are logged on admit.
-        let own_tag = push.tag.map(|t| t.as_str().to_owned());
-        self.follow_up(app, repo, &digest, &record, state, Tags::LogExcept(own_tag))
-            .await;
+        // The push logged its own tag; others pointing here (only if the
+        // manifest was stored before, pending) are logged on admit.
+        let tags = match &push.prior {
+            None => Tags::NoneOther,
+            Some(_) => Tags::LogExcept(push.tag.map(|t| t.as_str().to_owned())),
+        };
+        self.follow_up(app, repo, &digest, &record, state, tags).await;
         Ok(Accepted { state: Some(state) })
     }
 
@@ -489,8 +495,7 @@ impl Admission {
         record: &ManifestRecord,
         tags: Tags,
     ) -> Result<(), RegistryError> {
-        let Tags::LogExcept(skip) = tags;
-        {
+        if let Tags::LogExcept(skip) = tags {
             for (tag, target) in app.meta.tags_with_targets(repo)? {
                 if &target == digest && skip.as_ref() != Some(&tag) {
                     let entry = Entry::Tag(TagEntry {
