@@ -26,7 +26,7 @@ trap cleanup EXIT
 # still appended (fsync'd) to the ledger and, unless --no-countersign,
 # countersigned: work distribution does not do.
 # shellcheck disable=SC2086
-target/release/vouch serve --listen 127.0.0.1:0 --data "$work/vouch" --policy spec/examples/policy-open.toml \
+"${CARGO_TARGET_DIR:-target}"/release/vouch serve --listen 127.0.0.1:0 --data "$work/vouch" --policy spec/examples/policy-open.toml \
   ${VOUCH_SERVE_FLAGS:-} >"$work/vouch.out" 2>"$work/vouch.err" &
 vpid=$!
 for _ in $(seq 50); do grep -q '^listening on' "$work/vouch.out" 2>/dev/null && break; sleep 0.1; done
