@@ -62,6 +62,16 @@ pub struct Attested<'a> {
 /// signatures (not yet committed), to build on instead of the stored one.
 pub type Incoming<'a> = Option<(&'a Digest, &'a ManifestRecord)>;
 
+/// What a layer of a `.sig` manifest is, for the countersignature.
+enum LayerKind {
+    /// vouch's own countersignature of the image.
+    Own,
+    /// Someone else's signature payload naming the image.
+    Signature,
+    /// Anything else: never carried over.
+    Other,
+}
+
 /// A `.sig` manifest's layers, split into vouch's own and the others.
 struct Split {
     /// The manifest the `.sig` tag points to, if any.
@@ -143,15 +153,24 @@ impl Countersigner {
                     .flatten()
             }
         };
-        let Some(existing) = existing else {
+        // Only signatures of this image are carried over: whatever a tag
+        // points to is a claim, so a manifest that is not recognised as
+        // signatures of this image contributes nothing, and of one that is,
+        // only layers whose payload names the image.
+        let signatures_of_image = existing.as_ref().is_some_and(|r| {
+            r.evidence
+                .as_ref()
+                .is_some_and(|e| e.kind == EvidenceKind::CosignSignature && &e.subject == image)
+        });
+        let Some(existing) = existing.filter(|_| signatures_of_image) else {
             return Ok(split);
         };
         let doc: serde_json::Value = serde_json::from_slice(&existing.bytes).unwrap_or_default();
         for layer in doc["layers"].as_array().into_iter().flatten() {
-            if self.is_own(admission, app, repo, image, layer).await? {
-                split.has_own = true;
-            } else {
-                split.others.push(layer.clone());
+            match self.layer_kind(admission, app, repo, image, layer).await? {
+                LayerKind::Own => split.has_own = true,
+                LayerKind::Signature => split.others.push(layer.clone()),
+                LayerKind::Other => {}
             }
         }
         Ok(split)
@@ -306,24 +325,35 @@ impl Countersigner {
         Ok(digest)
     }
 
-    /// Whether a `.sig` layer is a countersignature of `image` by this key.
-    async fn is_own(
+    /// What a `.sig` layer is: vouch's countersignature of `image`, another
+    /// signature payload naming it, or anything else.
+    async fn layer_kind(
         &self,
         admission: &Admission,
         app: &AppState,
         repo: &RepoName,
         image: &Digest,
         layer: &serde_json::Value,
-    ) -> Result<bool, RegistryError> {
+    ) -> Result<LayerKind, RegistryError> {
         let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
-            return Ok(false);
+            return Ok(LayerKind::Other);
         };
-        if !app.meta.blob_linked(repo, &d)? || app.blobs.blob_size(&d).await?.is_none_or(|s| s > MAX_PAYLOAD) {
-            return Ok(false);
+        if layer["mediaType"].as_str() != Some(crate::signature::SIMPLESIGNING)
+            || !app.meta.blob_linked(repo, &d)?
+            || app.blobs.blob_size(&d).await?.is_none_or(|s| s > MAX_PAYLOAD)
+        {
+            return Ok(LayerKind::Other);
         }
         let payload = tokio::fs::read(app.blobs.blob_path(&d)).await?;
+        if super::evidence::payload_image(&payload).as_ref() != Some(image) {
+            return Ok(LayerKind::Other);
+        }
         let signature = layer["annotations"][SIGNATURE_ANNOTATION].as_str();
-        Ok(admission.is_own_layer(image, signature, &payload))
+        Ok(if admission.is_own_layer(image, signature, &payload) {
+            LayerKind::Own
+        } else {
+            LayerKind::Signature
+        })
     }
 
     /// Whether `payload` with `signature` is a valid signature of `image` by this key.
