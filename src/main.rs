@@ -1,6 +1,7 @@
 //! The `vouch` command.
 
 mod audit;
+mod client;
 mod ledger_cmd;
 mod serve;
 mod serve_args;

@@ -3,7 +3,7 @@
 //! the admission bundle (`spec/bundle.md`) carries the decision and policy
 //! entries with offline proofs, so it verifies offline too.
 
-use crate::sign::{parse_reference, Registry};
+use crate::client::{parse_reference, Registry, RegistryArgs};
 use base64::Engine as _;
 use clap::Args;
 use std::path::PathBuf;
@@ -34,9 +34,8 @@ pub struct VerifyArgs {
     /// Output: text or json.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     output: String,
-    /// Use plain HTTP (the default for loopback registries).
-    #[arg(long)]
-    plain_http: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 pub fn run(args: VerifyArgs) -> Result<()> {
@@ -82,7 +81,7 @@ fn verify(args: &VerifyArgs) -> Result<serde_json::Value> {
             (bundle, in_bundle)
         }
         None => {
-            let reg = Registry::connect(&image, args.plain_http, None);
+            let reg = Registry::connect(&image, &args.registry)?;
             let digest = reg.resolve(&image)?;
             let bytes = reg.get(&format!("/v2/{}/admission/{digest}", image.repo))?;
             if let Some(path) = &args.save_bundle {

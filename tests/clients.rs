@@ -271,34 +271,75 @@ fn https_with_a_certificate_that_skopeo_verifies() {
         work.path().join("key.pem"),
         work.path().join("certs.d"),
     );
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=vouch-test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    // A test CA, and a server certificate it issues for 127.0.0.1.
+    let (ca, ca_key) = (work.path().join("ca.pem"), work.path().join("ca.key"));
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=vouch test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &["-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        work.path().join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    assert!(ca_key.exists());
     std::fs::create_dir_all(&certs).unwrap();
-    std::fs::copy(&cert, certs.join("ca.crt")).unwrap();
+    std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
     let server = serve_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
     let layout = work.path().join("layout");
     let digest = write_layout(&layout, "v1", "over TLS\n");
@@ -319,6 +360,25 @@ fn https_with_a_certificate_that_skopeo_verifies() {
     let (ok, _, err) = skopeo(&["inspect", &dest]);
     assert!(!ok && err.contains("certificate"), "{err}");
     assert!(common::http(&server.addr, "GET", "/v2/", &[], &[]).map_or(true, |r| r.status != 200));
+    // `vouch verify` over HTTPS with the private CA; without it, the error
+    // says what to do.
+    let vkey = server._data.path().join("ledger.vkey");
+    let reference = format!("{}/tls/app:v1", server.addr);
+    let verify = |extra: &[&str]| {
+        common::run(
+            Command::new(env!("CARGO_BIN_EXE_vouch"))
+                .args(["verify", &reference, "--log-key"])
+                .arg(&vkey)
+                .args(extra),
+        )
+    };
+    let (ok, out) = verify(&["--ca-cert", ca.to_str().unwrap()]);
+    assert!(ok && out.contains("verified: tls/app@"), "{out}");
+    let (ok, out) = verify(&[]);
+    assert!(
+        !ok && out.contains("--ca-cert") && out.contains("--plain-http"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -182,3 +182,70 @@ fn users_and_grants_are_read_again_on_sighup() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn verify_and_sign_take_credentials_and_say_when_they_are_needed() {
+    let w = tempfile::tempdir().unwrap();
+    let users = w.path().join("users");
+    vouch::registry::auth::add_user_with_cost(&users, "alice", "pw", 4).unwrap();
+    let data = w.path().join("data");
+    let (mut server, addr) = common::start_server(
+        &data,
+        &["--users", users.to_str().unwrap(), "--no-anonymous-pull"],
+        Stdio::null(),
+    );
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:pw")
+    );
+    let h = [("Authorization", auth.as_str())];
+    let push = |bytes: &[u8]| {
+        let d = vouch::registry::digest::sha256_of(bytes).to_string();
+        let r = http(
+            &addr,
+            "POST",
+            &format!("/v2/team/app/blobs/uploads/?digest={d}"),
+            &h,
+            bytes,
+        )
+        .unwrap();
+        assert_eq!(r.status, 201);
+        d
+    };
+    let (c, l) = (push(b"{}"), push(b"a layer"));
+    let m = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":7}}]}}"#
+    );
+    let ct = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+    let put = http(&addr, "PUT", "/v2/team/app/manifests/v1", &[h[0], ct], m.as_bytes()).unwrap();
+    assert_eq!(put.status, 201);
+    let verify = |creds: Option<&str>| {
+        let mut c = vouch();
+        c.args(["verify", &format!("{addr}/team/app:v1"), "--log-key"])
+            .arg(data.join("ledger.vkey"))
+            .env_remove("VOUCH_CREDS");
+        if let Some(creds) = creds {
+            c.env("VOUCH_CREDS", creds);
+        }
+        run(&mut c)
+    };
+    let (ok, out) = verify(None);
+    assert!(!ok && out.contains("--creds USER:PASSWORD"), "{out}");
+    let (ok, out) = verify(Some("alice:pw"));
+    assert!(ok && out.contains("verified: team/app@"), "{out}");
+    // vouch sign: the same flag, the same hint.
+    let (ok, out) = run(vouch().args(["keygen", "--out"]).arg(w.path().join("k")));
+    assert!(ok, "{out}");
+    let (ok, out) = run(vouch()
+        .args(["sign", &format!("{addr}/team/app:v1"), "--key"])
+        .arg(w.path().join("k.key"))
+        .env_remove("VOUCH_CREDS"));
+    assert!(!ok && out.contains("--creds USER:PASSWORD"), "{out}");
+    let (ok, out) = run(vouch()
+        .args(["sign", &format!("{addr}/team/app:v1"), "--key"])
+        .arg(w.path().join("k.key"))
+        .args(["--creds", "alice:pw"]));
+    assert!(ok && out.contains("signed"), "{out}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
