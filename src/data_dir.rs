@@ -106,6 +106,19 @@ impl DataDir {
     }
 }
 
+impl DataDir {
+    /// Opens an existing ledger for reading only: no lock is taken, so it
+    /// works while `vouch serve` runs on the same directory, and it sees
+    /// the ledger as it was when opened.
+    pub fn open_ledger_read_only(&self) -> Result<Ledger, DataDirError> {
+        let signer = vouch_ledger::store::load_signer(&self.key_path())?;
+        let opts = vouch_ledger::store::db_options();
+        let names = rocksdb::DB::list_cf(&opts, self.db_path()).map_err(OpenError::from)?;
+        let db = rocksdb::DB::open_cf_for_read_only(&opts, self.db_path(), names, false).map_err(OpenError::from)?;
+        Ok(Ledger::open_in(std::sync::Arc::new(db), signer)?)
+    }
+}
+
 /// Creates `dir` (and its parents) with mode 0700, or, if it exists with a
 /// looser mode, tightens it to 0700: it holds keys, quarantined blobs and
 /// the database, which only the registry's user may read.

@@ -72,12 +72,16 @@ pub enum LedgerCommand {
         /// The tile path.
         path: String,
     },
-    /// Decode and print entry INDEX.
+    /// Decode and print entry INDEX: readable text, or JSON with
+    /// `--output json`.
     Entry {
         #[command(flatten)]
         data: DataArgs,
         /// The entry's index.
         index: u64,
+        /// Output: text or json.
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        output: String,
     },
 }
 
@@ -173,19 +177,29 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
         LedgerCommand::Tile { data, path } => {
             let addr = TileAddr::parse(&path)?;
             let ledger = open_existing(data)?;
-            let bytes = ledger
-                .tile(addr)?
-                .ok_or_else(|| format!("{path} does not exist at tree size {}", ledger.size()))?;
+            let size = ledger.size();
+            let bytes = ledger.tile(addr)?.ok_or_else(|| {
+                format!(
+                    "{path} does not exist at tree size {size}: a tile holds 256 hashes (or entries) once full; \
+                     until then it exists only at its current width, as <path>.p/<width> (for level 0 \
+                     and entry bundles, tile/0/000.p/{} at this size; `vouch ledger status` shows the size)",
+                    size.min(256)
+                )
+            })?;
             std::io::stdout().write_all(&bytes)?;
         }
-        LedgerCommand::Entry { data, index } => {
+        LedgerCommand::Entry { data, index, output } => {
             let ledger = open_existing(data)?;
             let bytes = ledger
                 .entry(index)?
                 .ok_or_else(|| format!("no entry {index}: the ledger holds {} entries", ledger.size()))?;
-            match Entry::decode(&bytes) {
-                Ok(entry) => println!("{entry:#?}"),
-                Err(e) => return Err(format!("entry {index} ({} bytes) does not decode: {e}", bytes.len()).into()),
+            let entry = Entry::decode(&bytes)
+                .map_err(|e| format!("entry {index} ({} bytes) does not decode: {e}", bytes.len()))?;
+            let json = crate::entry_view::to_json(index, &entry);
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                print!("{}", crate::entry_view::to_text(&json));
             }
         }
     }
@@ -229,5 +243,6 @@ fn open_existing(data: DataArgs) -> Result<vouch_ledger::store::Ledger> {
         )
         .into());
     }
-    Ok(dir.open_ledger("unused: the key exists")?.ledger)
+    // Read-only: no lock, so this works while `vouch serve` runs here.
+    Ok(dir.open_ledger_read_only()?)
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod client;
+mod entry_view;
 mod ledger_cmd;
 mod serve;
 mod serve_args;

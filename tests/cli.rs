@@ -2,6 +2,8 @@
 //! runs them: a fresh data directory, the key and verifier key files, and the
 //! errors for bad input.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Output};
 
@@ -277,4 +279,40 @@ fn init_on_an_existing_log_keeps_its_origin_and_says_so() {
     assert!(err.contains("already has the origin \"first.example/log\""), "{err}");
     let same = vouch(&["ledger", "init", "--data", data, "--origin", "first.example/log"]);
     assert!(same.status.success(), "{}", text(&same.stderr));
+}
+
+#[test]
+fn ledger_commands_work_while_the_server_runs_and_print_readable_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut server, _) = common::start_server(&data, &[], std::process::Stdio::null());
+    let data = data.to_str().unwrap();
+    let status = vouch(&["ledger", "status", "--data", data]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert!(
+        text(&status.stdout).contains("tree size:    1"),
+        "{}",
+        text(&status.stdout)
+    );
+    // Entry 0 is the policy the server put in force.
+    let entry = vouch(&["ledger", "entry", "0", "--data", data]);
+    let shown = text(&entry.stdout);
+    assert!(
+        entry.status.success() && shown.contains("kind: policy") && shown.contains("name: open"),
+        "{shown}"
+    );
+    let json = vouch(&["ledger", "entry", "0", "--data", data, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!((v["kind"].as_str(), v["index"].as_u64()), (Some("policy"), Some(0)));
+    // A tile that is not full yet is named with its width; the error says so.
+    let full = vouch(&["ledger", "tile", "tile/0/000", "--data", data]);
+    assert!(
+        !full.status.success() && text(&full.stderr).contains("tile/0/000.p/1"),
+        "{}",
+        text(&full.stderr)
+    );
+    let partial = vouch(&["ledger", "tile", "tile/0/000.p/1", "--data", data]);
+    assert!(partial.status.success() && partial.stdout.len() == 32);
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
