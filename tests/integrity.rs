@@ -254,6 +254,15 @@ async fn a_revoked_image_loses_vouchs_countersignature_and_verify_says_revoked()
         matches!(&last, Entry::Decision(d) if d.reasons.iter().any(|x| x.contains("countersignature") && x.contains("withdrawn"))),
         "{last:?}"
     );
+    // The reasons blame the publisher's signature (no longer trusted), never
+    // vouch's own layer.
+    let Entry::Decision(d) = &last else { unreachable!() };
+    let blamed = d
+        .reasons
+        .iter()
+        .filter(|r| r.contains("not signed by any trusted key"))
+        .count();
+    assert_eq!(blamed, 1, "{:?}", d.reasons);
     // The admission bundle now carries the admission it revoked, proven.
     let bundle = call(&r, "GET", &format!("/v2/team/app/admission/{image}"), &[], vec![]).await;
     let bundle: serde_json::Value = serde_json::from_slice(&bundle.body).unwrap();
