@@ -73,6 +73,15 @@ async fn invalid_names_and_tags_are_refused_by_code() {
     )
     .await;
     assert_eq!(resp.code(), "MANIFEST_INVALID");
+    // Reading or deleting under a reference outside the grammar names
+    // nothing stored: 404, as the OCI conformance suite expects.
+    for method in ["GET", "HEAD", "DELETE"] {
+        let resp = call(&r.router, method, "/v2/a/manifests/.INVALID_MANIFEST_NAME", &[], vec![]).await;
+        assert_eq!(resp.status, StatusCode::NOT_FOUND, "{method}");
+        if method != "HEAD" {
+            assert_eq!(resp.code(), "MANIFEST_UNKNOWN", "{method}");
+        }
+    }
     let resp = call(&r.router, "PATCH", "/v2/a/blobs/uploads/../../etc", &[], vec![]).await;
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
     let resp = call(&r.router, "PUT", "/v2/a/blobs/uploads/", &[], vec![]).await;

@@ -231,14 +231,21 @@ async fn handle(
         }
         Route::Manifest { name, reference } => {
             let repo = RepoName::parse(name)?;
+            // A reference outside the grammar names nothing stored: reading
+            // or deleting it is 404 (the conformance suite expects it);
+            // only pushing under it is 400.
+            let unknown = |_| RegistryError::ManifestUnknown(format!("{repo}:{}", reference.chars().take(200).collect::<String>()));
             match *method {
                 Method::GET | Method::HEAD => {
-                    let reference = Reference::parse(reference)?;
+                    let reference = Reference::parse(reference).map_err(unknown)?;
                     manifest_api::get(app, caller, &repo, &reference, *method == Method::GET)
                 }
                 Method::PUT => manifest_api::put(app, caller, &repo, &Reference::parse(reference)?, h, body).await,
                 Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
-                Method::DELETE => manifest_api::delete(app, caller, &repo, &Reference::parse(reference)?).await,
+                Method::DELETE => {
+                    let reference = Reference::parse(reference).map_err(unknown)?;
+                    manifest_api::delete(app, caller, &repo, &reference).await
+                }
                 _ => not_allowed("manifests"),
             }
         }
