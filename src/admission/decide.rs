@@ -57,15 +57,31 @@ pub(super) struct Outcome {
     pub reasons: Vec<String>,
     pub signers: Vec<String>,
     pub evidence: Vec<Digest>,
+    /// A denial that rests on evidence not all read (a bound was reached,
+    /// or storage failed): it decides nothing and the manifest keeps its
+    /// state. Otherwise anyone who may push could take an admission back
+    /// by flooding an image with junk evidence, and a disk hiccup would be
+    /// logged as a verdict.
+    pub undetermined: bool,
 }
 
 impl Outcome {
+    /// A denial for a reason that is the manifest's own (it does not parse).
     fn failed(why: String) -> Outcome {
         Outcome {
             admit: false,
             reasons: bounded_reasons(vec![format!("evaluation failed: {why}")]),
             signers: Vec::new(),
             evidence: Vec::new(),
+            undetermined: false,
+        }
+    }
+
+    /// No verdict: reading what the decision rests on failed.
+    fn unavailable(e: RegistryError) -> Outcome {
+        Outcome {
+            undetermined: true,
+            ..Outcome::failed(e.to_string())
         }
     }
 
@@ -212,7 +228,7 @@ impl Admission {
         };
         let findings = match self.findings(app, repo, digest, &identity, extra).await {
             Ok(f) => f,
-            Err(e) => return Outcome::failed(e.to_string()),
+            Err(e) => return Outcome::unavailable(e),
         };
         let mut decision = self
             .policy
@@ -229,7 +245,7 @@ impl Admission {
                     evidence.push(index);
                 }
                 Ok(None) => {}
-                Err(e) => return Outcome::failed(e.to_string()),
+                Err(e) => return Outcome::unavailable(e),
             }
         }
         // A denial says what was wrong with the evidence there was (the
@@ -237,7 +253,9 @@ impl Admission {
         if !decision.admit {
             decision.reasons.extend(findings.notes.into_values().take(MAX_NOTES));
         }
+        let undetermined = !decision.admit && findings.incomplete;
         Outcome {
+            undetermined,
             admit: decision.admit,
             reasons: bounded_reasons(decision.reasons),
             signers: decision.signers.into_iter().take(MAX_SIGNERS).collect(),
@@ -257,6 +275,10 @@ impl Admission {
         (when, incoming): (LogWhen, Incoming<'_>),
         batch: &mut Batch<'_>,
     ) -> Result<AdmissionState, RegistryError> {
+        if outcome.undetermined {
+            tracing::warn!(%repo, %digest, reasons = ?outcome.reasons, "evidence not all read: no decision, the state stands");
+            return Ok(record.state);
+        }
         let last = app.meta.decision(repo, digest)?;
         let decided = matches!(record.state, AdmissionState::Admitted | AdmissionState::Denied);
         let same = last.as_ref().is_some_and(|d| match when {

@@ -31,6 +31,9 @@ pub struct Findings {
     pub notes: BTreeMap<(u8, usize, String), String>,
     /// The evidence manifests that counted.
     pub evidence: BTreeSet<Digest>,
+    /// Not all the evidence was read (a bound was reached): a denial on
+    /// these findings would rest on evidence not looked at.
+    pub incomplete: bool,
 }
 
 impl Findings {
@@ -123,6 +126,7 @@ impl<'a> Reader<'a> {
         };
         if self.read + size > MAX_EVIDENCE_BYTES {
             f.note(9, 0, format!("evidence beyond {MAX_EVIDENCE_BYTES} bytes was not read"));
+            f.incomplete = true;
             return Ok(None);
         }
         self.read += size;
@@ -158,6 +162,7 @@ impl Admission {
                 1,
                 format!("only {MAX_EVIDENCE_MANIFESTS} evidence manifests were read"),
             );
+            f.incomplete = true;
         }
         if let Some((d, _)) = extra {
             manifests.retain(|m| m != d);
@@ -169,16 +174,27 @@ impl Admission {
             read: 0,
             seen: HashSet::new(),
         };
-        let stored = manifests.into_iter().map(|d| (d, None));
-        let extra = extra.map(|(d, r)| (d.clone(), Some(r.clone())));
-        for (digest, record) in extra.into_iter().chain(stored) {
-            let record = match record {
-                Some(r) => r,
-                None => match app.meta.manifest(repo, &digest)? {
-                    Some(r) => r,
-                    None => continue,
-                },
-            };
+        let mut records = Vec::new();
+        if let Some((d, r)) = extra {
+            records.push((d.clone(), r.clone()));
+        }
+        for d in manifests {
+            if let Some(r) = app.meta.manifest(repo, &d)? {
+                records.push((d, r));
+            }
+        }
+        // Signatures first (small, and what most rules need), then bundles,
+        // then attestations (which can be megabytes): a flood of large
+        // evidence cannot keep the signatures from being read.
+        let order = |k: EvidenceKind| match k {
+            EvidenceKind::CosignSignature => 0,
+            EvidenceKind::SigstoreBundle => 1,
+            EvidenceKind::CosignAttestation => 2,
+            EvidenceKind::AdmissionBundle => 3,
+        };
+        records.retain(|(_, r)| r.evidence.is_some());
+        records.sort_by_key(|(d, r)| (r.evidence.as_ref().map_or(9, |e| order(e.kind)), d.clone()));
+        for (digest, record) in records {
             let Some(kind) = record.evidence.as_ref().map(|e| e.kind) else {
                 continue;
             };
@@ -214,7 +230,10 @@ impl Admission {
             };
             let annotations = &layer["annotations"];
             let signature = annotations[SIGNATURE_ANNOTATION].as_str().map(str::to_owned);
-            if !reader.seen.insert((d.clone(), signature.clone().unwrap_or_default())) {
+            // The same payload with the same annotations (signature and any
+            // certificate material) is verified once; a copy that differs
+            // in them is verified in its own right.
+            if !reader.seen.insert((d.clone(), annotations.to_string())) {
                 continue;
             }
             let Some((payload, _room)) = reader.read(&d, MAX_SIGNATURE_PAYLOAD, f).await? else {
@@ -313,7 +332,7 @@ impl Admission {
             let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
                 continue;
             };
-            if !reader.seen.insert((d.clone(), String::new())) {
+            if !reader.seen.insert((d.clone(), layer["annotations"].to_string())) {
                 continue;
             }
             let Some((envelope, _room)) = reader.read(&d, MAX_ENVELOPE, f).await? else {

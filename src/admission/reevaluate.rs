@@ -103,6 +103,12 @@ impl Admission {
             return Ok(());
         }
         let outcome = self.evaluate(app, repo, digest, &record, None).await;
+        if outcome.undetermined {
+            return Err(RegistryError::Internal(format!(
+                "no verdict: {}",
+                outcome.reasons.join("; ")
+            )));
+        }
         let mut batch = app.meta.batch();
         let state = self
             .record(
