@@ -382,34 +382,44 @@ impl Admission {
         if new {
             batch.index_evidence(repo, &e.subject, &push.digest, e.kind);
         }
-        self.log_tag_move(app, &push, false).await?;
         // Evidence that was here already changes nothing: no decision.
+        let subject = match new && e.kind != EvidenceKind::AdmissionBundle {
+            true => app.meta.manifest(repo, &e.subject)?,
+            false => None,
+        };
+        let subject = subject.filter(|s| s.state != AdmissionState::Evidence);
+        let outcome = match &subject {
+            Some(s) => Some(
+                self.evaluate(app, repo, &e.subject, s, Some((&push.digest, &record)))
+                    .await,
+            ),
+            None => None,
+        };
+        // The commit point: the tag is checked, the decision logged and
+        // everything committed under the repository's tag lock.
+        let tags = self.tag_lock(repo).await;
+        let previous = self.tag_previous(app, &push)?;
         let mut decided = None;
-        if new && e.kind != EvidenceKind::AdmissionBundle {
-            let subject = app.meta.manifest(repo, &e.subject)?;
-            if let Some(subject) = subject.filter(|s| s.state != AdmissionState::Evidence) {
-                let outcome = self
-                    .evaluate(app, repo, &e.subject, &subject, Some((&push.digest, &record)))
-                    .await;
-                // A signature pushed under the image's .sig tag is what the
-                // countersignature builds on.
-                let sig_tag = crate::signature::signature_tag(&e.subject);
-                let incoming = (e.kind == EvidenceKind::CosignSignature
-                    && push.tag.is_some_and(|t| t.as_str() == sig_tag))
+        if let (Some(subject), Some(outcome)) = (subject, outcome) {
+            // A signature pushed under the image's .sig tag is what the
+            // countersignature builds on.
+            let sig_tag = crate::signature::signature_tag(&e.subject);
+            let incoming = (e.kind == EvidenceKind::CosignSignature && push.tag.is_some_and(|t| t.as_str() == sig_tag))
                 .then_some((&push.digest, &record));
-                let state = self
-                    .record(
-                        app,
-                        (repo, &e.subject, &subject),
-                        outcome,
-                        (LogWhen::OutcomeChanged, incoming),
-                        &mut batch,
-                    )
-                    .await?;
-                decided = Some((subject, state));
-            }
+            let state = self
+                .record(
+                    app,
+                    (repo, &e.subject, &subject),
+                    outcome,
+                    (LogWhen::OutcomeChanged, incoming),
+                    &mut batch,
+                )
+                .await?;
+            decided = Some((subject, state));
         }
+        self.log_tag_move(app, &push, previous.as_ref(), false).await?;
         batch.commit(true)?;
+        drop(tags);
         drop(guard);
         if let Some((subject, state)) = decided {
             self.follow_up(app, repo, &e.subject, &subject, state, Tags::LogExcept(None))
@@ -425,11 +435,15 @@ impl Admission {
         let (repo, digest) = (push.repo, push.digest.clone());
         let guard = self.lock(repo, &digest).await;
         let mut batch = app.meta.batch();
+        // Read again under the lock: evidence may have decided it since.
+        let prior = app.meta.manifest(repo, &digest)?;
         // A manifest already decided (pushed again, under another tag say)
         // keeps its decision: new evidence, not a new tag, re-evaluates it.
-        if let Some(prior) = push.prior.as_ref().filter(|p| p.state != AdmissionState::Pending) {
+        if let Some(prior) = prior.as_ref().filter(|p| p.state != AdmissionState::Pending) {
             push.stage(&mut batch, None)?;
-            self.log_tag_move(app, &push, prior.state == AdmissionState::Admitted)
+            let _tags = self.tag_lock(repo).await;
+            let previous = self.tag_previous(app, &push)?;
+            self.log_tag_move(app, &push, previous.as_ref(), prior.state == AdmissionState::Admitted)
                 .await?;
             batch.commit(true)?;
             return Ok(Accepted {
@@ -439,6 +453,11 @@ impl Admission {
         let record = ManifestRecord::new(AdmissionState::Pending, push.media_type, push.bytes, None);
         push.stage(&mut batch, Some(&record))?;
         let outcome = self.evaluate(app, repo, &digest, &record, None).await;
+        // The commit point: the tag is checked (before anything is logged,
+        // so a refusal leaves no trace), the decision and the tag logged,
+        // and the batch committed, under the repository's tag lock.
+        let tags = self.tag_lock(repo).await;
+        let previous = self.tag_previous(app, &push)?;
         let state = self
             .record(
                 app,
@@ -448,12 +467,14 @@ impl Admission {
                 &mut batch,
             )
             .await?;
-        self.log_tag_move(app, &push, state == AdmissionState::Admitted).await?;
+        self.log_tag_move(app, &push, previous.as_ref(), state == AdmissionState::Admitted)
+            .await?;
         batch.commit(true)?;
+        drop(tags);
         drop(guard);
         // The push logged its own tag; others pointing here (only if the
         // manifest was stored before, pending) are logged on admit.
-        let tags = match &push.prior {
+        let tags = match &prior {
             None => Tags::NoneOther,
             Some(_) => Tags::LogExcept(push.tag.map(|t| t.as_str().to_owned())),
         };
@@ -461,14 +482,43 @@ impl Admission {
         Ok(Accepted { state: Some(state) })
     }
 
+    /// Where the push's tag points now (read under the repository's tag
+    /// lock); refuses to move it off admitted content unless the pusher is
+    /// an admin.
+    fn tag_previous(&self, app: &AppState, push: &ManifestPush<'_>) -> Result<Option<Digest>, RegistryError> {
+        let Some(tag) = push.tag else { return Ok(None) };
+        let previous = app.meta.tag(push.repo, tag)?;
+        if let Some(p) = previous.as_ref().filter(|p| **p != push.digest) {
+            let admitted = app
+                .meta
+                .manifest(push.repo, p)?
+                .is_some_and(|r| r.state == AdmissionState::Admitted);
+            if admitted && !push.admin {
+                return Err(RegistryError::Forbidden(format!(
+                    "moving tag {} off the admitted {p} needs admin rights on {}",
+                    tag.as_str(),
+                    push.repo
+                )));
+            }
+        }
+        Ok(previous)
+    }
+
     /// Logs a tag set or moved by a push when it points to admitted
-    /// content now (`admitted`), or pointed to admitted content before.
-    async fn log_tag_move(&self, app: &AppState, push: &ManifestPush<'_>, admitted: bool) -> Result<(), RegistryError> {
+    /// content now (`admitted`), or pointed to admitted content before
+    /// (`previous`, as [`Self::tag_previous`] read it).
+    async fn log_tag_move(
+        &self,
+        app: &AppState,
+        push: &ManifestPush<'_>,
+        previous: Option<&Digest>,
+        admitted: bool,
+    ) -> Result<(), RegistryError> {
         let Some(tag) = push.tag else { return Ok(()) };
-        if push.previous.as_ref() == Some(&push.digest) {
+        if previous == Some(&push.digest) {
             return Ok(());
         }
-        let was_admitted = match &push.previous {
+        let was_admitted = match previous {
             Some(p) => app
                 .meta
                 .manifest(push.repo, p)?
@@ -480,7 +530,7 @@ impl Admission {
                 repo: push.repo.to_string(),
                 tag: tag.as_str().to_owned(),
                 digest: push.digest.clone(),
-                previous: push.previous.clone(),
+                previous: previous.cloned(),
             });
             super::append(&app.ledger, entry).await?;
         }
@@ -518,6 +568,7 @@ impl Admission {
         tags: Tags,
     ) -> Result<(), RegistryError> {
         if let Tags::LogExcept(skip) = tags {
+            let _tags = self.tag_lock(repo).await;
             for (tag, target) in app.meta.tags_with_targets(repo)? {
                 if &target == digest && skip.as_ref() != Some(&tag) {
                     let entry = Entry::Tag(TagEntry {

@@ -55,6 +55,7 @@ pub struct Admission {
     countersigner: Option<Countersigner>,
     registry_names: Vec<String>,
     locks: Vec<tokio::sync::Mutex<()>>,
+    tag_locks: Vec<tokio::sync::Mutex<()>>,
     evidence_memory: tokio::sync::Semaphore,
 }
 
@@ -112,6 +113,7 @@ impl Admission {
             countersigner: None,
             registry_names: vec!["localhost".into()],
             locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            tag_locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             evidence_memory: tokio::sync::Semaphore::new(EVIDENCE_MEMORY),
         })
     }
@@ -165,6 +167,18 @@ impl Admission {
         (repo.as_str(), digest.as_str()).hash(&mut h);
         self.locks[(h.finish() % LOCK_STRIPES as u64) as usize].lock().await
     }
+
+    /// The lock of one repository's tag changes that the ledger may have to
+    /// record: a push checks where its tag points and commits under it, and
+    /// an admission logs the tags pointing to the admitted image under it,
+    /// so each sees the other whole. Taken after an image's [`Self::lock`],
+    /// never before.
+    async fn tag_lock(&self, repo: &RepoName) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        repo.as_str().hash(&mut h);
+        self.tag_locks[(h.finish() % LOCK_STRIPES as u64) as usize].lock().await
+    }
 }
 
 /// Appends an entry to the ledger; returns its index once durable.
@@ -203,6 +217,14 @@ impl Gate for Admission {
         push: ManifestPush<'a>,
     ) -> BoxFuture<'a, Result<Accepted, RegistryError>> {
         Box::pin(self.accept_push(app, push))
+    }
+
+    fn hold<'a>(&'a self, repo: &'a RepoName, digest: &'a Digest) -> BoxFuture<'a, Box<dyn Send + 'a>> {
+        Box::pin(async move {
+            let image = self.lock(repo, digest).await;
+            let tags = self.tag_lock(repo).await;
+            Box::new((image, tags)) as Box<dyn Send + 'a>
+        })
     }
 
     fn before_destroy<'a>(

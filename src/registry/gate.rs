@@ -46,8 +46,11 @@ pub struct ManifestPush<'a> {
     pub refs: &'a References,
     /// The tag it is pushed under, if any.
     pub tag: Option<&'a Tag>,
-    /// Where that tag pointed before.
-    pub previous: Option<Digest>,
+    /// Whether the pusher is an admin of the repository, who may move a
+    /// tag off protected content. The registry checked the tag when the
+    /// push arrived; the gate checks again where it commits, since its
+    /// target may have been admitted meanwhile.
+    pub admin: bool,
     /// This digest's record if it was already stored (an identical re-push).
     pub prior: Option<ManifestRecord>,
 }
@@ -123,6 +126,12 @@ pub trait Gate: Send + Sync + std::fmt::Debug {
         push: ManifestPush<'a>,
     ) -> BoxFuture<'a, Result<Accepted, RegistryError>>;
 
+    /// Holds off, until the guard drops, every change the gate makes to the
+    /// admission state of `digest` in `repo` and to the tags of `repo`: a
+    /// deletion reads, checks and commits under it, so what it found
+    /// unprotected cannot be admitted before it is gone.
+    fn hold<'a>(&'a self, repo: &'a RepoName, digest: &'a Digest) -> BoxFuture<'a, Box<dyn Send + 'a>>;
+
     /// Called before the registry deletes the manifest `digest` (`tag`:
     /// `None`) or a tag pointing to it; logs what must be logged first.
     fn before_destroy<'a>(
@@ -179,6 +188,10 @@ impl Gate for OpenGate {
             batch.commit(true)?;
             Ok(Accepted { state: None })
         })
+    }
+
+    fn hold<'a>(&'a self, _: &'a RepoName, _: &'a Digest) -> BoxFuture<'a, Box<dyn Send + 'a>> {
+        Box::pin(async { Box::new(()) as Box<dyn Send> })
     }
 
     fn before_destroy<'a>(

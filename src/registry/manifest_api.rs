@@ -1,5 +1,6 @@
 //! `GET`, `HEAD`, `PUT` and `DELETE /v2/<name>/manifests/<reference>`.
 
+use super::access::Action;
 use super::error::RegistryError;
 use super::gate::{ManifestPush, Visible};
 use super::manifest::validate;
@@ -171,6 +172,7 @@ pub(super) async fn put(
             caller.require_admin(app, repo, &format!("moving tag {} off the admitted {p}", t.as_str()))?;
         }
     }
+    let admin = caller.may(app, Action::Admin, Some(repo));
     let prior = app.meta.manifest(repo, &digest)?;
     let subject = refs.subject.clone();
     let push = ManifestPush {
@@ -180,7 +182,7 @@ pub(super) async fn put(
         bytes: &bytes,
         refs: &refs,
         tag,
-        previous,
+        admin,
         prior,
     };
     let accepted = app.gate.accept(app, push).await?;
@@ -213,13 +215,37 @@ pub(super) async fn put(
 /// admin's act, and the gate logs it first.
 pub(super) async fn delete(app: &App, caller: &Caller, repo: &RepoName, reference: &Reference) -> Result<Response> {
     let unknown = || RegistryError::ManifestUnknown(format!("{repo} {reference:?}"));
-    let (digest, tag) = match reference {
-        Reference::Digest(d) => (d.clone(), None),
-        Reference::Tag(t) => (app.meta.tag(repo, t)?.ok_or_else(unknown)?, Some(t)),
-    };
-    let record = app.meta.manifest(repo, &digest)?;
+    // The tag's target is read again under the gate's hold: a push may
+    // move it meanwhile (then its new target is the one to hold).
+    for _ in 0..8 {
+        let (digest, tag) = match reference {
+            Reference::Digest(d) => (d.clone(), None),
+            Reference::Tag(t) => (app.meta.tag(repo, t)?.ok_or_else(unknown)?, Some(t)),
+        };
+        let _hold = app.gate.hold(repo, &digest).await;
+        if let Some(t) = tag {
+            if app.meta.tag(repo, t)?.as_ref() != Some(&digest) {
+                continue;
+            }
+        }
+        return delete_held(app, caller, repo, (&digest, tag)).await;
+    }
+    Err(RegistryError::Internal(format!(
+        "{repo} {reference:?} kept moving while it was being deleted; try again"
+    )))
+}
+
+/// [`delete`], under the gate's hold of `digest`: checked and committed
+/// with no admission or tag change in between.
+async fn delete_held(
+    app: &App,
+    caller: &Caller,
+    repo: &RepoName,
+    (digest, tag): (&Digest, Option<&Tag>),
+) -> Result<Response> {
+    let record = app.meta.manifest(repo, digest)?;
     if record.is_none() && tag.is_none() {
-        return Err(unknown());
+        return Err(RegistryError::ManifestUnknown(format!("{repo} {digest}")));
     }
     if record.as_ref().is_some_and(|r| app.gate.protected(r)) {
         let what = match tag {
@@ -228,7 +254,7 @@ pub(super) async fn delete(app: &App, caller: &Caller, repo: &RepoName, referenc
         };
         caller.require_admin(app, repo, &what)?;
     }
-    app.gate.before_destroy(app, repo, &digest, tag).await?;
+    app.gate.before_destroy(app, repo, digest, tag).await?;
     let mut b = app.meta.batch();
     match (tag, &record) {
         (Some(t), _) => b.delete_tag(repo, t),
@@ -236,9 +262,9 @@ pub(super) async fn delete(app: &App, caller: &Caller, repo: &RepoName, referenc
             // Its subject, to drop it from the subject's referrers, and its
             // references, to drop them from the index.
             let refs = validate(&record.media_type, &record.bytes).unwrap_or_default();
-            b.delete_manifest(repo, &digest, record, &refs.all(), refs.subject.as_ref())?;
+            b.delete_manifest(repo, digest, record, &refs.all(), refs.subject.as_ref())?;
         }
-        (None, None) => return Err(unknown()),
+        (None, None) => unreachable!("checked above"),
     }
     b.commit(true)?;
     Ok(StatusCode::ACCEPTED.into_response())

@@ -234,7 +234,9 @@ async fn handle(
             // A reference outside the grammar names nothing stored: reading
             // or deleting it is 404 (the conformance suite expects it);
             // only pushing under it is 400.
-            let unknown = |_| RegistryError::ManifestUnknown(format!("{repo}:{}", reference.chars().take(200).collect::<String>()));
+            let unknown = |_| {
+                RegistryError::ManifestUnknown(format!("{repo}:{}", reference.chars().take(200).collect::<String>()))
+            };
             match *method {
                 Method::GET | Method::HEAD => {
                     let reference = Reference::parse(reference).map_err(unknown)?;
