@@ -235,6 +235,50 @@ async fn a_bundle_looking_referrer_listing_a_quarantined_layer_serves_nothing() 
 }
 
 #[tokio::test]
+async fn an_admitted_index_listing_a_quarantined_attachment_serves_not_its_bytes_as_a_blob() {
+    let s = scene("").await;
+    let r = &s.reg.router;
+    // An attachment of the admitted image (unsigned, and no rule admits
+    // attachments): quarantined, and not covered by an index listing it.
+    let empty = push_blob(r, "team/app", b"{}", None).await;
+    let note = push_blob(r, "team/app", b"a private note", None).await;
+    let attachment = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI}","artifactType":"application/x.note","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"text/plain","digest":"{note}","size":14}}],"subject":{{"mediaType":"{OCI}","digest":"{}","size":10}}}}"#,
+        s.admitted
+    );
+    let a = sha256(attachment.as_bytes());
+    let put = put_manifest(r, "team/app", &a, OCI, attachment.as_bytes(), None).await;
+    assert_eq!(put.header("vouch-admission-state"), "denied", "{}", put.text());
+    // A signed index listing the admitted image and the attachment.
+    let admitted_len = call(r, "GET", &format!("/v2/team/app/manifests/{}", s.admitted), &[], vec![])
+        .await
+        .body
+        .len();
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI}","digest":"{}","size":{admitted_len}}},{{"mediaType":"{OCI}","digest":"{a}","size":{}}}]}}"#,
+        s.admitted,
+        attachment.len()
+    );
+    let put = put_manifest(r, "team/app", "multi", OCI_INDEX, index.as_bytes(), None).await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text());
+    let put = push_signature(r, "team/app", &sha256(index.as_bytes()), &s.key, None).await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text());
+    assert!(
+        anonymous_gets(r, "/v2/team/app/manifests/multi").await,
+        "the signed index is admitted"
+    );
+    assert!(!anonymous_gets(r, &format!("/v2/team/app/manifests/{a}")).await);
+    // The attachment's bytes uploaded as a blob: the index lists a
+    // manifest by that digest, which makes the blob no content of it.
+    push_blob(r, "team/app", attachment.as_bytes(), None).await;
+    assert!(
+        !anonymous_gets(r, &format!("/v2/team/app/blobs/{a}")).await,
+        "the quarantined attachment served as a blob"
+    );
+    s.nothing_served(&["team/app"]).await;
+}
+
+#[tokio::test]
 async fn unreferenced_blobs_are_served_only_when_the_policy_says_so() {
     for (top, served) in [("", false), ("unreferenced_blobs = \"serve\"", true)] {
         let s = scene(top).await;

@@ -174,6 +174,12 @@ pub fn blob_visible(
     // admitted one; evidence is judged after (it needs its subject's state).
     let mut evidence = Vec::new();
     app.meta.for_each_referencing(repo, digest, |_, record| {
+        // An index lists manifests, not blobs: a blob with the bytes of a
+        // manifest that an admitted index lists is not content of the index
+        // (the manifest may be a quarantined attachment the index names).
+        if super::decide::is_index(&record.media_type) {
+            return ControlFlow::Continue(());
+        }
         f.referenced = true;
         match record.state {
             AdmissionState::Admitted => {

@@ -73,7 +73,13 @@ impl BlobStore {
     /// returning the upload's new size. Refuses to take more than `room`
     /// bytes, and, when `exact` is given, any other number of bytes than
     /// that; either refusal leaves the upload as it was.
-    pub async fn append<S, E>(&self, id: &str, mut body: S, room: u64, exact: Option<u64>) -> Result<u64, RegistryError>
+    pub async fn append<S, E>(
+        &self,
+        id: &str,
+        mut body: S,
+        (room, exact): (u64, Option<u64>),
+        charge: &mut (dyn FnMut(u64) -> Result<(), RegistryError> + Send),
+    ) -> Result<u64, RegistryError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -111,7 +117,7 @@ impl BlobStore {
             armed: true,
         };
         let limit = before.saturating_add(exact.map_or(room, |n| n.min(room)));
-        let size = copy_body(&mut file, &mut body, before, limit).await?;
+        let size = copy_body(&mut file, &mut body, (before, limit), charge).await?;
         if let Some(n) = exact {
             if size - before != n {
                 return Err(RegistryError::RangeNotSatisfiable {
@@ -250,11 +256,13 @@ impl Drop for Rollback {
     }
 }
 
+/// Copies `body` to `file`, which holds `size` bytes, up to `limit`;
+/// `charge` counts each chunk before it is written (and may refuse it).
 async fn copy_body<S, E>(
     file: &mut std::fs::File,
     body: &mut S,
-    mut size: u64,
-    limit: u64,
+    (mut size, limit): (u64, u64),
+    charge: &mut (dyn FnMut(u64) -> Result<(), RegistryError> + Send),
 ) -> Result<u64, RegistryError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -266,6 +274,7 @@ where
         if size > limit {
             return Err(RegistryError::TooLarge { what: "blob", limit });
         }
+        charge(chunk.len() as u64)?;
         std::io::Write::write_all(file, &chunk)?;
     }
     Ok(size)

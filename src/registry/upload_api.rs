@@ -149,28 +149,25 @@ async fn append(app: &App, id: &str, h: &HeaderMap, body: Body) -> Result<u64> {
         .upload_size(id)
         .await?
         .ok_or_else(|| RegistryError::BlobUploadUnknown(id.into()))?;
-    let room = app.uploads.room(id, &app.limits);
-    let exact = announced(h, size, room)?;
-    let limited_by_caps = room < app.limits.max_blob_bytes.saturating_sub(size);
-    let result = app.blobs.append(id, body.into_data_stream(), room, exact).await;
-    let new_size = match result {
-        Err(RegistryError::TooLarge { .. }) if limited_by_caps => {
-            return Err(RegistryError::UploadLimit(format!(
-                "upload sessions of this client or of the registry hold all the bytes they may \
-                 (per client {}, in all {}); finish or cancel uploads first",
-                app.limits.max_upload_bytes_per_client, app.limits.max_upload_bytes
-            )))
-        }
-        Err(RegistryError::TooLarge { .. }) => {
-            return Err(RegistryError::TooLarge {
-                what: "blob",
-                limit: app.limits.max_blob_bytes,
-            })
-        }
-        other => other?,
-    };
-    app.uploads.resized(id, new_size);
-    Ok(new_size)
+    let exact = announced(h, size, app.uploads.room(id, &app.limits))?;
+    // The blob bound here; the client's and the registry's bounds chunk
+    // by chunk, as the bytes arrive (other sessions fill them meanwhile).
+    let room = app.limits.max_blob_bytes.saturating_sub(size);
+    let mut charge = |n: u64| app.uploads.charge(id, n, &app.limits);
+    let result = app
+        .blobs
+        .append(id, body.into_data_stream(), (room, exact), &mut charge)
+        .await;
+    // What the session holds now: the new size, or (the append failed, and
+    // was cut off again) the old one.
+    app.uploads.resized(id, *result.as_ref().unwrap_or(&size));
+    match result {
+        Err(RegistryError::TooLarge { .. }) => Err(RegistryError::TooLarge {
+            what: "blob",
+            limit: app.limits.max_blob_bytes,
+        }),
+        other => other,
+    }
 }
 
 pub(super) async fn patch(
@@ -181,8 +178,10 @@ pub(super) async fn patch(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let _session = app.uploads.lock(id).await;
+    // Checked before the lock (which is kept per session) and again under it.
     let id = session(app, caller, repo, id)?;
+    let _session = app.uploads.lock(&id).await;
+    let id = session(app, caller, repo, &id)?;
     let size = append(app, &id, h, body).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -203,8 +202,10 @@ pub(super) async fn finish(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let _session = app.uploads.lock(id).await;
+    // Checked before the lock (which is kept per session) and again under it.
     let id = session(app, caller, repo, id)?;
+    let _session = app.uploads.lock(&id).await;
+    let id = session(app, caller, repo, &id)?;
     let digest = first(q, "digest")
         .ok_or_else(|| RegistryError::DigestInvalid("PUT to finish an upload needs ?digest=".into()))?;
     let digest = parse_digest(digest)?;
@@ -279,8 +280,10 @@ pub(super) async fn status(app: &App, caller: &Caller, repo: &RepoName, id: &str
 }
 
 pub(super) async fn cancel(app: &App, caller: &Caller, repo: &RepoName, id: &str) -> Result<Response> {
-    let _session = app.uploads.lock(id).await;
+    // Checked before the lock (which is kept per session) and again under it.
     let id = session(app, caller, repo, id)?;
+    let _session = app.uploads.lock(&id).await;
+    let id = session(app, caller, repo, &id)?;
     drop_session(app, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -83,6 +83,33 @@ impl Sessions {
             .min(limits.max_upload_bytes.saturating_sub(c.total_bytes))
     }
 
+    /// Counts `n` more bytes arriving for the session `id`, or refuses them
+    /// when its owner's or the registry's sessions would hold more than
+    /// they may. Checked and counted in one step, chunk by chunk, so that
+    /// concurrent uploads of one client cannot each take the same room.
+    pub fn charge(&self, id: &str, n: u64, limits: &Limits) -> Result<(), RegistryError> {
+        let mut c = self.counts.lock().expect("lock");
+        let Some((owner, held)) = c.sessions.get(id).cloned() else {
+            return Ok(());
+        };
+        let owner_bytes = c.owners.get(&owner).map_or(0, |o| o.1);
+        if owner_bytes.saturating_add(n) > limits.max_upload_bytes_per_client
+            || c.total_bytes.saturating_add(n) > limits.max_upload_bytes
+        {
+            return Err(RegistryError::UploadLimit(format!(
+                "upload sessions of this client or of the registry hold all the bytes they may \
+                 (per client {}, in all {}); finish or cancel uploads first",
+                limits.max_upload_bytes_per_client, limits.max_upload_bytes
+            )));
+        }
+        c.total_bytes += n;
+        if let Some(o) = c.owners.get_mut(&owner) {
+            o.1 += n;
+        }
+        c.sessions.insert(id.to_owned(), (owner, held + n));
+        Ok(())
+    }
+
     /// Records that the session `id` now holds `bytes`.
     pub fn resized(&self, id: &str, bytes: u64) {
         let mut c = self.counts.lock().expect("lock");
@@ -119,6 +146,9 @@ impl Sessions {
     }
 
     /// Waits for the session's lock: one request at a time per session.
+    /// Callers check that the session exists first (so that requests
+    /// naming made-up sessions leave nothing behind here), and again once
+    /// they hold the lock.
     pub async fn lock(&self, id: &str) -> SessionGuard {
         let m = self
             .locks
@@ -162,5 +192,28 @@ mod tests {
         s.closed("a1");
         assert_eq!(s.totals(), (2, 75));
         s.open("c1", "carol", &limits).unwrap();
+    }
+
+    #[test]
+    fn concurrent_uploads_of_one_client_cannot_each_take_the_same_room() {
+        let limits = Limits {
+            max_upload_bytes_per_client: 100,
+            max_upload_bytes: 1000,
+            max_blob_bytes: 1000,
+            ..Limits::default()
+        };
+        let s = Sessions::default();
+        s.open("a1", "alice", &limits).unwrap();
+        s.open("a2", "alice", &limits).unwrap();
+        // Both start with 100 bytes of room; their chunks interleave.
+        assert_eq!((s.room("a1", &limits), s.room("a2", &limits)), (100, 100));
+        s.charge("a1", 60, &limits).unwrap();
+        assert!(s.charge("a2", 60, &limits).is_err(), "the room a1 took is gone");
+        s.charge("a2", 40, &limits).unwrap();
+        assert!(s.charge("a1", 1, &limits).is_err());
+        assert_eq!(s.totals(), (2, 100));
+        // A failed append is cut off again: resized back.
+        s.resized("a2", 0);
+        s.charge("a1", 40, &limits).unwrap();
     }
 }
