@@ -202,3 +202,70 @@ async fn referrers_list_artifacts_by_subject_with_filters_and_annotations() {
     let v: serde_json::Value = serde_json::from_slice(&after.body).unwrap();
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_large_manifest_is_served_whole_and_listed_without_its_megabyte_of_annotations() {
+    let r = registry();
+    let (c, l) = (
+        push_blob(&r.router, "big/app", b"{}").await,
+        push_blob(&r.router, "big/app", b"l").await,
+    );
+    let subject = image_manifest(&c, 2, &l, 1, "");
+    let put = |reference: String, bytes: Vec<u8>| {
+        let router = r.router.clone();
+        async move {
+            let path = format!("/v2/big/app/manifests/{reference}");
+            call(&router, "PUT", &path, &[("content-type", OCI)], bytes).await
+        }
+    };
+    assert_eq!(put("v1".into(), subject.clone()).await.status, StatusCode::CREATED);
+    let s = sha256(&subject);
+    let with = |annotation: &str| {
+        image_manifest(
+            &c,
+            2,
+            &l,
+            1,
+            &format!(
+                r#","annotations":{{"note":"{annotation}"}},"subject":{{"mediaType":"{OCI}","digest":"{s}","size":{}}}"#,
+                subject.len()
+            ),
+        )
+    };
+    let big = with(&"x".repeat(1 << 20));
+    let small = with("small");
+    for m in [&big, &small] {
+        assert_eq!(put(sha256(m), m.clone()).await.status, StatusCode::CREATED);
+    }
+    // Sixteen readers at once of the 1 MiB manifest: each gets it whole.
+    let reads = (0..16).map(|_| {
+        let router = r.router.clone();
+        let path = format!("/v2/big/app/manifests/{}", sha256(&big));
+        async move { call(&router, "GET", &path, &[], vec![]).await }
+    });
+    for got in futures_util::future::join_all(reads).await {
+        assert_eq!(got.status, StatusCode::OK);
+        assert!(
+            got.body == big,
+            "{} bytes, not the {} pushed",
+            got.body.len(),
+            big.len()
+        );
+        assert_eq!(got.header("content-length"), big.len().to_string());
+    }
+    let listing = call(&r.router, "GET", &format!("/v2/big/app/referrers/{s}"), &[], vec![]).await;
+    assert!(listing.body.len() < 4096, "{} bytes", listing.body.len());
+    let v: serde_json::Value = serde_json::from_slice(&listing.body).unwrap();
+    let entry = |m: &[u8]| {
+        v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["digest"] == sha256(m))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(entry(&small)["annotations"]["note"], "small");
+    assert!(entry(&big).get("annotations").is_none(), "{}", entry(&big));
+    assert_eq!(entry(&big)["size"], big.len());
+}

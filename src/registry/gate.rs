@@ -83,12 +83,24 @@ impl ManifestPush<'_> {
         if let Some(t) = &self.refs.artifact_type {
             d["artifactType"] = t.as_str().into();
         }
-        if let Some(a) = &self.refs.annotations {
+        // Annotations up to a bound: a listing of many referrers is read
+        // whole, so it must not carry megabytes of each.
+        if let Some(a) = self
+            .refs
+            .annotations
+            .as_ref()
+            .filter(|a| a.to_string().len() <= MAX_LISTED_ANNOTATIONS)
+        {
             d["annotations"] = a.clone();
         }
         d
     }
 }
+
+/// The most bytes of annotations (as JSON) a referrer's descriptor in its
+/// subject's referrers listing carries; a referrer with more is listed
+/// without them (`spec/http-api.md`).
+pub const MAX_LISTED_ANNOTATIONS: usize = 16 << 10;
 
 /// What accepting a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,7 +28,7 @@ fn resolve(app: &App, repo: &RepoName, reference: &Reference) -> Result<Digest> 
 /// why, with the manifest's digest (`Docker-Content-Digest`, so signers can
 /// resolve what to sign) and admission state, but neither its bytes nor
 /// its length.
-pub(super) fn get(
+pub(super) async fn get(
     app: &App,
     caller: &Caller,
     repo: &RepoName,
@@ -36,10 +36,23 @@ pub(super) fn get(
     with_body: bool,
 ) -> Result<Response> {
     let digest = resolve(app, repo, reference)?;
-    let record = app
-        .meta
-        .manifest(repo, &digest)?
-        .ok_or_else(|| RegistryError::ManifestUnknown(format!("{repo}@{digest}")))?;
+    let unknown = || RegistryError::ManifestUnknown(format!("{repo}@{digest}"));
+    let mut record = app.meta.manifest(repo, &digest)?.ok_or_else(unknown)?;
+    // A large manifest is held in memory until a slow reader has it: only
+    // while there is room in the manifest memory (not read meanwhile).
+    let mut permit = None;
+    if with_body && record.bytes.len() > SMALL_MANIFEST {
+        let need = u32::try_from(record.bytes.len()).unwrap_or(u32::MAX);
+        drop(record);
+        permit = Some(
+            app.manifest_memory
+                .clone()
+                .acquire_many_owned(need)
+                .await
+                .map_err(|e| RegistryError::Internal(e.to_string()))?,
+        );
+        record = app.meta.manifest(repo, &digest)?.ok_or_else(unknown)?;
+    }
     let state = HeaderValue::from_static(record.state.as_str());
     let digest_header = HeaderValue::from_str(digest.as_str()).expect("digests are ascii");
     if !caller.reads_quarantined(app, repo) {
@@ -51,10 +64,10 @@ pub(super) fn get(
         }
     }
     let len = record.bytes.len();
-    let body = if with_body {
-        Body::from(record.bytes)
-    } else {
-        Body::empty()
+    let body = match (with_body, permit) {
+        (false, _) => Body::empty(),
+        (true, None) => Body::from(record.bytes),
+        (true, Some(permit)) => held_body(bytes::Bytes::from(record.bytes), permit),
     };
     Response::builder()
         .status(StatusCode::OK)
@@ -64,6 +77,20 @@ pub(super) fn get(
         .header("Vouch-Admission-State", state)
         .body(body)
         .map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+/// Manifests up to this size are served without waiting for room in the
+/// manifest memory (the connection bounds bound them).
+const SMALL_MANIFEST: usize = 64 << 10;
+
+/// A body of `bytes` sent in 64 KiB slices of one buffer, holding `permit`
+/// until the last slice is taken (the body is dropped).
+fn held_body(bytes: bytes::Bytes, permit: tokio::sync::OwnedSemaphorePermit) -> Body {
+    let chunks = (0..bytes.len()).step_by(SMALL_MANIFEST).map(move |at| {
+        let _held = &permit;
+        Ok::<_, std::convert::Infallible>(bytes.slice(at..(at + SMALL_MANIFEST).min(bytes.len())))
+    });
+    Body::from_stream(futures_util::stream::iter(chunks))
 }
 
 /// Reads a manifest body of at most `limit` bytes, after waiting for room

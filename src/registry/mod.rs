@@ -106,7 +106,7 @@ pub struct AppState {
     /// Open upload sessions: per-client accounting and per-session locks.
     pub uploads: uploads::Sessions,
     /// Room for manifest bodies in memory, in bytes ([`Limits::manifest_memory`]).
-    pub manifest_memory: tokio::sync::Semaphore,
+    pub manifest_memory: Arc<tokio::sync::Semaphore>,
     /// Password checks running at once (bcrypt is CPU-bound by design).
     pub password_checks: tokio::sync::Semaphore,
 }
@@ -120,7 +120,9 @@ impl AppState {
         AppState {
             blobs,
             meta,
-            manifest_memory: tokio::sync::Semaphore::new(memory.min(tokio::sync::Semaphore::MAX_PERMITS)),
+            manifest_memory: Arc::new(tokio::sync::Semaphore::new(
+                memory.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             limits,
             access: access::Access::open(),
             throttle: auth::Throttle::default(),

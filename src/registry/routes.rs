@@ -240,7 +240,7 @@ async fn handle(
             match *method {
                 Method::GET | Method::HEAD => {
                     let reference = Reference::parse(reference).map_err(unknown)?;
-                    manifest_api::get(app, caller, &repo, &reference, *method == Method::GET)
+                    manifest_api::get(app, caller, &repo, &reference, *method == Method::GET).await
                 }
                 Method::PUT => manifest_api::put(app, caller, &repo, &Reference::parse(reference)?, h, body).await,
                 Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
