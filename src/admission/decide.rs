@@ -1,13 +1,6 @@
-//! The decision pipeline: classify, gather and verify, evaluate, log,
-//! record (see the module documentation of `admission`).
-//!
-//! Commit point, for every push: the decision (if any) and the tag entry
-//! (if any) are appended to the ledger first, each durable on return; then
-//! one synced batch records the manifest, its tag, the new state, the
-//! decision's summary, vouch's countersignature and the queued bundle. A
-//! crash before the batch leaves the ledger holding a decision about a push
-//! that was never acknowledged and stored nothing; the client retries and
-//! the retry is decided again. A push answered with an error stored nothing.
+//! The decision pipeline: classify, gather and verify, evaluate, log
+//! (see the module documentation of `admission`). What a push does with it
+//! is in `accept.rs`.
 
 use super::countersign::Incoming;
 use super::evidence::{self, Candidate};
@@ -15,14 +8,13 @@ use super::gather::IdentityCheck;
 use super::Admission;
 use crate::policy::Subject;
 use crate::registry::error::RegistryError;
-use crate::registry::gate::{Accepted, ManifestPush};
 use crate::registry::manifest::{validate, References, DOCKER_LIST, OCI_INDEX};
 use crate::registry::meta::{AdmissionState, Batch, Evidence, EvidenceKind, ManifestRecord};
 use crate::registry::names::RepoName;
 use crate::registry::AppState;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use vouch_ledger::entry::{DecisionEntry, Digest, Entry, TagEntry, Verdict};
+use vouch_ledger::entry::{DecisionEntry, Digest, Entry, Verdict};
 
 /// Evidence problems named in one denial at most.
 const MAX_NOTES: usize = 5;
@@ -99,16 +91,6 @@ pub(super) enum LogWhen {
     OutcomeChanged,
     /// When its verdict differs (re-evaluation).
     VerdictChanged,
-}
-
-/// Which tags pointing to a newly admitted image are logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Tags {
-    /// All but this one (logged by the push itself).
-    LogExcept(Option<String>),
-    /// None: a manifest stored by this very push can have no other tag
-    /// (and scanning a repository's tags per push would cost its size).
-    NoneOther,
 }
 
 pub(super) fn is_index(media_type: &str) -> bool {
@@ -311,8 +293,31 @@ impl Admission {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         });
+        // Write-ahead for a verdict that changes: the state is pending (and
+        // synced) before the decision is in the ledger. A crash between the
+        // append and the caller's commit then leaves a pending image, which
+        // the next start decides again, never a revoked image still served
+        // (or an admitted one shown as denied) against what the ledger says.
+        // If the append fails, the state is put back: the request failed and
+        // changed nothing.
+        let ahead = decided && (record.state == AdmissionState::Admitted) != outcome.admit;
+        if ahead {
+            let mut b = app.meta.batch();
+            b.put_record(repo, digest, &record.with_state(AdmissionState::Pending))?;
+            b.commit(true)?;
+        }
         // The decision is durable in the ledger before anything it causes.
-        let index = super::append(&app.ledger, entry).await?;
+        let index = match super::append(&app.ledger, entry).await {
+            Ok(index) => index,
+            Err(e) => {
+                if ahead {
+                    let mut b = app.meta.batch();
+                    b.put_record(repo, digest, record)?;
+                    b.commit(true)?;
+                }
+                return Err(e);
+            }
+        };
         let state = if outcome.admit {
             AdmissionState::Admitted
         } else {
@@ -347,270 +352,6 @@ impl Admission {
         batch.put_decision(repo, digest, &summary);
         batch.queue_bundle(repo, digest, index, outcome.admit);
         Ok(state)
-    }
-
-    /// Accepts a manifest push (the registry's `Gate::accept`).
-    pub(super) async fn accept_push(&self, app: &AppState, push: ManifestPush<'_>) -> Result<Accepted, RegistryError> {
-        let evidence = match &push.prior {
-            // Identical bytes were stored before: what they are is known.
-            Some(prior) => prior.evidence.clone(),
-            None => {
-                let hint = push.tag.and_then(|t| evidence::tag_hint(t.as_str()));
-                self.classify(app, push.repo, push.media_type, push.bytes, push.refs, hint.as_ref())
-                    .await?
-            }
-        };
-        match evidence {
-            Some(e) => self.accept_evidence(app, push, e).await,
-            None => self.accept_image(app, push).await,
-        }
-    }
-
-    /// Evidence: stored as such, and its subject decided again with it.
-    async fn accept_evidence(
-        &self,
-        app: &AppState,
-        push: ManifestPush<'_>,
-        e: Evidence,
-    ) -> Result<Accepted, RegistryError> {
-        let repo = push.repo;
-        let guard = self.lock(repo, &e.subject).await;
-        let record = ManifestRecord::new(AdmissionState::Evidence, push.media_type, push.bytes, Some(e.clone()));
-        let new = push.prior.is_none();
-        let mut batch = app.meta.batch();
-        push.stage(&mut batch, new.then_some(&record))?;
-        if new {
-            batch.index_evidence(repo, &e.subject, &push.digest, e.kind);
-        }
-        // Evidence that was here already changes nothing: no decision.
-        let subject = match new && e.kind != EvidenceKind::AdmissionBundle {
-            true => app.meta.manifest(repo, &e.subject)?,
-            false => None,
-        };
-        let subject = subject.filter(|s| s.state != AdmissionState::Evidence);
-        let outcome = match &subject {
-            Some(s) => Some(
-                self.evaluate(app, repo, &e.subject, s, Some((&push.digest, &record)))
-                    .await,
-            ),
-            None => None,
-        };
-        // The commit point: the tag is checked, the decision logged and
-        // everything committed under the repository's tag lock.
-        let tags = self.tag_lock(repo).await;
-        let previous = self.tag_previous(app, &push)?;
-        let mut decided = None;
-        if let (Some(subject), Some(outcome)) = (subject, outcome) {
-            // A signature pushed under the image's .sig tag is what the
-            // countersignature builds on.
-            let sig_tag = crate::signature::signature_tag(&e.subject);
-            let incoming = (e.kind == EvidenceKind::CosignSignature && push.tag.is_some_and(|t| t.as_str() == sig_tag))
-                .then_some((&push.digest, &record));
-            let state = self
-                .record(
-                    app,
-                    (repo, &e.subject, &subject),
-                    outcome,
-                    (LogWhen::OutcomeChanged, incoming),
-                    &mut batch,
-                )
-                .await?;
-            decided = Some((subject, state));
-        }
-        self.log_tag_move(app, &push, previous.as_ref(), false).await?;
-        batch.commit(true)?;
-        drop(tags);
-        drop(guard);
-        if let Some((subject, state)) = decided {
-            self.follow_up(app, repo, &e.subject, &subject, state, Tags::LogExcept(None))
-                .await;
-        }
-        Ok(Accepted {
-            state: Some(AdmissionState::Evidence),
-        })
-    }
-
-    /// An image (or an artifact decided like one): decided once per digest.
-    async fn accept_image(&self, app: &AppState, push: ManifestPush<'_>) -> Result<Accepted, RegistryError> {
-        let (repo, digest) = (push.repo, push.digest.clone());
-        let guard = self.lock(repo, &digest).await;
-        let mut batch = app.meta.batch();
-        // Read again under the lock: evidence may have decided it since.
-        let prior = app.meta.manifest(repo, &digest)?;
-        // A manifest already decided (pushed again, under another tag say)
-        // keeps its decision: new evidence, not a new tag, re-evaluates it.
-        if let Some(prior) = prior.as_ref().filter(|p| p.state != AdmissionState::Pending) {
-            push.stage(&mut batch, None)?;
-            let _tags = self.tag_lock(repo).await;
-            let previous = self.tag_previous(app, &push)?;
-            self.log_tag_move(app, &push, previous.as_ref(), prior.state == AdmissionState::Admitted)
-                .await?;
-            batch.commit(true)?;
-            return Ok(Accepted {
-                state: Some(prior.state),
-            });
-        }
-        let record = ManifestRecord::new(AdmissionState::Pending, push.media_type, push.bytes, None);
-        push.stage(&mut batch, Some(&record))?;
-        let outcome = self.evaluate(app, repo, &digest, &record, None).await;
-        // The commit point: the tag is checked (before anything is logged,
-        // so a refusal leaves no trace), the decision and the tag logged,
-        // and the batch committed, under the repository's tag lock.
-        let tags = self.tag_lock(repo).await;
-        let previous = self.tag_previous(app, &push)?;
-        let state = self
-            .record(
-                app,
-                (repo, &digest, &record),
-                outcome,
-                (LogWhen::OutcomeChanged, None),
-                &mut batch,
-            )
-            .await?;
-        self.log_tag_move(app, &push, previous.as_ref(), state == AdmissionState::Admitted)
-            .await?;
-        batch.commit(true)?;
-        drop(tags);
-        drop(guard);
-        // The push logged its own tag; others pointing here (only if the
-        // manifest was stored before, pending) are logged on admit.
-        let tags = match &prior {
-            None => Tags::NoneOther,
-            Some(_) => Tags::LogExcept(push.tag.map(|t| t.as_str().to_owned())),
-        };
-        self.follow_up(app, repo, &digest, &record, state, tags).await;
-        Ok(Accepted { state: Some(state) })
-    }
-
-    /// Where the push's tag points now (read under the repository's tag
-    /// lock); refuses to move it off admitted content unless the pusher is
-    /// an admin.
-    fn tag_previous(&self, app: &AppState, push: &ManifestPush<'_>) -> Result<Option<Digest>, RegistryError> {
-        let Some(tag) = push.tag else { return Ok(None) };
-        let previous = app.meta.tag(push.repo, tag)?;
-        if let Some(p) = previous.as_ref().filter(|p| **p != push.digest) {
-            let admitted = app
-                .meta
-                .manifest(push.repo, p)?
-                .is_some_and(|r| r.state == AdmissionState::Admitted);
-            if admitted && !push.admin {
-                return Err(RegistryError::Forbidden(format!(
-                    "moving tag {} off the admitted {p} needs admin rights on {}",
-                    tag.as_str(),
-                    push.repo
-                )));
-            }
-        }
-        Ok(previous)
-    }
-
-    /// Logs a tag set or moved by a push when it points to admitted
-    /// content now (`admitted`), or pointed to admitted content before
-    /// (`previous`, as [`Self::tag_previous`] read it).
-    async fn log_tag_move(
-        &self,
-        app: &AppState,
-        push: &ManifestPush<'_>,
-        previous: Option<&Digest>,
-        admitted: bool,
-    ) -> Result<(), RegistryError> {
-        let Some(tag) = push.tag else { return Ok(()) };
-        if previous == Some(&push.digest) {
-            return Ok(());
-        }
-        let was_admitted = match previous {
-            Some(p) => app
-                .meta
-                .manifest(push.repo, p)?
-                .is_some_and(|r| r.state == AdmissionState::Admitted),
-            None => false,
-        };
-        if admitted || was_admitted {
-            let entry = Entry::Tag(TagEntry {
-                repo: push.repo.to_string(),
-                tag: tag.as_str().to_owned(),
-                digest: push.digest.clone(),
-                previous: previous.cloned(),
-            });
-            super::append(&app.ledger, entry).await?;
-        }
-        Ok(())
-    }
-
-    /// After a decision is committed: when it admitted what was not
-    /// admitted, the tags already pointing to it are logged (but the one
-    /// the push that caused it logged itself), and an index's listed
-    /// manifests are decided (covered by it). Its failures are logged, not
-    /// returned: the decision stands.
-    pub(super) async fn follow_up(
-        &self,
-        app: &AppState,
-        repo: &RepoName,
-        digest: &Digest,
-        before: &ManifestRecord,
-        after: AdmissionState,
-        tags: Tags,
-    ) {
-        if after != AdmissionState::Admitted || before.state == AdmissionState::Admitted {
-            return;
-        }
-        if let Err(e) = self.after_admit(app, repo, digest, before, tags).await {
-            tracing::error!(%repo, %digest, error = %e, "after admitting: logging tags or deciding an index's manifests failed");
-        }
-    }
-
-    async fn after_admit(
-        &self,
-        app: &AppState,
-        repo: &RepoName,
-        digest: &Digest,
-        record: &ManifestRecord,
-        tags: Tags,
-    ) -> Result<(), RegistryError> {
-        if let Tags::LogExcept(skip) = tags {
-            let _tags = self.tag_lock(repo).await;
-            for (tag, target) in app.meta.tags_with_targets(repo)? {
-                if &target == digest && skip.as_ref() != Some(&tag) {
-                    let entry = Entry::Tag(TagEntry {
-                        repo: repo.to_string(),
-                        tag,
-                        digest: digest.clone(),
-                        previous: None,
-                    });
-                    super::append(&app.ledger, entry).await?;
-                }
-            }
-        }
-        if !is_index(&record.media_type) {
-            return Ok(());
-        }
-        let children = validate(&record.media_type, &record.bytes)
-            .map(|r| r.manifests)
-            .unwrap_or_default();
-        for child in children {
-            let guard = self.lock(repo, &child).await;
-            let Some(c) = app.meta.manifest(repo, &child)? else {
-                continue;
-            };
-            if !matches!(c.state, AdmissionState::Pending | AdmissionState::Denied) {
-                continue;
-            }
-            let outcome = self.evaluate(app, repo, &child, &c, None).await;
-            let mut batch = app.meta.batch();
-            let state = self
-                .record(
-                    app,
-                    (repo, &child, &c),
-                    outcome,
-                    (LogWhen::VerdictChanged, None),
-                    &mut batch,
-                )
-                .await?;
-            batch.commit(true)?;
-            drop(guard);
-            Box::pin(self.follow_up(app, repo, &child, &c, state, Tags::LogExcept(None))).await;
-        }
-        Ok(())
     }
 }
 

@@ -8,10 +8,12 @@
 //! structure (`evidence.rs`), gather and verify the evidence about the
 //! image in one pass (`gather.rs`), evaluate the policy (pure), append the
 //! decision to the ledger, then record the state, vouch's countersignature
-//! (`countersign.rs`) and the push itself in one durable batch. A decision
-//! that changes nothing is not logged again. Evaluations of one image are
+//! (`countersign.rs`) and the push itself in one durable batch
+//! (`accept.rs`, which also logs tags). A decision that changes nothing is
+//! not logged again. Evaluations of one image are
 //! serialised; different images are decided concurrently.
 
+mod accept;
 mod bundles;
 pub mod countersign;
 mod decide;

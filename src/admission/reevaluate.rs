@@ -7,7 +7,8 @@
 //! Also the one-time classification of manifests stored by a version that
 //! called evidence what its tag said (record version 1).
 
-use super::decide::{is_index, LogWhen, Tags};
+use super::accept::Tags;
+use super::decide::{is_index, LogWhen};
 use super::Admission;
 use crate::registry::error::RegistryError;
 use crate::registry::manifest::validate;
@@ -72,13 +73,15 @@ impl Admission {
     }
 
     fn todo(&self, app: &AppState, scope: Scope) -> Result<Vec<(RepoName, Digest)>, RegistryError> {
-        let mut todo: Vec<(RepoName, Digest, bool)> = app
-            .meta
-            .all_manifests()?
-            .into_iter()
-            .filter(|(_, _, r)| in_scope(r.state, scope))
-            .map(|(repo, digest, r)| (repo, digest, is_index(&r.media_type)))
-            .collect();
+        // Names only (the records are read again, one at a time, under
+        // each image's lock).
+        let mut todo: Vec<(RepoName, Digest, bool)> = Vec::new();
+        app.meta.for_each_manifest(|repo, digest, r| {
+            if in_scope(r.state, scope) {
+                todo.push((repo.clone(), digest.clone(), is_index(&r.media_type)));
+            }
+            Ok(())
+        })?;
         todo.sort_by_key(|(_, _, index)| !index);
         Ok(todo.into_iter().map(|(r, d, _)| (r, d)).collect())
     }
@@ -144,10 +147,17 @@ impl Admission {
             return Ok(0);
         }
         let mut n = 0;
-        for (repo, digest, record) in app.meta.all_manifests()? {
-            if record.version >= RECORD_VERSION {
-                continue;
+        let mut old = Vec::new();
+        app.meta.for_each_manifest(|repo, digest, record| {
+            if record.version < RECORD_VERSION {
+                old.push((repo.clone(), digest.clone()));
             }
+            Ok(())
+        })?;
+        for (repo, digest) in old {
+            let Some(record) = app.meta.manifest(&repo, &digest)? else {
+                continue;
+            };
             let mut batch = app.meta.batch();
             let upgraded = match record.state {
                 AdmissionState::Evidence => {

@@ -43,11 +43,12 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
     let _exclusive = state.gc_lock.write().await;
     // Mark: every blob a manifest references, in any repository.
     let mut marked = HashSet::new();
-    for (_repo, _digest, record) in state.meta.all_manifests()? {
+    state.meta.for_each_manifest(|_, _, record| {
         if let Ok(refs) = validate(&record.media_type, &record.bytes) {
             marked.extend(refs.blobs);
         }
-    }
+        Ok(())
+    })?;
     // Sweep.
     let mut report = GcReport::default();
     let mut doomed = HashSet::new();

@@ -173,12 +173,11 @@ pub(super) async fn put(
         }
     }
     for (m, declared) in refs.manifests.iter().zip(&refs.manifest_sizes) {
-        match app.meta.manifest(repo, m)? {
+        match app.meta.manifest_size(repo, m)? {
             None => return Err(RegistryError::ManifestBlobUnknown(m.clone())),
-            Some(r) if r.bytes.len() as u64 != *declared => {
+            Some(size) if size != *declared => {
                 return Err(RegistryError::ManifestInvalid(format!(
-                    "a descriptor declares the manifest {m} to be {declared} bytes; it is {}",
-                    r.bytes.len()
+                    "a descriptor declares the manifest {m} to be {declared} bytes; it is {size}"
                 )))
             }
             Some(_) => {}

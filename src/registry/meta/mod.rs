@@ -266,6 +266,19 @@ impl Meta {
         Ok(out)
     }
 
+    /// The size of a stored manifest, without reading it into memory.
+    pub fn manifest_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let Some(v) = self
+            .db
+            .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
+        else {
+            return Ok(None);
+        };
+        let len = ManifestRecord::bytes_len(&v)
+            .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))?;
+        Ok(Some(len as u64))
+    }
+
     /// A stored manifest.
     pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>, RegistryError> {
         let Some(v) = self
@@ -338,18 +351,21 @@ impl Meta {
         Ok(out)
     }
 
-    /// Every stored manifest: its repository, digest and record.
-    pub fn all_manifests(&self) -> Result<Vec<(RepoName, Digest, ManifestRecord)>, RegistryError> {
-        let mut out = Vec::new();
+    /// Calls `f` with every stored manifest, in every repository, one at a
+    /// time (none is kept: a registry may hold millions).
+    pub fn for_each_manifest(
+        &self,
+        mut f: impl FnMut(&RepoName, &Digest, &ManifestRecord) -> Result<(), RegistryError>,
+    ) -> Result<(), RegistryError> {
         for item in self.db.iterator_cf(self.cf(CF_MANIFESTS), rocksdb::IteratorMode::Start) {
             let (k, v) = item?;
             let (repo, digest) = split_key(&k)?;
             let (repo, digest) = (RepoName::parse(repo)?, parse_digest(digest)?);
             let record = ManifestRecord::decode(&v)
                 .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))?;
-            out.push((repo, digest, record));
+            f(&repo, &digest, &record)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The first stored manifest of `repo` for which `wanted` holds.
@@ -404,10 +420,11 @@ impl Meta {
         }
         let mut b = self.batch();
         let mut n = 0;
-        for (repo, digest, record) in self.all_manifests()? {
-            b.index_refs(&repo, &digest, &refs(&record));
+        self.for_each_manifest(|repo, digest, record| {
+            b.index_refs(repo, digest, &refs(record));
             n += 1;
-        }
+            Ok(())
+        })?;
         b.set_marker("refs", b"1");
         b.commit(true)?;
         Ok(n)

@@ -229,6 +229,20 @@ impl ManifestRecord {
         }
     }
 
+    /// The length of the manifest bytes in the encoded record `v`, without
+    /// copying them (`None` if the header does not parse).
+    pub fn bytes_len(v: &[u8]) -> Option<usize> {
+        let at = match *v.first()? {
+            1 => 4 + usize::from(u16::from_be_bytes([*v.get(2)?, *v.get(3)?])),
+            2 => {
+                let at = 6 + usize::from(u16::from_be_bytes([*v.get(4)?, *v.get(5)?]));
+                at + 1 + usize::from(*v.get(at)?)
+            }
+            _ => return None,
+        };
+        v.len().checked_sub(at)
+    }
+
     /// The same record in another state (not evidence).
     pub fn with_state(&self, state: AdmissionState) -> ManifestRecord {
         ManifestRecord {
@@ -251,7 +265,7 @@ mod tests {
     #[test]
     fn records_round_trip_and_version_1_still_reads() {
         let plain = ManifestRecord::new(AdmissionState::Denied, "application/x", b"{\"a\":1}", None);
-        assert_eq!(ManifestRecord::decode(&plain.encode().unwrap()), Some(plain));
+        assert_eq!(ManifestRecord::decode(&plain.encode().unwrap()), Some(plain.clone()));
         let evidence = ManifestRecord::new(
             AdmissionState::Evidence,
             "application/x",
@@ -284,5 +298,11 @@ mod tests {
         for bad in [&[][..], &[9], &[2, 0, 0, 0, 0], &[1, 7, 0, 0]] {
             assert_eq!(ManifestRecord::decode(bad), None, "{bad:?}");
         }
+        // The length without decoding agrees with the decoded bytes.
+        for encoded in [plain.encode().unwrap(), bytes, old.clone()] {
+            let len = ManifestRecord::decode(&encoded).unwrap().bytes.len();
+            assert_eq!(ManifestRecord::bytes_len(&encoded), Some(len));
+        }
+        assert_eq!(ManifestRecord::bytes_len(&[1, 3, 0, 9, b'm']), None);
     }
 }
