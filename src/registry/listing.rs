@@ -26,10 +26,28 @@ fn readable(app: &App, repo: &RepoName, digest: &Digest) -> Result<bool> {
     })
 }
 
+/// Sets `Link: <url>; rel="next"` (distribution spec, "Listing Tags").
+/// Query values in `url` are percent-encoded ([`encoded`]), so it is ASCII.
 fn link(resp: &mut Response, url: String) {
     let value = format!("<{url}>; rel=\"next\"");
-    resp.headers_mut()
-        .insert(header::LINK, HeaderValue::from_str(&value).expect("ascii"));
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+}
+
+/// A query value percent-encoded (RFC 3986, section 2.1): all but the
+/// unreserved characters, `/` and `:` (a `+` is encoded: form decoding
+/// would read it as a space).
+fn encoded(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `GET /v2/<name>/tags/list[?n=&last=]`: tags pointing to what the caller
@@ -56,7 +74,7 @@ pub(super) fn tags(app: &App, caller: &Caller, repo: &RepoName, q: &Query) -> Re
     listed.truncate(n);
     let mut resp = axum::Json(serde_json::json!({ "name": repo.as_str(), "tags": listed })).into_response();
     if let (true, Some(last)) = (more && first(q, "n").is_some(), listed.last()) {
-        link(&mut resp, format!("/v2/{repo}/tags/list?n={n}&last={last}"));
+        link(&mut resp, format!("/v2/{repo}/tags/list?n={n}&last={}", encoded(last)));
     }
     Ok(resp)
 }
@@ -110,10 +128,10 @@ pub(super) fn referrers(app: &App, caller: &Caller, repo: &RepoName, subject: &D
             .map(str::to_owned)
             .or(last_listed.map(|d| d.to_string()))
             .unwrap_or_default();
-        let filter = filter.map_or(String::new(), |t| format!("&artifactType={t}"));
+        let filter = filter.map_or(String::new(), |t| format!("&artifactType={}", encoded(t)));
         link(
             &mut resp,
-            format!("/v2/{repo}/referrers/{subject}?n={n}&last={after}{filter}"),
+            format!("/v2/{repo}/referrers/{subject}?n={n}&last={}{filter}", encoded(&after)),
         );
     }
     Ok(resp)
@@ -152,7 +170,23 @@ pub(super) fn catalog(app: &App, caller: &Caller, q: &Query) -> Result<Response>
     listed.truncate(n);
     let mut resp = axum::Json(serde_json::json!({ "repositories": listed })).into_response();
     if let (true, Some(last)) = (more, listed.last()) {
-        link(&mut resp, format!("/v2/_catalog?n={n}&last={last}"));
+        link(&mut resp, format!("/v2/_catalog?n={n}&last={}", encoded(&last)));
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encoded;
+
+    #[test]
+    fn link_query_values_are_percent_encoded() {
+        assert_eq!(
+            encoded("application/vnd.example+json"),
+            "application/vnd.example%2Bjson"
+        );
+        assert_eq!(encoded("sha256:ab"), "sha256:ab");
+        assert_eq!(encoded("a b\n&c=d"), "a%20b%0A%26c%3Dd");
+        assert_eq!(encoded("é"), "%C3%A9");
+    }
 }
