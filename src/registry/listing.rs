@@ -170,7 +170,7 @@ pub(super) fn catalog(app: &App, caller: &Caller, q: &Query) -> Result<Response>
     listed.truncate(n);
     let mut resp = axum::Json(serde_json::json!({ "repositories": listed })).into_response();
     if let (true, Some(last)) = (more, listed.last()) {
-        link(&mut resp, format!("/v2/_catalog?n={n}&last={}", encoded(&last)));
+        link(&mut resp, format!("/v2/_catalog?n={n}&last={}", encoded(last)));
     }
     Ok(resp)
 }
