@@ -209,8 +209,11 @@ impl Gate for Admission {
         visibility::blob_visible(app, repo, digest, self.policy.unreferenced_blobs == Unreferenced::Serve)
     }
 
-    fn protected(&self, record: &ManifestRecord) -> bool {
-        record.state == AdmissionState::Admitted
+    /// Admitted content; and, for deletion, what vouch wrote itself (its
+    /// countersigned signatures and admission bundles, which clients fetch
+    /// to verify): a pusher may not take those away.
+    fn protected(&self, record: &ManifestRecord, deleting: bool) -> bool {
+        record.state == AdmissionState::Admitted || (deleting && record.evidence.as_ref().is_some_and(|e| e.own))
     }
 
     fn accept<'a>(
@@ -239,7 +242,11 @@ impl Gate for Admission {
         Box::pin(async move {
             // Deleting admitted content (the manifest, or a tag pointing to
             // it) is logged first, so no such deletion goes unrecorded.
-            if app.meta.manifest(repo, digest)?.is_some_and(|r| self.protected(&r)) {
+            if app
+                .meta
+                .manifest(repo, digest)?
+                .is_some_and(|r| self.protected(&r, true))
+            {
                 let entry = Entry::Delete(vouch_ledger::entry::DeleteEntry {
                     repo: repo.to_string(),
                     digest: digest.clone(),

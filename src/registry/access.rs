@@ -88,7 +88,12 @@ pub struct Grant {
 impl Grant {
     fn covers(&self, user: &str, action: Action, repo: Option<&RepoName>) -> bool {
         let who = self.user == "*" || self.user == user;
-        let what = self.actions.contains(&action) || self.actions.contains(&Action::Admin);
+        // admin includes everything; push and delete include read (a push
+        // checks what is there; a deleter finds what to delete).
+        let what = self.actions.contains(&action)
+            || self.actions.contains(&Action::Admin)
+            || (action == Action::Read
+                && (self.actions.contains(&Action::Push) || self.actions.contains(&Action::Delete)));
         let where_ = match repo {
             Some(r) => glob_match(&self.repositories, r.as_str()),
             // A global action needs the grant to cover every repository.
@@ -357,11 +362,21 @@ mod tests {
         let g = Grants::parse(
             "version = 1\n[[grant]]\nuser = \"alice\"\nrepositories = \"team/**\"\nactions = [\"read\", \"push\"]\n\
              [[grant]]\nuser = \"*\"\nrepositories = \"pub/*\"\nactions = [\"read\"]\n\
-             [[grant]]\nuser = \"ops\"\nrepositories = \"**\"\nactions = [\"admin\"]\n",
+             [[grant]]\nuser = \"ops\"\nrepositories = \"**\"\nactions = [\"admin\"]\n\
+             [[grant]]\nuser = \"ci\"\nrepositories = \"ci/*\"\nactions = [\"push\"]\n\
+             [[grant]]\nuser = \"janitor\"\nrepositories = \"ci/*\"\nactions = [\"delete\"]\n",
             Path::new("a.toml"),
         )
         .unwrap();
         let repo = |s: &str| RepoName::parse(s).unwrap();
+        // push and delete include read, nothing else.
+        for user in ["ci", "janitor"] {
+            assert!(g.allows(user, Action::Read, Some(&repo("ci/app"))), "{user}");
+            assert!(!g.allows(user, Action::Read, Some(&repo("team/app"))), "{user}");
+            assert!(!g.allows(user, Action::Admin, Some(&repo("ci/app"))), "{user}");
+        }
+        assert!(!g.allows("ci", Action::Delete, Some(&repo("ci/app"))));
+        assert!(!g.allows("janitor", Action::Push, Some(&repo("ci/app"))));
         assert!(g.allows("alice", Action::Push, Some(&repo("team/app/x"))));
         assert!(!g.allows("alice", Action::Delete, Some(&repo("team/app"))));
         assert!(!g.allows("alice", Action::Read, Some(&repo("other/app"))));

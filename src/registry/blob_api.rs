@@ -84,7 +84,7 @@ pub(super) async fn delete(app: &App, repo: &RepoName, digest: &Digest) -> Resul
     }
     let mut protected_by = None;
     app.meta.for_each_referencing(repo, digest, |m, record| {
-        if app.gate.protected(record) {
+        if app.gate.protected(record, true) {
             protected_by = Some(m.clone());
             return ControlFlow::Break(());
         }

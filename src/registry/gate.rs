@@ -126,9 +126,10 @@ pub trait Gate: Send + Sync + std::fmt::Debug {
     /// the blob `digest` linked there.
     fn blob_visible(&self, app: &AppState, repo: &RepoName, digest: &Digest) -> Result<Visible, RegistryError>;
 
-    /// Whether deleting this manifest, or moving or deleting a tag off it,
-    /// destroys admitted content (an admin's act, logged first).
-    fn protected(&self, record: &ManifestRecord) -> bool;
+    /// Whether deleting this manifest, a tag pointing to it or a blob it
+    /// references (`deleting`), or moving a tag off it (not `deleting`),
+    /// is an admin's act (logged first).
+    fn protected(&self, record: &ManifestRecord, deleting: bool) -> bool;
 
     /// Accepts a manifest push: stores it (with [`ManifestPush::stage`]),
     /// and whatever it decides, in one durable step.
@@ -184,7 +185,7 @@ impl Gate for OpenGate {
         Ok(Visible::Yes)
     }
 
-    fn protected(&self, _: &ManifestRecord) -> bool {
+    fn protected(&self, _: &ManifestRecord, _: bool) -> bool {
         false
     }
 

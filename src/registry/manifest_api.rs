@@ -4,6 +4,7 @@ use super::access::Action;
 use super::error::RegistryError;
 use super::gate::{ManifestPush, Visible};
 use super::manifest::validate;
+use super::meta::AdmissionState;
 use super::names::{Reference, RepoName, Tag};
 use super::routes::{location, App, Caller, Result};
 use crate::registry::digest::DigestHasher;
@@ -194,7 +195,11 @@ pub(super) async fn put(
     };
     // Moving a tag off protected (admitted) content is an admin's act.
     if let (Some(t), Some(p)) = (tag, previous.as_ref().filter(|p| **p != digest)) {
-        if app.meta.manifest(repo, p)?.is_some_and(|r| app.gate.protected(&r)) {
+        if app
+            .meta
+            .manifest(repo, p)?
+            .is_some_and(|r| app.gate.protected(&r, false))
+        {
             caller.require_admin(app, repo, &format!("moving tag {} off the admitted {p}", t.as_str()))?;
         }
     }
@@ -273,10 +278,14 @@ async fn delete_held(
     if record.is_none() && tag.is_none() {
         return Err(RegistryError::ManifestUnknown(format!("{repo} {digest}")));
     }
-    if record.as_ref().is_some_and(|r| app.gate.protected(r)) {
+    if let Some(r) = record.as_ref().filter(|r| app.gate.protected(r, true)) {
+        let which = match r.state {
+            AdmissionState::Evidence => "vouch's own",
+            _ => "the admitted",
+        };
         let what = match tag {
-            Some(t) => format!("deleting tag {} of the admitted {digest}", t.as_str()),
-            None => format!("deleting the admitted {digest}"),
+            Some(t) => format!("deleting tag {} of {which} {digest}", t.as_str()),
+            None => format!("deleting {which} {digest}"),
         };
         caller.require_admin(app, repo, &what)?;
     }
