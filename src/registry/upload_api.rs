@@ -234,11 +234,14 @@ async fn finish_session(
     let _gc = app.gc_lock.read().await;
     let size = match app.blobs.commit(id, digest).await {
         Ok(size) => size,
-        Err(e) => {
+        Err(e @ RegistryError::DigestInvalid(_)) => {
             // A mismatch has deleted the data: the session is over.
             drop_session(app, id).await?;
             return Err(e);
         }
+        // Anything else (a disk error) leaves the session as it was: the
+        // client may retry the PUT.
+        Err(e) => return Err(e),
     };
     // The link and the end of the session are one synced write; only then
     // does the session file lose its name (the blob keeps its own).
