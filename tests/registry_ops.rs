@@ -294,6 +294,18 @@ async fn gc_removes_unreferenced_old_blobs_and_keeps_everything_else() {
     assert_eq!(mounted.status, StatusCode::CREATED);
     let ledger_before = state.ledger.size();
 
+    // A request forwarded by a reverse proxy on this machine is not from
+    // this machine: in open mode, no admin.
+    for h in ["forwarded", "x-forwarded-for", "x-real-ip"] {
+        let r = call(&router, "POST", "/admin/gc", &[(h, "203.0.113.9")], vec![]).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{h}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
     // Within the grace period nothing unreferenced is taken.
     let r = call(&router, "POST", "/admin/gc", &[], vec![]).await;
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

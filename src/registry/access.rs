@@ -213,12 +213,20 @@ pub struct Principal {
     pub user: Option<String>,
     /// The client's address (`None` in-process, treated as loopback).
     pub addr: Option<IpAddr>,
+    /// The request names a client behind a proxy (`Forwarded`,
+    /// `X-Forwarded-For` or `X-Real-IP`).
+    pub proxied: bool,
 }
 
+/// Headers by which a reverse proxy names the client it forwards for.
+pub const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
 impl Principal {
-    /// Whether the request came over the loopback interface.
+    /// Whether the request came from this machine: over the loopback
+    /// interface, and not forwarded by a proxy there (a reverse proxy on
+    /// the same host would otherwise make every client an open-mode admin).
     pub fn loopback(&self) -> bool {
-        self.addr.is_none_or(|a| a.is_loopback())
+        !self.proxied && self.addr.is_none_or(|a| a.is_loopback())
     }
 
     /// Who opened an upload session: the user, or the client's address.

@@ -96,8 +96,13 @@ pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Respons
 /// (`auth.rs`). Clients without credentials answer a Basic challenge with
 /// an empty user and password (`Basic Og==`): that is anonymous, not wrong.
 pub(super) async fn identify(app: &App, headers: &HeaderMap, addr: Option<std::net::IpAddr>) -> Result<Caller> {
+    let proxied = super::access::PROXY_HEADERS.iter().any(|h| headers.contains_key(*h));
     let anonymous = Caller {
-        principal: Principal { user: None, addr },
+        principal: Principal {
+            user: None,
+            addr,
+            proxied,
+        },
     };
     let Some(users) = app.access.users() else {
         return Ok(anonymous);
@@ -114,6 +119,7 @@ pub(super) async fn identify(app: &App, headers: &HeaderMap, addr: Option<std::n
         principal: Principal {
             user: Some(c.name.clone()),
             addr,
+            proxied,
         },
     };
     if users.verified_before(&creds) {
