@@ -173,6 +173,37 @@ impl Registry {
         }
     }
 
+    /// The media type and size of the manifest `digest` in `repo`: from a
+    /// HEAD, whose answer for a quarantined manifest (403) names them in
+    /// `Vouch-Manifest-Media-Type` and `Vouch-Manifest-Size`.
+    pub(crate) fn describe(&self, repo: &RepoName, digest: &Digest) -> Result<(String, u64)> {
+        let path = format!("/v2/{repo}/manifests/{digest}");
+        let resp = self
+            .request("HEAD", &path)
+            .header("Accept", ACCEPT)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .map_err(|e| explain(&format!("HEAD {}{path}", self.base), e))?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        let (media_type, size) = match status {
+            200 => (header("content-type"), header("content-length")),
+            403 => (header("vouch-manifest-media-type"), header("vouch-manifest-size")),
+            _ => (None, None),
+        };
+        match (media_type, size.and_then(|s| s.parse().ok())) {
+            (Some(m), Some(n)) => Ok((m.to_owned(), n)),
+            _ if status == 401 => Err(explain(&format!("HEAD {}{path}", self.base), ureq::Error::StatusCode(401)).into()),
+            _ => Err(format!(
+                "HEAD {}{path}: http status {status}, without the manifest's media type and size: is {repo}@{digest} pushed?",
+                self.base
+            )
+            .into()),
+        }
+    }
+
     /// GET a path; the body (at most 16 MiB).
     pub(crate) fn get(&self, path: &str) -> Result<Vec<u8>> {
         let mut resp = self

@@ -1,11 +1,16 @@
 //! `vouch keygen` and `vouch sign`: cosign-compatible signatures in the tag
-//! scheme (`src/signature.rs` describes the format), so the quickstart needs
-//! no other tool.
+//! scheme (`src/signature.rs` describes the format), or as an OCI 1.1
+//! referrer where the tag cannot exist (sha512 digests), so the quickstart
+//! needs no other tool.
 
 use crate::client::{parse_reference, Registry, RegistryArgs, Result};
 use clap::Args;
 use std::path::PathBuf;
+use vouch::registry::digest::sha256_of;
 use vouch::signature::{payload, signature_layer, signature_tag, PublicKey, SignatureManifest, OCI_MANIFEST};
+
+/// The longest tag the distribution spec allows.
+const MAX_TAG: usize = 128;
 
 /// Options of `vouch keygen`.
 #[derive(Debug, Args)]
@@ -52,8 +57,32 @@ pub fn sign(args: SignArgs) -> Result<()> {
     let signature: p256::ecdsa::Signature = key.sign(&body);
     let payload_digest = reg.push_blob(repo, &body)?;
 
-    // Append to the existing .sig manifest, if any (the signer reads it first).
+    // A digest whose tag form cannot exist (sha512: 135 characters, over
+    // the 128 a tag may have) is signed with an OCI 1.1 referrer instead:
+    // the signature manifest names the image as its `subject`.
     let tag = signature_tag(&digest);
+    if tag.len() > MAX_TAG {
+        let (media_type, size) = reg.describe(repo, &digest)?;
+        let layers = [signature_layer(&body, &payload_digest, signature.to_der().as_bytes())];
+        let subject = serde_json::json!({ "mediaType": media_type, "digest": digest.as_str(), "size": size });
+        let sig = SignatureManifest::new(&layers, Some(subject));
+        reg.push_blob(repo, &sig.config)?;
+        let sig_digest = sha256_of(&sig.manifest);
+        reg.send(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{sig_digest}"),
+            OCI_MANIFEST,
+            &sig.manifest,
+        )?;
+        let fingerprint = PublicKey::EcdsaP256(*key.verifying_key()).fingerprint();
+        println!(
+            "signed {}/{repo}@{digest} as the referrer {sig_digest} (its {} tag would be too long); key {fingerprint}",
+            image.registry,
+            digest.algorithm()
+        );
+        return Ok(());
+    }
+    // Append to the existing .sig manifest, if any (the signer reads it first).
     let mut layers: Vec<serde_json::Value> =
         match reg.get_if_exists(&format!("/v2/{repo}/manifests/{tag}"), OCI_MANIFEST)? {
             Some(bytes) => {

@@ -58,9 +58,17 @@ pub(super) async fn get(
     let digest_header = HeaderValue::from_str(digest.as_str()).expect("digests are ascii");
     if !caller.reads_quarantined(app, repo) {
         if let Visible::No(why) = app.gate.manifest_visible(app, repo, &digest, &record)? {
+            // What a signer needs to sign it (its digest; and, for a
+            // referrer's `subject` descriptor, its media type and size),
+            // never its bytes.
             let mut resp = RegistryError::Denied(why).into_response();
-            resp.headers_mut().insert("Docker-Content-Digest", digest_header);
-            resp.headers_mut().insert("Vouch-Admission-State", state);
+            let h = resp.headers_mut();
+            h.insert("Docker-Content-Digest", digest_header);
+            h.insert("Vouch-Admission-State", state);
+            h.insert("Vouch-Manifest-Size", HeaderValue::from(record.bytes.len()));
+            if let Ok(v) = HeaderValue::from_str(&record.media_type) {
+                h.insert("Vouch-Manifest-Media-Type", v);
+            }
             return Ok(resp);
         }
     }
