@@ -304,3 +304,83 @@ async fn quarantine_covers_blobs_an_admitted_index_covers_its_platforms_and_poli
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn a_push_by_digest_with_tag_parameters_applies_and_logs_each_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, key) = key_policy(5);
+    let (state, r, auth) = admission_app(dir.path(), policy).await;
+    let (c, l) = (
+        push_blob_as(&r, "tags/app", b"{}", &auth).await,
+        push_blob_as(&r, "tags/app", b"tagged layer", &auth).await,
+    );
+    let image = image_manifest(&c, 2, &l, 12, "");
+    let d = sha256(&image);
+    let put = push_signature(&r, "tags/app", &d, &key, &auth).await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
+    let uri = format!("/v2/tags/app/manifests/{d}?tag=stable&tag=1.0&tag=stable");
+    let put = call(&r, "PUT", &uri, &hdrs, image.clone()).await;
+    assert_eq!(
+        put.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&put.body)
+    );
+    assert_eq!(put.header("vouch-admission-state"), "admitted");
+    let applied: Vec<&str> = put
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["stable", "1.0"], "one OCI-Tag per tag applied, once each");
+    for t in ["stable", "1.0"] {
+        let get = call(&r, "GET", &format!("/v2/tags/app/manifests/{t}"), &[], vec![]).await;
+        assert_eq!(
+            (get.status, get.body.as_slice()),
+            (StatusCode::OK, image.as_slice()),
+            "{t}"
+        );
+    }
+    // Each tag on admitted content is in the ledger.
+    let logged: Vec<String> = (0..state.ledger.size())
+        .filter_map(
+            |i| match vouch_ledger::entry::Entry::decode(&state.ledger.entry(i).unwrap().unwrap()).unwrap() {
+                vouch_ledger::entry::Entry::Tag(t) if t.digest.as_str() == d => Some(t.tag),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(logged, ["stable", "1.0"]);
+
+    // An invalid tag refuses the whole push; a tag reference with ?tag= too.
+    let (c2, l2) = (c.clone(), push_blob_as(&r, "tags/app", b"other", &auth).await);
+    let other = image_manifest(&c2, 2, &l2, 5, "");
+    let od = sha256(&other);
+    let bad = call(
+        &r,
+        "PUT",
+        &format!("/v2/tags/app/manifests/{od}?tag=ok&tag=-bad"),
+        &hdrs,
+        other.clone(),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
+    );
+    let gone = call(&r, "GET", &format!("/v2/tags/app/manifests/{od}"), &hdrs[..1], vec![]).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "a refused push stored nothing");
+    assert_eq!(
+        call(&r, "GET", "/v2/tags/app/manifests/ok", &hdrs[..1], vec![])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let both = call(&r, "PUT", "/v2/tags/app/manifests/v2?tag=v3", &hdrs, other).await;
+    assert_eq!(
+        (both.status, both.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
+    );
+}

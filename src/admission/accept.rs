@@ -27,7 +27,7 @@ use vouch_ledger::entry::{Digest, Entry, TagEntry};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Tags {
     /// All but this one (logged by the push itself).
-    LogExcept(Option<String>),
+    LogExcept(Vec<String>),
     /// None: a manifest stored by this very push can have no other tag
     /// (and scanning a repository's tags per push would cost its size).
     NoneOther,
@@ -40,7 +40,7 @@ impl Admission {
             // Identical bytes were stored before: what they are is known.
             Some(prior) => prior.evidence.clone(),
             None => {
-                let hint = push.tag.and_then(|t| evidence::tag_hint(t.as_str()));
+                let hint = push.tags.iter().find_map(|t| evidence::tag_hint(t.as_str()));
                 self.classify(app, push.repo, push.media_type, push.bytes, push.refs, hint.as_ref())
                     .await?
             }
@@ -89,7 +89,7 @@ impl Admission {
             // A signature pushed under the image's .sig tag is what the
             // countersignature builds on.
             let sig_tag = crate::signature::signature_tag(&e.subject);
-            let incoming = (e.kind == EvidenceKind::CosignSignature && push.tag.is_some_and(|t| t.as_str() == sig_tag))
+            let incoming = (e.kind == EvidenceKind::CosignSignature && push.tags.iter().any(|t| t.as_str() == sig_tag))
                 .then_some((&push.digest, &record));
             let state = self
                 .record(
@@ -102,12 +102,12 @@ impl Admission {
                 .await?;
             decided = Some((subject, state));
         }
-        self.log_tag_move(app, &push, previous.as_ref(), false).await?;
+        self.log_tag_move(app, &push, &previous, false).await?;
         batch.commit(true)?;
         drop(tags);
         drop(guard);
         if let Some((subject, state)) = decided {
-            self.follow_up(app, repo, &e.subject, &subject, state, Tags::LogExcept(None))
+            self.follow_up(app, repo, &e.subject, &subject, state, Tags::LogExcept(Vec::new()))
                 .await;
         }
         Ok(Accepted {
@@ -128,7 +128,7 @@ impl Admission {
             push.stage(&mut batch, None)?;
             let _tags = self.tag_lock(repo).await;
             let previous = self.tag_previous(app, &push)?;
-            self.log_tag_move(app, &push, previous.as_ref(), prior.state == AdmissionState::Admitted)
+            self.log_tag_move(app, &push, &previous, prior.state == AdmissionState::Admitted)
                 .await?;
             batch.commit(true)?;
             return Ok(Accepted {
@@ -152,7 +152,7 @@ impl Admission {
                 &mut batch,
             )
             .await?;
-        self.log_tag_move(app, &push, previous.as_ref(), state == AdmissionState::Admitted)
+        self.log_tag_move(app, &push, &previous, state == AdmissionState::Admitted)
             .await?;
         batch.commit(true)?;
         drop(tags);
@@ -161,63 +161,67 @@ impl Admission {
         // manifest was stored before, pending) are logged on admit.
         let tags = match &prior {
             None => Tags::NoneOther,
-            Some(_) => Tags::LogExcept(push.tag.map(|t| t.as_str().to_owned())),
+            Some(_) => Tags::LogExcept(push.tags.iter().map(|t| t.as_str().to_owned()).collect()),
         };
         self.follow_up(app, repo, &digest, &record, state, tags).await;
         Ok(Accepted { state: Some(state) })
     }
 
-    /// Where the push's tag points now (read under the repository's tag
-    /// lock); refuses to move it off admitted content unless the pusher is
-    /// an admin.
-    fn tag_previous(&self, app: &AppState, push: &ManifestPush<'_>) -> Result<Option<Digest>, RegistryError> {
-        let Some(tag) = push.tag else { return Ok(None) };
-        let previous = app.meta.tag(push.repo, tag)?;
-        if let Some(p) = previous.as_ref().filter(|p| **p != push.digest) {
-            let admitted = app
-                .meta
-                .manifest(push.repo, p)?
-                .is_some_and(|r| r.state == AdmissionState::Admitted);
-            if admitted && !push.admin {
-                return Err(RegistryError::Forbidden(format!(
-                    "moving tag {} off the admitted {p} needs admin rights on {}",
-                    tag.as_str(),
-                    push.repo
-                )));
+    /// Where each of the push's tags points now (read under the
+    /// repository's tag lock); refuses to move one off admitted content
+    /// unless the pusher is an admin.
+    fn tag_previous(&self, app: &AppState, push: &ManifestPush<'_>) -> Result<Vec<Option<Digest>>, RegistryError> {
+        let mut out = Vec::with_capacity(push.tags.len());
+        for tag in push.tags {
+            let previous = app.meta.tag(push.repo, tag)?;
+            if let Some(p) = previous.as_ref().filter(|p| **p != push.digest) {
+                let admitted = app
+                    .meta
+                    .manifest(push.repo, p)?
+                    .is_some_and(|r| r.state == AdmissionState::Admitted);
+                if admitted && !push.admin {
+                    return Err(RegistryError::Forbidden(format!(
+                        "moving tag {} off the admitted {p} needs admin rights on {}",
+                        tag.as_str(),
+                        push.repo
+                    )));
+                }
             }
+            out.push(previous);
         }
-        Ok(previous)
+        Ok(out)
     }
 
-    /// Logs a tag set or moved by a push when it points to admitted
+    /// Logs each tag set or moved by a push when it points to admitted
     /// content now (`admitted`), or pointed to admitted content before
     /// (`previous`, as [`Self::tag_previous`] read it).
     async fn log_tag_move(
         &self,
         app: &AppState,
         push: &ManifestPush<'_>,
-        previous: Option<&Digest>,
+        previous: &[Option<Digest>],
         admitted: bool,
     ) -> Result<(), RegistryError> {
-        let Some(tag) = push.tag else { return Ok(()) };
-        if previous == Some(&push.digest) {
-            return Ok(());
-        }
-        let was_admitted = match previous {
-            Some(p) => app
-                .meta
-                .manifest(push.repo, p)?
-                .is_some_and(|r| r.state == AdmissionState::Admitted),
-            None => false,
-        };
-        if admitted || was_admitted {
-            let entry = Entry::Tag(TagEntry {
-                repo: push.repo.to_string(),
-                tag: tag.as_str().to_owned(),
-                digest: push.digest.clone(),
-                previous: previous.cloned(),
-            });
-            super::append(&app.ledger, entry).await?;
+        for (tag, previous) in push.tags.iter().zip(previous) {
+            if previous.as_ref() == Some(&push.digest) {
+                continue;
+            }
+            let was_admitted = match previous {
+                Some(p) => app
+                    .meta
+                    .manifest(push.repo, p)?
+                    .is_some_and(|r| r.state == AdmissionState::Admitted),
+                None => false,
+            };
+            if admitted || was_admitted {
+                let entry = Entry::Tag(TagEntry {
+                    repo: push.repo.to_string(),
+                    tag: tag.as_str().to_owned(),
+                    digest: push.digest.clone(),
+                    previous: previous.clone(),
+                });
+                super::append(&app.ledger, entry).await?;
+            }
         }
         Ok(())
     }
@@ -255,7 +259,7 @@ impl Admission {
         if let Tags::LogExcept(skip) = tags {
             let _tags = self.tag_lock(repo).await;
             for (tag, target) in app.meta.tags_with_targets(repo)? {
-                if &target == digest && skip.as_ref() != Some(&tag) {
+                if &target == digest && !skip.contains(&tag) {
                     let entry = Entry::Tag(TagEntry {
                         repo: repo.to_string(),
                         tag,
@@ -293,7 +297,7 @@ impl Admission {
                 .await?;
             batch.commit(true)?;
             drop(guard);
-            Box::pin(self.follow_up(app, repo, &child, &c, state, Tags::LogExcept(None))).await;
+            Box::pin(self.follow_up(app, repo, &child, &c, state, Tags::LogExcept(Vec::new()))).await;
         }
         Ok(())
     }

@@ -132,7 +132,7 @@ impl Admission {
         if state != record.state {
             report.changed += 1;
         }
-        self.follow_up(app, repo, digest, &record, state, Tags::LogExcept(None))
+        self.follow_up(app, repo, digest, &record, state, Tags::LogExcept(Vec::new()))
             .await;
         Ok(())
     }

@@ -44,8 +44,9 @@ pub struct ManifestPush<'a> {
     pub bytes: &'a [u8],
     /// What it references, its subject and artifact type.
     pub refs: &'a References,
-    /// The tag it is pushed under, if any.
-    pub tag: Option<&'a Tag>,
+    /// The tags it is pushed under: the reference, or the `?tag=`
+    /// parameters of a push by digest (distribution-spec main).
+    pub tags: &'a [Tag],
     /// Whether the pusher is an admin of the repository, who may move a
     /// tag off protected content. The registry checked the tag when the
     /// push arrived; the gate checks again where it commits, since its
@@ -67,7 +68,7 @@ impl ManifestPush<'_> {
         if let Some(subject) = &self.refs.subject {
             batch.index_referrer(self.repo, subject, &self.digest, &self.descriptor());
         }
-        if let Some(tag) = self.tag {
+        for tag in self.tags {
             batch.set_tag(self.repo, tag, &self.digest);
         }
         Ok(())

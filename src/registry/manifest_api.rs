@@ -6,7 +6,7 @@ use super::gate::{ManifestPush, Visible};
 use super::manifest::validate;
 use super::meta::AdmissionState;
 use super::names::{Reference, RepoName, Tag};
-use super::routes::{location, App, Caller, Result};
+use super::routes::{location, App, Caller, Query, Result};
 use crate::registry::digest::DigestHasher;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -140,14 +140,44 @@ async fn read_body<'a>(
     Ok((bytes.to_bytes(), permit))
 }
 
+/// Most `?tag=` parameters one push may carry.
+const MAX_TAG_PARAMS: usize = 64;
+
+/// The tags a push applies: its reference, if a tag; or, pushed by digest,
+/// its `?tag=` parameters (distribution-spec main, "Pushing Manifests with
+/// Tags"), each checked against the tag grammar, once each.
+fn push_tags(reference: &Reference, q: &Query) -> Result<Vec<Tag>> {
+    let params = q.get("tag").map(Vec::as_slice).unwrap_or_default();
+    match reference {
+        Reference::Tag(_) if !params.is_empty() => Err(RegistryError::TagInvalid(
+            "?tag= applies to a push by digest; this push names a tag already".into(),
+        )),
+        Reference::Tag(t) => Ok(vec![t.clone()]),
+        Reference::Digest(_) if params.len() > MAX_TAG_PARAMS => Err(RegistryError::TagInvalid(format!(
+            "{} ?tag= parameters; at most {MAX_TAG_PARAMS} in one push",
+            params.len()
+        ))),
+        Reference::Digest(_) => {
+            let mut tags: Vec<Tag> = Vec::new();
+            for p in params {
+                let t = Tag::parse(p)?;
+                if !tags.contains(&t) {
+                    tags.push(t);
+                }
+            }
+            Ok(tags)
+        }
+    }
+}
+
 pub(super) async fn put(
     app: &App,
     caller: &Caller,
-    repo: &RepoName,
-    reference: &Reference,
+    (repo, reference, q): (&RepoName, &Reference, &Query),
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
+    let tags = push_tags(reference, q)?;
     let (bytes, _memory) = read_body(app, h, body).await?;
     let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let refs = validate(content_type, &bytes)?;
@@ -193,19 +223,15 @@ pub(super) async fn put(
         }
     }
     let media_type = content_type.split(';').next().unwrap_or("").trim();
-    let tag: Option<&Tag> = match reference {
-        Reference::Tag(t) => Some(t),
-        Reference::Digest(_) => None,
-    };
-    let previous = match tag {
-        Some(t) => app.meta.tag(repo, t)?,
-        None => None,
-    };
-    // Moving a tag off protected (admitted) content is an admin's act.
-    if let (Some(t), Some(p)) = (tag, previous.as_ref().filter(|p| **p != digest)) {
+    // Moving a tag off protected (admitted) content is an admin's act
+    // (checked here to refuse early, and by the gate again where it commits).
+    for t in &tags {
+        let Some(p) = app.meta.tag(repo, t)?.filter(|p| *p != digest) else {
+            continue;
+        };
         if app
             .meta
-            .manifest(repo, p)?
+            .manifest(repo, &p)?
             .is_some_and(|r| app.gate.protected(&r, false))
         {
             caller.require_admin(app, repo, &format!("moving tag {} off the admitted {p}", t.as_str()))?;
@@ -220,7 +246,7 @@ pub(super) async fn put(
         media_type,
         bytes: &bytes,
         refs: &refs,
-        tag,
+        tags: &tags,
         admin,
         prior,
     };
@@ -245,6 +271,14 @@ pub(super) async fn put(
     if let Some(state) = accepted.state {
         resp.headers_mut()
             .insert("Vouch-Admission-State", HeaderValue::from_static(state.as_str()));
+    }
+    // One OCI-Tag header per tag applied (tags are ASCII by their grammar).
+    if matches!(reference, Reference::Digest(_)) {
+        for t in &tags {
+            if let Ok(v) = HeaderValue::from_str(t.as_str()) {
+                resp.headers_mut().append("OCI-Tag", v);
+            }
+        }
     }
     Ok(resp)
 }

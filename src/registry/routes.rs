@@ -248,7 +248,10 @@ async fn handle(
                     let reference = Reference::parse(reference).map_err(unknown)?;
                     manifest_api::get(app, caller, &repo, &reference, *method == Method::GET).await
                 }
-                Method::PUT => manifest_api::put(app, caller, &repo, &Reference::parse(reference)?, h, body).await,
+                Method::PUT => {
+                    let reference = Reference::parse(reference)?;
+                    manifest_api::put(app, caller, (&repo, &reference, q), h, body).await
+                }
                 Method::DELETE if !app.limits.deletes => Err(deletes_disabled()),
                 Method::DELETE => {
                     let reference = Reference::parse(reference).map_err(unknown)?;
