@@ -83,19 +83,22 @@ async fn a_mount_never_makes_readable_what_the_caller_could_not_read() {
     push_signature(r, "other/app", &other, &s.key, None).await;
     for repo in ["fresh/app", "other/app"] {
         for d in [&s.q.1, &s.q.2] {
-            let m = call(
-                r,
-                "POST",
-                &format!("/v2/{repo}/blobs/uploads/?mount={d}&from=team/app"),
-                &[],
-                vec![],
-            )
-            .await;
-            assert_eq!(
-                m.status,
-                StatusCode::ACCEPTED,
-                "a mount of quarantined {d} must fall back to an upload"
-            );
+            // Named, or found by the registry (a mount without `from`).
+            for from in ["&from=team/app", ""] {
+                let m = call(
+                    r,
+                    "POST",
+                    &format!("/v2/{repo}/blobs/uploads/?mount={d}{from}"),
+                    &[],
+                    vec![],
+                )
+                .await;
+                assert_eq!(
+                    m.status,
+                    StatusCode::ACCEPTED,
+                    "a mount of quarantined {d} ({from:?}) must fall back to an upload"
+                );
+            }
         }
     }
     s.nothing_served(&["fresh/app", "other/app"]).await;
@@ -113,6 +116,28 @@ async fn a_mount_never_makes_readable_what_the_caller_could_not_read() {
     // Mounted, but referenced by nothing there: not served either (the
     // default policy serves no unreferenced blobs).
     assert!(!anonymous_gets(r, &format!("/v2/fresh/app/blobs/{layer}")).await);
+    // Without `from`, the registry finds where the caller could read it.
+    let m = call(
+        r,
+        "POST",
+        &format!("/v2/third/app/blobs/uploads/?mount={layer}"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(m.status, StatusCode::CREATED);
+    assert_eq!(m.header("location"), format!("/v2/third/app/blobs/{layer}"));
+    // A blob stored nowhere: an upload session, as with `from`.
+    let nowhere = sha256(b"never pushed");
+    let m = call(
+        r,
+        "POST",
+        &format!("/v2/third/app/blobs/uploads/?mount={nowhere}"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(m.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]

@@ -46,6 +46,34 @@ fn mountable(app: &App, caller: &Caller, from: &RepoName, digest: &Digest) -> Re
     Ok(caller.reads_quarantined(app, from) || app.gate.blob_visible(app, from, digest)?.is_yes())
 }
 
+/// Repositories a mount without `from` looks at, at most.
+const MOUNT_SCAN: usize = 10_000;
+
+/// A repository where the caller could read the blob `digest`, for a mount
+/// without `from`: none if the blob is not stored at all; otherwise the
+/// first of at most [`MOUNT_SCAN`] repositories, in name order, where it is.
+async fn mount_source(app: &App, caller: &Caller, digest: &Digest) -> Result<Option<RepoName>> {
+    if app.blobs.blob_size(digest).await?.is_none() {
+        return Ok(None);
+    }
+    let mut after: Option<String> = None;
+    let mut seen = 0;
+    while seen < MOUNT_SCAN {
+        let repos = app.meta.repos(after.as_deref(), 256)?;
+        if repos.is_empty() {
+            break;
+        }
+        for repo in repos {
+            seen += 1;
+            if mountable(app, caller, &repo, digest)? {
+                return Ok(Some(repo));
+            }
+            after = Some(repo.to_string());
+        }
+    }
+    Ok(None)
+}
+
 pub(super) async fn start(
     app: &App,
     caller: &Caller,
@@ -54,9 +82,16 @@ pub(super) async fn start(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    if let (Some(mount), Some(from)) = (first(q, "mount"), first(q, "from")) {
-        let (digest, from) = (parse_digest(mount)?, RepoName::parse(from)?);
-        if mountable(app, caller, &from, &digest)? {
+    if let Some(mount) = first(q, "mount") {
+        let digest = parse_digest(mount)?;
+        let readable = match first(q, "from") {
+            Some(from) => mountable(app, caller, &RepoName::parse(from)?, &digest)?,
+            // No `from` (distribution-spec 1.1, "Mounting a blob from
+            // another repository"): any repository the caller could read
+            // it in.
+            None => mount_source(app, caller, &digest).await?.is_some(),
+        };
+        if readable {
             let _gc = app.gc_lock.read().await;
             if let Some(size) = app.blobs.blob_size(&digest).await? {
                 let mut b = app.meta.batch();
