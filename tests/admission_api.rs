@@ -384,3 +384,72 @@ async fn a_push_by_digest_with_tag_parameters_applies_and_logs_each_tag() {
         (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
     );
 }
+
+/// A policy trusting the key of `seed` on every repository, with `extra`
+/// lines in its rule.
+fn key_policy_with(seed: u8, extra: &str) -> vouch::policy::Policy {
+    use p256::pkcs8::EncodePublicKey as _;
+    let key = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    let text = format!(
+        "version = 1\nname = \"key {seed}\"\n[keys]\nk = \"\"\"{pem}\"\"\"\n[[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"k\"] }}\n{extra}\n"
+    );
+    vouch::policy::Policy::parse(&text, std::path::Path::new("p.toml")).unwrap()
+}
+
+#[tokio::test]
+async fn non_distributable_layers_are_referenced_never_served_and_a_rule_can_refuse_them() {
+    for (extra, admitted) in [("", true), ("foreign_layers = \"deny\"", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, key) = key_policy(5);
+        let (_state, r, auth) = admission_app(dir.path(), key_policy_with(5, extra)).await;
+        let config = br#"{"architecture":"amd64","os":"windows"}"#;
+        let c = push_blob_as(&r, "win/app", config, &auth).await;
+        let l = push_blob_as(&r, "win/app", b"a distributable layer", &auth).await;
+        // The base layer: referenced by URL, never pushed here.
+        let foreign = format!("sha256:{}", "f0".repeat(32));
+        let image = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{foreign}","size":1234567,"urls":["https://mcr.microsoft.com/v2/windows/servercore/blobs/{foreign}"]}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":21}}]}}"#,
+            config.len()
+        )
+        .into_bytes();
+        let d = sha256(&image);
+        let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
+        let put = call(&r, "PUT", "/v2/win/app/manifests/ltsc", &hdrs, image.clone()).await;
+        assert_eq!(
+            put.status,
+            StatusCode::CREATED,
+            "{extra}: {}",
+            String::from_utf8_lossy(&put.body)
+        );
+        let put = push_signature(&r, "win/app", &d, &key, &auth).await;
+        assert_eq!(put.status, StatusCode::CREATED);
+        let get = call(&r, "GET", "/v2/win/app/manifests/ltsc", &[], vec![]).await;
+        assert_eq!(
+            get.status == StatusCode::OK,
+            admitted,
+            "{extra}: {}",
+            String::from_utf8_lossy(&get.body)
+        );
+        if !admitted {
+            assert!(String::from_utf8_lossy(&get.body).contains("non-distributable"));
+        }
+        // vouch never serves the foreign layer: it has no such blob, and
+        // bytes pushed under its digest later are no content of the image.
+        let blob = format!("/v2/win/app/blobs/{foreign}");
+        assert_eq!(call(&r, "GET", &blob, &[], vec![]).await.status, StatusCode::NOT_FOUND);
+        // An ordinary layer that is missing is still refused.
+        let missing = String::from_utf8(image.clone()).unwrap().replace(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "application/vnd.oci.image.layer.v1.tar",
+        );
+        let put = call(&r, "PUT", "/v2/win/app/manifests/broken", &hdrs, missing.into_bytes()).await;
+        assert_eq!(
+            (put.status, put.code().as_str()),
+            (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+        );
+    }
+}

@@ -38,6 +38,7 @@ fn subject(repo: &str) -> Subject {
         digest: format!("sha256:{}", "ab".repeat(32)),
         manifest: serde_json::json!({ "schemaVersion": 2 }),
         attachment: None,
+        foreign_layers: 0,
     }
 }
 

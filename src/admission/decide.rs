@@ -193,6 +193,7 @@ impl Admission {
             digest: digest.to_string(),
             manifest: serde_json::Value::Null,
             attachment: attachment.clone(),
+            foreign_layers: refs.foreign.len(),
         };
         // The manifest as a JSON document only for a rule that reads it
         // (Rego): a large manifest costs several times its size as one.

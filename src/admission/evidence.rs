@@ -82,7 +82,11 @@ pub fn candidate(media_type: &str, doc: &serde_json::Value, refs: &References) -
         return None;
     }
     let layers = doc["layers"].as_array()?;
-    if layers.is_empty() || layers.len() > MAX_EVIDENCE_LAYERS || refs.blobs.len() != layers.len() + 1 {
+    if !refs.foreign.is_empty()
+        || layers.is_empty()
+        || layers.len() > MAX_EVIDENCE_LAYERS
+        || refs.blobs.len() != layers.len() + 1
+    {
         return None;
     }
     let config = (refs.blobs[0].clone(), refs.blob_sizes[0]);
@@ -250,7 +254,7 @@ pub fn runnable(refs: &References) -> bool {
     refs.config_media_type
         .as_deref()
         .is_some_and(|t| IMAGE_CONFIGS.contains(&t))
-        && refs.blobs.len() > 1
+        && refs.blobs.len() + refs.foreign.len() > 1
 }
 
 #[cfg(test)]

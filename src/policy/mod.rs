@@ -32,6 +32,18 @@ pub enum Unreferenced {
     Serve,
 }
 
+/// Whether a rule admits images with non-distributable ("foreign") layers:
+/// layers referenced by URL, never pushed, never served (spec/policy.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForeignLayers {
+    /// Admitted like any layer (the default; Windows base images have them).
+    #[default]
+    Allow,
+    /// A failure of the rule.
+    Deny,
+}
+
 /// Which registry and repository a cosign signature's
 /// `critical.identity.docker-reference` must name for it to count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -147,6 +159,8 @@ pub struct Rule {
     /// When set, the rule applies only to attachments (artifacts with a
     /// `subject`, not runnable, not indexes) of these artifact types.
     pub artifact_types: Option<Vec<String>>,
+    /// Whether non-distributable layers are admitted.
+    pub foreign_layers: ForeignLayers,
 }
 
 /// A loaded policy.
@@ -201,6 +215,8 @@ pub struct Subject {
     /// For an attachment (an artifact with a `subject` that is neither
     /// runnable nor an index): its artifact type.
     pub attachment: Option<String>,
+    /// How many of its layers are non-distributable (referenced by URL).
+    pub foreign_layers: usize,
 }
 
 /// The outcome of evaluating a policy.
@@ -239,6 +255,7 @@ impl Policy {
             rego: None,
             signed_identity: SignedIdentity::default(),
             artifact_types: None,
+            foreign_layers: ForeignLayers::default(),
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -340,6 +357,12 @@ impl Policy {
                 failures.push(format!("media type {} is not allowed", subject.media_type));
             }
         }
+        if rule.foreign_layers == ForeignLayers::Deny && subject.foreign_layers > 0 {
+            failures.push(format!(
+                "{} non-distributable (foreign) layer(s), which this rule does not admit",
+                subject.foreign_layers
+            ));
+        }
         if let Some(max) = rule.max_size {
             if subject.size > max {
                 failures.push(format!("size {} exceeds the limit of {max} bytes", subject.size));
@@ -367,6 +390,7 @@ pub fn rego_input(
         "media_type": subject.media_type,
         "size": subject.size,
         "manifest": subject.manifest,
+        "foreign_layers": subject.foreign_layers,
         "signers": signers,
         "attestations": attested
             .iter()

@@ -35,6 +35,8 @@ struct RuleFile {
     #[serde(default)]
     signed_identity: SignedIdentity,
     artifact_types: Option<Vec<String>>,
+    #[serde(default)]
+    foreign_layers: ForeignLayers,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -215,6 +217,7 @@ impl Policy {
                 rego,
                 signed_identity: r.signed_identity,
                 artifact_types: r.artifact_types,
+                foreign_layers: r.foreign_layers,
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
@@ -274,6 +277,9 @@ impl Policy {
                 }
                 if let Some(t) = &r.artifact_types {
                     rule["artifact_types"] = t.clone().into();
+                }
+                if r.foreign_layers != ForeignLayers::default() {
+                    rule["foreign_layers"] = serde_json::to_value(r.foreign_layers).expect("serialize");
                 }
                 rule
             })

@@ -34,6 +34,31 @@ pub struct References {
     pub artifact_type: Option<String>,
     /// The manifest's `annotations`, copied into referrers listings.
     pub annotations: Option<serde_json::Value>,
+    /// Non-distributable layers ([`is_foreign`]): referenced, never pushed
+    /// and never served; not in `blobs`.
+    pub foreign: Vec<Digest>,
+    /// The sizes their descriptors declare, in the same order.
+    pub foreign_sizes: Vec<u64>,
+}
+
+/// Media types of non-distributable ("foreign") layers: OCI image spec,
+/// "Non-distributable layers" (deprecated there, still in Windows base
+/// images), and Docker's foreign layer.
+pub const FOREIGN_LAYER_TYPES: [&str; 5] = [
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+
+/// Most `urls` one descriptor may list.
+const MAX_URLS: usize = 16;
+
+/// Whether a layer is non-distributable: a foreign layer media type and at
+/// least one URL to fetch it from (as distribution and zot accept them).
+fn is_foreign(media_type: Option<&str>, urls: &[String]) -> bool {
+    media_type.is_some_and(|t| FOREIGN_LAYER_TYPES.contains(&t)) && !urls.is_empty()
 }
 
 impl References {
@@ -48,6 +73,7 @@ impl References {
         self.blob_sizes
             .iter()
             .chain(&self.manifest_sizes)
+            .chain(&self.foreign_sizes)
             .try_fold(0u64, |sum, n| sum.checked_add(*n))
     }
 }
@@ -81,6 +107,23 @@ struct Desc {
     media_type: Option<serde_json::Value>,
     digest: Option<serde_json::Value>,
     size: Option<serde_json::Value>,
+    urls: Option<serde_json::Value>,
+}
+
+impl Desc {
+    /// Its `urls`: strings, at most [`MAX_URLS`].
+    fn urls(&self, what: &str) -> Result<Vec<String>, RegistryError> {
+        let invalid =
+            || RegistryError::ManifestInvalid(format!("{what}: urls must be an array of at most {MAX_URLS} strings"));
+        match &self.urls {
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(a)) if a.len() <= MAX_URLS => a
+                .iter()
+                .map(|u| u.as_str().map(str::to_owned).ok_or_else(invalid))
+                .collect(),
+            Some(_) => Err(invalid()),
+        }
+    }
 }
 
 /// Checks a manifest's body against the Content-Type it was pushed with and
@@ -152,9 +195,16 @@ pub fn validate(content_type: &str, bytes: &[u8]) -> Result<References, Registry
             refs.blobs.push(d);
             refs.blob_sizes.push(size);
             for (i, layer) in layers.iter().enumerate() {
-                let (d, size) = descriptor(layer, &format!("layer {i}"))?;
-                refs.blobs.push(d);
-                refs.blob_sizes.push(size);
+                let what = format!("layer {i}");
+                let (d, size) = descriptor(layer, &what)?;
+                let urls = layer.urls(&what)?;
+                if is_foreign(layer.media_type.as_ref().and_then(|v| v.as_str()), &urls) {
+                    refs.foreign.push(d);
+                    refs.foreign_sizes.push(size);
+                } else {
+                    refs.blobs.push(d);
+                    refs.blob_sizes.push(size);
+                }
             }
         }
         _ => {
@@ -208,5 +258,30 @@ mod tests {
             br#"{"schemaVersion":2,"config":{"digest":"sha256:zz","size":1},"layers":[]}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn foreign_layers_with_urls_are_referenced_not_required() {
+        let layer = |media_type: &str, urls: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{}","size":2}},"layers":[{{"mediaType":"{media_type}","digest":"{}","size":30000000{urls}}}]}}"#,
+                d('a'),
+                d('b')
+            )
+        };
+        let foreign = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+        let urls = r#","urls":["https://mcr.microsoft.com/v2/windows/blobs/x"]"#;
+        let r = validate(OCI_MANIFEST, layer(foreign, urls).as_bytes()).unwrap();
+        assert_eq!((r.blobs.len(), r.foreign.len()), (1, 1));
+        assert_eq!(r.declared_total(), Some(30_000_002));
+        // Without URLs, or of an ordinary media type: a layer to push.
+        for m in [
+            layer(foreign, ""),
+            layer("application/vnd.oci.image.layer.v1.tar", urls),
+        ] {
+            let r = validate(OCI_MANIFEST, m.as_bytes()).unwrap();
+            assert_eq!((r.blobs.len(), r.foreign.len()), (2, 0), "{m}");
+        }
+        assert!(validate(OCI_MANIFEST, layer(foreign, r#","urls":[1]"#).as_bytes()).is_err());
     }
 }
