@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Side-by-side registry benchmark: vouch against CNCF distribution.
+"""Side-by-side registry benchmark: vouch against CNCF distribution, and
+vouch's reads against nginx serving the same bytes as static files.
 
-Run by benches/compare.sh, which starts both registries on loopback (same
-machine, same run) and passes their addresses. Measures, for each:
+Run by benches/compare.sh, which starts the three servers on loopback (same
+machine, same run) and passes their addresses. Measures, for each registry:
 
   manifest GET requests/s at 64 concurrent connections (wrk, keep-alive)
   blob GET throughput of one 256 MiB blob (curl, best of 3)
@@ -10,7 +11,9 @@ machine, same run) and passes their addresses. Measures, for each:
     one keep-alive connection, as a client pushing layers would)
   server peak RSS (VmHWM from /proc)
 
-and prints each figure with the ratio vouch / distribution.
+and prints each figure with the ratio vouch / distribution; then the two
+reads (the manifest, a full ledger hash tile and the blob, the bytes copied
+from vouch into nginx's root under the same paths) for vouch and nginx, with the ratio vouch / nginx.
 """
 import hashlib
 import http.client
@@ -67,9 +70,32 @@ def setup(addr):
     return bd
 
 
-def manifest_rps(addr):
+def fetch(addr, path):
+    host, port = addr.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.request("GET", path, headers={"Accept": OCI})
+    r = conn.getresponse()
+    body = r.read()
+    assert r.status == 200, (r.status, path)
+    return body
+
+
+TILE = "/ledger/tile/0/000"
+
+
+def mirror_to_nginx(vouch_addr, root, blob):
+    """Copies the manifest, the blob and the first full hash tile vouch
+    serves into nginx's root, under the same paths."""
+    for path in ["/v2/bench/get/manifests/v1", f"/v2/bench/get/blobs/{blob}", TILE]:
+        target = root + path
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(fetch(vouch_addr, path))
+
+
+def manifest_rps(addr, path="/v2/bench/get/manifests/v1"):
     out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{SECS}s", "-H", f"Accept: {OCI}", f"http://{addr}/v2/bench/get/manifests/v1"],
+        ["wrk", "-t2", "-c64", f"-d{SECS}s", "-H", f"Accept: {OCI}", f"http://{addr}{path}"],
         capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
@@ -112,10 +138,12 @@ def rss_mib(pid):
 
 
 def main():
-    vouch_addr, vouch_pid, dist_addr, dist_pid = sys.argv[1:5]
+    vouch_addr, vouch_pid, dist_addr, dist_pid, nginx_addr, nginx_root = sys.argv[1:7]
     results = {}
+    blobs = {}
     for name, addr, pid in [("vouch", vouch_addr, vouch_pid), ("distribution", dist_addr, dist_pid)]:
         digest = setup(addr)
+        blobs[name] = digest
         results[name] = {
             "manifest GET req/s (64 conns)": manifest_rps(addr),
             "blob GET MiB/s (256 MiB)": blob_throughput(addr, digest),
@@ -128,6 +156,23 @@ def main():
     for k in results["vouch"]:
         v, d = results["vouch"][k], results["distribution"][k]
         print(f"| {k} | {v:,.1f} | {d:,.1f} | {v / d:.2f}x |")
+
+    # The same reads from nginx, and from vouch again, in turn.
+    mirror_to_nginx(vouch_addr, nginx_root, blobs["vouch"])
+    reads = {}
+    for name, addr in [("nginx", nginx_addr), ("vouch", vouch_addr)]:
+        reads[name] = {
+            "manifest GET req/s (64 conns)": manifest_rps(addr),
+            "ledger tile GET req/s (64 conns)": manifest_rps(addr, TILE),
+            "blob GET MiB/s (256 MiB)": blob_throughput(addr, blobs["vouch"]),
+        }
+        print(f"{name} reads: {json.dumps(reads[name])}", file=sys.stderr)
+    print()
+    print(f"| read | vouch | nginx (static files) | vouch / nginx |")
+    print(f"|---|---|---|---|")
+    for k in reads["vouch"]:
+        v, n = reads["vouch"][k], reads["nginx"][k]
+        print(f"| {k} | {v:,.1f} | {n:,.1f} | {v / n:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -80,9 +80,17 @@ fn limits(args: &ServeArgs) -> Limits {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Error> {
+    // Log lines (one per request, among others) are written to stderr by a
+    // thread of their own, buffered and flushed whenever it has caught up:
+    // a request never waits on a write to the terminal or a pipe. Not lossy:
+    // past 128k lines queued, logging waits. Flushed when `run` returns.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("vouch-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let Checked { access, policy, tls } = check(&args)?;
