@@ -9,8 +9,8 @@
 //! crash before the batch leaves the ledger holding a decision about a push
 //! that was never acknowledged and stored nothing; the client retries and
 //! the retry is decided again. A push answered with an error stored nothing.
-//! The tag is checked, and the batch committed, under the repository's tag
-//! lock (`Admission::tag_lock`), after the image's own lock.
+//! The tags are checked, and the batch committed, under the locks of the
+//! push's tags (`Admission::tag_locks`), after the image's own lock.
 
 use super::decide::{is_index, LogWhen};
 use super::evidence;
@@ -19,7 +19,7 @@ use crate::registry::error::RegistryError;
 use crate::registry::gate::{Accepted, ManifestPush};
 use crate::registry::manifest::validate;
 use crate::registry::meta::{AdmissionState, Evidence, EvidenceKind, ManifestRecord};
-use crate::registry::names::RepoName;
+use crate::registry::names::{RepoName, Tag};
 use crate::registry::AppState;
 use vouch_ledger::entry::{Digest, Entry, TagEntry};
 
@@ -82,7 +82,7 @@ impl Admission {
         };
         // The commit point: the tag is checked, the decision logged and
         // everything committed under the repository's tag lock.
-        let tags = self.tag_lock(repo).await;
+        let tags = self.tag_locks(repo, push.tags).await;
         let previous = self.tag_previous(app, &push)?;
         let mut decided = None;
         if let (Some(subject), Some(outcome)) = (subject, outcome) {
@@ -126,7 +126,7 @@ impl Admission {
         // keeps its decision: new evidence, not a new tag, re-evaluates it.
         if let Some(prior) = prior.as_ref().filter(|p| p.state != AdmissionState::Pending) {
             push.stage(&mut batch, None)?;
-            let _tags = self.tag_lock(repo).await;
+            let _tags = self.tag_locks(repo, push.tags).await;
             let previous = self.tag_previous(app, &push)?;
             self.log_tag_move(app, &push, &previous, prior.state == AdmissionState::Admitted)
                 .await?;
@@ -141,7 +141,7 @@ impl Admission {
         // The commit point: the tag is checked (before anything is logged,
         // so a refusal leaves no trace), the decision and the tag logged,
         // and the batch committed, under the repository's tag lock.
-        let tags = self.tag_lock(repo).await;
+        let tags = self.tag_locks(repo, push.tags).await;
         let previous = self.tag_previous(app, &push)?;
         let state = self
             .record(
@@ -257,17 +257,31 @@ impl Admission {
         tags: Tags,
     ) -> Result<(), RegistryError> {
         if let Tags::LogExcept(skip) = tags {
-            let _tags = self.tag_lock(repo).await;
-            for (tag, target) in app.meta.tags_with_targets(repo)? {
-                if &target == digest && !skip.contains(&tag) {
-                    let entry = Entry::Tag(TagEntry {
-                        repo: repo.to_string(),
-                        tag,
-                        digest: digest.clone(),
-                        previous: None,
-                    });
-                    super::append(&app.ledger, entry).await?;
+            let pointing: Vec<String> = app
+                .meta
+                .tags_with_targets(repo)?
+                .into_iter()
+                .filter(|(tag, target)| target == digest && !skip.contains(tag))
+                .map(|(tag, _)| tag)
+                .collect();
+            // Under their locks, each read again: a push may have moved it.
+            let _tags = self.tag_locks(repo, &pointing).await;
+            for tag in pointing {
+                let still = Tag::parse(&tag)
+                    .ok()
+                    .map(|t| app.meta.tag(repo, &t))
+                    .transpose()?
+                    .flatten();
+                if still.as_ref() != Some(digest) {
+                    continue;
                 }
+                let entry = Entry::Tag(TagEntry {
+                    repo: repo.to_string(),
+                    tag,
+                    digest: digest.clone(),
+                    previous: None,
+                });
+                super::append(&app.ledger, entry).await?;
             }
         }
         if !is_index(&record.media_type) {

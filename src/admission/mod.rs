@@ -40,6 +40,9 @@ use vouch_ledger::store::Ledger;
 /// a time, through one of this many locks (by a hash of repository and
 /// digest).
 const LOCK_STRIPES: usize = 64;
+/// Tag changes of one (repository, tag) are checked and committed one at a
+/// time, through one of this many locks.
+const TAG_LOCK_STRIPES: usize = 256;
 /// Evidence held in memory at once by all evaluations, in bytes.
 const EVIDENCE_MEMORY: usize = 64 << 20;
 
@@ -115,7 +118,7 @@ impl Admission {
             countersigner: None,
             registry_names: vec!["localhost".into()],
             locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-            tag_locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            tag_locks: (0..TAG_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             evidence_memory: tokio::sync::Semaphore::new(EVIDENCE_MEMORY),
         })
     }
@@ -170,16 +173,30 @@ impl Admission {
         self.locks[(h.finish() % LOCK_STRIPES as u64) as usize].lock().await
     }
 
-    /// The lock of one repository's tag changes that the ledger may have to
-    /// record: a push checks where its tag points and commits under it, and
-    /// an admission logs the tags pointing to the admitted image under it,
-    /// so each sees the other whole. Taken after an image's [`Self::lock`],
-    /// never before.
-    async fn tag_lock(&self, repo: &RepoName) -> tokio::sync::MutexGuard<'_, ()> {
+    /// The locks of the tags `tags` of `repo`, changes to which the ledger
+    /// may have to record: a push checks where its tags point and commits
+    /// under them, and an admission logs the tags pointing to the admitted
+    /// image under them, so each sees the other whole. One stripe per
+    /// (repository, tag) hash, taken in ascending order (so two pushes of
+    /// several tags cannot deadlock), after an image's [`Self::lock`],
+    /// never before. Pushes of different tags do not wait for each other.
+    async fn tag_locks<T: AsRef<str>>(&self, repo: &RepoName, tags: &[T]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
         use std::hash::{Hash as _, Hasher as _};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        repo.as_str().hash(&mut h);
-        self.tag_locks[(h.finish() % LOCK_STRIPES as u64) as usize].lock().await
+        let mut stripes: Vec<usize> = tags
+            .iter()
+            .map(|t| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (repo.as_str(), t.as_ref()).hash(&mut h);
+                (h.finish() % TAG_LOCK_STRIPES as u64) as usize
+            })
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.tag_locks[i].lock().await);
+        }
+        guards
     }
 }
 
@@ -224,10 +241,15 @@ impl Gate for Admission {
         Box::pin(self.accept_push(app, push))
     }
 
-    fn hold<'a>(&'a self, repo: &'a RepoName, digest: &'a Digest) -> BoxFuture<'a, Box<dyn Send + 'a>> {
+    fn hold<'a>(
+        &'a self,
+        repo: &'a RepoName,
+        digest: &'a Digest,
+        tags: &'a [Tag],
+    ) -> BoxFuture<'a, Box<dyn Send + 'a>> {
         Box::pin(async move {
             let image = self.lock(repo, digest).await;
-            let tags = self.tag_lock(repo).await;
+            let tags = self.tag_locks(repo, tags).await;
             Box::new((image, tags)) as Box<dyn Send + 'a>
         })
     }

@@ -141,10 +141,11 @@ pub trait Gate: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Accepted, RegistryError>>;
 
     /// Holds off, until the guard drops, every change the gate makes to the
-    /// admission state of `digest` in `repo` and to the tags of `repo`: a
+    /// admission state of `digest` in `repo` and to its tags `tags`: a
     /// deletion reads, checks and commits under it, so what it found
     /// unprotected cannot be admitted before it is gone.
-    fn hold<'a>(&'a self, repo: &'a RepoName, digest: &'a Digest) -> BoxFuture<'a, Box<dyn Send + 'a>>;
+    fn hold<'a>(&'a self, repo: &'a RepoName, digest: &'a Digest, tags: &'a [Tag])
+        -> BoxFuture<'a, Box<dyn Send + 'a>>;
 
     /// Called before the registry deletes the manifest `digest` (`tag`:
     /// `None`) or a tag pointing to it; logs what must be logged first.
@@ -204,7 +205,7 @@ impl Gate for OpenGate {
         })
     }
 
-    fn hold<'a>(&'a self, _: &'a RepoName, _: &'a Digest) -> BoxFuture<'a, Box<dyn Send + 'a>> {
+    fn hold<'a>(&'a self, _: &'a RepoName, _: &'a Digest, _: &'a [Tag]) -> BoxFuture<'a, Box<dyn Send + 'a>> {
         Box::pin(async { Box::new(()) as Box<dyn Send> })
     }
 

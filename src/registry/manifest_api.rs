@@ -295,7 +295,20 @@ pub(super) async fn delete(app: &App, caller: &Caller, repo: &RepoName, referenc
             Reference::Digest(d) => (d.clone(), None),
             Reference::Tag(t) => (app.meta.tag(repo, t)?.ok_or_else(unknown)?, Some(t)),
         };
-        let _hold = app.gate.hold(repo, &digest).await;
+        // The tags it deletes: the one named, or (by digest) every tag
+        // pointing to the manifest (a tag set meanwhile is left dangling,
+        // and then answers 404 like the manifest).
+        let tags: Vec<Tag> = match tag {
+            Some(t) => vec![t.clone()],
+            None => app
+                .meta
+                .tags_with_targets(repo)?
+                .into_iter()
+                .filter(|(_, target)| *target == digest)
+                .filter_map(|(t, _)| Tag::parse(&t).ok())
+                .collect(),
+        };
+        let _hold = app.gate.hold(repo, &digest, &tags).await;
         if let Some(t) = tag {
             if app.meta.tag(repo, t)?.as_ref() != Some(&digest) {
                 continue;

@@ -84,6 +84,12 @@ impl Tag {
     }
 }
 
+impl AsRef<str> for Tag {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A manifest reference: a digest or a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
