@@ -71,6 +71,37 @@ async fn monolithic_upload_then_get_head_and_ranges() {
 }
 
 #[tokio::test]
+async fn a_blob_of_several_read_chunks_is_served_whole_and_by_ranges_across_them() {
+    let r = registry();
+    // Past the registry's 512 KiB read chunk, not a multiple of it (and
+    // within this harness's 1 MiB blob limit).
+    let blob: Vec<u8> = (0..(1_000_000u32))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let d = push_blob(&r.router, "big/blob", &blob).await;
+    let path = format!("/v2/big/blob/blobs/{d}");
+    let whole = call(&r.router, "GET", &path, &[], vec![]).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert!(
+        whole.body == blob,
+        "{} bytes, not the {} pushed",
+        whole.body.len(),
+        blob.len()
+    );
+    for (a, b) in [
+        (524_000u64, 525_000u64),
+        (0, 999_999),
+        (524_287, 524_289),
+        (600_000, 999_999),
+    ] {
+        let range = format!("bytes={a}-{b}");
+        let part = call(&r.router, "GET", &path, &[("range", range.as_str())], vec![]).await;
+        assert_eq!(part.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert!(part.body == blob[a as usize..=b as usize], "{range}");
+    }
+}
+
+#[tokio::test]
 async fn a_wrong_digest_is_rejected_and_leaves_nothing() {
     let r = registry();
     let wrong = sha256(b"something else");
