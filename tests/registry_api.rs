@@ -75,7 +75,7 @@ async fn a_blob_of_several_read_chunks_is_served_whole_and_by_ranges_across_them
     let r = registry();
     // Past the registry's 512 KiB read chunk, not a multiple of it (and
     // within this harness's 1 MiB blob limit).
-    let blob: Vec<u8> = (0..(1_000_000u32))
+    let blob: Vec<u8> = (0..1_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     let d = push_blob(&r.router, "big/blob", &blob).await;
