@@ -228,6 +228,13 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         spawn_upload_sweeper(state.clone(), Duration::from_secs(args.upload_ttl));
         spawn_bundle_attacher(state.clone(), admission.clone());
         spawn_reloader(state.clone());
+        if let Some(every) = args.reevaluate_every {
+            eprintln!(
+                "re-evaluating every image every {}",
+                vouch::policy::image::show_duration(every)
+            );
+            spawn_reevaluator(state.clone(), admission.clone(), Duration::from_secs(every));
+        }
         if let Some(l) = metrics_listener {
             let l = tokio::net::TcpListener::from_std(l)?;
             eprintln!("metrics on http://{}/metrics", l.local_addr()?);
@@ -288,6 +295,29 @@ fn spawn_bundle_attacher(state: Arc<AppState>, admission: Arc<Admission>) {
             every.tick().await;
             if let Err(e) = admission.attach_pending(&state).await {
                 tracing::warn!(error = %e, "attaching admission bundles failed; will retry");
+            }
+        }
+    });
+}
+
+/// Re-evaluates every stored image every `period` (`--reevaluate-every`):
+/// time-bound rules (`max_age`) take images back as they age. The start
+/// has just evaluated, so the first round is one period in.
+fn spawn_reevaluator(state: Arc<AppState>, admission: Arc<Admission>, period: Duration) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let report = admission.reevaluate(&state, Scope::All).await;
+            if report.changed > 0 || report.failed > 0 {
+                tracing::info!(
+                    evaluated = report.evaluated,
+                    changed = report.changed,
+                    failed = report.failed,
+                    failures = ?report.failures,
+                    "scheduled re-evaluation"
+                );
             }
         }
     });

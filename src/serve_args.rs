@@ -147,6 +147,18 @@ pub struct ServeArgs {
     /// exiting anyway (upload sessions are durable and can be resumed).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// Re-evaluate every stored image, admitted ones too, this often
+    /// (`30m`, `6h`, `1d`): an image that no longer complies (its
+    /// `max_age` passed, its evidence was removed) is taken back and one
+    /// that now complies is admitted, each change a logged decision. Off
+    /// unless given; `POST /admin/reevaluate?all=true` does the same once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    pub reevaluate_every: Option<u64>,
+}
+
+/// `--reevaluate-every`: a duration as policies write them (`6h`).
+fn parse_every(s: &str) -> Result<u64, String> {
+    vouch::policy::image::parse_duration(s)
 }
 
 /// The `--config` file. Every key is optional.
@@ -184,6 +196,7 @@ struct FileConfig {
     upload_ttl: Option<u64>,
     min_gc_grace: Option<u64>,
     shutdown_timeout: Option<u64>,
+    reevaluate_every: Option<String>,
 }
 
 impl ServeArgs {
@@ -242,6 +255,11 @@ impl ServeArgs {
                     file.registry_name
                         .into_iter()
                         .chain(file.registry_names.into_iter().flatten()),
+                );
+            }
+            if let (true, Some(every)) = (unset("reevaluate_every"), &file.reevaluate_every) {
+                self.reevaluate_every = Some(
+                    parse_every(every).map_err(|e| format!("config file {}: reevaluate_every: {e}", path.display()))?,
                 );
             }
             if let (true, Some(anonymous)) = (unset("no_anonymous_pull"), file.anonymous_pull) {

@@ -39,6 +39,8 @@ fn subject(repo: &str) -> Subject {
         manifest: serde_json::json!({ "schemaVersion": 2 }),
         attachment: None,
         foreign_layers: 0,
+        configs: Default::default(),
+        evaluated_at: 1_700_000_000,
     }
 }
 
@@ -237,4 +239,48 @@ fn rego_rules_deny_with_their_messages_and_are_pinned_by_the_policy_digest() {
     std::fs::write(&rego, "package other\n").unwrap();
     let err = Policy::load(&path).unwrap_err().to_string();
     assert!(err.contains("not package vouch"), "{err}");
+}
+
+#[test]
+fn image_rules_parse_are_pinned_by_the_digest_and_leave_older_digests_alone() {
+    let plain = policy("[[rule]]\nrepositories = \"**\"\nsignatures = { keys = [\"a\"] }\n");
+    // The canonical document of a policy without the new fields is what it
+    // was before they existed: no new keys in it.
+    let doc = String::from_utf8(plain.canonical().to_vec()).unwrap();
+    for field in ["forbid_root", "required_labels", "max_age"] {
+        assert!(!doc.contains(field), "{doc}");
+    }
+    let with = |extra: &str| {
+        policy(&format!(
+            "[[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"a\"] }}\n{extra}\n"
+        ))
+    };
+    let digests: BTreeSet<String> = [
+        "forbid_root = true",
+        "required_labels = [\"org.opencontainers.image.source\"]",
+        "max_age = \"30d\"",
+        "max_age = \"720h\"",
+    ]
+    .iter()
+    .map(|e| with(e).digest().to_string())
+    .collect();
+    // 30d and 720h are one bound, so one digest; the others differ.
+    assert_eq!(digests.len(), 3, "{digests:?}");
+    assert!(!digests.contains(&plain.digest().to_string()));
+    assert!(!String::from_utf8(with("forbid_root = false").canonical().to_vec())
+        .unwrap()
+        .contains("forbid_root"));
+    for (bad, says) in [
+        ("max_age = \"30\"", "rule 1: max_age: \"30\" is not a duration"),
+        ("max_age = \"0d\"", "is not a duration"),
+        (
+            "required_labels = [\"\"]",
+            "rule 1: required_labels lists an empty label",
+        ),
+        ("forbid_root = \"yes\"", "invalid type"),
+    ] {
+        let text = format!("version = 1\nname = \"x\"\n[[rule]]\nrepositories = \"**\"\n{bad}\n");
+        let err = Policy::parse(&text, Path::new("p.toml")).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
 }

@@ -27,6 +27,13 @@ const MAX_REASON_CHARS: usize = 1000;
 const MAX_SIGNERS: usize = 64;
 const MAX_EVIDENCE: usize = 64;
 
+/// Now, in seconds since the Unix epoch.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// At most [`MAX_REASONS`] reasons of at most [`MAX_REASON_CHARS`]
 /// characters; the last one says how many more there were.
 fn bounded_reasons(reasons: Vec<String>) -> Vec<String> {
@@ -194,11 +201,19 @@ impl Admission {
             manifest: serde_json::Value::Null,
             attachment: attachment.clone(),
             foreign_layers: refs.foreign.len(),
+            configs: Default::default(),
+            evaluated_at: now_unix(),
         };
-        // The manifest as a JSON document only for a rule that reads it
-        // (Rego): a large manifest costs several times its size as one.
-        if self.policy.rule_for(&subject).is_some_and(|(_, r)| r.rego.is_some()) {
+        // The manifest as a JSON document, and the image configuration(s),
+        // only for a rule that reads them (Rego, rules over the
+        // configuration): a large manifest costs several times its size as
+        // one, and configurations are blobs to read.
+        if self.policy.rule_for(&subject).is_some_and(|(_, r)| r.reads_image()) {
             subject.manifest = serde_json::from_slice(&record.bytes).unwrap_or_default();
+            subject.configs = match self.read_configs(app, repo, record, &refs).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::unavailable(e),
+            };
         }
         let identity = IdentityCheck {
             mode: self

@@ -19,6 +19,7 @@ pub mod countersign;
 mod decide;
 pub mod evidence;
 mod gather;
+mod image;
 mod reevaluate;
 pub mod visibility;
 

@@ -17,6 +17,7 @@ use vouch_ledger::entry::Digest;
 /// The policy format version this code reads.
 pub const POLICY_VERSION: u32 = 1;
 
+pub mod image;
 mod parse;
 
 /// Whether blobs that no manifest in their repository references are
@@ -161,6 +162,15 @@ pub struct Rule {
     pub artifact_types: Option<Vec<String>>,
     /// Whether non-distributable layers are admitted.
     pub foreign_layers: ForeignLayers,
+    /// Declarative rules over the image configuration.
+    pub image: image::ImageRules,
+}
+
+impl Rule {
+    /// Whether evaluating this rule reads the image configuration.
+    pub fn reads_image(&self) -> bool {
+        self.image.any() || self.rego.is_some()
+    }
 }
 
 /// A loaded policy.
@@ -217,6 +227,10 @@ pub struct Subject {
     pub attachment: Option<String>,
     /// How many of its layers are non-distributable (referenced by URL).
     pub foreign_layers: usize,
+    /// Its image configuration(s), read when the rule needs them.
+    pub configs: image::Configs,
+    /// When it is evaluated, in seconds since the Unix epoch (`max_age`).
+    pub evaluated_at: i64,
 }
 
 /// The outcome of evaluating a policy.
@@ -256,6 +270,7 @@ impl Policy {
             signed_identity: SignedIdentity::default(),
             artifact_types: None,
             foreign_layers: ForeignLayers::default(),
+            image: image::ImageRules::default(),
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -363,6 +378,7 @@ impl Policy {
                 subject.foreign_layers
             ));
         }
+        failures.extend(rule.image.failures(&subject.configs, subject.evaluated_at));
         if let Some(max) = rule.max_size {
             if subject.size > max {
                 failures.push(format!("size {} exceeds the limit of {max} bytes", subject.size));
@@ -391,6 +407,12 @@ pub fn rego_input(
         "size": subject.size,
         "manifest": subject.manifest,
         "foreign_layers": subject.foreign_layers,
+        "images": subject.configs.images(),
+        "image_error": match &subject.configs {
+            image::Configs::Unreadable(why) => Some(why.as_str()),
+            _ => None,
+        },
+        "evaluated_at": subject.evaluated_at,
         "signers": signers,
         "attestations": attested
             .iter()

@@ -37,6 +37,11 @@ struct RuleFile {
     artifact_types: Option<Vec<String>>,
     #[serde(default)]
     foreign_layers: ForeignLayers,
+    #[serde(default)]
+    forbid_root: bool,
+    #[serde(default)]
+    required_labels: Vec<String>,
+    max_age: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -207,6 +212,15 @@ impl Policy {
                     i + 1
                 )));
             }
+            if r.required_labels.iter().any(String::is_empty) {
+                return Err(invalid(format!("rule {}: required_labels lists an empty label", i + 1)));
+            }
+            let max_age = match &r.max_age {
+                None => None,
+                Some(d) => {
+                    Some(image::parse_duration(d).map_err(|e| invalid(format!("rule {}: max_age: {e}", i + 1)))?)
+                }
+            };
             rules.push(Rule {
                 repositories: r.repositories,
                 mode: r.mode,
@@ -218,6 +232,11 @@ impl Policy {
                 signed_identity: r.signed_identity,
                 artifact_types: r.artifact_types,
                 foreign_layers: r.foreign_layers,
+                image: image::ImageRules {
+                    forbid_root: r.forbid_root,
+                    required_labels: r.required_labels,
+                    max_age,
+                },
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
@@ -280,6 +299,15 @@ impl Policy {
                 }
                 if r.foreign_layers != ForeignLayers::default() {
                     rule["foreign_layers"] = serde_json::to_value(r.foreign_layers).expect("serialize");
+                }
+                if r.image.forbid_root {
+                    rule["forbid_root"] = true.into();
+                }
+                if !r.image.required_labels.is_empty() {
+                    rule["required_labels"] = r.image.required_labels.clone().into();
+                }
+                if let Some(secs) = r.image.max_age {
+                    rule["max_age"] = secs.into();
                 }
                 rule
             })

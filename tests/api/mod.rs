@@ -27,11 +27,20 @@ pub fn open_with(path: &std::path::Path, users: Option<vouch::registry::access::
 }
 
 pub fn state_at(path: &std::path::Path, users: Option<vouch::registry::access::Access>) -> AppState {
+    state_with(path, users, 1 << 20)
+}
+
+/// A state whose blobs may be as large as `max_blob_bytes`.
+pub fn state_with(
+    path: &std::path::Path,
+    users: Option<vouch::registry::access::Access>,
+    max_blob_bytes: u64,
+) -> AppState {
     let dir = DataDir::new(path);
     let opened = dir.open_ledger("api.test/vouch").unwrap();
     let limits = Limits {
         max_manifest_bytes: 4 << 20,
-        max_blob_bytes: 1 << 20,
+        max_blob_bytes,
         max_requests_per_client: 2,
         min_gc_grace: 0,
         ..Limits::default()
@@ -130,6 +139,15 @@ pub fn image_manifest(config: &str, config_len: usize, layer: &str, layer_len: u
 pub const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
 
 pub async fn admission_app(dir: &std::path::Path, policy: vouch::policy::Policy) -> (Arc<AppState>, Router, String) {
+    admission_app_with(dir, policy, 1 << 20).await
+}
+
+/// [`admission_app`] with blobs as large as `max_blob_bytes`.
+pub async fn admission_app_with(
+    dir: &std::path::Path,
+    policy: vouch::policy::Policy,
+    max_blob_bytes: u64,
+) -> (Arc<AppState>, Router, String) {
     use base64::Engine as _;
     let users_file = dir.join("users");
     vouch::registry::auth::add_user(&users_file, "pusher", "pw").unwrap();
@@ -145,7 +163,7 @@ pub async fn admission_app(dir: &std::path::Path, policy: vouch::policy::Policy)
         grants,
         true,
     );
-    let mut state = state_at(&dir.join("data"), Some(access));
+    let mut state = state_with(&dir.join("data"), Some(access), max_blob_bytes);
     state.gate = Arc::new(
         vouch::admission::Admission::load(policy, &state.ledger, &state.meta)
             .await
