@@ -1,6 +1,7 @@
 //! Admission evidence parsers: DSSE envelopes, Sigstore bundles, keyless
 //! signature annotations and Sigstore trusted roots never panic on any
-//! input, and nothing made of fuzz bytes verifies.
+//! input, and nothing made of fuzz bytes verifies. Image configurations
+//! and policy durations parse or fail without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,6 +17,15 @@ fuzz_target!(|data: &[u8]| {
     let key = p256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap();
     let keys = [PublicKey::EcdsaP256(*key.verifying_key())];
     let _ = TrustedRoot::parse(data);
+    if let Ok(config) = vouch::policy::image::parse_config(data, None, vec![1, 2]) {
+        assert_eq!(config.layer_count, 2);
+        assert!(config.env_names.iter().all(|n| !n.contains('=')));
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(secs) = vouch::policy::image::parse_duration(text) {
+            assert!(secs > 0);
+        }
+    }
     assert!(vouch::attestation::verify_envelope(&image, data, &keys).is_err());
     assert!(vouch::sigstore_bundle::verify(data, &image, &keys, Some(&root)).is_err());
     // As annotations (a JSON object) with the rest as the payload.
