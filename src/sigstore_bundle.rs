@@ -43,6 +43,8 @@ pub struct Verified {
     pub predicate_type: String,
     /// Its signer.
     pub signer: Signer,
+    /// The in-toto Statement it signs, as signed.
+    pub statement: Vec<u8>,
 }
 
 /// Why a bundle does not count.
@@ -148,7 +150,11 @@ pub fn verify(
             Signer::Identity(identity)
         }
     };
-    Ok(Verified { predicate_type, signer })
+    Ok(Verified {
+        predicate_type,
+        signer,
+        statement: payload,
+    })
 }
 
 /// Bundles write 64-bit integers as JSON strings (protobuf JSON); accept

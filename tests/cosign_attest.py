@@ -6,7 +6,10 @@ in a DSSE envelope signed with WORKDIR/independent.key (made by
 `cosign_sign.py keygen`; ECDSA P-256 or RSA), and appends it as a layer to
 the image's `sha256-<hex>.att` manifest, creating it if missing.
 
-    python3 tests/cosign_attest.py 127.0.0.1:PORT REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE
+    python3 tests/cosign_attest.py 127.0.0.1:PORT REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE [PREDICATE_JSON_FILE]
+
+The predicate is the JSON in PREDICATE_JSON_FILE if given (a scan report,
+SLSA provenance), else a note.
 """
 import base64
 import hashlib
@@ -19,6 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 addr, repo, image, work, predicate_type = sys.argv[1:6]
+predicate = {"note": "made by an independent attester"}
+if len(sys.argv) > 6:
+    with open(sys.argv[6]) as f:
+        predicate = json.load(f)
 host, port = addr.split(":")
 OCI = "application/vnd.oci.image.manifest.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
@@ -47,7 +54,7 @@ statement = json.dumps({
     "_type": "https://in-toto.io/Statement/v1",
     "subject": [{"name": f"{addr}/{repo}", "digest": {alg: hexdigest}}],
     "predicateType": predicate_type,
-    "predicate": {"note": "made by an independent attester"},
+    "predicate": predicate,
 }).encode()
 # DSSE v1 pre-authentication encoding, from the DSSE protocol document.
 pae = b"DSSEv1 %d %s %d %s" % (len(IN_TOTO), IN_TOTO.encode(), len(statement), statement)

@@ -41,6 +41,7 @@ fn subject(repo: &str) -> Subject {
         foreign_layers: 0,
         configs: Default::default(),
         evaluated_at: 1_700_000_000,
+        predicates: Vec::new(),
     }
 }
 

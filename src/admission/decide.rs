@@ -203,6 +203,7 @@ impl Admission {
             foreign_layers: refs.foreign.len(),
             configs: Default::default(),
             evaluated_at: now_unix(),
+            predicates: Vec::new(),
         };
         // The manifest as a JSON document, and the image configuration(s),
         // only for a rule that reads them (Rego, rules over the
@@ -224,10 +225,15 @@ impl Admission {
             registries: &self.registry_names,
             repo,
         };
-        let findings = match self.findings(app, repo, digest, &identity, extra).await {
+        let keep = self
+            .policy
+            .rule_for(&subject)
+            .is_some_and(|(_, r)| r.reads_predicates());
+        let mut findings = match self.findings(app, repo, digest, &identity, extra, keep).await {
             Ok(f) => f,
             Err(e) => return Outcome::unavailable(e),
         };
+        subject.predicates = std::mem::take(&mut findings.predicates);
         let mut decision = self
             .policy
             .evaluate_with(&subject, &findings.signers, &findings.attested);

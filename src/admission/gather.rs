@@ -34,11 +34,35 @@ pub struct Findings {
     /// Not all the evidence was read (a bound was reached): a denial on
     /// these findings would rest on evidence not looked at.
     pub incomplete: bool,
+    /// The predicates of verified attestations, kept only when
+    /// `keep_predicates` (a rule reads them).
+    pub predicates: Vec<crate::policy::attested::Predicate>,
+    /// Whether to keep them.
+    pub keep_predicates: bool,
 }
 
 impl Findings {
     fn note(&mut self, order: u8, position: usize, text: String) {
         self.notes.insert((order, position, text.clone()), text);
+    }
+
+    /// Keeps the predicate of a verified Statement, once per signer, if
+    /// predicates are kept.
+    fn keep(&mut self, predicate_type: &str, signers: &[String], statement: Option<&[u8]>) {
+        if !self.keep_predicates {
+            return;
+        }
+        let predicate = statement
+            .and_then(|s| serde_json::from_slice::<serde_json::Value>(s).ok())
+            .map(|mut v| v["predicate"].take())
+            .unwrap_or_default();
+        for signer in signers {
+            self.predicates.push(crate::policy::attested::Predicate {
+                predicate_type: predicate_type.to_owned(),
+                signer: signer.clone(),
+                predicate: predicate.clone(),
+            });
+        }
     }
 }
 
@@ -152,8 +176,12 @@ impl Admission {
         image: &Digest,
         identity: &IdentityCheck<'_>,
         extra: Option<(&Digest, &ManifestRecord)>,
+        keep_predicates: bool,
     ) -> Result<Findings, RegistryError> {
-        let mut f = Findings::default();
+        let mut f = Findings {
+            keep_predicates,
+            ..Findings::default()
+        };
         let mut manifests = app.meta.evidence_for(repo, image, MAX_EVIDENCE_MANIFESTS + 1)?;
         if manifests.len() > MAX_EVIDENCE_MANIFESTS {
             manifests.truncate(MAX_EVIDENCE_MANIFESTS);
@@ -368,8 +396,14 @@ impl Admission {
                             continue;
                         }
                         f.evidence.insert(manifest.clone());
+                        let matched: Vec<String> = matched.into_iter().cloned().collect();
+                        f.keep(
+                            &predicate_type,
+                            &matched,
+                            crate::attestation::envelope_statement(&envelope).as_deref(),
+                        );
                         f.attested
-                            .extend(matched.into_iter().map(|fp| (predicate_type.clone(), fp.clone())));
+                            .extend(matched.into_iter().map(|fp| (predicate_type.clone(), fp)));
                     }
                     Err(e) => f.note(1, i, format!("attestation {i}: {e}")),
                 }
@@ -378,6 +412,11 @@ impl Admission {
             match crate::attestation::verify_envelope(image, &envelope, &self.keys) {
                 Ok(a) => {
                     f.evidence.insert(manifest.clone());
+                    f.keep(
+                        &a.predicate_type,
+                        &a.signers,
+                        crate::attestation::envelope_statement(&envelope).as_deref(),
+                    );
                     f.attested
                         .extend(a.signers.into_iter().map(|s| (a.predicate_type.clone(), s)));
                 }
@@ -437,6 +476,7 @@ impl Admission {
         if verified.predicate_type == crate::sigstore_bundle::COSIGN_SIGN_PREDICATE {
             f.signers.extend(fingerprints);
         } else {
+            f.keep(&verified.predicate_type, &fingerprints, Some(&verified.statement));
             f.attested
                 .extend(fingerprints.into_iter().map(|fp| (verified.predicate_type.clone(), fp)));
         }

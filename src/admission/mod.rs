@@ -95,7 +95,9 @@ impl Admission {
         for rule in &policy.rules {
             let signers = rule.signatures.iter().flat_map(|(ks, _)| ks);
             let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
-            for (fingerprint, authority) in signers.chain(attesters) {
+            let scanners = rule.vulnerabilities.iter().flat_map(|v| &v.signers);
+            let builders = rule.provenance.iter().flat_map(|p| &p.signers);
+            for (fingerprint, authority) in signers.chain(attesters).chain(scanners).chain(builders) {
                 match authority {
                     Authority::Key(key) => {
                         if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {

@@ -185,7 +185,7 @@ pub fn show_duration(secs: u64) -> String {
 }
 
 /// An age in whole days, for messages.
-fn age(secs: i64) -> String {
+pub fn age(secs: i64) -> String {
     match secs / 86_400 {
         0 => "under a day".into(),
         1 => "1 day".into(),

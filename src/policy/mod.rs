@@ -17,6 +17,7 @@ use vouch_ledger::entry::Digest;
 /// The policy format version this code reads.
 pub const POLICY_VERSION: u32 = 1;
 
+pub mod attested;
 pub mod image;
 mod parse;
 
@@ -164,12 +165,21 @@ pub struct Rule {
     pub foreign_layers: ForeignLayers,
     /// Declarative rules over the image configuration.
     pub image: image::ImageRules,
+    /// A vulnerability gate over signed scans.
+    pub vulnerabilities: Option<attested::VulnRule>,
+    /// Required SLSA provenance.
+    pub provenance: Option<attested::ProvenanceRule>,
 }
 
 impl Rule {
     /// Whether evaluating this rule reads the image configuration.
     pub fn reads_image(&self) -> bool {
         self.image.any() || self.rego.is_some()
+    }
+
+    /// Whether evaluating this rule reads what attestations say.
+    pub fn reads_predicates(&self) -> bool {
+        self.vulnerabilities.is_some() || self.provenance.is_some() || self.rego.is_some()
     }
 }
 
@@ -231,6 +241,9 @@ pub struct Subject {
     pub configs: image::Configs,
     /// When it is evaluated, in seconds since the Unix epoch (`max_age`).
     pub evaluated_at: i64,
+    /// The predicates of its verified attestations, read when the rule
+    /// needs them.
+    pub predicates: Vec<attested::Predicate>,
 }
 
 /// The outcome of evaluating a policy.
@@ -271,6 +284,8 @@ impl Policy {
             artifact_types: None,
             foreign_layers: ForeignLayers::default(),
             image: image::ImageRules::default(),
+            vulnerabilities: None,
+            provenance: None,
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -379,6 +394,12 @@ impl Policy {
             ));
         }
         failures.extend(rule.image.failures(&subject.configs, subject.evaluated_at));
+        if let Some(v) = &rule.vulnerabilities {
+            failures.extend(v.failures(&subject.predicates, subject.evaluated_at));
+        }
+        if let Some(p) = &rule.provenance {
+            failures.extend(p.failures(&subject.predicates));
+        }
         if let Some(max) = rule.max_size {
             if subject.size > max {
                 failures.push(format!("size {} exceeds the limit of {max} bytes", subject.size));
@@ -418,6 +439,9 @@ pub fn rego_input(
             .iter()
             .map(|(t, s)| serde_json::json!({ "predicate_type": t, "signer": s }))
             .collect::<Vec<_>>(),
+        "predicates": subject.predicates,
+        "scans": subject.predicates.iter().filter_map(attested::read_scan).filter_map(Result::ok).collect::<Vec<_>>(),
+        "provenance": subject.predicates.iter().filter_map(attested::read_provenance).collect::<Vec<_>>(),
     })
 }
 

@@ -42,6 +42,27 @@ struct RuleFile {
     #[serde(default)]
     required_labels: Vec<String>,
     max_age: Option<String>,
+    vulnerabilities: Option<VulnFile>,
+    provenance: Option<ProvenanceFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VulnFile {
+    keys: Vec<String>,
+    deny_at: String,
+    max_age: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvenanceFile {
+    keys: Vec<String>,
+    builder_id: Option<String>,
+    source: Option<String>,
+    #[serde(rename = "ref")]
+    source_ref: Option<String>,
+    build_type: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -221,6 +242,46 @@ impl Policy {
                     Some(image::parse_duration(d).map_err(|e| invalid(format!("rule {}: max_age: {e}", i + 1)))?)
                 }
             };
+            let signers = |what: &str, names: &[String]| -> Result<Vec<(String, Authority)>, PolicyError> {
+                if names.is_empty() {
+                    return Err(invalid(format!(
+                        "rule {}: {what} needs at least one key or identity",
+                        i + 1
+                    )));
+                }
+                names
+                    .iter()
+                    .map(|k| {
+                        authority(k)
+                            .ok_or_else(|| invalid(format!("rule {}: {what}: unknown key or identity {k:?}", i + 1)))
+                    })
+                    .collect()
+            };
+            let vulnerabilities = match &r.vulnerabilities {
+                None => None,
+                Some(v) => Some(attested::VulnRule {
+                    signers: signers("vulnerabilities", &v.keys)?,
+                    deny_at: attested::parse_severity(&v.deny_at)
+                        .map_err(|e| invalid(format!("rule {}: vulnerabilities: deny_at: {e}", i + 1)))?,
+                    max_age: match &v.max_age {
+                        None => None,
+                        Some(a) => Some(
+                            attested::parse_age(a)
+                                .map_err(|e| invalid(format!("rule {}: vulnerabilities: max_age: {e}", i + 1)))?,
+                        ),
+                    },
+                }),
+            };
+            let provenance = match &r.provenance {
+                None => None,
+                Some(p) => Some(attested::ProvenanceRule {
+                    signers: signers("provenance", &p.keys)?,
+                    builder_id: p.builder_id.clone(),
+                    source: p.source.clone(),
+                    source_ref: p.source_ref.clone(),
+                    build_type: p.build_type.clone(),
+                }),
+            };
             rules.push(Rule {
                 repositories: r.repositories,
                 mode: r.mode,
@@ -237,6 +298,8 @@ impl Policy {
                     required_labels: r.required_labels,
                     max_age,
                 },
+                vulnerabilities,
+                provenance,
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
@@ -308,6 +371,17 @@ impl Policy {
                 }
                 if let Some(secs) = r.image.max_age {
                     rule["max_age"] = secs.into();
+                }
+                if let Some(v) = &r.vulnerabilities {
+                    rule["vulnerabilities"] = serde_json::json!({
+                        "keys": v.signers.iter().map(|(f, _)| f).collect::<Vec<_>>(), "deny_at": v.deny_at, "max_age": v.max_age,
+                    });
+                }
+                if let Some(p) = &r.provenance {
+                    rule["provenance"] = serde_json::json!({
+                        "keys": p.signers.iter().map(|(f, _)| f).collect::<Vec<_>>(), "builder_id": p.builder_id, "source": p.source,
+                        "ref": p.source_ref, "build_type": p.build_type,
+                    });
                 }
                 rule
             })
