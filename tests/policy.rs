@@ -285,3 +285,72 @@ fn image_rules_parse_are_pinned_by_the_digest_and_leave_older_digests_alone() {
         assert!(err.contains(says), "{bad}: {err}");
     }
 }
+
+#[test]
+fn the_vulnerability_gate_and_provenance_examples_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/examples");
+    for (name, seed) in [("release", 1), ("scanner", 2)] {
+        std::fs::write(dir.path().join(format!("{name}.pub")), key_pem(seed)).unwrap();
+    }
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/evidence/trusted_root.json"),
+        dir.path().join("trusted_root.json"),
+    )
+    .unwrap();
+    for example in ["policy-vuln-gate.toml", "policy-provenance.toml"] {
+        std::fs::copy(format!("{examples}/{example}"), dir.path().join(example)).unwrap();
+        let p = Policy::load(&dir.path().join(example)).unwrap_or_else(|e| panic!("{example}: {e}"));
+        // Neither admits an image with no evidence.
+        let d = p.evaluate(&subject("prod/app"), &signers(&[1]));
+        assert!(!d.admit, "{example}: {d:?}");
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| r.contains("vulnerability scan") || r.contains("SLSA provenance")),
+            "{example}: {d:?}"
+        );
+    }
+    let err = Policy::parse(
+        &format!(
+            "version = 1\nname = \"x\"\n[keys]\na = \"\"\"{}\"\"\"\n[[rule]]\nrepositories = \"**\"\n\
+             vulnerabilities = {{ keys = [\"a\"], deny_at = \"severe\" }}\n",
+            key_pem(1)
+        ),
+        Path::new("p.toml"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("rule 1: vulnerabilities: deny_at: \"severe\" is not a severity"),
+        "{err}"
+    );
+    let err = Policy::parse(
+        "version = 1\nname = \"x\"\n[[rule]]\nrepositories = \"**\"\nprovenance = { keys = [\"nobody\"] }\n",
+        Path::new("p.toml"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("rule 1: provenance: unknown key or identity \"nobody\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn rego_input_carries_predicates_and_their_normalised_readings() {
+    let mut s = subject("team/app");
+    s.predicates.push(vouch::policy::attested::Predicate {
+        predicate_type: "https://in-toto.io/attestation/vulns/v0.1".into(),
+        signer: fingerprint(1),
+        predicate: serde_json::json!({
+            "scanner": {"uri": "grype", "result": [{"id": "CVE-1", "severity": [{"method": "cvss", "score": "9.1"}]}]},
+            "metadata": {"scanFinishedOn": "2026-11-27T10:00:00Z"}
+        }),
+    });
+    let input = vouch::policy::rego_input(&s, &signers(&[1]), &BTreeSet::new());
+    assert_eq!(input["scans"][0]["by_severity"]["critical"], 1, "{input}");
+    assert_eq!(input["scans"][0]["scanned_unix"], 1_795_773_600);
+    assert_eq!(input["predicates"][0]["predicate"]["scanner"]["uri"], "grype");
+    assert_eq!(input["provenance"], serde_json::json!([]));
+}

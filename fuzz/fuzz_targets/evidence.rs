@@ -1,7 +1,8 @@
 //! Admission evidence parsers: DSSE envelopes, Sigstore bundles, keyless
 //! signature annotations and Sigstore trusted roots never panic on any
-//! input, and nothing made of fuzz bytes verifies. Image configurations
-//! and policy durations parse or fail without panicking.
+//! input, and nothing made of fuzz bytes verifies. Image configurations,
+//! scan and provenance predicates and policy durations parse or fail
+//! without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +21,22 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(config) = vouch::policy::image::parse_config(data, None, vec![1, 2]) {
         assert_eq!(config.layer_count, 2);
         assert!(config.env_names.iter().all(|n| !n.contains('=')));
+    }
+    // Scan and provenance readings of any predicate, under each type.
+    if let Ok(predicate) = serde_json::from_slice::<serde_json::Value>(data) {
+        use vouch::policy::attested::*;
+        for predicate_type in [COSIGN_VULN, IN_TOTO_VULNS, SLSA_V1, SLSA_V02] {
+            let p = Predicate {
+                predicate_type: predicate_type.into(),
+                signer: "k".into(),
+                predicate: predicate.clone(),
+            };
+            if let Some(Ok(scan)) = read_scan(&p) {
+                assert!(scan.worst.len() <= 20);
+                assert!(scan.by_severity.values().sum::<u64>() >= scan.worst.len() as u64);
+            }
+            let _ = read_provenance(&p);
+        }
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(secs) = vouch::policy::image::parse_duration(text) {
