@@ -268,7 +268,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn push_latency() {
     let (clients, pushes) = (env("ADM_CLIENTS", 16), env("ADM_PUSHES", 300));
     println!("push: manifest PUT latency, {clients} concurrent clients x {pushes} pushes, each to a new tag");
+    // ADM_MODE=countersignature runs the cases whose name contains it.
+    let only = std::env::var("ADM_MODE").unwrap_or_default();
     for mode in ["bare", "open policy", "open policy + countersignature"] {
+        if !mode.contains(only.as_str()) {
+            continue;
+        }
         let dir = tempfile::tempdir_in(common::bench_dir()).unwrap();
         let data = vouch::data_dir::DataDir::new(dir.path());
         let opened = data.open_ledger("bench.local/vouch").unwrap();
