@@ -4,6 +4,8 @@ mod audit;
 mod client;
 mod entry_view;
 mod ledger_cmd;
+mod policy_check;
+mod policy_cmd;
 mod serve;
 mod serve_args;
 mod sign;
@@ -50,6 +52,12 @@ enum Command {
     /// Inspect and check the local ledger (operator tools).
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// Try a policy before putting it in force: run its test cases
+    /// (`vouch policy test`) or evaluate an image in any registry against
+    /// it (`vouch policy check`). Both exit non-zero on a failed case or a
+    /// denial.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +200,10 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::sign(args),
         Command::User(cmd) => user_command(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
+        Command::Policy(cmd) => match policy_cmd::run(cmd) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

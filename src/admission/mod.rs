@@ -25,7 +25,7 @@ pub mod visibility;
 
 pub use reevaluate::{Reevaluation, Scope};
 
-use crate::policy::{Authority, IdentityMatcher, Policy, Unreferenced};
+use crate::policy::{IdentityMatcher, Policy, Unreferenced};
 use crate::registry::error::RegistryError;
 use crate::registry::gate::{Accepted, Gate, ManifestPush, Visible};
 use crate::registry::meta::{AdmissionState, ManifestRecord};
@@ -89,29 +89,8 @@ impl Admission {
                 index
             }
         };
-        let mut keys: Vec<PublicKey> = Vec::new();
-        let mut identities = Vec::new();
         // Every authority any rule names, for signatures or attestations.
-        for rule in &policy.rules {
-            let signers = rule.signatures.iter().flat_map(|(ks, _)| ks);
-            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
-            let scanners = rule.vulnerabilities.iter().flat_map(|v| &v.signers);
-            let builders = rule.provenance.iter().flat_map(|p| &p.signers);
-            for (fingerprint, authority) in signers.chain(attesters).chain(scanners).chain(builders) {
-                match authority {
-                    Authority::Key(key) => {
-                        if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
-                            keys.push(key.clone());
-                        }
-                    }
-                    Authority::Identity(m) => {
-                        if !identities.iter().any(|(g, _)| g == fingerprint) {
-                            identities.push((fingerprint.clone(), m.clone()));
-                        }
-                    }
-                }
-            }
-        }
+        let (keys, identities) = policy.authorities();
         Ok(Admission {
             policy,
             policy_digest,

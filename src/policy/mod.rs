@@ -194,6 +194,9 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Whether unreferenced blobs are served.
     pub unreferenced_blobs: Unreferenced,
+    /// The names the file gives its keys and identities, with their
+    /// fingerprints (for `vouch policy` test cases, which use names).
+    pub names: BTreeMap<String, String>,
     canonical: Vec<u8>,
 }
 
@@ -296,10 +299,40 @@ impl Policy {
             trusted_root: None,
             rules,
             unreferenced_blobs: Unreferenced::Deny,
+            names: BTreeMap::new(),
             canonical: Vec::new(),
         };
         policy.canonical = policy.canonical_form();
         policy
+    }
+
+    /// Every key and keyless identity any rule names (for signatures,
+    /// attestations, scans or provenance), each once, by fingerprint: what
+    /// evidence is verified against.
+    pub fn authorities(&self) -> (Vec<PublicKey>, Vec<(String, IdentityMatcher)>) {
+        let mut keys: Vec<PublicKey> = Vec::new();
+        let mut identities: Vec<(String, IdentityMatcher)> = Vec::new();
+        for rule in &self.rules {
+            let signers = rule.signatures.iter().flat_map(|(ks, _)| ks);
+            let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
+            let scanners = rule.vulnerabilities.iter().flat_map(|v| &v.signers);
+            let builders = rule.provenance.iter().flat_map(|p| &p.signers);
+            for (fingerprint, authority) in signers.chain(attesters).chain(scanners).chain(builders) {
+                match authority {
+                    Authority::Key(key) => {
+                        if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
+                            keys.push(key.clone());
+                        }
+                    }
+                    Authority::Identity(m) => {
+                        if !identities.iter().any(|(g, _)| g == fingerprint) {
+                            identities.push((fingerprint.clone(), m.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        (keys, identities)
     }
 
     /// The canonical document's bytes.

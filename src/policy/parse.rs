@@ -303,6 +303,11 @@ impl Policy {
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
+        policy.names = keys
+            .iter()
+            .map(|(n, k)| (n.clone(), k.fingerprint()))
+            .chain(identities.iter().map(|(n, m)| (n.clone(), m.fingerprint())))
+            .collect();
         policy.unreferenced_blobs = file.unreferenced_blobs;
         policy.trusted_root = trusted_root;
         policy.canonical = policy.canonical_form();

@@ -1,0 +1,444 @@
+//! `vouch policy check --policy FILE IMAGE`: evaluates an image in any
+//! registry against a policy without admitting it. Reads, over the OCI
+//! API, what admission reads: the manifest, the image configuration(s),
+//! cosign tag-scheme signatures (`.sig`) and attestations (`.att`), and
+//! Sigstore bundle referrers; verifies them with the policy's keys and
+//! trusted root (the same verification functions admission uses); and
+//! prints the rule that applies, the verdict and every reason.
+
+use crate::client::{parse_reference, Registry, RegistryArgs};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use vouch::policy::attested::Predicate;
+use vouch::policy::image::{parse_config, platform_name, Configs, ImageConfig, MAX_CONFIG_BYTES, MAX_PLATFORMS};
+use vouch::policy::{IdentityMatcher, Policy, SignedIdentity, Subject};
+use vouch::signature::{signature_tag, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
+use vouch_ledger::entry::Digest;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+const INDEXES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// `vouch policy check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The policy file.
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// The image: `<registry>/<repository>:<tag>` or `@<digest>`.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// `text` (default) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+/// What the evidence proved, and why the rest did not count.
+#[derive(Default)]
+struct Found {
+    signers: BTreeSet<String>,
+    predicates: Vec<Predicate>,
+    notes: Vec<String>,
+}
+
+/// Runs it: exit 0 if the policy admits the image, 1 if it denies it.
+pub fn run(args: &CheckArgs) -> Result<std::process::ExitCode> {
+    let policy = Policy::load(&args.policy)?;
+    let image = parse_reference(&args.image)?;
+    let reg = Registry::connect(&image, &args.registry)?;
+    let digest = reg.resolve(&image)?;
+    let repo = image.repo.as_str();
+    let bytes = reg
+        .get_if_exists(&format!("/v2/{repo}/manifests/{digest}"), ACCEPT)?
+        .ok_or_else(|| format!("{repo}@{digest}: no such manifest"))?;
+    if vouch::registry::digest::sha256_of(&bytes) != digest && digest.algorithm() == "sha256" {
+        return Err(format!("{repo}@{digest}: the registry sent bytes of another digest").into());
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)?;
+    let (media_type, _) = reg.describe(&image.repo, &digest)?;
+    let sizes = |key: &str| -> u64 {
+        doc[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["size"].as_u64())
+            .sum()
+    };
+    let size = bytes.len() as u64 + doc["config"]["size"].as_u64().unwrap_or(0) + sizes("layers") + sizes("manifests");
+    let foreign = doc["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| {
+            l["mediaType"]
+                .as_str()
+                .is_some_and(|t| t.contains("nondistributable") || t.contains("foreign"))
+                && l["urls"].is_array()
+        })
+        .count();
+    let runnable = doc["config"]["mediaType"]
+        .as_str()
+        .is_some_and(|t| IMAGE_CONFIGS.contains(&t))
+        && doc["layers"].as_array().is_some_and(|l| !l.is_empty());
+    let index = INDEXES.contains(&media_type.as_str());
+    let attachment = (doc["subject"].is_object() && !runnable && !index).then(|| {
+        doc["artifactType"]
+            .as_str()
+            .or_else(|| doc["config"]["mediaType"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    });
+    let configs = match (index, runnable) {
+        (true, _) => index_configs(&reg, repo, &doc),
+        (false, true) => image_config(&reg, repo, &doc, None).map(|c| vec![c]),
+        (false, false) => Err(String::new()),
+    };
+    let configs = match configs {
+        Ok(v) => Configs::Read(v),
+        Err(e) if e.is_empty() => Configs::NotAnImage(attachment.clone().unwrap_or_else(|| media_type.clone())),
+        Err(e) => Configs::Unreadable(e),
+    };
+    let mut subject = Subject {
+        repo: repo.to_owned(),
+        media_type: media_type.clone(),
+        size,
+        digest: digest.to_string(),
+        manifest: doc.clone(),
+        attachment,
+        foreign_layers: foreign,
+        configs,
+        evaluated_at: now(),
+        predicates: Vec::new(),
+    };
+    let identity = policy
+        .rule_for(&subject)
+        .map(|(_, r)| r.signed_identity)
+        .unwrap_or_default();
+    let (keys, identities) = policy.authorities();
+    let mut found = Found::default();
+    let expected = format!("{}/{repo}", image.registry);
+    signatures(
+        &reg,
+        &policy,
+        (&keys, &identities),
+        (repo, &digest),
+        (identity, &expected),
+        &mut found,
+    )?;
+    attestations(&reg, &policy, (&keys, &identities), (repo, &digest), &mut found)?;
+    bundles(&reg, &policy, (&keys, &identities), (repo, &digest), &mut found)?;
+    let attested: BTreeSet<(String, String)> = found
+        .predicates
+        .iter()
+        .map(|p| (p.predicate_type.clone(), p.signer.clone()))
+        .collect();
+    subject.predicates = found.predicates;
+    let decision = policy.evaluate_with(&subject, &found.signers, &attested);
+    if args.output == "json" {
+        println!(
+            "{}",
+            serde_json::json!({
+                "image": format!("{}/{repo}@{digest}", image.registry),
+                "policy": policy.name, "policy_digest": policy.digest().as_str(),
+                "admit": decision.admit, "rule": decision.rule.map(|r| r + 1),
+                "repositories": decision.rule.map(|r| policy.rules[r].repositories.clone()),
+                "reasons": decision.reasons, "signers": found.signers, "evidence_notes": found.notes,
+            })
+        );
+    } else {
+        println!("image:   {}/{repo}@{digest}", image.registry);
+        println!("policy:  {:?} ({})", policy.name, policy.digest());
+        match decision.rule {
+            Some(r) => println!("rule:    {} (repositories = {:?})", r + 1, policy.rules[r].repositories),
+            None => println!("rule:    none matches"),
+        }
+        println!("verdict: {}", if decision.admit { "ADMIT" } else { "DENY" });
+        for s in &found.signers {
+            println!("signed:  {s}");
+        }
+        for r in &decision.reasons {
+            println!("reason:  {r}");
+        }
+        for n in found.notes.iter().take(10) {
+            println!("note:    {n}");
+        }
+    }
+    Ok(if decision.admit {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+type Authorities<'a> = (&'a [PublicKey], &'a [(String, IdentityMatcher)]);
+
+fn image_config(
+    reg: &Registry,
+    repo: &str,
+    doc: &serde_json::Value,
+    platform: Option<String>,
+) -> std::result::Result<ImageConfig, String> {
+    let d = doc["config"]["digest"].as_str().ok_or("the manifest has no config")?;
+    let declared = doc["config"]["size"].as_u64().unwrap_or(0);
+    if declared > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the configuration {d} is {declared} bytes, over the bound of {MAX_CONFIG_BYTES}"
+        ));
+    }
+    let bytes = reg.get(&format!("/v2/{repo}/blobs/{d}")).map_err(|e| e.to_string())?;
+    let sizes: Vec<u64> = doc["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["size"].as_u64())
+        .collect();
+    parse_config(&bytes, platform, sizes)
+}
+
+fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::result::Result<Vec<ImageConfig>, String> {
+    let entries: Vec<&serde_json::Value> = doc["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["platform"]["os"].as_str() != Some("unknown"))
+        .collect();
+    if entries.len() > MAX_PLATFORMS {
+        return Err(format!(
+            "the index lists {} platforms; at most {MAX_PLATFORMS} are read",
+            entries.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let d = e["digest"].as_str().unwrap_or("");
+        let bytes = reg
+            .get_if_exists(&format!("/v2/{repo}/manifests/{d}"), ACCEPT)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("index entry {d}: not in this repository"))?;
+        let child: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("index entry {d}: {e}"))?;
+        let platform = e["platform"]["os"].as_str().map(|os| {
+            platform_name(
+                os,
+                e["platform"]["architecture"].as_str().unwrap_or(""),
+                e["platform"]["variant"].as_str(),
+            )
+        });
+        out.push(image_config(reg, repo, &child, platform).map_err(|x| format!("index entry {d}: {x}"))?);
+    }
+    Ok(out)
+}
+
+/// Cosign tag-scheme signatures: key-based and keyless, the payload's
+/// docker-reference checked as the rule's `signed_identity` says.
+fn signatures(
+    reg: &Registry,
+    policy: &Policy,
+    (keys, identities): Authorities<'_>,
+    (repo, digest): (&str, &Digest),
+    (mode, expected): (SignedIdentity, &str),
+    found: &mut Found,
+) -> Result<()> {
+    let Some(doc) = manifest(reg, repo, &signature_tag(digest))? else {
+        return Ok(());
+    };
+    for (i, layer) in doc["layers"].as_array().into_iter().flatten().enumerate().take(64) {
+        let Some(d) = layer["digest"].as_str() else { continue };
+        let payload = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
+        let annotations = &layer["annotations"];
+        let fingerprints: Vec<String> = if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some() {
+            let Some(root) = &policy.trusted_root else {
+                found
+                    .notes
+                    .push(format!("signature {i}: keyless, but the policy has no trusted_root"));
+                continue;
+            };
+            match vouch::keyless::verify(root, digest, annotations, &payload) {
+                Ok(id) => identities
+                    .iter()
+                    .filter(|(_, m)| m.matches(&id))
+                    .map(|(f, _)| f.clone())
+                    .collect(),
+                Err(e) => {
+                    found.notes.push(format!("signature {i}: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            let layer = SignatureLayer {
+                signature: annotations[SIGNATURE_ANNOTATION].as_str().map(str::to_owned),
+                payload: payload.clone(),
+            };
+            let (signers, problems) = vouch::signature::verify_layers(digest, std::slice::from_ref(&layer), keys);
+            found
+                .notes
+                .extend(problems.iter().map(|p| format!("signature {i}: {p}")));
+            signers
+        };
+        if fingerprints.is_empty() {
+            continue;
+        }
+        let named: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+        let reference = named["critical"]["identity"]["docker-reference"].as_str().unwrap_or("");
+        let reference = reference.split('@').next().unwrap_or("");
+        let reference = match reference.rsplit_once(':') {
+            Some((head, tag)) if !tag.contains('/') => head,
+            _ => reference,
+        };
+        let path = expected.split_once('/').map_or(expected, |(_, p)| p);
+        let ok = match mode {
+            SignedIdentity::Any => true,
+            SignedIdentity::ThisRegistry => reference == expected,
+            SignedIdentity::AnyRegistry => reference.split_once('/').is_some_and(|(_, p)| p == path),
+        };
+        if !ok {
+            found.notes.push(format!(
+                "signature {i}: signed for {reference}, not for {expected} (the rule's signed_identity)"
+            ));
+            continue;
+        }
+        found.signers.extend(fingerprints);
+    }
+    Ok(())
+}
+
+/// Cosign tag-scheme attestations (`.att`): DSSE envelopes, key-based or
+/// keyless.
+fn attestations(
+    reg: &Registry,
+    policy: &Policy,
+    (keys, identities): Authorities<'_>,
+    (repo, digest): (&str, &Digest),
+    found: &mut Found,
+) -> Result<()> {
+    let tag = signature_tag(digest).replace(".sig", ".att");
+    let Some(doc) = manifest(reg, repo, &tag)? else {
+        return Ok(());
+    };
+    for (i, layer) in doc["layers"].as_array().into_iter().flatten().enumerate().take(64) {
+        let Some(d) = layer["digest"].as_str() else { continue };
+        let envelope = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
+        let annotations = &layer["annotations"];
+        let (predicate_type, signers) = if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some() {
+            let Some(root) = &policy.trusted_root else {
+                found
+                    .notes
+                    .push(format!("attestation {i}: keyless, but the policy has no trusted_root"));
+                continue;
+            };
+            match vouch::attestation::verify_keyless_envelope(root, digest, annotations, &envelope) {
+                Ok((t, id)) => (
+                    t,
+                    identities
+                        .iter()
+                        .filter(|(_, m)| m.matches(&id))
+                        .map(|(f, _)| f.clone())
+                        .collect(),
+                ),
+                Err(e) => {
+                    found.notes.push(format!("attestation {i}: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            match vouch::attestation::verify_envelope(digest, &envelope, keys) {
+                Ok(a) => (a.predicate_type, a.signers),
+                Err(e) => {
+                    found.notes.push(format!("attestation {i}: {e}"));
+                    continue;
+                }
+            }
+        };
+        let statement = vouch::attestation::envelope_statement(&envelope);
+        keep(found, &predicate_type, signers, statement.as_deref());
+    }
+    Ok(())
+}
+
+/// Sigstore bundle referrers (cosign v3).
+fn bundles(
+    reg: &Registry,
+    policy: &Policy,
+    (keys, identities): Authorities<'_>,
+    (repo, digest): (&str, &Digest),
+    found: &mut Found,
+) -> Result<()> {
+    let Some(listing) = reg.get_if_exists(
+        &format!("/v2/{repo}/referrers/{digest}"),
+        "application/vnd.oci.image.index.v1+json",
+    )?
+    else {
+        return Ok(());
+    };
+    let listing: serde_json::Value = serde_json::from_slice(&listing).unwrap_or_default();
+    let bundles = listing["manifests"].as_array().into_iter().flatten().filter(|m| {
+        m["artifactType"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(vouch::sigstore_bundle::ARTIFACT_TYPE_PREFIX))
+    });
+    for m in bundles.take(64) {
+        let Some(d) = m["digest"].as_str() else { continue };
+        let Some(doc) = manifest(reg, repo, d)? else { continue };
+        let Some(layer) = doc["layers"][0]["digest"].as_str() else {
+            continue;
+        };
+        let bytes = reg.get(&format!("/v2/{repo}/blobs/{layer}"))?;
+        match vouch::sigstore_bundle::verify(&bytes, digest, keys, policy.trusted_root.as_ref()) {
+            Ok(v) => {
+                let signers: Vec<String> = match &v.signer {
+                    vouch::sigstore_bundle::Signer::Key(fp) => vec![fp.clone()],
+                    vouch::sigstore_bundle::Signer::Identity(id) => identities
+                        .iter()
+                        .filter(|(_, m)| m.matches(id))
+                        .map(|(f, _)| f.clone())
+                        .collect(),
+                };
+                if v.predicate_type == vouch::sigstore_bundle::COSIGN_SIGN_PREDICATE {
+                    found.signers.extend(signers);
+                } else {
+                    keep(found, &v.predicate_type, signers, Some(&v.statement));
+                }
+            }
+            Err(e) => found.notes.push(format!("Sigstore bundle {d}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn keep(found: &mut Found, predicate_type: &str, signers: Vec<String>, statement: Option<&[u8]>) {
+    let predicate = statement
+        .and_then(|s| serde_json::from_slice::<serde_json::Value>(s).ok())
+        .map(|mut v| v["predicate"].take())
+        .unwrap_or_default();
+    for signer in signers {
+        found.predicates.push(Predicate {
+            predicate_type: predicate_type.to_owned(),
+            signer,
+            predicate: predicate.clone(),
+        });
+    }
+}
+
+fn manifest(reg: &Registry, repo: &str, reference: &str) -> Result<Option<serde_json::Value>> {
+    Ok(reg
+        .get_if_exists(&format!("/v2/{repo}/manifests/{reference}"), ACCEPT)?
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()?)
+}
+
+/// Now, in seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
