@@ -203,7 +203,7 @@ fn image_config(
         .flatten()
         .filter_map(|l| l["size"].as_u64())
         .collect();
-    parse_config(&bytes, platform, sizes)
+    parse_config(&bytes, platform, sizes).map(|c| c.with_annotations(doc.get("annotations")))
 }
 
 fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::result::Result<Vec<ImageConfig>, String> {

@@ -249,3 +249,54 @@ deny contains "saw a secret" if {
     push_image(&r, &auth, "rego/app", "v2", &clean).await;
     assert_eq!(pull(&r, "rego/app", "v2").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_base_image_allowlist_reads_the_manifest_annotations_or_the_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = vouch::policy::Policy::parse(
+        "version = 1\nname = \"bases\"\n[[rule]]\nrepositories = \"**\"\nbase_images = [\"docker.io/library/debian:*\"]\n",
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    let (_state, r, auth) = admission_app(dir.path(), policy).await;
+    let push = |tag: &'static str, config: String, annotations: &'static str| {
+        let (r, auth) = (r.clone(), auth.clone());
+        async move {
+            let c = push_blob_as(&r, "base/app", config.as_bytes(), &auth).await;
+            let l = push_blob_as(&r, "base/app", tag.as_bytes(), &auth).await;
+            let m = image_manifest(&c, config.len(), &l, tag.len(), annotations);
+            let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
+            let put = call(&r, "PUT", &format!("/v2/base/app/manifests/{tag}"), &hdrs, m).await;
+            assert_eq!(put.status, StatusCode::CREATED);
+        }
+    };
+    let plain = config(Some("app"), true, &recent());
+    push(
+        "debian",
+        plain.clone(),
+        r#","annotations":{"org.opencontainers.image.base.name":"docker.io/library/debian:12"}"#,
+    )
+    .await;
+    push(
+        "ubuntu",
+        plain.clone(),
+        r#","annotations":{"org.opencontainers.image.base.name":"docker.io/library/ubuntu:24.04","org.opencontainers.image.base.digest":"sha256:00"}"#,
+    )
+    .await;
+    push("unnamed", plain.clone(), "").await;
+    let labelled = plain.replace(
+        r#""Labels":{"#,
+        r#""Labels":{"org.opencontainers.image.base.name":"docker.io/library/debian:bookworm","#,
+    );
+    push("label", labelled, "").await;
+    assert_eq!(pull(&r, "base/app", "debian").await.0, StatusCode::OK);
+    assert_eq!(pull(&r, "base/app", "label").await.0, StatusCode::OK);
+    let (status, body) = pull(&r, "base/app", "ubuntu").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body.contains("base image docker.io/library/ubuntu:24.04 (sha256:00) is not in the rule's base_images"),
+        "{body}"
+    );
+    let (_, body) = pull(&r, "base/app", "unnamed").await;
+    assert!(body.contains("names no base image"), "{body}");
+}

@@ -213,3 +213,59 @@ fn required_provenance_denies_a_wrong_builder_or_source_and_admits_the_right_one
     r.pull("team/app")
         .expect("provenance from the right builder and source admits");
 }
+
+#[test]
+fn an_sbom_rule_denies_a_gpl_package_and_a_denied_package_and_admits_a_clean_sbom() {
+    if !common::have_python_module("cryptography") || !common::have("skopeo") {
+        return;
+    }
+    let r = Registry::start(&policy(
+        "sbom = { keys = [\"scanner\"], deny_licenses = [\"GPL-*\", \"AGPL-*\"], deny_packages = [\"log4j-core@2.14.*\"] }",
+    ));
+    let spdx = |packages: serde_json::Value| {
+        serde_json::json!({
+            "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
+            "name": "app", "documentNamespace": "https://example.com/app",
+            "creationInfo": {"created": "2026-11-27T10:00:00Z", "creators": ["Tool: syft-1.0"]},
+            "packages": packages
+        })
+    };
+    let d = r.push("team/app");
+    assert!(r.pull("team/app").unwrap_err().contains("needs an SBOM"));
+    r.attest(
+        "team/app",
+        &d,
+        "https://spdx.dev/Document",
+        spdx(serde_json::json!([
+            {"name": "musl", "SPDXID": "SPDXRef-1", "versionInfo": "1.2.4", "licenseConcluded": "MIT", "downloadLocation": "NOASSERTION"},
+            {"name": "readline", "SPDXID": "SPDXRef-2", "versionInfo": "8.2", "licenseConcluded": "GPL-3.0-or-later", "downloadLocation": "NOASSERTION"}
+        ])),
+    );
+    let gpl = r.pull("team/app").unwrap_err();
+    assert!(gpl.contains("readline@8.2 is licensed GPL-3.0-or-later"), "{gpl}");
+    // A CycloneDX SBOM with a denied package version, on another image.
+    let d2 = r.push("team/java");
+    r.attest(
+        "team/java",
+        &d2,
+        "https://cyclonedx.org/bom",
+        serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [
+            {"type": "library", "name": "log4j-core", "version": "2.14.1", "licenses": [{"license": {"id": "Apache-2.0"}}]}]}),
+    );
+    let log4j = r.pull("team/java").unwrap_err();
+    assert!(
+        log4j.contains("log4j-core@2.14.1 matches the denied package"),
+        "{log4j}"
+    );
+    // A clean SBOM admits.
+    let d3 = r.push("team/clean");
+    r.attest(
+        "team/clean",
+        &d3,
+        "https://spdx.dev/Document",
+        spdx(serde_json::json!([
+            {"name": "musl", "SPDXID": "SPDXRef-1", "versionInfo": "1.2.4", "licenseConcluded": "MIT", "downloadLocation": "NOASSERTION"}
+        ])),
+    );
+    r.pull("team/clean").expect("a clean SBOM admits");
+}

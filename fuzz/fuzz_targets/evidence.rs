@@ -37,6 +37,16 @@ fuzz_target!(|data: &[u8]| {
             }
             let _ = read_provenance(&p);
         }
+        for predicate_type in [vouch::policy::sbom::SPDX, vouch::policy::sbom::CYCLONEDX] {
+            let p = Predicate {
+                predicate_type: predicate_type.into(),
+                signer: "k".into(),
+                predicate: predicate.clone(),
+            };
+            if let Some(Ok(packages)) = vouch::policy::sbom::read_packages(&p) {
+                assert!(packages.len() <= vouch::policy::sbom::MAX_PACKAGES);
+            }
+        }
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(secs) = vouch::policy::image::parse_duration(text) {

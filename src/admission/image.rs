@@ -153,6 +153,8 @@ impl Admission {
             .map_err(RegistryError::from)?;
         let mut layer_sizes = refs.blob_sizes[1..].to_vec();
         layer_sizes.extend(&refs.foreign_sizes);
-        parse_config(&bytes, platform, layer_sizes).map_err(Failure::Unreadable)
+        parse_config(&bytes, platform, layer_sizes)
+            .map(|c| c.with_annotations(refs.annotations.as_ref()))
+            .map_err(Failure::Unreadable)
     }
 }

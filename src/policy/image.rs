@@ -46,6 +46,32 @@ pub struct ImageConfig {
     /// Declared sizes of the layers, in manifest order (distributable ones
     /// first, then non-distributable ones).
     pub layer_sizes: Vec<u64>,
+    /// The base image's name (`org.opencontainers.image.base.name`), from
+    /// the manifest's annotations, else the configuration's labels.
+    pub base_name: Option<String>,
+    /// The base image's digest (`org.opencontainers.image.base.digest`),
+    /// likewise.
+    pub base_digest: Option<String>,
+}
+
+/// The OCI annotations naming a base image.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// The digest one.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+impl ImageConfig {
+    /// Takes the base image from the manifest's `annotations`, where the
+    /// image spec puts it (a label in the configuration stays the fallback).
+    pub fn with_annotations(mut self, annotations: Option<&serde_json::Value>) -> ImageConfig {
+        let get = |k: &str| annotations.and_then(|a| a[k].as_str()).map(str::to_owned);
+        if let Some(n) = get(BASE_NAME) {
+            self.base_name = Some(n);
+        }
+        if let Some(d) = get(BASE_DIGEST) {
+            self.base_digest = Some(d);
+        }
+        self
+    }
 }
 
 /// What the policy knows of an image's configuration.
@@ -109,6 +135,7 @@ pub fn parse_config(bytes: &[u8], platform: Option<String>, layer_sizes: Vec<u64
     let file: ConfigFile =
         serde_json::from_slice(bytes).map_err(|e| format!("the image configuration is not valid: {e}"))?;
     let exec = file.config.unwrap_or_default();
+    let labels_of = exec.labels.clone().unwrap_or_default();
     let created_unix = file.created.as_deref().and_then(parse_rfc3339);
     let platform = platform.unwrap_or_else(|| platform_name(&file.os, &file.architecture, file.variant.as_deref()));
     Ok(ImageConfig {
@@ -130,6 +157,8 @@ pub fn parse_config(bytes: &[u8], platform: Option<String>, layer_sizes: Vec<u64
         cmd: exec.cmd.unwrap_or_default(),
         layer_count: layer_sizes.len(),
         layer_sizes,
+        base_name: labels_of.get(BASE_NAME).cloned(),
+        base_digest: labels_of.get(BASE_DIGEST).cloned(),
     })
 }
 
@@ -202,12 +231,14 @@ pub struct ImageRules {
     pub required_labels: Vec<String>,
     /// Oldest `created` allowed, in seconds before the evaluation.
     pub max_age: Option<u64>,
+    /// Globs of the base images allowed (by name or digest); empty: any.
+    pub base_images: Vec<String>,
 }
 
 impl ImageRules {
     /// Whether any rule here reads the configuration.
     pub fn any(&self) -> bool {
-        self.forbid_root || !self.required_labels.is_empty() || self.max_age.is_some()
+        self.forbid_root || !self.required_labels.is_empty() || self.max_age.is_some() || !self.base_images.is_empty()
     }
 
     /// The failures of `configs` under these rules at `now` (seconds since
@@ -220,7 +251,7 @@ impl ImageRules {
             Configs::Read(v) => v,
             Configs::NotAnImage(what) => {
                 return vec![format!(
-                    "not an image ({what}), and the rule's forbid_root, required_labels or max_age admit images only"
+                    "not an image ({what}), and the rule's forbid_root, required_labels, max_age or base_images admit images only"
                 )]
             }
             Configs::Unreadable(why) => return vec![format!("image configuration: {why}")],
@@ -250,6 +281,23 @@ impl ImageRules {
                 .collect();
             if !missing.is_empty() {
                 out.push(format!("{on}missing required label(s): {}", missing.join(", ")));
+            }
+            if !self.base_images.is_empty() {
+                let matches = |v: &Option<String>| {
+                    v.as_deref()
+                        .is_some_and(|v| self.base_images.iter().any(|g| super::glob_match(g, v)))
+                };
+                match (&image.base_name, &image.base_digest) {
+                    (None, None) => out.push(format!(
+                        "{on}names no base image ({BASE_NAME} or {BASE_DIGEST}, annotation or label); the rule's base_images needs one"
+                    )),
+                    _ if matches(&image.base_name) || matches(&image.base_digest) => {}
+                    (name, digest) => out.push(format!(
+                        "{on}base image {} ({}) is not in the rule's base_images",
+                        name.as_deref().unwrap_or("unnamed"),
+                        digest.as_deref().unwrap_or("no digest")
+                    )),
+                }
             }
             if let Some(max) = self.max_age {
                 match image.created_unix {
@@ -324,6 +372,7 @@ mod tests {
             forbid_root: true,
             required_labels: vec!["org.opencontainers.image.source".into()],
             max_age: Some(30 * 86_400),
+            base_images: Vec::new(),
         };
         let f = rules.failures(&Configs::Read(vec![image]), 1_700_000_000);
         assert_eq!(f.len(), 3, "{f:?}");

@@ -20,6 +20,7 @@ pub const POLICY_VERSION: u32 = 1;
 pub mod attested;
 pub mod image;
 mod parse;
+pub mod sbom;
 
 /// Whether blobs that no manifest in their repository references are
 /// served to readers without push rights (spec/policy.md).
@@ -169,6 +170,8 @@ pub struct Rule {
     pub vulnerabilities: Option<attested::VulnRule>,
     /// Required SLSA provenance.
     pub provenance: Option<attested::ProvenanceRule>,
+    /// Licenses and packages an SBOM may not list.
+    pub sbom: Option<sbom::SbomRule>,
 }
 
 impl Rule {
@@ -179,7 +182,7 @@ impl Rule {
 
     /// Whether evaluating this rule reads what attestations say.
     pub fn reads_predicates(&self) -> bool {
-        self.vulnerabilities.is_some() || self.provenance.is_some() || self.rego.is_some()
+        self.vulnerabilities.is_some() || self.provenance.is_some() || self.sbom.is_some() || self.rego.is_some()
     }
 }
 
@@ -289,6 +292,7 @@ impl Policy {
             image: image::ImageRules::default(),
             vulnerabilities: None,
             provenance: None,
+            sbom: None,
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -317,7 +321,13 @@ impl Policy {
             let attesters = rule.attestations.iter().flat_map(|(_, ks)| ks);
             let scanners = rule.vulnerabilities.iter().flat_map(|v| &v.signers);
             let builders = rule.provenance.iter().flat_map(|p| &p.signers);
-            for (fingerprint, authority) in signers.chain(attesters).chain(scanners).chain(builders) {
+            let producers = rule.sbom.iter().flat_map(|s| &s.signers);
+            let all = signers
+                .chain(attesters)
+                .chain(scanners)
+                .chain(builders)
+                .chain(producers);
+            for (fingerprint, authority) in all {
                 match authority {
                     Authority::Key(key) => {
                         if !keys.iter().any(|k| &k.fingerprint() == fingerprint) {
@@ -432,6 +442,9 @@ impl Policy {
         }
         if let Some(p) = &rule.provenance {
             failures.extend(p.failures(&subject.predicates));
+        }
+        if let Some(s) = &rule.sbom {
+            failures.extend(s.failures(&subject.predicates));
         }
         if let Some(max) = rule.max_size {
             if subject.size > max {

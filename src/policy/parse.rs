@@ -44,6 +44,19 @@ struct RuleFile {
     max_age: Option<String>,
     vulnerabilities: Option<VulnFile>,
     provenance: Option<ProvenanceFile>,
+    sbom: Option<SbomFile>,
+    #[serde(default)]
+    base_images: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SbomFile {
+    keys: Vec<String>,
+    #[serde(default)]
+    deny_licenses: Vec<String>,
+    #[serde(default)]
+    deny_packages: Vec<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -282,6 +295,17 @@ impl Policy {
                     build_type: p.build_type.clone(),
                 }),
             };
+            let sbom = match &r.sbom {
+                None => None,
+                Some(b) => Some(sbom::SbomRule {
+                    signers: signers("sbom", &b.keys)?,
+                    deny_licenses: b.deny_licenses.clone(),
+                    deny_packages: b.deny_packages.clone(),
+                }),
+            };
+            if r.base_images.iter().any(String::is_empty) {
+                return Err(invalid(format!("rule {}: base_images lists an empty pattern", i + 1)));
+            }
             rules.push(Rule {
                 repositories: r.repositories,
                 mode: r.mode,
@@ -297,9 +321,11 @@ impl Policy {
                     forbid_root: r.forbid_root,
                     required_labels: r.required_labels,
                     max_age,
+                    base_images: r.base_images,
                 },
                 vulnerabilities,
                 provenance,
+                sbom,
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
@@ -380,6 +406,15 @@ impl Policy {
                 if let Some(v) = &r.vulnerabilities {
                     rule["vulnerabilities"] = serde_json::json!({
                         "keys": v.signers.iter().map(|(f, _)| f).collect::<Vec<_>>(), "deny_at": v.deny_at, "max_age": v.max_age,
+                    });
+                }
+                if !r.image.base_images.is_empty() {
+                    rule["base_images"] = r.image.base_images.clone().into();
+                }
+                if let Some(b) = &r.sbom {
+                    rule["sbom"] = serde_json::json!({
+                        "keys": b.signers.iter().map(|(f, _)| f).collect::<Vec<_>>(),
+                        "deny_licenses": b.deny_licenses, "deny_packages": b.deny_packages,
                     });
                 }
                 if let Some(p) = &r.provenance {

@@ -1,0 +1,198 @@
+//! SBOM content as a policy sees it (spec/policy.md, "Attestation
+//! content"): the packages and licenses of SPDX 2.x and CycloneDX
+//! attestations, and the `sbom` rule over them. Pure.
+
+use super::attested::Predicate;
+use super::glob_match;
+use serde::Serialize;
+
+/// SPDX documents as in-toto predicates (2.x JSON).
+pub const SPDX: &str = "https://spdx.dev/Document";
+/// CycloneDX BOMs as in-toto predicates.
+pub const CYCLONEDX: &str = "https://cyclonedx.org/bom";
+
+/// Most packages read from one SBOM; a larger one is a failure of the
+/// rule naming the bound, never a partial pass.
+pub const MAX_PACKAGES: usize = 100_000;
+
+/// A package an SBOM lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Package {
+    /// Its name.
+    pub name: String,
+    /// Its version (`versionInfo`, `version`), or empty.
+    pub version: String,
+    /// The license ids its license expressions name (concluded and
+    /// declared; `NOASSERTION` and `NONE` dropped).
+    pub licenses: Vec<String>,
+}
+
+/// The packages of an SPDX or CycloneDX predicate; `None` for other
+/// predicate types.
+pub fn read_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
+    let pr = &p.predicate;
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    let list: Vec<Package> = match p.predicate_type.as_str() {
+        SPDX => pr["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(MAX_PACKAGES + 1)
+            .map(|pkg| Package {
+                name: s(&pkg["name"]),
+                version: s(&pkg["versionInfo"]),
+                licenses: [&pkg["licenseConcluded"], &pkg["licenseDeclared"]]
+                    .iter()
+                    .flat_map(|e| license_ids(e.as_str().unwrap_or("")))
+                    .collect(),
+            })
+            .collect(),
+        CYCLONEDX => pr["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(MAX_PACKAGES + 1)
+            .map(|c| Package {
+                name: s(&c["name"]),
+                version: s(&c["version"]),
+                licenses: c["licenses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|l| {
+                        let one = l["license"]["id"].as_str().or_else(|| l["license"]["name"].as_str());
+                        match one {
+                            Some(id) => vec![id.to_owned()],
+                            None => license_ids(l["expression"].as_str().unwrap_or("")),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        _ => return None,
+    };
+    if list.len() > MAX_PACKAGES {
+        return Some(Err(format!(
+            "{} SBOM lists over {MAX_PACKAGES} packages; not read",
+            p.predicate_type
+        )));
+    }
+    Some(Ok(list))
+}
+
+/// The license ids an SPDX license expression names: `MIT OR (GPL-2.0-only
+/// WITH Classpath-exception-2.0)` names `MIT`, `GPL-2.0-only`,
+/// `Classpath-exception-2.0`.
+pub fn license_ids(expression: &str) -> Vec<String> {
+    expression
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| !w.is_empty() && !matches!(*w, "AND" | "OR" | "WITH" | "and" | "or" | "with"))
+        .filter(|w| !matches!(*w, "NOASSERTION" | "NONE"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `sbom = { keys, deny_licenses, deny_packages }`: an SBOM signed by one
+/// of the keys must exist, and no package in any of them may carry a
+/// denied license or match a denied package.
+#[derive(Debug, Clone)]
+pub struct SbomRule {
+    /// The trusted SBOM producers.
+    pub signers: Vec<(String, super::Authority)>,
+    /// License id globs (`GPL-*`, `AGPL-3.0-only`).
+    pub deny_licenses: Vec<String>,
+    /// Package globs: `name` or `name@version` (`log4j-core@2.14.*`).
+    pub deny_packages: Vec<String>,
+}
+
+impl SbomRule {
+    /// Failures, naming the package and what denied it (first five).
+    pub fn failures(&self, predicates: &[Predicate]) -> Vec<String> {
+        let mut read = 0;
+        let mut out = Vec::new();
+        let mut denied = Vec::new();
+        for p in predicates
+            .iter()
+            .filter(|p| self.signers.iter().any(|(f, _)| *f == p.signer))
+        {
+            match read_packages(p) {
+                None => continue,
+                Some(Err(e)) => out.push(e),
+                Some(Ok(packages)) => {
+                    read += 1;
+                    for pkg in &packages {
+                        if let Some(l) = pkg
+                            .licenses
+                            .iter()
+                            .find(|l| self.deny_licenses.iter().any(|g| glob_match(g, l)))
+                        {
+                            denied.push(format!("{}@{} is licensed {l}", pkg.name, pkg.version));
+                        }
+                        let full = format!("{}@{}", pkg.name, pkg.version);
+                        if let Some(g) = self
+                            .deny_packages
+                            .iter()
+                            .find(|g| glob_match(g, &pkg.name) || glob_match(g, &full))
+                        {
+                            denied.push(format!("{full} matches the denied package {g:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        if read == 0 && out.is_empty() {
+            return vec![format!(
+                "needs an SBOM ({SPDX} or {CYCLONEDX}) signed by one of {} trusted keys",
+                self.signers.len()
+            )];
+        }
+        denied.sort();
+        denied.dedup();
+        let n = denied.len();
+        if n > 0 {
+            let shown: Vec<String> = denied.into_iter().take(5).collect();
+            out.push(format!(
+                "the SBOM has {n} denied package(s): {}{}",
+                shown.join("; "),
+                if n > 5 { "; ..." } else { "" }
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn license_expressions_name_their_ids() {
+        assert_eq!(
+            license_ids("MIT OR (GPL-2.0-only WITH Classpath-exception-2.0)"),
+            ["MIT", "GPL-2.0-only", "Classpath-exception-2.0"]
+        );
+        assert!(license_ids("NOASSERTION").is_empty());
+    }
+
+    #[test]
+    fn spdx_and_cyclonedx_packages() {
+        let spdx = Predicate {
+            predicate_type: SPDX.into(),
+            signer: "k".into(),
+            predicate: serde_json::json!({"spdxVersion": "SPDX-2.3", "packages": [
+                {"name": "readline", "versionInfo": "8.2", "licenseConcluded": "GPL-3.0-or-later", "licenseDeclared": "NOASSERTION"},
+                {"name": "musl", "versionInfo": "1.2.4", "licenseConcluded": "MIT"}]}),
+        };
+        let cdx = Predicate {
+            predicate_type: CYCLONEDX.into(),
+            signer: "k".into(),
+            predicate: serde_json::json!({"bomFormat": "CycloneDX", "components": [
+                {"name": "log4j-core", "version": "2.14.1", "licenses": [{"license": {"id": "Apache-2.0"}}]},
+                {"name": "x", "version": "1", "licenses": [{"expression": "AGPL-3.0-only OR MIT"}]}]}),
+        };
+        let p = read_packages(&spdx).unwrap().unwrap();
+        assert_eq!(p[0].licenses, ["GPL-3.0-or-later"]);
+        let c = read_packages(&cdx).unwrap().unwrap();
+        assert_eq!(c[1].licenses, ["AGPL-3.0-only", "MIT"]);
+    }
+}
