@@ -14,6 +14,7 @@
 
 use crate::signature::PublicKey;
 use base64::Engine as _;
+use serde_json::value::RawValue;
 use vouch_ledger::entry::Digest;
 
 /// The DSSE payload type of in-toto Statements.
@@ -34,14 +35,37 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 /// An in-toto Statement's predicate type (at most 200 characters), and
 /// whether one of its subjects is `image`; `None` if it is not a Statement.
 pub fn read_statement(payload: &[u8], image: &Digest) -> Option<(String, bool)> {
-    let statement: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let predicate_type = statement["predicateType"].as_str()?.chars().take(200).collect();
-    let names_image = statement["subject"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|s| s["digest"][image.algorithm()].as_str() == Some(image.encoded()));
-    Some((predicate_type, names_image))
+    read_statement_with_predicate(payload, image).map(|(t, names, _)| (t, names))
+}
+
+/// [`read_statement`], with the predicate's JSON text (`null` if it has
+/// none), in the same pass: the predicate is copied out, never built into
+/// a tree (an SBOM can be megabytes).
+pub fn read_statement_with_predicate(payload: &[u8], image: &Digest) -> Option<(String, bool, Box<RawValue>)> {
+    #[derive(serde::Deserialize)]
+    struct Statement {
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
+        #[serde(default)]
+        subject: Vec<Subject>,
+        #[serde(default)]
+        predicate: Option<Box<RawValue>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        #[serde(default)]
+        digest: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+    let statement: Statement = serde_json::from_slice(payload).ok()?;
+    let names_image = statement
+        .subject
+        .iter()
+        .any(|s| s.digest.get(image.algorithm()).and_then(|v| v.as_str()) == Some(image.encoded()));
+    Some((
+        statement.predicate_type.chars().take(200).collect(),
+        names_image,
+        statement.predicate.unwrap_or_else(crate::policy::attested::null),
+    ))
 }
 
 /// The digests an in-toto Statement names as its subjects (at most 64),
@@ -68,16 +92,25 @@ pub fn statement_subjects(payload: &[u8]) -> Option<Vec<Digest>> {
     Some(digests)
 }
 
+/// A DSSE envelope, typed: its payload stays one string, never a tree.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    payload: String,
+    #[serde(default)]
+    signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(serde::Deserialize)]
+struct EnvelopeSignature {
+    #[serde(default)]
+    sig: Option<String>,
+}
+
 /// The Statement a DSSE envelope of an in-toto Statement carries (its
 /// payload, decoded); `None` if it is not one.
 pub fn envelope_statement(envelope: &[u8]) -> Option<Vec<u8>> {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        #[serde(rename = "payloadType")]
-        payload_type: String,
-        payload: String,
-        signatures: Vec<serde_json::Value>,
-    }
     let env: Envelope = serde_json::from_slice(envelope).ok()?;
     if env.payload_type != IN_TOTO || env.signatures.is_empty() {
         return None;
@@ -110,53 +143,52 @@ pub enum AttestationProblem {
 
 /// A verified attestation: its predicate type and the fingerprints of the
 /// trusted keys that signed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Attested {
     /// The Statement's `predicateType`.
     pub predicate_type: String,
     /// Fingerprints of the trusted keys whose signatures verified.
     pub signers: Vec<String>,
+    /// The predicate's JSON, as signed.
+    pub predicate: Box<RawValue>,
 }
 
 /// An opened envelope: the Statement's bytes, its predicate type, and the
 /// envelope's signatures.
-type Opened = (Vec<u8>, String, Vec<Vec<u8>>);
+type Opened = (Vec<u8>, String, Vec<Vec<u8>>, Box<RawValue>);
 
 /// A DSSE envelope of an in-toto Statement about `image`, opened.
 fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let env: serde_json::Value = serde_json::from_slice(envelope).map_err(|_| AttestationProblem::NotInToto)?;
-    if env["payloadType"].as_str() != Some(IN_TOTO) {
+    let env: Envelope = serde_json::from_slice(envelope).map_err(|_| AttestationProblem::NotInToto)?;
+    if env.payload_type != IN_TOTO {
         return Err(AttestationProblem::NotInToto);
     }
-    let payload = env["payload"]
-        .as_str()
-        .and_then(|p| b64.decode(p).ok())
-        .ok_or(AttestationProblem::NotInToto)?;
-    let (predicate_type, names_image) = read_statement(&payload, image).ok_or(AttestationProblem::NotInToto)?;
+    let payload = b64.decode(&env.payload).map_err(|_| AttestationProblem::NotInToto)?;
+    let (predicate_type, names_image, predicate) =
+        read_statement_with_predicate(&payload, image).ok_or(AttestationProblem::NotInToto)?;
     if !names_image {
         return Err(AttestationProblem::OtherSubject { predicate_type });
     }
-    let signatures = env["signatures"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| b64.decode(s["sig"].as_str()?).ok())
+    let signatures = env
+        .signatures
+        .iter()
+        .filter_map(|s| b64.decode(s.sig.as_deref()?).ok())
         .collect();
-    Ok((payload, predicate_type, signatures))
+    Ok((payload, predicate_type, signatures, predicate))
 }
 
 /// Verifies a keyless DSSE envelope (an `.att` layer whose annotations carry
 /// a Fulcio certificate and a Rekor SET, as cosign's keyless `attest`
 /// writes them) about `image` against the trusted root; returns its
-/// predicate type and the signer's identity.
+/// predicate type, the signer's identity and the predicate's JSON.
 pub fn verify_keyless_envelope(
     root: &crate::keyless::TrustedRoot,
     image: &Digest,
     annotations: &serde_json::Value,
     envelope: &[u8],
-) -> Result<(String, crate::keyless::Identity), AttestationProblem> {
-    let (payload, predicate_type, signatures) = open_envelope(image, envelope)?;
+) -> Result<(String, crate::keyless::Identity, Box<RawValue>), AttestationProblem> {
+    let (payload, predicate_type, signatures, predicate) = open_envelope(image, envelope)?;
     let signature = signatures.first().ok_or(AttestationProblem::NotInToto)?;
     let (key, identity) = crate::keyless::verify_logged(root, annotations, &payload, signature)
         .map_err(|e| AttestationProblem::Keyless(predicate_type.clone(), e))?;
@@ -166,12 +198,12 @@ pub fn verify_keyless_envelope(
             crate::keyless::KeylessProblem::BadSignature,
         ));
     }
-    Ok((predicate_type, identity))
+    Ok((predicate_type, identity, predicate))
 }
 
 /// Verifies one DSSE envelope about `image` against `keys`.
 pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
-    let (payload, predicate_type, signatures) = open_envelope(image, envelope)?;
+    let (payload, predicate_type, signatures, predicate) = open_envelope(image, envelope)?;
     let signed = pae(IN_TOTO, &payload);
     let mut signers: Vec<String> = Vec::new();
     for sig in &signatures {
@@ -188,6 +220,7 @@ pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> R
     Ok(Attested {
         predicate_type,
         signers,
+        predicate,
     })
 }
 
@@ -259,9 +292,10 @@ mod tests {
             verify_envelope(&image, &envelope(&statement, &stranger), &trusted),
             Err(AttestationProblem::Untrusted { .. })
         ));
-        assert_eq!(
+        assert!(matches!(
             verify_envelope(&image, b"{}", &trusted),
             Err(AttestationProblem::NotInToto)
-        );
+        ));
+        assert_eq!(ok.predicate.get(), "{}");
     }
 }

@@ -329,7 +329,8 @@ fn attestations(
         let Some(d) = layer["digest"].as_str() else { continue };
         let envelope = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
         let annotations = &layer["annotations"];
-        let (predicate_type, signers) = if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some() {
+        let (predicate_type, signers, predicate) = if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some()
+        {
             let Some(root) = &policy.trusted_root else {
                 found
                     .notes
@@ -337,13 +338,14 @@ fn attestations(
                 continue;
             };
             match vouch::attestation::verify_keyless_envelope(root, digest, annotations, &envelope) {
-                Ok((t, id)) => (
+                Ok((t, id, predicate)) => (
                     t,
                     identities
                         .iter()
                         .filter(|(_, m)| m.matches(&id))
                         .map(|(f, _)| f.clone())
                         .collect(),
+                    predicate,
                 ),
                 Err(e) => {
                     found.notes.push(format!("attestation {i}: {e}"));
@@ -352,15 +354,14 @@ fn attestations(
             }
         } else {
             match vouch::attestation::verify_envelope(digest, &envelope, keys) {
-                Ok(a) => (a.predicate_type, a.signers),
+                Ok(a) => (a.predicate_type, a.signers, a.predicate),
                 Err(e) => {
                     found.notes.push(format!("attestation {i}: {e}"));
                     continue;
                 }
             }
         };
-        let statement = vouch::attestation::envelope_statement(&envelope);
-        keep(found, &predicate_type, signers, statement.as_deref());
+        keep(found, &predicate_type, signers, predicate);
     }
     Ok(())
 }
@@ -406,7 +407,7 @@ fn bundles(
                 if v.predicate_type == vouch::sigstore_bundle::COSIGN_SIGN_PREDICATE {
                     found.signers.extend(signers);
                 } else {
-                    keep(found, &v.predicate_type, signers, Some(&v.statement));
+                    keep(found, &v.predicate_type, signers, v.predicate);
                 }
             }
             Err(e) => found.notes.push(format!("Sigstore bundle {d}: {e}")),
@@ -415,11 +416,7 @@ fn bundles(
     Ok(())
 }
 
-fn keep(found: &mut Found, predicate_type: &str, signers: Vec<String>, statement: Option<&[u8]>) {
-    let predicate = statement
-        .and_then(|s| serde_json::from_slice::<serde_json::Value>(s).ok())
-        .map(|mut v| v["predicate"].take())
-        .unwrap_or_default();
+fn keep(found: &mut Found, predicate_type: &str, signers: Vec<String>, predicate: Box<serde_json::value::RawValue>) {
     for signer in signers {
         found.predicates.push(Predicate {
             predicate_type: predicate_type.to_owned(),

@@ -204,11 +204,7 @@ fn run_case(policy: &Policy, file: &Path) -> Result<(String, Decision, Vec<Strin
     let predicates: Vec<Predicate> = input
         .attestations
         .into_iter()
-        .map(|a| Predicate {
-            signer: fingerprint(&a.signer),
-            predicate_type: a.predicate_type,
-            predicate: a.predicate,
-        })
+        .map(|a| Predicate::new(&a.predicate_type, &fingerprint(&a.signer), &a.predicate))
         .collect();
     let attested: BTreeSet<(String, String)> = predicates
         .iter()

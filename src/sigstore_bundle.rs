@@ -14,7 +14,7 @@
 //! root). Message-signature bundles name only a digest of the signed bytes,
 //! which for an image is not the image's digest; they are not read.
 
-use crate::attestation::{pae, read_statement, IN_TOTO};
+use crate::attestation::{pae, read_statement_with_predicate, IN_TOTO};
 use crate::keyless::{
     entry_matches, verify_inclusion_proof, verify_leaf, verify_set, Identity, KeylessProblem, LogEntry, TrustedRoot,
 };
@@ -37,14 +37,14 @@ pub enum Signer {
 }
 
 /// A verified bundle about the image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Verified {
     /// Its Statement's predicate type.
     pub predicate_type: String,
     /// Its signer.
     pub signer: Signer,
-    /// The in-toto Statement it signs, as signed.
-    pub statement: Vec<u8>,
+    /// The predicate's JSON, as signed.
+    pub predicate: Box<serde_json::value::RawValue>,
 }
 
 /// Why a bundle does not count.
@@ -95,8 +95,8 @@ pub fn verify(
         .as_str()
         .and_then(|s| b64.decode(s).ok())
         .ok_or_else(|| unsupported("no base64 signature"))?;
-    let (predicate_type, names_image) =
-        read_statement(&payload, image).ok_or_else(|| unsupported("the payload is not an in-toto statement"))?;
+    let (predicate_type, names_image, predicate) = read_statement_with_predicate(&payload, image)
+        .ok_or_else(|| unsupported("the payload is not an in-toto statement"))?;
     if !names_image {
         return Err(BundleProblem::OtherSubject);
     }
@@ -153,7 +153,7 @@ pub fn verify(
     Ok(Verified {
         predicate_type,
         signer,
-        statement: payload,
+        predicate,
     })
 }
 

@@ -340,14 +340,14 @@ fn the_vulnerability_gate_and_provenance_examples_load() {
 #[test]
 fn rego_input_carries_predicates_and_their_normalised_readings() {
     let mut s = subject("team/app");
-    s.predicates.push(vouch::policy::attested::Predicate {
-        predicate_type: "https://in-toto.io/attestation/vulns/v0.1".into(),
-        signer: fingerprint(1),
-        predicate: serde_json::json!({
+    s.predicates.push(vouch::policy::attested::Predicate::new(
+        "https://in-toto.io/attestation/vulns/v0.1",
+        &fingerprint(1),
+        &serde_json::json!({
             "scanner": {"uri": "grype", "result": [{"id": "CVE-1", "severity": [{"method": "cvss", "score": "9.1"}]}]},
             "metadata": {"scanFinishedOn": "2026-11-27T10:00:00Z"}
         }),
-    });
+    ));
     let input = vouch::policy::rego_input(&s, &signers(&[1]), &BTreeSet::new());
     assert_eq!(input["scans"][0]["by_severity"]["critical"], 1, "{input}");
     assert_eq!(input["scans"][0]["scanned_unix"], 1_795_773_600);

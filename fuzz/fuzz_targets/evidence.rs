@@ -26,11 +26,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(predicate) = serde_json::from_slice::<serde_json::Value>(data) {
         use vouch::policy::attested::*;
         for predicate_type in [COSIGN_VULN, IN_TOTO_VULNS, SLSA_V1, SLSA_V02] {
-            let p = Predicate {
-                predicate_type: predicate_type.into(),
-                signer: "k".into(),
-                predicate: predicate.clone(),
-            };
+            let p = Predicate::new(predicate_type, "k", &predicate);
             if let Some(Ok(scan)) = read_scan(&p) {
                 assert!(scan.worst.len() <= 20);
                 assert!(scan.by_severity.values().sum::<u64>() >= scan.worst.len() as u64);
@@ -38,11 +34,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = read_provenance(&p);
         }
         for predicate_type in [vouch::policy::sbom::SPDX, vouch::policy::sbom::CYCLONEDX] {
-            let p = Predicate {
-                predicate_type: predicate_type.into(),
-                signer: "k".into(),
-                predicate: predicate.clone(),
-            };
+            let p = Predicate::new(predicate_type, "k", &predicate);
             if let Some(Ok(packages)) = vouch::policy::sbom::read_packages(&p) {
                 assert!(packages.len() <= vouch::policy::sbom::MAX_PACKAGES);
             }

@@ -48,14 +48,10 @@ impl Findings {
 
     /// Keeps the predicate of a verified Statement, once per signer, if
     /// predicates are kept.
-    fn keep(&mut self, predicate_type: &str, signers: &[String], statement: Option<&[u8]>) {
+    fn keep(&mut self, predicate_type: &str, signers: &[String], predicate: Box<serde_json::value::RawValue>) {
         if !self.keep_predicates {
             return;
         }
-        let predicate = statement
-            .and_then(|s| serde_json::from_slice::<serde_json::Value>(s).ok())
-            .map(|mut v| v["predicate"].take())
-            .unwrap_or_default();
         for signer in signers {
             self.predicates.push(crate::policy::attested::Predicate {
                 predicate_type: predicate_type.to_owned(),
@@ -377,7 +373,7 @@ impl Admission {
                     continue;
                 };
                 match crate::attestation::verify_keyless_envelope(root, image, annotations, &envelope) {
-                    Ok((predicate_type, id)) => {
+                    Ok((predicate_type, id, predicate)) => {
                         let matched: Vec<&String> = self
                             .identities
                             .iter()
@@ -397,11 +393,7 @@ impl Admission {
                         }
                         f.evidence.insert(manifest.clone());
                         let matched: Vec<String> = matched.into_iter().cloned().collect();
-                        f.keep(
-                            &predicate_type,
-                            &matched,
-                            crate::attestation::envelope_statement(&envelope).as_deref(),
-                        );
+                        f.keep(&predicate_type, &matched, predicate);
                         f.attested
                             .extend(matched.into_iter().map(|fp| (predicate_type.clone(), fp)));
                     }
@@ -412,11 +404,7 @@ impl Admission {
             match crate::attestation::verify_envelope(image, &envelope, &self.keys) {
                 Ok(a) => {
                     f.evidence.insert(manifest.clone());
-                    f.keep(
-                        &a.predicate_type,
-                        &a.signers,
-                        crate::attestation::envelope_statement(&envelope).as_deref(),
-                    );
+                    f.keep(&a.predicate_type, &a.signers, a.predicate);
                     f.attested
                         .extend(a.signers.into_iter().map(|s| (a.predicate_type.clone(), s)));
                 }
@@ -476,7 +464,7 @@ impl Admission {
         if verified.predicate_type == crate::sigstore_bundle::COSIGN_SIGN_PREDICATE {
             f.signers.extend(fingerprints);
         } else {
-            f.keep(&verified.predicate_type, &fingerprints, Some(&verified.statement));
+            f.keep(&verified.predicate_type, &fingerprints, verified.predicate);
             f.attested
                 .extend(fingerprints.into_iter().map(|fp| (verified.predicate_type.clone(), fp)));
         }

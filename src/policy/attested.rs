@@ -4,7 +4,8 @@
 //! SLSA provenance, with the declarative rules over them. Pure.
 
 use super::image::{parse_duration, show_duration};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// cosign's vulnerability scan predicate (cosign `specs/COSIGN_VULN_ATTESTATION_SPEC.md`).
@@ -17,14 +18,46 @@ pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 pub const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
 
 /// A verified attestation's predicate, with who signed it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Predicate {
     /// The Statement's `predicateType`.
     pub predicate_type: String,
     /// The fingerprint of the trusted key or identity that signed it.
     pub signer: String,
-    /// The predicate, as signed.
-    pub predicate: serde_json::Value,
+    /// The predicate's JSON, as signed: each reading parses what it needs
+    /// straight from it (an SBOM can be megabytes; a tree of it would cost
+    /// many times that, and the time to build it).
+    pub predicate: Box<RawValue>,
+}
+
+impl PartialEq for Predicate {
+    fn eq(&self, other: &Predicate) -> bool {
+        (&self.predicate_type, &self.signer, self.predicate.get())
+            == (&other.predicate_type, &other.signer, other.predicate.get())
+    }
+}
+
+impl Eq for Predicate {}
+
+impl Predicate {
+    /// A predicate from a JSON value (tests, `vouch policy test`).
+    pub fn new(predicate_type: &str, signer: &str, predicate: &serde_json::Value) -> Predicate {
+        Predicate {
+            predicate_type: predicate_type.to_owned(),
+            signer: signer.to_owned(),
+            predicate: serde_json::value::to_raw_value(predicate).expect("a JSON value serialises"),
+        }
+    }
+
+    /// The predicate as a JSON tree (for small predicates and Rego).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.predicate.get()).unwrap_or_default()
+    }
+}
+
+/// `null`, as a raw predicate.
+pub fn null() -> Box<RawValue> {
+    RawValue::from_string("null".into()).expect("null is JSON")
 }
 
 /// Severities, lowest first; scanners' words and CVSS scores map here.
@@ -95,23 +128,51 @@ pub fn read_scan(p: &Predicate) -> Option<Result<Scan, String>> {
     if p.predicate_type != COSIGN_VULN && p.predicate_type != IN_TOTO_VULNS {
         return None;
     }
-    let pr = &p.predicate;
-    let scanner = pr["scanner"]["uri"].as_str().unwrap_or("").to_owned();
-    let at = pr["metadata"]["scanFinishedOn"]
-        .as_str()
-        .or_else(|| pr["metadata"]["scanStartedOn"].as_str())
-        .map(str::to_owned);
-    let database = pr["scanner"]["db"]["lastUpdate"]
-        .as_str()
-        .or_else(|| pr["scanner"]["db"]["version"].as_str())
-        .map(str::to_owned);
-    let findings = match findings(&pr["scanner"]["result"]) {
-        Some(f) => f,
+    #[derive(Deserialize, Default)]
+    struct Doc {
+        #[serde(default)]
+        scanner: ScannerDoc,
+        #[serde(default)]
+        metadata: MetaDoc,
+    }
+    #[derive(Deserialize, Default)]
+    struct ScannerDoc {
+        #[serde(default)]
+        uri: Option<String>,
+        #[serde(default)]
+        db: DbDoc,
+        #[serde(default)]
+        result: Option<Box<RawValue>>,
+    }
+    #[derive(Deserialize, Default)]
+    struct DbDoc {
+        #[serde(default, rename = "lastUpdate")]
+        last_update: Option<String>,
+        #[serde(default)]
+        version: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    struct MetaDoc {
+        #[serde(default, rename = "scanStartedOn")]
+        started: Option<String>,
+        #[serde(default, rename = "scanFinishedOn")]
+        finished: Option<String>,
+    }
+    let unreadable = |why: String| Some(Err(format!("{} scan: {why}", p.predicate_type)));
+    let doc: Doc = match serde_json::from_str(p.predicate.get()) {
+        Ok(d) => d,
+        Err(e) => return unreadable(format!("not readable: {e}")),
+    };
+    let scanner = doc.scanner.uri.unwrap_or_default();
+    let at = doc.metadata.finished.or(doc.metadata.started);
+    let database = doc.scanner.db.last_update.or(doc.scanner.db.version);
+    let findings = match doc.scanner.result.as_deref().map(findings) {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => return unreadable(format!("by {scanner:?}: {e}")),
         None => {
-            return Some(Err(format!(
-                "{} scan by {scanner:?}: its result is in no form vouch reads (in-toto list, Trivy or Grype JSON)",
-                p.predicate_type
-            )))
+            return unreadable(format!(
+                "by {scanner:?}: its result is in no form vouch reads (in-toto list, Trivy or Grype JSON)"
+            ))
         }
     };
     let mut by_severity = BTreeMap::new();
@@ -133,71 +194,120 @@ pub fn read_scan(p: &Predicate) -> Option<Result<Scan, String>> {
     }))
 }
 
+/// A severity as scanners write it: a word, a number, or a list of
+/// `{method, score}` (in-toto), whose highest counts.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SeverityField {
+    Word(String),
+    Number(f64),
+    Scores(Vec<Score>),
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct Score {
+    #[serde(default)]
+    score: Option<ScoreValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScoreValue {
+    Word(String),
+    Number(f64),
+    Other(serde::de::IgnoredAny),
+}
+
+impl SeverityField {
+    fn severity(&self) -> Severity {
+        match self {
+            SeverityField::Word(w) => Severity::parse(w),
+            SeverityField::Number(n) => Severity::parse(&n.to_string()),
+            SeverityField::Scores(scores) => scores
+                .iter()
+                .map(|s| match &s.score {
+                    Some(ScoreValue::Word(w)) => Severity::parse(w),
+                    Some(ScoreValue::Number(n)) => Severity::parse(&n.to_string()),
+                    _ => Severity::Unknown,
+                })
+                .max()
+                .unwrap_or(Severity::Unknown),
+            SeverityField::Other(_) => Severity::Unknown,
+        }
+    }
+}
+
+/// One finding with an `id` and a `severity`, maybe under `vulnerability`.
+#[derive(Deserialize)]
+struct Finding {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(default)]
+    severity: Option<SeverityField>,
+    #[serde(default)]
+    vulnerability: Option<Box<Finding>>,
+}
+
+impl Finding {
+    fn read(&self) -> (Severity, String) {
+        if let Some(inner) = &self.vulnerability {
+            return inner.read();
+        }
+        (
+            self.severity
+                .as_ref()
+                .map_or(Severity::Unknown, SeverityField::severity),
+            self.id.as_ref().and_then(|v| v.as_str()).unwrap_or("").to_owned(),
+        )
+    }
+}
+
 /// (severity, id) of each finding in a scan result.
-fn findings(result: &serde_json::Value) -> Option<Vec<(Severity, String)>> {
-    let id_of = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+fn findings(result: &RawValue) -> Result<Vec<(Severity, String)>, String> {
+    let text = result.get().trim_start();
     // in-toto vulns/v0.1: [{"id", "severity": [{"method", "score"}]}],
     // the entry possibly wrapped in "vulnerability".
-    if let Some(list) = result.as_array() {
-        return Some(
-            list.iter()
-                .map(|e| {
-                    let v = if e.get("vulnerability").is_some() {
-                        &e["vulnerability"]
-                    } else {
-                        e
-                    };
-                    let severity = match &v["severity"] {
-                        serde_json::Value::Array(scores) => scores
-                            .iter()
-                            .map(|s| match &s["score"] {
-                                serde_json::Value::Number(n) => Severity::parse(&n.to_string()),
-                                other => Severity::parse(other.as_str().unwrap_or("")),
-                            })
-                            .max()
-                            .unwrap_or(Severity::Unknown),
-                        serde_json::Value::String(s) => Severity::parse(s),
-                        _ => Severity::Unknown,
-                    };
-                    (severity, id_of(&v["id"]))
-                })
-                .collect(),
-        );
+    if text.starts_with('[') {
+        let list: Vec<Finding> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        return Ok(list.iter().map(Finding::read).collect());
     }
-    // Trivy: {"Results": [{"Vulnerabilities": [{"VulnerabilityID", "Severity"}]}]}.
-    if let Some(results) = result.get("Results") {
-        return Some(
-            results
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|r| r["Vulnerabilities"].as_array().into_iter().flatten())
-                .map(|v| {
-                    (
-                        Severity::parse(v["Severity"].as_str().unwrap_or("")),
-                        id_of(&v["VulnerabilityID"]),
-                    )
-                })
-                .collect(),
-        );
+    #[derive(Deserialize)]
+    struct Report {
+        // Trivy: {"Results": [{"Vulnerabilities": [{"VulnerabilityID", "Severity"}]}]}.
+        #[serde(default, rename = "Results")]
+        results: Option<Vec<TrivyResult>>,
+        // Grype: {"matches": [{"vulnerability": {"id", "severity"}}]}.
+        #[serde(default)]
+        matches: Option<Vec<Finding>>,
     }
-    // Grype: {"matches": [{"vulnerability": {"id", "severity"}}]}.
-    if let Some(matches) = result.get("matches") {
-        return Some(
-            matches
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    (
-                        Severity::parse(m["vulnerability"]["severity"].as_str().unwrap_or("")),
-                        id_of(&m["vulnerability"]["id"]),
-                    )
-                })
-                .collect(),
-        );
+    #[derive(Deserialize)]
+    struct TrivyResult {
+        #[serde(default, rename = "Vulnerabilities")]
+        vulnerabilities: Option<Vec<TrivyVulnerability>>,
     }
-    None
+    #[derive(Deserialize)]
+    struct TrivyVulnerability {
+        #[serde(default, rename = "VulnerabilityID")]
+        id: Option<serde_json::Value>,
+        #[serde(default, rename = "Severity")]
+        severity: Option<SeverityField>,
+    }
+    let report: Report = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    match (report.results, report.matches) {
+        (Some(results), _) => Ok(results
+            .iter()
+            .flat_map(|r| r.vulnerabilities.iter().flatten())
+            .map(|v| {
+                (
+                    v.severity.as_ref().map_or(Severity::Unknown, SeverityField::severity),
+                    v.id.as_ref().and_then(|i| i.as_str()).unwrap_or("").to_owned(),
+                )
+            })
+            .collect()),
+        (None, Some(matches)) => Ok(matches.iter().map(Finding::read).collect()),
+        (None, None) => Err("its result is in no form vouch reads (in-toto list, Trivy or Grype JSON)".into()),
+    }
 }
 
 /// SLSA provenance, normalised.
@@ -220,7 +330,11 @@ pub struct Provenance {
 
 /// Reads SLSA provenance (v1 or v0.2).
 pub fn read_provenance(p: &Predicate) -> Option<Provenance> {
-    let pr = &p.predicate;
+    if p.predicate_type != SLSA_V1 && p.predicate_type != SLSA_V02 {
+        return None;
+    }
+    // Provenance is small: a tree is cheap here.
+    let pr = &p.value();
     let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
     let (builder_id, build_type, workflow, uri) = match p.predicate_type.as_str() {
         SLSA_V1 => (
@@ -425,11 +539,7 @@ mod tests {
     use super::*;
 
     fn p(t: &str, predicate: serde_json::Value) -> Predicate {
-        Predicate {
-            predicate_type: t.into(),
-            signer: "k".into(),
-            predicate,
-        }
+        Predicate::new(t, "k", &predicate)
     }
 
     #[test]

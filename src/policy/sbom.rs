@@ -4,7 +4,7 @@
 
 use super::attested::Predicate;
 use super::glob_match;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// SPDX documents as in-toto predicates (2.x JSON).
 pub const SPDX: &str = "https://spdx.dev/Document";
@@ -28,47 +28,94 @@ pub struct Package {
 }
 
 /// The packages of an SPDX or CycloneDX predicate; `None` for other
-/// predicate types.
+/// predicate types. Parsed straight from the predicate's JSON into these
+/// few fields (an SBOM can be megabytes); one whose fields have other
+/// types than the formats say is an error, never an empty SBOM.
 pub fn read_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
-    let pr = &p.predicate;
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    #[derive(Deserialize)]
+    struct Spdx {
+        #[serde(default)]
+        packages: Vec<SpdxPackage>,
+    }
+    #[derive(Deserialize)]
+    struct SpdxPackage {
+        #[serde(default)]
+        name: String,
+        #[serde(default, rename = "versionInfo")]
+        version: String,
+        #[serde(default, rename = "licenseConcluded")]
+        concluded: Option<String>,
+        #[serde(default, rename = "licenseDeclared")]
+        declared: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct CycloneDx {
+        #[serde(default)]
+        components: Vec<Component>,
+    }
+    #[derive(Deserialize)]
+    struct Component {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        version: String,
+        #[serde(default)]
+        licenses: Vec<LicenseChoice>,
+    }
+    #[derive(Deserialize)]
+    struct LicenseChoice {
+        #[serde(default)]
+        license: Option<License>,
+        #[serde(default)]
+        expression: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct License {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let text = p.predicate.get();
+    let unreadable = |e: serde_json::Error| format!("{} SBOM is not readable: {e}", p.predicate_type);
     let list: Vec<Package> = match p.predicate_type.as_str() {
-        SPDX => pr["packages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .take(MAX_PACKAGES + 1)
-            .map(|pkg| Package {
-                name: s(&pkg["name"]),
-                version: s(&pkg["versionInfo"]),
-                licenses: [&pkg["licenseConcluded"], &pkg["licenseDeclared"]]
-                    .iter()
-                    .flat_map(|e| license_ids(e.as_str().unwrap_or("")))
-                    .collect(),
-            })
-            .collect(),
-        CYCLONEDX => pr["components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .take(MAX_PACKAGES + 1)
-            .map(|c| Package {
-                name: s(&c["name"]),
-                version: s(&c["version"]),
-                licenses: c["licenses"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|l| {
-                        let one = l["license"]["id"].as_str().or_else(|| l["license"]["name"].as_str());
-                        match one {
-                            Some(id) => vec![id.to_owned()],
-                            None => license_ids(l["expression"].as_str().unwrap_or("")),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect(),
+        SPDX => match serde_json::from_str::<Spdx>(text) {
+            Ok(doc) => doc
+                .packages
+                .into_iter()
+                .map(|pkg| Package {
+                    licenses: [pkg.concluded, pkg.declared]
+                        .iter()
+                        .flatten()
+                        .flat_map(|e| license_ids(e))
+                        .collect(),
+                    name: pkg.name,
+                    version: pkg.version,
+                })
+                .collect(),
+            Err(e) => return Some(Err(unreadable(e))),
+        },
+        CYCLONEDX => match serde_json::from_str::<CycloneDx>(text) {
+            Ok(doc) => doc
+                .components
+                .into_iter()
+                .map(|c| Package {
+                    licenses: c
+                        .licenses
+                        .iter()
+                        .flat_map(
+                            |l| match l.license.as_ref().and_then(|x| x.id.clone().or_else(|| x.name.clone())) {
+                                Some(id) => vec![id],
+                                None => license_ids(l.expression.as_deref().unwrap_or("")),
+                            },
+                        )
+                        .collect(),
+                    name: c.name,
+                    version: c.version,
+                })
+                .collect(),
+            Err(e) => return Some(Err(unreadable(e))),
+        },
         _ => return None,
     };
     if list.len() > MAX_PACKAGES {
@@ -176,20 +223,20 @@ mod tests {
 
     #[test]
     fn spdx_and_cyclonedx_packages() {
-        let spdx = Predicate {
-            predicate_type: SPDX.into(),
-            signer: "k".into(),
-            predicate: serde_json::json!({"spdxVersion": "SPDX-2.3", "packages": [
+        let spdx = Predicate::new(
+            SPDX,
+            "k",
+            &serde_json::json!({"spdxVersion": "SPDX-2.3", "packages": [
                 {"name": "readline", "versionInfo": "8.2", "licenseConcluded": "GPL-3.0-or-later", "licenseDeclared": "NOASSERTION"},
                 {"name": "musl", "versionInfo": "1.2.4", "licenseConcluded": "MIT"}]}),
-        };
-        let cdx = Predicate {
-            predicate_type: CYCLONEDX.into(),
-            signer: "k".into(),
-            predicate: serde_json::json!({"bomFormat": "CycloneDX", "components": [
+        );
+        let cdx = Predicate::new(
+            CYCLONEDX,
+            "k",
+            &serde_json::json!({"bomFormat": "CycloneDX", "components": [
                 {"name": "log4j-core", "version": "2.14.1", "licenses": [{"license": {"id": "Apache-2.0"}}]},
                 {"name": "x", "version": "1", "licenses": [{"expression": "AGPL-3.0-only OR MIT"}]}]}),
-        };
+        );
         let p = read_packages(&spdx).unwrap().unwrap();
         assert_eq!(p[0].licenses, ["GPL-3.0-or-later"]);
         let c = read_packages(&cdx).unwrap().unwrap();
