@@ -61,6 +61,19 @@ pub fn read_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
         version: String,
         #[serde(default)]
         licenses: Vec<LicenseChoice>,
+        /// Sub-components (CycloneDX nests them): read too, or a denied
+        /// package could hide under another.
+        #[serde(default)]
+        components: Vec<Component>,
+    }
+    fn flattened(list: Vec<Component>) -> Vec<Component> {
+        let mut out = Vec::new();
+        let mut todo: Vec<Component> = list.into_iter().rev().collect();
+        while let Some(mut c) = todo.pop() {
+            todo.extend(std::mem::take(&mut c.components).into_iter().rev());
+            out.push(c);
+        }
+        out
     }
     #[derive(Deserialize)]
     struct LicenseChoice {
@@ -96,8 +109,7 @@ pub fn read_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
             Err(e) => return Some(Err(unreadable(e))),
         },
         CYCLONEDX => match serde_json::from_str::<CycloneDx>(text) {
-            Ok(doc) => doc
-                .components
+            Ok(doc) => flattened(doc.components)
                 .into_iter()
                 .map(|c| Package {
                     licenses: c
@@ -235,11 +247,16 @@ mod tests {
             "k",
             &serde_json::json!({"bomFormat": "CycloneDX", "components": [
                 {"name": "log4j-core", "version": "2.14.1", "licenses": [{"license": {"id": "Apache-2.0"}}]},
-                {"name": "x", "version": "1", "licenses": [{"expression": "AGPL-3.0-only OR MIT"}]}]}),
+                {"name": "x", "version": "1", "licenses": [{"expression": "AGPL-3.0-only OR MIT"}],
+                 "components": [{"name": "nested", "version": "2", "licenses": [{"license": {"id": "GPL-2.0-only"}}]}]}]}),
         );
         let p = read_packages(&spdx).unwrap().unwrap();
         assert_eq!(p[0].licenses, ["GPL-3.0-or-later"]);
         let c = read_packages(&cdx).unwrap().unwrap();
         assert_eq!(c[1].licenses, ["AGPL-3.0-only", "MIT"]);
+        assert_eq!(
+            (c[2].name.as_str(), c[2].licenses[0].as_str()),
+            ("nested", "GPL-2.0-only")
+        );
     }
 }
