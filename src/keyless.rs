@@ -75,6 +75,9 @@ pub enum KeylessProblem {
     /// The log entry is about another payload or signature.
     #[error("the log entry does not match this signature")]
     EntryMismatch,
+    /// The log entry is of a kind or version vouch does not read.
+    #[error("Rekor entry kind {0} version {1} is not supported (vouch reads hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.2)")]
+    UnsupportedEntry(String, String),
     /// The payload signature does not verify with the certificate's key.
     #[error("the signature does not verify with the certificate's key")]
     BadSignature,
@@ -256,6 +259,23 @@ pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result
             .is_some_and(|s| s == signature)
     };
     let spec = &body["spec"];
+    let (kind, version) = (
+        body["kind"].as_str().unwrap_or(""),
+        body["apiVersion"].as_str().unwrap_or(""),
+    );
+    let unsupported =
+        || KeylessProblem::UnsupportedEntry(kind.chars().take(40).collect(), version.chars().take(20).collect());
+    // Versions vouch reads (a missing apiVersion is read as the kind's
+    // only or latest known layout); another version is named, never
+    // reported as a mismatch.
+    let known = match kind {
+        "hashedrekord" | "dsse" => matches!(version, "" | "0.0.1"),
+        "intoto" => matches!(version, "" | "0.0.2"),
+        _ => false,
+    };
+    if !known {
+        return Err(unsupported());
+    }
     let ok = match body["kind"].as_str() {
         Some("hashedrekord") => {
             spec["data"]["hash"]["value"].as_str() == Some(hash.encoded()) && is_sig(&spec["signature"]["content"])
@@ -441,6 +461,33 @@ mod tests {
             tlogs: vec![([0; 32], *key.verifying_key())],
             digest: crate::registry::digest::sha256_of(spki.as_bytes()),
         }
+    }
+
+    #[test]
+    fn entries_of_kinds_or_versions_not_read_are_named_not_called_mismatches() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let body = |kind: &str, version: &str| {
+            b64.encode(serde_json::json!({"apiVersion": version, "kind": kind, "spec": {}}).to_string())
+        };
+        for (kind, version) in [
+            ("intoto", "0.0.1"),
+            ("rekord", "0.0.1"),
+            ("hashedrekord", "0.0.2"),
+            ("dsse", "0.0.2"),
+        ] {
+            assert_eq!(
+                entry_matches(&body(kind, version), b"payload", b"sig"),
+                Err(KeylessProblem::UnsupportedEntry(kind.into(), version.into())),
+                "{kind} {version}"
+            );
+        }
+        let e = KeylessProblem::UnsupportedEntry("intoto".into(), "0.0.1".into()).to_string();
+        assert!(e.contains("kind intoto version 0.0.1 is not supported"), "{e}");
+        // A known kind that records other content is still a mismatch.
+        assert_eq!(
+            entry_matches(&body("hashedrekord", "0.0.1"), b"payload", b"sig"),
+            Err(KeylessProblem::EntryMismatch)
+        );
     }
 
     #[test]
