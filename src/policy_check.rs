@@ -50,6 +50,21 @@ struct Found {
     signers: BTreeSet<String>,
     predicates: Vec<Predicate>,
     notes: Vec<String>,
+    /// Not all evidence was read (more than 64 of a kind).
+    incomplete: bool,
+}
+
+/// Most layers of one evidence manifest, and bundle referrers, read.
+const MAX_READ: usize = 64;
+
+/// Notes that `what` had more than [`MAX_READ`] items.
+fn truncated(found: &mut Found, what: &str, n: usize) {
+    if n > MAX_READ {
+        found.incomplete = true;
+        found
+            .notes
+            .push(format!("{what}: {n} items, only the first {MAX_READ} read"));
+    }
 }
 
 /// Runs it: exit 0 if the policy admits the image, 1 if it denies it.
@@ -62,9 +77,7 @@ pub fn run(args: &CheckArgs) -> Result<std::process::ExitCode> {
     let bytes = reg
         .get_if_exists(&format!("/v2/{repo}/manifests/{digest}"), ACCEPT)?
         .ok_or_else(|| format!("{repo}@{digest}: no such manifest"))?;
-    if vouch::registry::digest::sha256_of(&bytes) != digest && digest.algorithm() == "sha256" {
-        return Err(format!("{repo}@{digest}: the registry sent bytes of another digest").into());
-    }
+    check_digest(digest.as_str(), &bytes).map_err(|e| format!("{repo}@{digest}: {e}"))?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes)?;
     let (media_type, _) = reg.describe(&image.repo, &digest)?;
     let sizes = |key: &str| -> u64 {
@@ -144,7 +157,16 @@ pub fn run(args: &CheckArgs) -> Result<std::process::ExitCode> {
         .map(|p| (p.predicate_type.clone(), p.signer.clone()))
         .collect();
     subject.predicates = found.predicates;
-    let decision = policy.evaluate_with(&subject, &found.signers, &attested);
+    let mut decision = policy.evaluate_with(&subject, &found.signers, &attested);
+    // As admission does: rules over what attestations say cannot admit on
+    // part of the evidence.
+    if found.incomplete && policy.rule_for(&subject).is_some_and(|(_, r)| r.reads_predicates()) {
+        decision.admit = false;
+        decision.reasons.insert(
+            0,
+            "not all evidence was read, and the rule reads what attestations say".into(),
+        );
+    }
     if args.output == "json" {
         println!(
             "{}",
@@ -197,6 +219,7 @@ fn image_config(
         ));
     }
     let bytes = reg.get(&format!("/v2/{repo}/blobs/{d}")).map_err(|e| e.to_string())?;
+    check_digest(d, &bytes)?;
     let sizes: Vec<u64> = doc["layers"]
         .as_array()
         .into_iter()
@@ -211,7 +234,7 @@ fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::re
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|m| m["platform"]["os"].as_str() != Some("unknown"))
+        .filter(|m| m["annotations"]["vnd.docker.reference.type"].as_str() != Some("attestation-manifest"))
         .collect();
     if entries.len() > MAX_PLATFORMS {
         return Err(format!(
@@ -226,7 +249,13 @@ fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::re
             .get_if_exists(&format!("/v2/{repo}/manifests/{d}"), ACCEPT)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("index entry {d}: not in this repository"))?;
+        check_digest(d, &bytes).map_err(|e| format!("index entry {d}: {e}"))?;
         let child: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("index entry {d}: {e}"))?;
+        if INDEXES.iter().any(|t| child["mediaType"].as_str() == Some(t)) || child["manifests"].is_array() {
+            return Err(format!(
+                "index entry {d}: an index inside an index; nested indexes are not read"
+            ));
+        }
         let platform = e["platform"]["os"].as_str().map(|os| {
             platform_name(
                 os,
@@ -237,6 +266,18 @@ fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::re
         out.push(image_config(reg, repo, &child, platform).map_err(|x| format!("index entry {d}: {x}"))?);
     }
     Ok(out)
+}
+
+/// Checks that `bytes` are what `digest` names: a registry (or anything
+/// between it and us) cannot make a configuration say something else.
+fn check_digest(digest: &str, bytes: &[u8]) -> std::result::Result<(), String> {
+    let d = Digest::parse(digest).ok_or_else(|| format!("{digest:?} is not a digest"))?;
+    let mut h = vouch::registry::digest::DigestHasher::for_digest(&d);
+    h.update(bytes);
+    if h.finish() != d {
+        return Err(format!("the registry sent bytes that are not {digest}"));
+    }
+    Ok(())
 }
 
 /// Cosign tag-scheme signatures: key-based and keyless, the payload's
@@ -252,7 +293,14 @@ fn signatures(
     let Some(doc) = manifest(reg, repo, &signature_tag(digest))? else {
         return Ok(());
     };
-    for (i, layer) in doc["layers"].as_array().into_iter().flatten().enumerate().take(64) {
+    truncated(found, "signatures", doc["layers"].as_array().map_or(0, Vec::len));
+    for (i, layer) in doc["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .take(MAX_READ)
+    {
         let Some(d) = layer["digest"].as_str() else { continue };
         let payload = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
         let annotations = &layer["annotations"];
@@ -325,7 +373,14 @@ fn attestations(
     let Some(doc) = manifest(reg, repo, &tag)? else {
         return Ok(());
     };
-    for (i, layer) in doc["layers"].as_array().into_iter().flatten().enumerate().take(64) {
+    truncated(found, "attestations", doc["layers"].as_array().map_or(0, Vec::len));
+    for (i, layer) in doc["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .take(MAX_READ)
+    {
         let Some(d) = layer["digest"].as_str() else { continue };
         let envelope = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
         let annotations = &layer["annotations"];
@@ -387,7 +442,9 @@ fn bundles(
             .as_str()
             .is_some_and(|t| t.starts_with(vouch::sigstore_bundle::ARTIFACT_TYPE_PREFIX))
     });
-    for m in bundles.take(64) {
+    let bundles: Vec<&serde_json::Value> = bundles.collect();
+    truncated(found, "Sigstore bundle referrers", bundles.len());
+    for m in bundles.into_iter().take(MAX_READ) {
         let Some(d) = m["digest"].as_str() else { continue };
         let Some(doc) = manifest(reg, repo, d)? else { continue };
         let Some(layer) = doc["layers"][0]["digest"].as_str() else {

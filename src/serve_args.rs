@@ -158,7 +158,11 @@ pub struct ServeArgs {
 
 /// `--reevaluate-every`: a duration as policies write them (`6h`).
 fn parse_every(s: &str) -> Result<u64, String> {
-    vouch::policy::image::parse_duration(s)
+    let secs = vouch::policy::image::parse_duration(s)?;
+    if secs > 366 * 86_400 {
+        return Err(format!("{s:?}: at most a year (366d)"));
+    }
+    Ok(secs)
 }
 
 /// The `--config` file. Every key is optional.

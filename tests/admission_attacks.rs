@@ -169,3 +169,53 @@ async fn deleting_what_vouch_wrote_is_an_admins_act() {
         "{logged:?}"
     );
 }
+
+/// Under a rule that reads what attestations say (here a Rego module; the
+/// same holds for `vulnerabilities`, `provenance` and `sbom`), evidence not
+/// all read could hide a newer scan with a critical finding: the flood that
+/// decides nothing above denies here, naming why, rather than let an
+/// admission stand on part of the evidence.
+#[tokio::test]
+async fn under_a_rule_over_attestation_content_evidence_not_all_read_denies() {
+    use p256::pkcs8::EncodePublicKey as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = p256::ecdsa::SigningKey::from_slice(&[8; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    std::fs::write(
+        dir.path().join("content.rego"),
+        "package vouch\n\ndeny contains \"never\" if { false }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        format!(
+            "version = 1\nname = \"content\"\n[keys]\nk = \"\"\"{pem}\"\"\"\n[[rule]]\nrepositories = \"**\"\n\
+             signatures = {{ keys = [\"k\"] }}\nrego = \"content.rego\"\n"
+        ),
+    )
+    .unwrap();
+    let policy = vouch::policy::Policy::load(&dir.path().join("p.toml")).unwrap();
+    let reg = admission_registry(policy, false).await;
+    let r = &reg.router;
+    let (image, ..) = push_image(r, "team/app", "v1", b"an image under a content rule", None).await;
+    let reference = format!("{REGISTRY_NAME}/team/app");
+    let genuine = signature_manifest(r, "team/app", &image, &reference, &key, None).await;
+    let tag = format!("sha256-{}.sig", &image[7..]);
+    let put = put_manifest(r, "team/app", &tag, OCI, &genuine, None).await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text());
+    let path = format!("/v2/team/app/manifests/{image}");
+    assert!(anonymous_gets(r, &path).await, "the signed image is admitted");
+    for junk in junk_before(&genuine, 257) {
+        let put = put_manifest(r, "team/app", &tag, OCI, &junk, None).await;
+        assert_eq!(put.status, StatusCode::CREATED, "{}", put.text());
+    }
+    assert!(
+        !anonymous_gets(r, &path).await,
+        "an admission stood on evidence not all read"
+    );
+    let logged = format!("{:?}", ledger_entries(&reg.state));
+    assert!(logged.contains("not all evidence could be read"), "{logged}");
+}

@@ -138,8 +138,13 @@ async fn each_platform_of_an_index_is_held_to_the_rules_and_attestation_entries_
     )
     .await;
     let entry = |d: &str, s: usize, os: &str, arch: &str| {
+        let annotations = if os == "unknown" {
+            r#","annotations":{"vnd.docker.reference.type":"attestation-manifest","vnd.docker.reference.digest":"sha256:00"}"#
+        } else {
+            ""
+        };
         format!(
-            r#"{{"mediaType":"{OCI}","digest":"{d}","size":{s},"platform":{{"os":"{os}","architecture":"{arch}"}}}}"#
+            r#"{{"mediaType":"{OCI}","digest":"{d}","size":{s},"platform":{{"os":"{os}","architecture":"{arch}"}}{annotations}}}"#
         )
     };
     let index = |entries: Vec<String>| {
@@ -174,6 +179,17 @@ async fn each_platform_of_an_index_is_held_to_the_rules_and_attestation_entries_
     assert_eq!(put.status, StatusCode::CREATED);
     let (status, body) = pull(&r, "multi/app", "good").await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A root image that only claims to be platform unknown/unknown, without
+    // buildx's annotation, is held to the rules like any other.
+    let disguised = format!(
+        r#"{{"mediaType":"{OCI}","digest":"{arm}","size":{sr},"platform":{{"os":"unknown","architecture":"unknown"}}}}"#
+    );
+    let sneaky = index(vec![entry(&amd, sa, "linux", "amd64"), disguised]);
+    let put = call(&r, "PUT", "/v2/multi/app/manifests/sneaky", &hdrs, sneaky).await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let (status, body) = pull(&r, "multi/app", "sneaky").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("platform unknown/unknown: runs as root"), "{body}");
 }
 
 #[tokio::test]

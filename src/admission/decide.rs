@@ -237,6 +237,19 @@ impl Admission {
         let mut decision = self
             .policy
             .evaluate_with(&subject, &findings.signers, &findings.attested);
+        // Rules over what attestations say can be failed by evidence not
+        // read (a newer scan with a critical finding): on part of the
+        // evidence they decide nothing but a denial, which stands (unlike a
+        // missing signature, which could only cost an admission).
+        if keep && findings.incomplete {
+            decision.admit = false;
+            decision.reasons.insert(
+                0,
+                "not all evidence could be read (a bound was reached), and the rule reads what attestations say: \
+                 it cannot admit on part of them"
+                    .into(),
+            );
+        }
         let mut evidence: Vec<Digest> = findings.evidence.into_iter().collect();
         // A manifest an admitted image index lists (one platform of a
         // multi-platform image) is covered by the index's decision: signers
@@ -257,7 +270,7 @@ impl Admission {
         if !decision.admit {
             decision.reasons.extend(findings.notes.into_values().take(MAX_NOTES));
         }
-        let undetermined = !decision.admit && findings.incomplete;
+        let undetermined = !decision.admit && findings.incomplete && !keep;
         Outcome {
             undetermined,
             admit: decision.admit,

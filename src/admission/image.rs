@@ -27,7 +27,13 @@ struct IndexEntry {
     digest: String,
     #[serde(default)]
     platform: Option<Platform>,
+    #[serde(default)]
+    annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
+
+/// The annotation with which buildx marks the build attestations it lists
+/// in an index beside the images (platform `unknown/unknown`).
+pub(crate) const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 #[derive(serde::Deserialize)]
 struct Platform {
@@ -78,16 +84,20 @@ impl Admission {
         }
     }
 
-    /// Each platform's configuration. Entries for platform `unknown`
-    /// (build attestations that buildx lists beside the images) are not
-    /// images to run and are skipped.
+    /// Each platform's configuration. Build attestations that buildx lists
+    /// beside the images (annotated `vnd.docker.reference.type:
+    /// attestation-manifest`) are not images to run and are skipped; any
+    /// other entry, whatever platform it claims, is held to the rules.
     async fn index_configs(&self, app: &AppState, repo: &RepoName, bytes: &[u8]) -> Result<Vec<ImageConfig>, Failure> {
         let doc: IndexDoc =
             serde_json::from_slice(bytes).map_err(|e| Failure::Unreadable(format!("the index is not valid: {e}")))?;
         let entries: Vec<&IndexEntry> = doc
             .manifests
             .iter()
-            .filter(|m| m.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+            .filter(|m| {
+                let kind = m.annotations.as_ref().and_then(|a| a.get(REFERENCE_TYPE)?.as_str());
+                kind != Some("attestation-manifest")
+            })
             .collect();
         if entries.len() > MAX_PLATFORMS {
             return Err(Failure::Unreadable(format!(

@@ -430,7 +430,15 @@ impl VulnRule {
                 None => {}
             }
         }
-        // The newest scan decides; one without a readable time is never newest.
+        // The newest scan decides; one without a readable time, or with one
+        // in the future (which would stay newest for ever), is never newest.
+        for s in &mut scans {
+            if s.scanned_unix
+                .is_some_and(|t| t > now.saturating_add(super::image::FUTURE_SLACK))
+            {
+                s.scanned_unix = None;
+            }
+        }
         scans.sort_by_key(|s| std::cmp::Reverse(s.scanned_unix.unwrap_or(i64::MIN)));
         let Some(scan) = scans.first() else {
             let mut out = vec![format!(
@@ -445,7 +453,16 @@ impl VulnRule {
             scan.scanner,
             scan.scanned_at.as_deref().unwrap_or("no time")
         );
-        let mut out = Vec::new();
+        // A trusted scan that cannot be read, or has no valid time, could be
+        // the newest: it fails the rule rather than let an older one decide.
+        let mut out = unreadable;
+        let timeless = scans.iter().filter(|s| s.scanned_unix.is_none()).count();
+        if timeless > 0 {
+            out.push(format!(
+                "{timeless} trusted scan(s) without a valid scan time (missing, unreadable, or in the future): \
+                 which is newest cannot be told"
+            ));
+        }
         if let Some(max) = self.max_age {
             match scan.scanned_unix {
                 None => out.push(format!("{named} has no valid scan time; the rule's max_age needs one")),
@@ -503,7 +520,13 @@ impl ProvenanceRule {
                 .iter()
                 .filter_map(|(name, want, got)| {
                     let want = want.as_ref()?;
-                    (!super::glob_match(want, got)).then(|| format!("{name} {got:?} does not match {want:?}"))
+                    // Bounded: glob matching backtracks on long strings.
+                    (got.len() > 1024 || !super::glob_match(want, got)).then(|| {
+                        format!(
+                            "{name} {:?} does not match {want:?}",
+                            got.chars().take(200).collect::<String>()
+                        )
+                    })
                 })
                 .collect();
             if wrong.is_empty() {

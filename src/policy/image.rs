@@ -54,6 +54,11 @@ pub struct ImageConfig {
     pub base_digest: Option<String>,
 }
 
+/// How far in the future a time may be (clock skew between the builder
+/// or scanner and vouch) before it counts as no valid time: a date in the
+/// future would otherwise satisfy any `max_age` for ever.
+pub const FUTURE_SLACK: i64 = 3600;
+
 /// The OCI annotations naming a base image.
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// The digest one.
@@ -129,9 +134,74 @@ struct ExecConfig {
     cmd: Option<Vec<String>>,
 }
 
+/// The keys of a JSON object, in order, duplicates kept.
+struct Keys(Vec<String>);
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A key as Go's encoding/json matches it (what containerd, moby and
+/// containers/image read configurations with): case-insensitively, with
+/// the two non-ASCII letters that fold to ASCII ones.
+fn go_fold(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '\u{017F}' => 's',
+            '\u{212A}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Refuses an object in which a runtime could read a field other than the
+/// one vouch reads: a key given twice, or two keys that fold to one field
+/// (`"User"` and `"user"`: Go takes the last).
+fn unambiguous(keys: &[String], fields: &[&str]) -> Result<(), String> {
+    for field in fields {
+        let folded = go_fold(field);
+        let matching: Vec<&String> = keys.iter().filter(|k| go_fold(k) == folded).collect();
+        if matching.len() > 1 || matching.iter().any(|k| k.as_str() != *field) {
+            return Err(format!(
+                "the image configuration is ambiguous: {} for the field {field:?} (runtimes match keys case-insensitively)",
+                matching.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses an image configuration. `platform` is the index descriptor's
 /// platform, if any; `layer_sizes` come from the manifest.
 pub fn parse_config(bytes: &[u8], platform: Option<String>, layer_sizes: Vec<u64>) -> Result<ImageConfig, String> {
+    #[derive(Deserialize)]
+    struct Outer {
+        #[serde(default)]
+        config: Option<Keys>,
+    }
+    let invalid = |e: serde_json::Error| format!("the image configuration is not valid: {e}");
+    let top: Keys = serde_json::from_slice(bytes).map_err(invalid)?;
+    unambiguous(&top.0, &["created", "os", "architecture", "variant", "config"])?;
+    if let Some(exec) = serde_json::from_slice::<Outer>(bytes).map_err(invalid)?.config {
+        unambiguous(&exec.0, &["User", "Env", "Labels", "ExposedPorts", "Entrypoint", "Cmd"])?;
+    }
     let file: ConfigFile =
         serde_json::from_slice(bytes).map_err(|e| format!("the image configuration is not valid: {e}"))?;
     let exec = file.config.unwrap_or_default();
@@ -283,9 +353,10 @@ impl ImageRules {
                 out.push(format!("{on}missing required label(s): {}", missing.join(", ")));
             }
             if !self.base_images.is_empty() {
+                // Bounded: glob matching backtracks, and these are the pusher's.
                 let matches = |v: &Option<String>| {
                     v.as_deref()
-                        .is_some_and(|v| self.base_images.iter().any(|g| super::glob_match(g, v)))
+                        .is_some_and(|v| v.len() <= 1024 && self.base_images.iter().any(|g| super::glob_match(g, v)))
                 };
                 match (&image.base_name, &image.base_digest) {
                     (None, None) => out.push(format!(
@@ -306,6 +377,11 @@ impl ImageRules {
                         image.created.as_deref().unwrap_or(""),
                         show_duration(max)
                     )),
+                    Some(t) if t > now.saturating_add(FUTURE_SLACK) => out.push(format!(
+                        "{on}created {} is in the future; the rule's max_age {} needs a real time",
+                        image.created.as_deref().unwrap_or(""),
+                        show_duration(max)
+                    )),
                     Some(t) if now.saturating_sub(t) > max as i64 => out.push(format!(
                         "{on}created {}, {} ago; the rule's max_age is {}",
                         image.created.as_deref().unwrap_or(""),
@@ -323,6 +399,26 @@ impl ImageRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_a_runtime_would_read_differently_make_the_configuration_unreadable() {
+        for bad in [
+            r#"{"config":{"User":"1000","user":"0"}}"#,
+            r#"{"config":{"user":"0"}}"#,
+            r#"{"config":{"User":"1000","User":"0"}}"#,
+            r#"{"config":{"User":"1000"},"Config":{"User":"0"}}"#,
+            "{\"config\":{\"U\u{17F}er\":\"0\",\"User\":\"1\"}}",
+        ] {
+            let e = parse_config(bad.as_bytes(), None, vec![]).unwrap_err();
+            assert!(e.contains("ambiguous") || e.contains("duplicate"), "{bad}: {e}");
+        }
+        assert!(parse_config(
+            br#"{"config":{"User":"1000","Hostname":"x"},"author":"a"}"#,
+            None,
+            vec![]
+        )
+        .is_ok());
+    }
 
     #[test]
     fn root_users() {
@@ -383,5 +479,17 @@ mod tests {
             "{f:?}"
         );
         assert!(ImageRules::default().failures(&Configs::NotRead, 0).is_empty());
+        let future = parse_config(
+            br#"{"created":"2099-01-01T00:00:00Z","config":{"User":"1"}}"#,
+            None,
+            vec![],
+        )
+        .unwrap();
+        let age_only = ImageRules {
+            max_age: Some(86_400),
+            ..ImageRules::default()
+        };
+        let f = age_only.failures(&Configs::Read(vec![future]), 1_700_000_000);
+        assert!(f[0].contains("is in the future"), "{f:?}");
     }
 }

@@ -15,6 +15,11 @@ pub const CYCLONEDX: &str = "https://cyclonedx.org/bom";
 /// rule naming the bound, never a partial pass.
 pub const MAX_PACKAGES: usize = 100_000;
 
+/// Longest package name with version, or license id, matched against a
+/// rule's globs (glob matching backtracks; these strings are the
+/// producer's). A longer one is denied, named.
+pub const MAX_NAME: usize = 1024;
+
 /// A package an SBOM lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Package {
@@ -180,14 +185,22 @@ impl SbomRule {
                 Some(Ok(packages)) => {
                     read += 1;
                     for pkg in &packages {
-                        if let Some(l) = pkg
-                            .licenses
-                            .iter()
-                            .find(|l| self.deny_licenses.iter().any(|g| glob_match(g, l)))
-                        {
-                            denied.push(format!("{}@{} is licensed {l}", pkg.name, pkg.version));
-                        }
                         let full = format!("{}@{}", pkg.name, pkg.version);
+                        if full.len() > MAX_NAME || pkg.licenses.iter().any(|l| l.len() > MAX_NAME) {
+                            denied.push(format!(
+                                "{}... has a name, version or license over {MAX_NAME} bytes",
+                                full.chars().take(40).collect::<String>()
+                            ));
+                            continue;
+                        }
+                        // SPDX license ids match case-insensitively.
+                        if let Some(l) = pkg.licenses.iter().find(|l| {
+                            self.deny_licenses
+                                .iter()
+                                .any(|g| glob_match(&g.to_ascii_lowercase(), &l.to_ascii_lowercase()))
+                        }) {
+                            denied.push(format!("{full} is licensed {l}"));
+                        }
                         if let Some(g) = self
                             .deny_packages
                             .iter()
@@ -252,6 +265,29 @@ mod tests {
         );
         let p = read_packages(&spdx).unwrap().unwrap();
         assert_eq!(p[0].licenses, ["GPL-3.0-or-later"]);
+        let rule = SbomRule {
+            signers: vec![(
+                "k".into(),
+                crate::policy::Authority::Key(crate::signature::PublicKey::Ed25519(
+                    ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key(),
+                )),
+            )],
+            deny_licenses: vec!["GPL-*".into()],
+            deny_packages: vec![],
+        };
+        let lower = Predicate::new(
+            SPDX,
+            "k",
+            &serde_json::json!({"packages": [{"name": "a", "versionInfo": "1", "licenseConcluded": "gpl-3.0-only"}]}),
+        );
+        let f = rule.failures(&[lower]);
+        assert!(f[0].contains("a@1 is licensed gpl-3.0-only"), "{f:?}");
+        let long = Predicate::new(
+            SPDX,
+            "k",
+            &serde_json::json!({"packages": [{"name": "x".repeat(5000)}]}),
+        );
+        assert!(rule.failures(&[long])[0].contains("over 1024 bytes"));
         let c = read_packages(&cdx).unwrap().unwrap();
         assert_eq!(c[1].licenses, ["AGPL-3.0-only", "MIT"]);
         assert_eq!(
