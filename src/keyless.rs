@@ -48,6 +48,9 @@ pub struct Identity {
     pub issuer: String,
     /// The subject: the SAN email or URI.
     pub subject: String,
+    /// When the log integrated the signature (seconds since the epoch):
+    /// the time the certificate was checked at, vouched for by the SET.
+    pub logged_at: i64,
 }
 
 /// Why a keyless signature does not count.
@@ -339,7 +342,8 @@ pub fn verify_leaf(
         p256::ecdsa::VerifyingKey::from_public_key_der(leaf.public_key().raw)
             .map_err(|_| malformed("the certificate's key is not ECDSA P-256"))?
     };
-    let identity = identity(&leaf).ok_or_else(|| malformed("the certificate names no OIDC issuer or subject"))?;
+    let mut identity = identity(&leaf).ok_or_else(|| malformed("the certificate names no OIDC issuer or subject"))?;
+    identity.logged_at = time;
     Ok((key, identity))
 }
 
@@ -443,6 +447,7 @@ fn identity(cert: &X509Certificate<'_>) -> Option<Identity> {
     Some(Identity {
         issuer: issuer?,
         subject,
+        logged_at: 0,
     })
 }
 

@@ -384,39 +384,40 @@ fn attestations(
         let Some(d) = layer["digest"].as_str() else { continue };
         let envelope = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
         let annotations = &layer["annotations"];
-        let (predicate_type, signers, predicate) = if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some()
-        {
-            let Some(root) = &policy.trusted_root else {
-                found
-                    .notes
-                    .push(format!("attestation {i}: keyless, but the policy has no trusted_root"));
-                continue;
+        let (predicate_type, signers, predicate, signed_at) =
+            if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some() {
+                let Some(root) = &policy.trusted_root else {
+                    found
+                        .notes
+                        .push(format!("attestation {i}: keyless, but the policy has no trusted_root"));
+                    continue;
+                };
+                match vouch::attestation::verify_keyless_envelope(root, digest, annotations, &envelope) {
+                    Ok((t, id, predicate)) => (
+                        t,
+                        identities
+                            .iter()
+                            .filter(|(_, m)| m.matches(&id))
+                            .map(|(f, _)| f.clone())
+                            .collect(),
+                        predicate,
+                        Some(id.logged_at),
+                    ),
+                    Err(e) => {
+                        found.notes.push(format!("attestation {i}: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                match vouch::attestation::verify_envelope(digest, &envelope, keys) {
+                    Ok(a) => (a.predicate_type, a.signers, a.predicate, None),
+                    Err(e) => {
+                        found.notes.push(format!("attestation {i}: {e}"));
+                        continue;
+                    }
+                }
             };
-            match vouch::attestation::verify_keyless_envelope(root, digest, annotations, &envelope) {
-                Ok((t, id, predicate)) => (
-                    t,
-                    identities
-                        .iter()
-                        .filter(|(_, m)| m.matches(&id))
-                        .map(|(f, _)| f.clone())
-                        .collect(),
-                    predicate,
-                ),
-                Err(e) => {
-                    found.notes.push(format!("attestation {i}: {e}"));
-                    continue;
-                }
-            }
-        } else {
-            match vouch::attestation::verify_envelope(digest, &envelope, keys) {
-                Ok(a) => (a.predicate_type, a.signers, a.predicate),
-                Err(e) => {
-                    found.notes.push(format!("attestation {i}: {e}"));
-                    continue;
-                }
-            }
-        };
-        keep(found, &predicate_type, signers, predicate);
+        keep(found, &predicate_type, signers, predicate, signed_at);
     }
     Ok(())
 }
@@ -461,10 +462,14 @@ fn bundles(
                         .map(|(f, _)| f.clone())
                         .collect(),
                 };
+                let signed_at = match &v.signer {
+                    vouch::sigstore_bundle::Signer::Identity(id) => Some(id.logged_at),
+                    vouch::sigstore_bundle::Signer::Key(_) => None,
+                };
                 if v.predicate_type == vouch::sigstore_bundle::COSIGN_SIGN_PREDICATE {
                     found.signers.extend(signers);
                 } else {
-                    keep(found, &v.predicate_type, signers, v.predicate);
+                    keep(found, &v.predicate_type, signers, v.predicate, signed_at);
                 }
             }
             Err(e) => found.notes.push(format!("Sigstore bundle {d}: {e}")),
@@ -473,12 +478,19 @@ fn bundles(
     Ok(())
 }
 
-fn keep(found: &mut Found, predicate_type: &str, signers: Vec<String>, predicate: Box<serde_json::value::RawValue>) {
+fn keep(
+    found: &mut Found,
+    predicate_type: &str,
+    signers: Vec<String>,
+    predicate: Box<serde_json::value::RawValue>,
+    signed_at: Option<i64>,
+) {
     for signer in signers {
         found.predicates.push(Predicate {
             predicate_type: predicate_type.to_owned(),
             signer,
             predicate: predicate.clone(),
+            signed_at,
         });
     }
 }

@@ -91,6 +91,9 @@ struct CaseAttestation {
     signer: String,
     #[serde(default)]
     predicate: serde_json::Value,
+    /// RFC 3339: when a log says it was signed (keyless attestations).
+    #[serde(default)]
+    signed_at: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -201,11 +204,17 @@ fn run_case(policy: &Policy, file: &Path) -> Result<(String, Decision, Vec<Strin
     let input = case.input;
     let fingerprint = |name: &str| policy.names.get(name).cloned().unwrap_or_else(|| name.to_owned());
     let signers: BTreeSet<String> = input.signers.iter().map(|s| fingerprint(s)).collect();
-    let predicates: Vec<Predicate> = input
-        .attestations
-        .into_iter()
-        .map(|a| Predicate::new(&a.predicate_type, &fingerprint(&a.signer), &a.predicate))
-        .collect();
+    let rfc3339 = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map(|t| t.unix_timestamp())
+            .map_err(|e| format!("{}: {t:?}: {e}", file.display()))
+    };
+    let mut predicates: Vec<Predicate> = Vec::new();
+    for a in input.attestations {
+        let mut p = Predicate::new(&a.predicate_type, &fingerprint(&a.signer), &a.predicate);
+        p.signed_at = a.signed_at.as_deref().map(rfc3339).transpose()?;
+        predicates.push(p);
+    }
     let attested: BTreeSet<(String, String)> = predicates
         .iter()
         .map(|p| (p.predicate_type.clone(), p.signer.clone()))
@@ -222,9 +231,7 @@ fn run_case(policy: &Policy, file: &Path) -> Result<(String, Decision, Vec<Strin
     };
     let evaluated_at = match &input.evaluated_at {
         None => crate::policy_check::now(),
-        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| format!("{}: evaluated_at {t:?}: {e}", file.display()))?
-            .unix_timestamp(),
+        Some(t) => rfc3339(t)?,
     };
     let subject = Subject {
         repo: input.repository,

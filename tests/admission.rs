@@ -504,8 +504,17 @@ fn keyless_signatures_are_verified_offline_against_the_trusted_root() {
              ci = {{ issuer = \"https://ci.test\", subject_regex = \"https://ci\\\\.test/team/.*\" }}\n\
              [[rule]]\nrepositories = \"keyless-sbom/**\"\nsignatures = {{ keys = [\"dev\"] }}\n\
              attestations = [{{ predicate_type = \"https://spdx.dev/Document\", keys = [\"dev\"] }}]\n\
+             rego = \"logged.rego\"\n\
              [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\", \"ci\"] }}\n"
         ),
+    )
+    .unwrap();
+    // Rego sees when a keyless attestation was logged (the Rekor entry's
+    // integrated time, checked with its SET): it must be there, and recent.
+    std::fs::write(
+        w.join("logged.rego"),
+        "package vouch\n\ndeny contains \"an attestation without a recent logged time\" if {\n    \
+         some p in input.predicates\n    not p.signed_at > input.evaluated_at - 86400\n}\n",
     )
     .unwrap();
     let policy = w.join("policy.toml");

@@ -48,7 +48,13 @@ impl Findings {
 
     /// Keeps the predicate of a verified Statement, once per signer, if
     /// predicates are kept.
-    fn keep(&mut self, predicate_type: &str, signers: &[String], predicate: Box<serde_json::value::RawValue>) {
+    fn keep(
+        &mut self,
+        predicate_type: &str,
+        signers: &[String],
+        predicate: Box<serde_json::value::RawValue>,
+        signed_at: Option<i64>,
+    ) {
         if !self.keep_predicates {
             return;
         }
@@ -57,6 +63,7 @@ impl Findings {
                 predicate_type: predicate_type.to_owned(),
                 signer: signer.clone(),
                 predicate: predicate.clone(),
+                signed_at,
             });
         }
     }
@@ -393,7 +400,7 @@ impl Admission {
                         }
                         f.evidence.insert(manifest.clone());
                         let matched: Vec<String> = matched.into_iter().cloned().collect();
-                        f.keep(&predicate_type, &matched, predicate);
+                        f.keep(&predicate_type, &matched, predicate, Some(id.logged_at));
                         f.attested
                             .extend(matched.into_iter().map(|fp| (predicate_type.clone(), fp)));
                     }
@@ -404,7 +411,7 @@ impl Admission {
             match crate::attestation::verify_envelope(image, &envelope, &self.keys) {
                 Ok(a) => {
                     f.evidence.insert(manifest.clone());
-                    f.keep(&a.predicate_type, &a.signers, a.predicate);
+                    f.keep(&a.predicate_type, &a.signers, a.predicate, None);
                     f.attested
                         .extend(a.signers.into_iter().map(|s| (a.predicate_type.clone(), s)));
                 }
@@ -464,7 +471,11 @@ impl Admission {
         if verified.predicate_type == crate::sigstore_bundle::COSIGN_SIGN_PREDICATE {
             f.signers.extend(fingerprints);
         } else {
-            f.keep(&verified.predicate_type, &fingerprints, verified.predicate);
+            let signed_at = match &verified.signer {
+                crate::sigstore_bundle::Signer::Identity(id) => Some(id.logged_at),
+                crate::sigstore_bundle::Signer::Key(_) => None,
+            };
+            f.keep(&verified.predicate_type, &fingerprints, verified.predicate, signed_at);
             f.attested
                 .extend(fingerprints.into_iter().map(|fp| (verified.predicate_type.clone(), fp)));
         }

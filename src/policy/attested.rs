@@ -28,12 +28,21 @@ pub struct Predicate {
     /// straight from it (an SBOM can be megabytes; a tree of it would cost
     /// many times that, and the time to build it).
     pub predicate: Box<RawValue>,
+    /// When it was signed, if a transparency log vouches for it (keyless
+    /// attestations: the Rekor entry's integrated time, checked with its
+    /// SET); `None` for a key's signature, which carries no time.
+    pub signed_at: Option<i64>,
 }
 
 impl PartialEq for Predicate {
     fn eq(&self, other: &Predicate) -> bool {
-        (&self.predicate_type, &self.signer, self.predicate.get())
-            == (&other.predicate_type, &other.signer, other.predicate.get())
+        (&self.predicate_type, &self.signer, self.predicate.get(), self.signed_at)
+            == (
+                &other.predicate_type,
+                &other.signer,
+                other.predicate.get(),
+                other.signed_at,
+            )
     }
 }
 
@@ -46,6 +55,7 @@ impl Predicate {
             predicate_type: predicate_type.to_owned(),
             signer: signer.to_owned(),
             predicate: serde_json::value::to_raw_value(predicate).expect("a JSON value serialises"),
+            signed_at: None,
         }
     }
 
