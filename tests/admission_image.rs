@@ -316,3 +316,35 @@ async fn a_base_image_allowlist_reads_the_manifest_annotations_or_the_labels() {
     let (_, body) = pull(&r, "base/app", "unnamed").await;
     assert!(body.contains("names no base image"), "{body}");
 }
+
+#[tokio::test]
+async fn a_rule_that_opts_in_gives_rego_the_environment_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("env.rego"),
+        "package vouch\n\ndeny contains \"a real API token is baked into the image\" if {\n    \
+         some image in input.images\n    image.env.API_TOKEN == \"hunter2\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "version = 1\nname = \"env\"\n[[rule]]\nrepositories = \"**\"\nrego = \"env.rego\"\nenv_values = true\n",
+    )
+    .unwrap();
+    let policy = vouch::policy::Policy::load(&dir.path().join("p.toml")).unwrap();
+    let (_state, r, auth) = admission_app(dir.path(), policy).await;
+    push_image(&r, &auth, "env/app", "v1", &config(Some("app"), true, &recent())).await;
+    let (status, body) = pull(&r, "env/app", "v1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("a real API token is baked into the image"), "{body}");
+    let other = config(Some("app"), true, &recent()).replace("API_TOKEN=hunter2", "API_TOKEN=from-a-secret-store");
+    push_image(&r, &auth, "env/app", "v2", &other).await;
+    assert_eq!(pull(&r, "env/app", "v2").await.0, StatusCode::OK);
+    // Without rego the option means nothing, and is refused as a mistake.
+    let err = vouch::policy::Policy::parse(
+        "version = 1\nname = \"x\"\n[[rule]]\nrepositories = \"**\"\nenv_values = true\n",
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("rule 1: env_values"), "{err}");
+}

@@ -25,6 +25,10 @@ pub struct ImageConfig {
     pub user: String,
     /// The names in `config.Env`, never the values (they can hold secrets).
     pub env_names: Vec<String>,
+    /// The values, by name: given to Rego only by a rule that opts in
+    /// (`env_values = true`), never serialised otherwise.
+    #[serde(skip)]
+    pub env_values: BTreeMap<String, String>,
     /// `config.Labels`.
     pub labels: BTreeMap<String, String>,
     /// `created`, as written (RFC 3339), if present.
@@ -208,15 +212,21 @@ pub fn parse_config(bytes: &[u8], platform: Option<String>, layer_sizes: Vec<u64
     let labels_of = exec.labels.clone().unwrap_or_default();
     let created_unix = file.created.as_deref().and_then(parse_rfc3339);
     let platform = platform.unwrap_or_else(|| platform_name(&file.os, &file.architecture, file.variant.as_deref()));
+    let env: Vec<(String, String)> = exec
+        .env
+        .unwrap_or_default()
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((n, v)) => (n.to_owned(), v.to_owned()),
+            None => (e.clone(), String::new()),
+        })
+        .collect();
     Ok(ImageConfig {
         platform,
         user: exec.user.unwrap_or_default(),
-        env_names: exec
-            .env
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n).to_owned())
-            .collect(),
+        env_names: env.iter().map(|(n, _)| n.clone()).collect(),
+        // The last of a name wins, as runtimes apply Env in order.
+        env_values: env.into_iter().collect(),
         labels: exec.labels.unwrap_or_default(),
         created: file.created,
         created_unix,

@@ -172,6 +172,9 @@ pub struct Rule {
     pub provenance: Option<attested::ProvenanceRule>,
     /// Licenses and packages an SBOM may not list.
     pub sbom: Option<sbom::SbomRule>,
+    /// Whether Rego sees the values of the configuration's environment
+    /// (`input.images[].env`), not only the names.
+    pub env_values: bool,
 }
 
 impl Rule {
@@ -293,6 +296,7 @@ impl Policy {
             vulnerabilities: None,
             provenance: None,
             sbom: None,
+            env_values: false,
         };
         Self::from_rules("trust-key", vec![rule])
     }
@@ -423,7 +427,11 @@ impl Policy {
             }
         }
         if let Some(module) = &rule.rego {
-            failures.extend(module.deny(&rego_input(subject, signers, attested)));
+            let mut input = rego_input(subject, signers, attested);
+            if rule.env_values {
+                with_env_values(&mut input, &subject.configs);
+            }
+            failures.extend(module.deny(&input));
         }
         if let Some(types) = &rule.media_types {
             if !types.contains(&subject.media_type) {
@@ -489,6 +497,14 @@ pub fn rego_input(
         "scans": subject.predicates.iter().filter_map(attested::read_scan).filter_map(Result::ok).collect::<Vec<_>>(),
         "provenance": subject.predicates.iter().filter_map(attested::read_provenance).collect::<Vec<_>>(),
     })
+}
+
+/// Adds each image's environment values (`env`: name to value) to a Rego
+/// input, for a rule that opts in (`env_values = true`).
+pub fn with_env_values(input: &mut serde_json::Value, configs: &image::Configs) {
+    for (i, image) in configs.images().iter().enumerate() {
+        input["images"][i]["env"] = serde_json::json!(image.env_values);
+    }
 }
 
 pub use crate::registry::names::glob_match;

@@ -47,6 +47,8 @@ struct RuleFile {
     sbom: Option<SbomFile>,
     #[serde(default)]
     base_images: Vec<String>,
+    #[serde(default)]
+    env_values: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -303,6 +305,12 @@ impl Policy {
                     deny_packages: b.deny_packages.clone(),
                 }),
             };
+            if r.env_values && r.rego.is_none() {
+                return Err(invalid(format!(
+                    "rule {}: env_values gives environment values to Rego, and the rule has no rego module",
+                    i + 1
+                )));
+            }
             if r.base_images.iter().any(String::is_empty) {
                 return Err(invalid(format!("rule {}: base_images lists an empty pattern", i + 1)));
             }
@@ -326,6 +334,7 @@ impl Policy {
                 vulnerabilities,
                 provenance,
                 sbom,
+                env_values: r.env_values,
             });
         }
         let mut policy = Self::from_rules(&file.name, rules);
@@ -407,6 +416,9 @@ impl Policy {
                     rule["vulnerabilities"] = serde_json::json!({
                         "keys": v.signers.iter().map(|(f, _)| f).collect::<Vec<_>>(), "deny_at": v.deny_at, "max_age": v.max_age,
                     });
+                }
+                if r.env_values {
+                    rule["env_values"] = true.into();
                 }
                 if !r.image.base_images.is_empty() {
                     rule["base_images"] = r.image.base_images.clone().into();
