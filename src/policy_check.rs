@@ -10,7 +10,10 @@ use crate::client::{parse_reference, Registry, RegistryArgs};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use vouch::policy::attested::Predicate;
-use vouch::policy::image::{parse_config, platform_name, Configs, ImageConfig, MAX_CONFIG_BYTES, MAX_PLATFORMS};
+use vouch::policy::image::{
+    is_build_attestation, parse_config, platform_name, Configs, ImageConfig, MAX_CONFIG_BYTES, MAX_PLATFORMS,
+    REFERENCE_TYPE,
+};
 use vouch::policy::{IdentityMatcher, Policy, SignedIdentity, Subject};
 use vouch::signature::{signature_tag, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
 use vouch_ledger::entry::Digest;
@@ -160,8 +163,12 @@ pub fn run(args: &CheckArgs) -> Result<std::process::ExitCode> {
     let mut decision = policy.evaluate_with(&subject, &found.signers, &attested);
     // As admission does: rules over what attestations say cannot admit on
     // part of the evidence.
-    if found.incomplete && policy.rule_for(&subject).is_some_and(|(_, r)| r.reads_predicates()) {
-        decision.admit = false;
+    if let Some((_, rule)) = policy
+        .rule_for(&subject)
+        .filter(|(_, r)| found.incomplete && r.reads_predicates())
+    {
+        // As any failure of the rule: a denial, or under `warn` a reason.
+        decision.admit &= rule.mode == vouch::policy::Mode::Warn;
         decision.reasons.insert(
             0,
             "not all evidence was read, and the rule reads what attestations say".into(),
@@ -230,16 +237,12 @@ fn image_config(
 }
 
 fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::result::Result<Vec<ImageConfig>, String> {
-    let entries: Vec<&serde_json::Value> = doc["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["annotations"]["vnd.docker.reference.type"].as_str() != Some("attestation-manifest"))
-        .collect();
-    if entries.len() > MAX_PLATFORMS {
+    let entries: Vec<&serde_json::Value> = doc["manifests"].as_array().into_iter().flatten().collect();
+    if entries.len() > 2 * MAX_PLATFORMS {
         return Err(format!(
-            "the index lists {} platforms; at most {MAX_PLATFORMS} are read",
-            entries.len()
+            "the index lists {} entries; at most {} are read ({MAX_PLATFORMS} platforms and their build attestations)",
+            entries.len(),
+            2 * MAX_PLATFORMS
         ));
     }
     let mut out = Vec::new();
@@ -250,11 +253,24 @@ fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::re
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("index entry {d}: not in this repository"))?;
         check_digest(d, &bytes).map_err(|e| format!("index entry {d}: {e}"))?;
+        let claimed = e["platform"]["os"]
+            .as_str()
+            .map(|os| (os, e["platform"]["architecture"].as_str().unwrap_or("")));
+        if is_build_attestation(e["annotations"][REFERENCE_TYPE].as_str(), claimed, &bytes) {
+            continue;
+        }
         let child: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("index entry {d}: {e}"))?;
         if INDEXES.iter().any(|t| child["mediaType"].as_str() == Some(t)) || child["manifests"].is_array() {
             return Err(format!(
                 "index entry {d}: an index inside an index; nested indexes are not read"
             ));
+        }
+        let runnable = child["config"]["mediaType"]
+            .as_str()
+            .is_some_and(|t| IMAGE_CONFIGS.contains(&t))
+            && child["layers"].as_array().is_some_and(|l| !l.is_empty());
+        if !runnable {
+            return Err(format!("index entry {d}: not an image"));
         }
         let platform = e["platform"]["os"].as_str().map(|os| {
             platform_name(
@@ -264,6 +280,11 @@ fn index_configs(reg: &Registry, repo: &str, doc: &serde_json::Value) -> std::re
             )
         });
         out.push(image_config(reg, repo, &child, platform).map_err(|x| format!("index entry {d}: {x}"))?);
+        if out.len() > MAX_PLATFORMS {
+            return Err(format!(
+                "the index lists more than {MAX_PLATFORMS} platforms; at most {MAX_PLATFORMS} are read"
+            ));
+        }
     }
     Ok(out)
 }

@@ -204,15 +204,15 @@ fn run_case(policy: &Policy, file: &Path) -> Result<(String, Decision, Vec<Strin
     let input = case.input;
     let fingerprint = |name: &str| policy.names.get(name).cloned().unwrap_or_else(|| name.to_owned());
     let signers: BTreeSet<String> = input.signers.iter().map(|s| fingerprint(s)).collect();
-    let rfc3339 = |t: &str| {
+    let rfc3339 = |field: &str, t: &str| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
             .map(|t| t.unix_timestamp())
-            .map_err(|e| format!("{}: {t:?}: {e}", file.display()))
+            .map_err(|e| format!("{}: {field} {t:?}: {e}", file.display()))
     };
     let mut predicates: Vec<Predicate> = Vec::new();
     for a in input.attestations {
         let mut p = Predicate::new(&a.predicate_type, &fingerprint(&a.signer), &a.predicate);
-        p.signed_at = a.signed_at.as_deref().map(rfc3339).transpose()?;
+        p.signed_at = a.signed_at.as_deref().map(|t| rfc3339("signed_at", t)).transpose()?;
         predicates.push(p);
     }
     let attested: BTreeSet<(String, String)> = predicates
@@ -231,7 +231,7 @@ fn run_case(policy: &Policy, file: &Path) -> Result<(String, Decision, Vec<Strin
     };
     let evaluated_at = match &input.evaluated_at {
         None => crate::policy_check::now(),
-        Some(t) => rfc3339(t)?,
+        Some(t) => rfc3339("evaluated_at", t)?,
     };
     let subject = Subject {
         repo: input.repository,

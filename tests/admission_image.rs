@@ -127,16 +127,31 @@ async fn each_platform_of_an_index_is_held_to_the_rules_and_attestation_entries_
     let now = recent();
     let (amd, sa) = push_image(&r, &auth, "multi/app", "amd64", &config(Some("65534"), true, &now)).await;
     let (arm, sr) = push_image(&r, &auth, "multi/app", "arm64", &config(None, true, &now)).await;
-    // A build attestation as buildx lists it: platform unknown/unknown, a
-    // configuration with no user. Not an image to run.
-    let (att, st) = push_image(
-        &r,
-        &auth,
-        "multi/app",
-        "att",
-        &config(None, false, "2000-01-01T00:00:00Z"),
-    )
-    .await;
+    // A build attestation as buildx writes it: a configuration with no
+    // user, layers that are in-toto statements; listed below as platform
+    // unknown/unknown with buildx's annotation. Not an image to run.
+    let (att, st) = {
+        let c = config(None, false, "2000-01-01T00:00:00Z");
+        let cd = push_blob_as(&r, "multi/app", c.as_bytes(), &auth).await;
+        let statement =
+            br#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v0.2"}"#;
+        let sd = push_blob_as(&r, "multi/app", statement, &auth).await;
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.in-toto+json","digest":"{sd}","size":{},"annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v0.2"}}}}]}}"#,
+            c.len(),
+            statement.len()
+        )
+        .into_bytes();
+        let hdrs = [("authorization", auth.as_str()), ("content-type", OCI)];
+        let put = call(&r, "PUT", "/v2/multi/app/manifests/att", &hdrs, m.clone()).await;
+        assert_eq!(
+            put.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&put.body)
+        );
+        (sha256(&m), m.len())
+    };
     let entry = |d: &str, s: usize, os: &str, arch: &str| {
         let annotations = if os == "unknown" {
             r#","annotations":{"vnd.docker.reference.type":"attestation-manifest","vnd.docker.reference.digest":"sha256:00"}"#
@@ -190,6 +205,23 @@ async fn each_platform_of_an_index_is_held_to_the_rules_and_attestation_entries_
     let (status, body) = pull(&r, "multi/app", "sneaky").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("platform unknown/unknown: runs as root"), "{body}");
+    // Nor does buildx's annotation on a real platform skip the rules: a
+    // runtime picks the entry by its platform, not its annotation.
+    let annotated = format!(
+        r#"{{"mediaType":"{OCI}","digest":"{arm}","size":{sr},"platform":{{"os":"linux","architecture":"arm64"}},"annotations":{{"vnd.docker.reference.type":"attestation-manifest"}}}}"#
+    );
+    let put = call(
+        &r,
+        "PUT",
+        "/v2/multi/app/manifests/annotated",
+        &hdrs,
+        index(vec![entry(&amd, sa, "linux", "amd64"), annotated]),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let (status, body) = pull(&r, "multi/app", "annotated").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("platform linux/arm64: runs as root"), "{body}");
 }
 
 #[tokio::test]

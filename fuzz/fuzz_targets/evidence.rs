@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let key = p256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap();
     let keys = [PublicKey::EcdsaP256(*key.verifying_key())];
     let _ = TrustedRoot::parse(data);
+    let _ = vouch::policy::image::is_build_attestation(Some("attestation-manifest"), Some(("unknown", "unknown")), data);
     if let Ok(config) = vouch::policy::image::parse_config(data, None, vec![1, 2]) {
         assert_eq!(config.layer_count, 2);
         assert!(config.env_names.iter().all(|n| !n.contains('=')));

@@ -242,7 +242,12 @@ impl Admission {
         // evidence they decide nothing but a denial, which stands (unlike a
         // missing signature, which could only cost an admission).
         if keep && findings.incomplete {
-            decision.admit = false;
+            // As any failure of the rule: a denial, or under `warn` a reason.
+            let warn = self
+                .policy
+                .rule_for(&subject)
+                .is_some_and(|(_, r)| r.mode == crate::policy::Mode::Warn);
+            decision.admit &= warn;
             decision.reasons.insert(
                 0,
                 "not all evidence could be read (a bound was reached), and the rule reads what attestations say: \

@@ -6,7 +6,10 @@
 use super::decide::is_index;
 use super::evidence;
 use super::Admission;
-use crate::policy::image::{parse_config, platform_name, Configs, ImageConfig, MAX_CONFIG_BYTES, MAX_PLATFORMS};
+use crate::policy::image::{
+    is_build_attestation, parse_config, platform_name, Configs, ImageConfig, MAX_CONFIG_BYTES, MAX_PLATFORMS,
+    REFERENCE_TYPE,
+};
 use crate::registry::error::RegistryError;
 use crate::registry::manifest::{validate, References};
 use crate::registry::meta::ManifestRecord;
@@ -30,10 +33,6 @@ struct IndexEntry {
     #[serde(default)]
     annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
-
-/// The annotation with which buildx marks the build attestations it lists
-/// in an index beside the images (platform `unknown/unknown`).
-pub(crate) const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 #[derive(serde::Deserialize)]
 struct Platform {
@@ -85,24 +84,18 @@ impl Admission {
     }
 
     /// Each platform's configuration. Build attestations that buildx lists
-    /// beside the images (annotated `vnd.docker.reference.type:
-    /// attestation-manifest`) are not images to run and are skipped; any
-    /// other entry, whatever platform it claims, is held to the rules.
+    /// beside the images ([`is_build_attestation`]) are not images to run
+    /// and are skipped; any other entry, whatever it claims, is held to the
+    /// rules.
     async fn index_configs(&self, app: &AppState, repo: &RepoName, bytes: &[u8]) -> Result<Vec<ImageConfig>, Failure> {
         let doc: IndexDoc =
             serde_json::from_slice(bytes).map_err(|e| Failure::Unreadable(format!("the index is not valid: {e}")))?;
-        let entries: Vec<&IndexEntry> = doc
-            .manifests
-            .iter()
-            .filter(|m| {
-                let kind = m.annotations.as_ref().and_then(|a| a.get(REFERENCE_TYPE)?.as_str());
-                kind != Some("attestation-manifest")
-            })
-            .collect();
-        if entries.len() > MAX_PLATFORMS {
+        let entries: Vec<&IndexEntry> = doc.manifests.iter().collect();
+        if entries.len() > 2 * MAX_PLATFORMS {
             return Err(Failure::Unreadable(format!(
-                "the index lists {} platforms; at most {MAX_PLATFORMS} are read",
-                entries.len()
+                "the index lists {} entries; at most {} are read ({MAX_PLATFORMS} platforms and their build attestations)",
+                entries.len(),
+                2 * MAX_PLATFORMS
             )));
         }
         let mut out = Vec::new();
@@ -113,6 +106,14 @@ impl Admission {
                 .meta
                 .manifest(repo, &digest)?
                 .ok_or_else(|| unreadable("not in this repository".into()))?;
+            let annotation = entry.annotations.as_ref().and_then(|a| a.get(REFERENCE_TYPE)?.as_str());
+            let claimed = entry
+                .platform
+                .as_ref()
+                .map(|p| (p.os.as_str(), p.architecture.as_str()));
+            if is_build_attestation(annotation, claimed, &record.bytes) {
+                continue;
+            }
             if is_index(&record.media_type) {
                 return Err(unreadable(
                     "an index inside an index; nested indexes are not read".into(),
@@ -127,6 +128,11 @@ impl Admission {
                 .as_ref()
                 .map(|p| platform_name(&p.os, &p.architecture, p.variant.as_deref()));
             out.push(self.image_config(app, repo, &refs, platform).await?);
+            if out.len() > MAX_PLATFORMS {
+                return Err(Failure::Unreadable(format!(
+                    "the index lists more than {MAX_PLATFORMS} platforms; at most {MAX_PLATFORMS} are read"
+                )));
+            }
         }
         Ok(out)
     }

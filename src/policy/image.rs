@@ -242,6 +242,34 @@ pub fn parse_config(bytes: &[u8], platform: Option<String>, layer_sizes: Vec<u64
     })
 }
 
+/// The annotation with which buildx marks the build attestations it lists
+/// in an index beside the images.
+pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+/// Whether an index entry is a build attestation as buildx lists it, and so
+/// no image to hold to the rules: annotated `vnd.docker.reference.type:
+/// attestation-manifest`, platform `unknown/unknown`, and a manifest with
+/// layers that are all in-toto statements. All three: the annotation and
+/// the platform are the pusher's claims, and a manifest of in-toto layers
+/// is no filesystem a runtime could run.
+pub fn is_build_attestation(annotation: Option<&str>, platform: Option<(&str, &str)>, manifest: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        layers: Vec<Layer>,
+    }
+    #[derive(Deserialize)]
+    struct Layer {
+        #[serde(default, rename = "mediaType")]
+        media_type: String,
+    }
+    annotation == Some("attestation-manifest")
+        && platform == Some(("unknown", "unknown"))
+        && serde_json::from_slice::<Doc>(manifest).is_ok_and(|d| {
+            !d.layers.is_empty() && d.layers.iter().all(|l| l.media_type == "application/vnd.in-toto+json")
+        })
+}
+
 /// `os/architecture[/variant]`.
 pub fn platform_name(os: &str, arch: &str, variant: Option<&str>) -> String {
     match variant {
