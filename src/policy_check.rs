@@ -14,7 +14,7 @@ use vouch::policy::image::{
     is_build_attestation, parse_config, platform_name, Configs, ImageConfig, MAX_CONFIG_BYTES, MAX_PLATFORMS,
     REFERENCE_TYPE,
 };
-use vouch::policy::{IdentityMatcher, Policy, SignedIdentity, Subject};
+use vouch::policy::{identities_matching, IdentityMatcher, Policy, SignedIdentity, Subject};
 use vouch::signature::{signature_tag, PublicKey, SignatureLayer, SIGNATURE_ANNOTATION};
 use vouch_ledger::entry::Digest;
 
@@ -136,6 +136,7 @@ pub fn run(args: &CheckArgs) -> Result<std::process::ExitCode> {
         configs,
         evaluated_at: now(),
         predicates: Vec::new(),
+        evidence_incomplete: false,
     };
     let identity = policy
         .rule_for(&subject)
@@ -160,20 +161,8 @@ pub fn run(args: &CheckArgs) -> Result<std::process::ExitCode> {
         .map(|p| (p.predicate_type.clone(), p.signer.clone()))
         .collect();
     subject.predicates = found.predicates;
-    let mut decision = policy.evaluate_with(&subject, &found.signers, &attested);
-    // As admission does: rules over what attestations say cannot admit on
-    // part of the evidence.
-    if let Some((_, rule)) = policy
-        .rule_for(&subject)
-        .filter(|(_, r)| found.incomplete && r.reads_predicates())
-    {
-        // As any failure of the rule: a denial, or under `warn` a reason.
-        decision.admit &= rule.mode == vouch::policy::Mode::Warn;
-        decision.reasons.insert(
-            0,
-            "not all evidence was read, and the rule reads what attestations say".into(),
-        );
-    }
+    subject.evidence_incomplete = found.incomplete;
+    let decision = policy.evaluate_with(&subject, &found.signers, &attested);
     if args.output == "json" {
         println!(
             "{}",
@@ -301,6 +290,28 @@ fn check_digest(digest: &str, bytes: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The layers of the evidence manifest `tag` names (at most [`MAX_READ`],
+/// noting more), each with its annotations and its blob.
+fn tagged_layers(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    what: &str,
+    found: &mut Found,
+) -> Result<Vec<(serde_json::Value, Vec<u8>)>> {
+    let Some(doc) = manifest(reg, repo, tag)? else {
+        return Ok(Vec::new());
+    };
+    let layers = doc["layers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    truncated(found, what, layers.len());
+    let mut out = Vec::new();
+    for layer in layers.iter().take(MAX_READ) {
+        let Some(d) = layer["digest"].as_str() else { continue };
+        out.push((layer["annotations"].clone(), reg.get(&format!("/v2/{repo}/blobs/{d}"))?));
+    }
+    Ok(out)
+}
+
 /// Cosign tag-scheme signatures: key-based and keyless, the payload's
 /// docker-reference checked as the rule's `signed_identity` says.
 fn signatures(
@@ -311,20 +322,8 @@ fn signatures(
     (mode, expected): (SignedIdentity, &str),
     found: &mut Found,
 ) -> Result<()> {
-    let Some(doc) = manifest(reg, repo, &signature_tag(digest))? else {
-        return Ok(());
-    };
-    truncated(found, "signatures", doc["layers"].as_array().map_or(0, Vec::len));
-    for (i, layer) in doc["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .take(MAX_READ)
-    {
-        let Some(d) = layer["digest"].as_str() else { continue };
-        let payload = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
-        let annotations = &layer["annotations"];
+    let layers = tagged_layers(reg, repo, &signature_tag(digest), "signatures", found)?;
+    for (i, (annotations, payload)) in layers.iter().enumerate() {
         let fingerprints: Vec<String> = if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some() {
             let Some(root) = &policy.trusted_root else {
                 found
@@ -332,12 +331,8 @@ fn signatures(
                     .push(format!("signature {i}: keyless, but the policy has no trusted_root"));
                 continue;
             };
-            match vouch::keyless::verify(root, digest, annotations, &payload) {
-                Ok(id) => identities
-                    .iter()
-                    .filter(|(_, m)| m.matches(&id))
-                    .map(|(f, _)| f.clone())
-                    .collect(),
+            match vouch::keyless::verify(root, digest, annotations, payload) {
+                Ok(id) => identities_matching(identities, &id),
                 Err(e) => {
                     found.notes.push(format!("signature {i}: {e}"));
                     continue;
@@ -357,7 +352,7 @@ fn signatures(
         if fingerprints.is_empty() {
             continue;
         }
-        let named: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+        let named: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
         let reference = named["critical"]["identity"]["docker-reference"].as_str().unwrap_or("");
         let reference = reference.split('@').next().unwrap_or("");
         let reference = match reference.rsplit_once(':') {
@@ -391,20 +386,10 @@ fn attestations(
     found: &mut Found,
 ) -> Result<()> {
     let tag = signature_tag(digest).replace(".sig", ".att");
-    let Some(doc) = manifest(reg, repo, &tag)? else {
-        return Ok(());
-    };
-    truncated(found, "attestations", doc["layers"].as_array().map_or(0, Vec::len));
-    for (i, layer) in doc["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    for (i, (annotations, envelope)) in tagged_layers(reg, repo, &tag, "attestations", found)?
+        .iter()
         .enumerate()
-        .take(MAX_READ)
     {
-        let Some(d) = layer["digest"].as_str() else { continue };
-        let envelope = reg.get(&format!("/v2/{repo}/blobs/{d}"))?;
-        let annotations = &layer["annotations"];
         let (predicate_type, signers, predicate, signed_at) =
             if annotations.get(vouch::keyless::CERTIFICATE_ANNOTATION).is_some() {
                 let Some(root) = &policy.trusted_root else {
@@ -413,24 +398,15 @@ fn attestations(
                         .push(format!("attestation {i}: keyless, but the policy has no trusted_root"));
                     continue;
                 };
-                match vouch::attestation::verify_keyless_envelope(root, digest, annotations, &envelope) {
-                    Ok((t, id, predicate)) => (
-                        t,
-                        identities
-                            .iter()
-                            .filter(|(_, m)| m.matches(&id))
-                            .map(|(f, _)| f.clone())
-                            .collect(),
-                        predicate,
-                        Some(id.logged_at),
-                    ),
+                match vouch::attestation::verify_keyless_envelope(root, digest, annotations, envelope) {
+                    Ok((t, id, predicate)) => (t, identities_matching(identities, &id), predicate, Some(id.logged_at)),
                     Err(e) => {
                         found.notes.push(format!("attestation {i}: {e}"));
                         continue;
                     }
                 }
             } else {
-                match vouch::attestation::verify_envelope(digest, &envelope, keys) {
+                match vouch::attestation::verify_envelope(digest, envelope, keys) {
                     Ok(a) => (a.predicate_type, a.signers, a.predicate, None),
                     Err(e) => {
                         found.notes.push(format!("attestation {i}: {e}"));
@@ -438,7 +414,9 @@ fn attestations(
                     }
                 }
             };
-        keep(found, &predicate_type, signers, predicate, signed_at);
+        found
+            .predicates
+            .extend(Predicate::for_signers(&predicate_type, &signers, &predicate, signed_at));
     }
     Ok(())
 }
@@ -477,11 +455,7 @@ fn bundles(
             Ok(v) => {
                 let signers: Vec<String> = match &v.signer {
                     vouch::sigstore_bundle::Signer::Key(fp) => vec![fp.clone()],
-                    vouch::sigstore_bundle::Signer::Identity(id) => identities
-                        .iter()
-                        .filter(|(_, m)| m.matches(id))
-                        .map(|(f, _)| f.clone())
-                        .collect(),
+                    vouch::sigstore_bundle::Signer::Identity(id) => identities_matching(identities, id),
                 };
                 let signed_at = match &v.signer {
                     vouch::sigstore_bundle::Signer::Identity(id) => Some(id.logged_at),
@@ -490,30 +464,18 @@ fn bundles(
                 if v.predicate_type == vouch::sigstore_bundle::COSIGN_SIGN_PREDICATE {
                     found.signers.extend(signers);
                 } else {
-                    keep(found, &v.predicate_type, signers, v.predicate, signed_at);
+                    found.predicates.extend(Predicate::for_signers(
+                        &v.predicate_type,
+                        &signers,
+                        &v.predicate,
+                        signed_at,
+                    ));
                 }
             }
             Err(e) => found.notes.push(format!("Sigstore bundle {d}: {e}")),
         }
     }
     Ok(())
-}
-
-fn keep(
-    found: &mut Found,
-    predicate_type: &str,
-    signers: Vec<String>,
-    predicate: Box<serde_json::value::RawValue>,
-    signed_at: Option<i64>,
-) {
-    for signer in signers {
-        found.predicates.push(Predicate {
-            predicate_type: predicate_type.to_owned(),
-            signer,
-            predicate: predicate.clone(),
-            signed_at,
-        });
-    }
 }
 
 fn manifest(reg: &Registry, repo: &str, reference: &str) -> Result<Option<serde_json::Value>> {

@@ -244,6 +244,7 @@ fn run_case(policy: &Policy, file: &Path) -> Result<(String, Decision, Vec<Strin
         configs,
         evaluated_at,
         predicates,
+        evidence_incomplete: false,
     };
     let decision = policy.evaluate_with(&subject, &signers, &attested);
     let mut problems = Vec::new();

@@ -42,6 +42,7 @@ fn subject(repo: &str) -> Subject {
         configs: Default::default(),
         evaluated_at: 1_700_000_000,
         predicates: Vec::new(),
+        evidence_incomplete: false,
     }
 }
 

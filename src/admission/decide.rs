@@ -204,12 +204,15 @@ impl Admission {
             configs: Default::default(),
             evaluated_at: now_unix(),
             predicates: Vec::new(),
+            evidence_incomplete: false,
         };
         // The manifest as a JSON document, and the image configuration(s),
         // only for a rule that reads them (Rego, rules over the
         // configuration): a large manifest costs several times its size as
         // one, and configurations are blobs to read.
-        if self.policy.rule_for(&subject).is_some_and(|(_, r)| r.reads_image()) {
+        // The rule depends on the repository and the attachment type only.
+        let rule = self.policy.rule_for(&subject).map(|(_, r)| r);
+        if rule.is_some_and(|r| r.reads_image()) {
             subject.manifest = serde_json::from_slice(&record.bytes).unwrap_or_default();
             subject.configs = match self.read_configs(app, repo, record, &refs).await {
                 Ok(c) => c,
@@ -217,44 +220,20 @@ impl Admission {
             };
         }
         let identity = IdentityCheck {
-            mode: self
-                .policy
-                .rule_for(&subject)
-                .map(|(_, r)| r.signed_identity)
-                .unwrap_or_default(),
+            mode: rule.map(|r| r.signed_identity).unwrap_or_default(),
             registries: &self.registry_names,
             repo,
         };
-        let keep = self
-            .policy
-            .rule_for(&subject)
-            .is_some_and(|(_, r)| r.reads_predicates());
+        let keep = rule.is_some_and(|r| r.reads_predicates());
         let mut findings = match self.findings(app, repo, digest, &identity, extra, keep).await {
             Ok(f) => f,
             Err(e) => return Outcome::unavailable(e),
         };
         subject.predicates = std::mem::take(&mut findings.predicates);
+        subject.evidence_incomplete = findings.incomplete;
         let mut decision = self
             .policy
             .evaluate_with(&subject, &findings.signers, &findings.attested);
-        // Rules over what attestations say can be failed by evidence not
-        // read (a newer scan with a critical finding): on part of the
-        // evidence they decide nothing but a denial, which stands (unlike a
-        // missing signature, which could only cost an admission).
-        if keep && findings.incomplete {
-            // As any failure of the rule: a denial, or under `warn` a reason.
-            let warn = self
-                .policy
-                .rule_for(&subject)
-                .is_some_and(|(_, r)| r.mode == crate::policy::Mode::Warn);
-            decision.admit &= warn;
-            decision.reasons.insert(
-                0,
-                "not all evidence could be read (a bound was reached), and the rule reads what attestations say: \
-                 it cannot admit on part of them"
-                    .into(),
-            );
-        }
         let mut evidence: Vec<Digest> = findings.evidence.into_iter().collect();
         // A manifest an admitted image index lists (one platform of a
         // multi-platform image) is covered by the index's decision: signers

@@ -8,6 +8,8 @@
 
 use super::evidence::{payload_image, MAX_ENVELOPE, MAX_EVIDENCE_BYTES, MAX_SIGNATURE_PAYLOAD};
 use super::Admission;
+use crate::policy::attested::Predicate;
+use crate::policy::identities_matching;
 use crate::policy::SignedIdentity;
 use crate::registry::error::RegistryError;
 use crate::registry::meta::{EvidenceKind, ManifestRecord};
@@ -36,7 +38,7 @@ pub struct Findings {
     pub incomplete: bool,
     /// The predicates of verified attestations, kept only when
     /// `keep_predicates` (a rule reads them).
-    pub predicates: Vec<crate::policy::attested::Predicate>,
+    pub predicates: Vec<Predicate>,
     /// Whether to keep them.
     pub keep_predicates: bool,
 }
@@ -55,16 +57,9 @@ impl Findings {
         predicate: Box<serde_json::value::RawValue>,
         signed_at: Option<i64>,
     ) {
-        if !self.keep_predicates {
-            return;
-        }
-        for signer in signers {
-            self.predicates.push(crate::policy::attested::Predicate {
-                predicate_type: predicate_type.to_owned(),
-                signer: signer.clone(),
-                predicate: predicate.clone(),
-                signed_at,
-            });
+        if self.keep_predicates {
+            self.predicates
+                .extend(Predicate::for_signers(predicate_type, signers, &predicate, signed_at));
         }
     }
 }
@@ -287,12 +282,7 @@ impl Admission {
                 };
                 match crate::keyless::verify(root, image, annotations, &payload) {
                     Ok(id) => {
-                        let matched: Vec<String> = self
-                            .identities
-                            .iter()
-                            .filter(|(_, m)| m.matches(&id))
-                            .map(|(fp, _)| fp.clone())
-                            .collect();
+                        let matched = identities_matching(&self.identities, &id);
                         if matched.is_empty() {
                             f.note(
                                 0,
@@ -381,12 +371,7 @@ impl Admission {
                 };
                 match crate::attestation::verify_keyless_envelope(root, image, annotations, &envelope) {
                     Ok((predicate_type, id, predicate)) => {
-                        let matched: Vec<&String> = self
-                            .identities
-                            .iter()
-                            .filter(|(_, m)| m.matches(&id))
-                            .map(|(fp, _)| fp)
-                            .collect();
+                        let matched = identities_matching(&self.identities, &id);
                         if matched.is_empty() {
                             f.note(
                                 1,
@@ -399,7 +384,6 @@ impl Admission {
                             continue;
                         }
                         f.evidence.insert(manifest.clone());
-                        let matched: Vec<String> = matched.into_iter().cloned().collect();
                         f.keep(&predicate_type, &matched, predicate, Some(id.logged_at));
                         f.attested
                             .extend(matched.into_iter().map(|fp| (predicate_type.clone(), fp)));
@@ -452,12 +436,7 @@ impl Admission {
             };
         let fingerprints: Vec<String> = match &verified.signer {
             crate::sigstore_bundle::Signer::Key(fp) => vec![fp.clone()],
-            crate::sigstore_bundle::Signer::Identity(id) => self
-                .identities
-                .iter()
-                .filter(|(_, m)| m.matches(id))
-                .map(|(fp, _)| fp.clone())
-                .collect(),
+            crate::sigstore_bundle::Signer::Identity(id) => identities_matching(&self.identities, id),
         };
         if fingerprints.is_empty() {
             f.note(

@@ -21,6 +21,7 @@ pub mod attested;
 pub mod image;
 mod parse;
 pub mod sbom;
+mod scan;
 
 /// Whether blobs that no manifest in their repository references are
 /// served to readers without push rights (spec/policy.md).
@@ -109,6 +110,16 @@ impl IdentityMatcher {
             SubjectMatch::Regex(r, _) => format!("keyless:{}|~{r}", self.issuer),
         }
     }
+}
+
+/// The fingerprints of the trusted identities (`identities`, as
+/// [`Policy::authorities`] lists them) that a verified keyless signer is.
+pub fn identities_matching(identities: &[(String, IdentityMatcher)], id: &crate::keyless::Identity) -> Vec<String> {
+    identities
+        .iter()
+        .filter(|(_, m)| m.matches(id))
+        .map(|(fp, _)| fp.clone())
+        .collect()
 }
 
 /// How many of a rule's keys must have signed.
@@ -253,6 +264,10 @@ pub struct Subject {
     /// The predicates of its verified attestations, read when the rule
     /// needs them.
     pub predicates: Vec<attested::Predicate>,
+    /// Not all of its evidence was read (a bound was reached). Unread
+    /// evidence could hold a newer scan with a critical finding, so a rule
+    /// over what attestations say fails on it.
+    pub evidence_incomplete: bool,
 }
 
 /// The outcome of evaluating a policy.
@@ -443,6 +458,13 @@ impl Policy {
                 "{} non-distributable (foreign) layer(s), which this rule does not admit",
                 subject.foreign_layers
             ));
+        }
+        if subject.evidence_incomplete && rule.reads_predicates() {
+            failures.push(
+                "not all evidence could be read (a bound was reached), and the rule reads what attestations say: \
+                 it cannot admit on part of them"
+                    .into(),
+            );
         }
         failures.extend(rule.image.failures(&subject.configs, subject.evaluated_at));
         if let Some(v) = &rule.vulnerabilities {
