@@ -33,6 +33,8 @@ pub struct AuditArgs {
     /// earlier at the index it claims, with the same digest.
     #[arg(long)]
     replay: bool,
+    #[command(flatten)]
+    witnesses: crate::witness_trust::WitnessTrust,
 }
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -73,6 +75,12 @@ pub fn run(args: AuditArgs) -> Result<()> {
         new.root.to_base64(),
         key.name()
     );
+    if let Some(policy) = args.witnesses.policy()? {
+        let parsed = vouch_ledger::Note::parse(&note)?;
+        let cosigned = policy.check(&parsed, new.size)?;
+        let names: Vec<&str> = cosigned.iter().map(|(n, _)| n.as_str()).collect();
+        println!("cosigned by {} witness(es): {}", names.len(), names.join(", "));
+    }
 
     if let Some(state) = &args.state {
         match std::fs::read(state) {

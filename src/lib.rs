@@ -16,3 +16,5 @@ pub mod rego;
 pub mod server;
 pub mod signature;
 pub mod sigstore_bundle;
+pub mod witness;
+pub mod witnessing;

@@ -4,12 +4,14 @@ mod audit;
 mod client;
 mod entry_view;
 mod ledger_cmd;
+mod monitor;
 mod policy_check;
 mod policy_cmd;
 mod serve;
 mod serve_args;
 mod sign;
 mod verify;
+mod witness_trust;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
@@ -58,6 +60,16 @@ enum Command {
     /// denial.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Run a witness (c2sp.org/tlog-witness) for vouch's or any C2SP log:
+    /// it cosigns a log's checkpoints only when each is consistent with the
+    /// last one it cosigned, so a log cannot show two histories to people
+    /// who check for enough witness cosignatures. Prints its key on stdout.
+    Witness(vouch::witness::WitnessArgs),
+    /// Follow a vouch ledger (continuously, or once with --once): verify
+    /// every checkpoint and every new entry, and alert (stderr, exit code,
+    /// optional webhook) on a fork, a shrink, an entry breaking the
+    /// ledger's invariants, or an admission matching --watch.
+    Monitor(monitor::MonitorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +212,8 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::sign(args),
         Command::User(cmd) => user_command(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
+        Command::Witness(args) => vouch::witness::run(args),
+        Command::Monitor(args) => return monitor::run(args),
         Command::Policy(cmd) => match policy_cmd::run(cmd) {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -155,6 +155,13 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     let mut state = AppState::new(BlobStore::open(dir.root())?, meta, opened.ledger.clone(), limits(&args));
     state.access = access;
     state.gate = admission.clone();
+    if !args.witnesses.is_empty() {
+        state.published = Arc::new(vouch::witnessing::Published::load(
+            dir.root().join(vouch::witnessing::COSIGNED_FILE),
+            &opened.ledger,
+            &args.witnesses,
+        ));
+    }
     let sessions = state.meta.uploads()?;
     let mut found = Vec::new();
     for (id, record) in sessions {
@@ -224,6 +231,19 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
                     ""
                 }
             ),
+        }
+        if !args.witnesses.is_empty() {
+            let k = args.witness_threshold.unwrap_or(args.witnesses.len());
+            eprintln!(
+                "publishing checkpoints cosigned by {k} of {} witness(es): {}",
+                args.witnesses.len(),
+                args.witnesses
+                    .iter()
+                    .map(|w| w.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            vouch::witnessing::start(state.ledger.clone(), args.witnesses.clone(), k, state.published.clone());
         }
         spawn_upload_sweeper(state.clone(), Duration::from_secs(args.upload_ttl));
         spawn_bundle_attacher(state.clone(), admission.clone());

@@ -154,6 +154,17 @@ pub struct ServeArgs {
     /// unless given; `POST /admin/reevaluate?all=true` does the same once.
     #[arg(long, value_name = "DURATION", value_parser = parse_every)]
     pub reevaluate_every: Option<u64>,
+    /// A witness to ask for cosignatures (c2sp.org/tlog-witness):
+    /// `NAME=URL+VKEY`, the URL its submission prefix and VKEY its
+    /// cosignature/v1 key (what `vouch witness` prints). Repeatable. Every
+    /// new checkpoint is offered to each, and /ledger/checkpoint serves the
+    /// newest one cosigned by --witness-threshold of them (spec/witness.md).
+    #[arg(long = "witness", value_name = "NAME=URL+VKEY")]
+    pub witnesses: Vec<vouch::witnessing::WitnessSpec>,
+    /// How many of the --witness cosignatures a checkpoint needs before it
+    /// is published. Default: all of them.
+    #[arg(long, value_name = "K")]
+    pub witness_threshold: Option<usize>,
 }
 
 /// `--reevaluate-every`: a duration as policies write them (`6h`).
@@ -201,6 +212,8 @@ struct FileConfig {
     min_gc_grace: Option<u64>,
     shutdown_timeout: Option<u64>,
     reevaluate_every: Option<String>,
+    witnesses: Option<Vec<String>>,
+    witness_threshold: Option<usize>,
 }
 
 impl ServeArgs {
@@ -253,7 +266,24 @@ impl ServeArgs {
                 min_gc_grace,
                 shutdown_timeout
             );
-            take_some!(origin, users, access, policy, tls_cert, tls_key, metrics_listen);
+            take_some!(
+                origin,
+                users,
+                access,
+                policy,
+                tls_cert,
+                tls_key,
+                metrics_listen,
+                witness_threshold
+            );
+            if unset("witnesses") {
+                for w in file.witnesses.into_iter().flatten() {
+                    self.witnesses.push(
+                        w.parse()
+                            .map_err(|e| format!("config file {}: witnesses: {e}", path.display()))?,
+                    );
+                }
+            }
             if unset("registry_name") {
                 self.registry_name.extend(
                     file.registry_name
@@ -300,6 +330,14 @@ impl ServeArgs {
         }
         if self.access.is_some() && self.users.is_none() {
             return Err("an access file (--access) needs a users file (--users)".into());
+        }
+        if let Some(k) = self.witness_threshold {
+            if k == 0 || k > self.witnesses.len() {
+                return Err(format!(
+                    "--witness-threshold {k}: give between 1 and the number of --witness ({})",
+                    self.witnesses.len()
+                ));
+            }
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("--tls-cert and --tls-key go together".into());

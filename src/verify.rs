@@ -9,7 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 use vouch_ledger::entry::{Digest, Entry, Verdict};
 use vouch_ledger::tlog_proof::TlogProof;
-use vouch_ledger::VerifierKey;
+use vouch_ledger::{Note, VerifierKey};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -35,6 +35,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     output: String,
     #[command(flatten)]
+    witnesses: crate::witness_trust::WitnessTrust,
+    #[command(flatten)]
     registry: RegistryArgs,
 }
 
@@ -44,7 +46,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     match &outcome {
         Ok(v) if json => println!("{}", serde_json::to_string_pretty(v)?),
         Ok(v) => println!(
-            "verified: {}@{} was admitted under policy {:?} version {} ({}), ledger entries {} and {}, checkpoint of size {}",
+            "verified: {}@{} was admitted under policy {:?} version {} ({}), ledger entries {} and {}, checkpoint of size {}{}",
             v["repository"].as_str().unwrap_or(""),
             v["digest"].as_str().unwrap_or(""),
             v["policy"]["name"].as_str().unwrap_or(""),
@@ -52,7 +54,11 @@ pub fn run(args: VerifyArgs) -> Result<()> {
             v["policy"]["digest"].as_str().unwrap_or(""),
             v["decision_index"],
             v["policy"]["index"],
-            v["checkpoint_size"]
+            v["checkpoint_size"],
+            match v["witnesses"].as_array().map(Vec::len) {
+                Some(n) if n > 0 => format!(", cosigned by {n} witness(es)"),
+                _ => String::new(),
+            }
         ),
         Err(e) if json => println!("{}", serde_json::json!({ "verified": false, "reason": e.to_string() })),
         Err(_) => {}
@@ -63,6 +69,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
 fn verify(args: &VerifyArgs) -> Result<serde_json::Value> {
     let key_text = std::fs::read_to_string(&args.log_key).unwrap_or_else(|_| args.log_key.clone());
     let key = VerifierKey::parse(key_text.trim())?;
+    let witnesses = args.witnesses.policy()?;
     let image = parse_reference(&args.reference)?;
     let (bundle, digest) = match &args.bundle {
         Some(path) => {
@@ -93,8 +100,19 @@ fn verify(args: &VerifyArgs) -> Result<serde_json::Value> {
     if bundle["version"].as_u64() != Some(1) {
         return Err("unsupported bundle version".into());
     }
-    let (decision, decision_index, checkpoint) = open_entry(&bundle["decision"], &key, "decision")?;
-    let (policy, policy_index, _) = open_entry(&bundle["policy"], &key, "policy")?;
+    let (decision, decision_index, checkpoint, note) = open_entry(&bundle["decision"], &key, "decision")?;
+    let (policy, policy_index, _, _) = open_entry(&bundle["policy"], &key, "policy")?;
+    // The decision's checkpoint must be the one the witnesses saw: a log
+    // showing this client a history no one else sees cannot gather them.
+    let cosigned_by = match &witnesses {
+        Some(w) => w.check(&note, checkpoint).map_err(|e| {
+            format!(
+                "{e} (a new entry is witnessed within seconds on a healthy log: retry; \
+                 if it persists the log may be showing you a view others do not see)"
+            )
+        })?,
+        None => Vec::new(),
+    };
     let Entry::Decision(d) = decision else {
         return Err("the decision entry is not an admission decision".into());
     };
@@ -112,7 +130,7 @@ fn verify(args: &VerifyArgs) -> Result<serde_json::Value> {
         // A denial that took back an admission carries the admission, with
         // its own proof: "revoked", not merely "denied".
         if !bundle["revoked"].is_null() {
-            let (admitted, admitted_index, _) = open_entry(&bundle["revoked"], &key, "revoked admission")?;
+            let (admitted, admitted_index, _, _) = open_entry(&bundle["revoked"], &key, "revoked admission")?;
             let Entry::Decision(a) = admitted else {
                 return Err("the revoked entry is not an admission decision".into());
             };
@@ -162,13 +180,14 @@ fn verify(args: &VerifyArgs) -> Result<serde_json::Value> {
         "policy": { "name": p.name, "version": p.version, "digest": p.digest.as_str(), "index": policy_index },
         "checkpoint_size": checkpoint,
         "log": key.name(),
+        "witnesses": cosigned_by.iter().map(|(name, time)| serde_json::json!({ "name": name, "time": time })).collect::<Vec<_>>(),
     }))
 }
 
 /// An entry and its offline proof: checks the proof's checkpoint with the log
 /// key and the entry's inclusion; returns the decoded entry, its index, and
-/// the size of the checkpoint it was proven against.
-fn open_entry(part: &serde_json::Value, key: &VerifierKey, what: &str) -> Result<(Entry, u64, u64)> {
+/// the size and note of the checkpoint it was proven against.
+fn open_entry(part: &serde_json::Value, key: &VerifierKey, what: &str) -> Result<(Entry, u64, u64, Note)> {
     let entry = part["entry"]
         .as_str()
         .and_then(|e| base64::engine::general_purpose::STANDARD.decode(e).ok())
@@ -179,5 +198,6 @@ fn open_entry(part: &serde_json::Value, key: &VerifierKey, what: &str) -> Result
         .verify(&entry, key)
         .map_err(|e| format!("the {what} entry is not proven in the log: {e}"))?;
     let decoded = Entry::decode(&entry).map_err(|e| format!("the {what} entry does not decode: {e}"))?;
-    Ok((decoded, proof.index, checkpoint.size))
+    let note = Note::parse(&proof.checkpoint).map_err(|e| format!("the bundle's {what} checkpoint: {e}"))?;
+    Ok((decoded, proof.index, checkpoint.size, note))
 }

@@ -96,7 +96,7 @@ impl Checkpoint {
 }
 
 /// A decimal `u64` with no sign, no leading zeros and no other characters.
-fn parse_decimal(text: &str) -> Option<u64> {
+pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
     let canonical =
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     canonical.then(|| text.parse().ok()).flatten()

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod edge;
 pub mod entry;
 pub mod fsck;
@@ -10,6 +11,7 @@ pub mod proof;
 pub mod tile;
 pub mod tlog_proof;
 pub mod tree;
+pub mod witness;
 
 #[cfg(feature = "store")]
 pub mod store;

@@ -84,12 +84,12 @@ pub fn key_id(name: &str, key: &VerifyingKey) -> u32 {
 }
 
 /// Key names are non-empty and hold no Unicode space and no `+`.
-fn valid_key_name(name: &str) -> bool {
+pub(crate) fn valid_key_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+')
 }
 
 /// Parses exactly 8 lowercase hex digits.
-fn parse_hex_id(text: &str) -> Option<u32> {
+pub(crate) fn parse_hex_id(text: &str) -> Option<u32> {
     if text.len() != 8 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
@@ -97,7 +97,7 @@ fn parse_hex_id(text: &str) -> Option<u32> {
 }
 
 /// Decodes base64 only if it is in the canonical padded form.
-fn canonical_b64(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn canonical_b64(text: &str) -> Option<Vec<u8>> {
     let bytes = B64.decode(text).ok()?;
     (B64.encode(&bytes) == text).then_some(bytes)
 }
@@ -299,6 +299,21 @@ pub struct NoteSignature {
     pub signature: Vec<u8>,
 }
 
+impl NoteSignature {
+    /// The signature line, `— <name> <base64(id || signature)>`, without its
+    /// newline.
+    pub fn to_line(&self) -> String {
+        let mut raw = self.id.to_be_bytes().to_vec();
+        raw.extend_from_slice(&self.signature);
+        format!("\u{2014} {} {}", self.name, B64.encode(raw))
+    }
+
+    /// Parses one signature line (without its newline).
+    pub fn parse_line(line: &str) -> Option<Self> {
+        parse_signature_line(line)
+    }
+}
+
 /// A parsed, not yet verified, signed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
@@ -345,6 +360,34 @@ impl Note {
     /// The signature lines, in order.
     pub fn signatures(&self) -> &[NoteSignature] {
         &self.signatures
+    }
+
+    /// Adds a signature line unless the note already holds one with the same
+    /// name and key id (a newer cosignature replaces an older one).
+    pub fn put_signature(&mut self, sig: NoteSignature) -> Result<(), NoteError> {
+        if let Some(old) = self
+            .signatures
+            .iter_mut()
+            .find(|s| s.name == sig.name && s.id == sig.id)
+        {
+            *old = sig;
+            return Ok(());
+        }
+        if self.signatures.len() == MAX_SIGNATURES {
+            return Err(NoteError::TooManySignatures);
+        }
+        self.signatures.push(sig);
+        Ok(())
+    }
+
+    /// The whole signed note: text, blank line, one line per signature.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{}\n", self.text);
+        for sig in &self.signatures {
+            out.push_str(&sig.to_line());
+            out.push('\n');
+        }
+        out
     }
 }
 

@@ -32,16 +32,36 @@ fn read_error(e: ReadError) -> RegistryError {
     }
 }
 
-/// `GET /ledger/checkpoint`: the latest signed checkpoint note.
+/// `GET /ledger/checkpoint`: the latest signed checkpoint note; with
+/// witnesses configured, the newest one cosigned by enough of them, with
+/// their cosignatures (c2sp.org/tlog-witness), once there is one.
 pub async fn checkpoint(State(app): State<App>) -> Response {
+    let note = app
+        .published
+        .get()
+        .map_or_else(|| app.ledger.checkpoint(), |c| c.note.clone());
     (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        app.ledger.checkpoint().to_string(),
+        note.to_string(),
     )
         .into_response()
+}
+
+/// An offline proof of entry `index`: against the published cosigned
+/// checkpoint if it covers the entry, else against the newest checkpoint
+/// (a verifier asking for cosignatures then says the entry is not yet
+/// witnessed).
+pub fn proof_of(app: &AppState, index: u64) -> Result<vouch_ledger::tlog_proof::TlogProof, RegistryError> {
+    match app.published.get().filter(|c| index < c.size) {
+        Some(c) => app
+            .ledger
+            .tlog_proof_at(index, c.size, c.note.as_bytes().to_vec())
+            .map_err(read_error),
+        None => app.ledger.tlog_proof(index).map_err(read_error),
+    }
 }
 
 /// `GET /ledger/tile/...`: a hash tile or an entry bundle.
@@ -102,7 +122,7 @@ pub async fn tlog_proof(State(app): State<App>, Path(index): Path<String>) -> Re
     let index: u64 = index
         .parse()
         .map_err(|_| RegistryError::LedgerBadRequest(format!("{index:?} is not an entry index")))?;
-    let proof = app.ledger.tlog_proof(index).map_err(read_error)?;
+    let proof = proof_of(&app, index)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], proof.to_text()).into_response())
 }
 
@@ -147,7 +167,7 @@ pub fn bundle(
     };
     let policy = app.ledger.entry(policy_index).map_err(read_error)?.ok_or_else(none)?;
     let proven = |i: u64, bytes: &[u8]| -> Result<serde_json::Value, RegistryError> {
-        Ok(serde_json::json!({ "entry": b64(bytes), "proof": app.ledger.tlog_proof(i).map_err(read_error)?.to_text() }))
+        Ok(serde_json::json!({ "entry": b64(bytes), "proof": proof_of(app, i)?.to_text() }))
     };
     let mut bundle = serde_json::json!({
         "version": 1,

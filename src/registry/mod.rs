@@ -109,6 +109,9 @@ pub struct AppState {
     pub manifest_memory: Arc<tokio::sync::Semaphore>,
     /// Password checks running at once (bcrypt is CPU-bound by design).
     pub password_checks: tokio::sync::Semaphore,
+    /// The newest checkpoint cosigned by enough witnesses, when witnesses
+    /// are configured (`crate::witnessing`).
+    pub published: Arc<crate::witnessing::Published>,
 }
 
 impl AppState {
@@ -132,6 +135,7 @@ impl AppState {
             gc_lock: Default::default(),
             uploads: Default::default(),
             password_checks: tokio::sync::Semaphore::new(2),
+            published: Arc::new(crate::witnessing::Published::none()),
         }
     }
 }

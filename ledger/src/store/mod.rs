@@ -171,6 +171,8 @@ struct Shared {
     /// There are few of them (one per 65,536 entries) and nearly every proof
     /// passes through one; full tiles never change, so entries never go stale.
     upper_tiles: RwLock<std::collections::HashMap<(u8, u64), Arc<crate::tree::MemoryTree>>>,
+    /// The size of each newly published state, for [`Ledger::subscribe`].
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 /// Most expanded upper tiles kept (16 KiB each): 64 MiB, enough for logs of
@@ -257,6 +259,7 @@ impl Ledger {
             state: RwLock::new(Arc::new(state)),
             verifier: signer.verifier().clone(),
             upper_tiles: Default::default(),
+            published: tokio::sync::watch::Sender::new(checkpoint.size),
         });
         let sequencer = sequencer::start(shared.clone(), signer);
         Ok(Ledger { shared, sequencer })
@@ -290,6 +293,12 @@ impl Ledger {
     /// The latest signed checkpoint note.
     pub fn checkpoint(&self) -> Arc<str> {
         self.state().checkpoint.clone()
+    }
+
+    /// Notified with the tree size each time a new checkpoint is published
+    /// (the witness client waits on it).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.published.subscribe()
     }
 
     /// The root hash at the current size.
@@ -334,6 +343,24 @@ impl Ledger {
         }
         let proof = inclusion_proof(&reader, index, size)?;
         let checkpoint = reader.state.checkpoint.as_bytes().to_vec();
+        Ok(crate::tlog_proof::TlogProof {
+            extra: None,
+            index,
+            proof,
+            checkpoint,
+        })
+    }
+
+    /// An offline proof of entry `index` against `checkpoint`, an earlier
+    /// signed checkpoint of this log at `size` (the caller vouches for it:
+    /// the proof verifies only if it is).
+    pub fn tlog_proof_at(
+        &self,
+        index: u64,
+        size: u64,
+        checkpoint: Vec<u8>,
+    ) -> Result<crate::tlog_proof::TlogProof, ReadError> {
+        let proof = self.inclusion_proof(index, size)?;
         Ok(crate::tlog_proof::TlogProof {
             extra: None,
             index,

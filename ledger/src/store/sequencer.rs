@@ -173,7 +173,9 @@ impl Committer {
             root,
             checkpoint: note.into(),
         };
+        let size = state.edge.size();
         *self.shared.state.write().expect("state lock") = Arc::new(state);
+        self.shared.published.send_replace(size);
         Ok(start)
     }
 }
