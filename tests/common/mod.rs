@@ -19,6 +19,8 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+pub mod witnesses;
+
 /// Whether python3 can import `module`. Under CI (CI=true) a missing module
 /// is a failure, not a skip: .ci/run installs it.
 pub fn have_python_module(module: &str) -> bool {
