@@ -43,8 +43,18 @@ fn checkpoints_are_cosigned_by_vouch_and_independent_witnesses_and_clients_requi
     first.wait().unwrap();
     let log = log_vkey(&data);
     std::fs::create_dir_all(tmp.path().join("w2")).unwrap();
-    let w1 = start_vouch_witness(&tmp.path().join("w1"), "witness.test/vouch", &[log.clone()], &[]);
-    let w2 = start_python_witness(&tmp.path().join("w2"), "witness.test/python", 7, &[log.clone()]);
+    let w1 = start_vouch_witness(
+        &tmp.path().join("w1"),
+        "witness.test/vouch",
+        std::slice::from_ref(&log),
+        &[],
+    );
+    let w2 = start_python_witness(
+        &tmp.path().join("w2"),
+        "witness.test/python",
+        7,
+        std::slice::from_ref(&log),
+    );
     let flags = [
         format!("w1=http://{}+{}", w1.addr, w1.vkey),
         format!("w2=http://{}/some/prefix+{}", w2.addr, w2.vkey),
@@ -149,7 +159,7 @@ fn the_independent_client_gets_cosignatures_from_vouch_witness() {
     let data = tmp.path().join("data");
     let (mut server, addr) = common::start_server(&data, &[], Stdio::null());
     let log = log_vkey(&data);
-    let w = start_vouch_witness(&tmp.path().join("w"), "witness.test/w", &[log.clone()], &[]);
+    let w = start_vouch_witness(&tmp.path().join("w"), "witness.test/w", std::slice::from_ref(&log), &[]);
     let add = || {
         python(&[
             "add",
