@@ -89,6 +89,11 @@ impl Admission {
                 index
             }
         };
+        // The document itself, for the policy history page (a diff needs
+        // the text; the ledger holds only the digest).
+        let mut b = meta.batch();
+        b.set_marker(&format!("policy-document/{policy_digest}"), policy.canonical());
+        b.commit(true)?;
         // Every authority any rule names, for signatures or attestations.
         let (keys, identities) = policy.authorities();
         Ok(Admission {

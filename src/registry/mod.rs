@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod names;
 pub mod path;
 mod routes;
+pub mod ui;
 mod upload_api;
 pub mod uploads;
 
@@ -112,6 +113,8 @@ pub struct AppState {
     /// The newest checkpoint cosigned by enough witnesses, when witnesses
     /// are configured (`crate::witnessing`).
     pub published: Arc<crate::witnessing::Published>,
+    /// The ledger indexed for the web pages (`ui/index.rs`).
+    pub ui_index: ui::index::LedgerIndex,
 }
 
 impl AppState {
@@ -136,6 +139,7 @@ impl AppState {
             uploads: Default::default(),
             password_checks: tokio::sync::Semaphore::new(2),
             published: Arc::new(crate::witnessing::Published::none()),
+            ui_index: Default::default(),
         }
     }
 }
@@ -195,6 +199,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     if state.limits.metrics_here {
         router = router.route("/metrics", axum::routing::any(admin::metrics));
     }
+    let router = router.merge(ui::routes());
     router
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::dispatch)

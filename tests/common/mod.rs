@@ -57,6 +57,11 @@ pub fn start_server_with_defaults(data: &Path, stderr: Stdio) -> (Child, String)
     spawn(data, &[], &[], stderr)
 }
 
+/// As [`start_server_with_defaults`], with `extra` flags.
+pub fn start_server_with_defaults_and(data: &Path, extra: &[&str], stderr: Stdio) -> (Child, String) {
+    spawn(data, &[], extra, stderr)
+}
+
 fn spawn(data: &Path, policy: &[&str], extra: &[&str], stderr: Stdio) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])

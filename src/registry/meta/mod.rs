@@ -493,6 +493,28 @@ impl Meta {
         Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
+    /// The latest decision summary of every manifest of `repo` that has
+    /// one, by digest: one scan, for pages that list a repository.
+    pub fn decisions_in(
+        &self,
+        repo: &RepoName,
+    ) -> Result<std::collections::HashMap<String, serde_json::Value>, RegistryError> {
+        let mut out = std::collections::HashMap::new();
+        self.scan(CF_DECISIONS, &key(repo, ""), |digest, v| {
+            if let Ok(summary) = serde_json::from_slice(v) {
+                out.insert(String::from_utf8_lossy(digest).into_owned(), summary);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    /// The canonical document of a policy put in force here, by digest
+    /// (kept since policy documents were recorded: spec/storage-layout.md).
+    pub fn policy_document(&self, digest: &str) -> Result<Option<String>, RegistryError> {
+        self.marker(&format!("policy-document/{digest}"))
+    }
+
     /// The ledger index of a policy's entry, by the policy's digest.
     pub fn policy_index(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
         let v = self.db.get_cf(self.cf(CF_POLICIES), digest.as_str())?;

@@ -1,0 +1,567 @@
+//! The web pages at `/ui/` (spec/http-api.md, "Web pages"): read-only,
+//! for whoever may pull. What was admitted and denied, why, under which
+//! policy, with the ledger entry and its proof (checked in the browser with
+//! WebCrypto by `proof.js`), witness cosignatures and the countersignature.
+//!
+//! Every page lists only repositories the caller may read (the same check
+//! as a pull), pages through long lists, and reads in a bounded number of
+//! scans: ledger-wide facts come from [`index::LedgerIndex`], a repository
+//! page from one scan of its tags and one of its decisions.
+
+pub mod html;
+pub mod index;
+
+use super::access::Action;
+use super::error::RegistryError;
+use super::names::RepoName;
+use super::routes::{client_addr, identify, App, Caller};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use html::{esc, image_link, list, page, q, short, verdict};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use vouch_ledger::entry::{Digest, Entry};
+
+type Params = Query<HashMap<String, String>>;
+/// Rows per page.
+const PAGE: usize = 50;
+
+/// The routes under `/ui/`.
+pub fn routes() -> axum::Router<App> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/ui", get(|| async { axum::response::Redirect::permanent("/ui/") }))
+        .route("/ui/", get(overview))
+        .route("/ui/denials", get(denials))
+        .route("/ui/repositories", get(repositories))
+        .route("/ui/repository", get(repository))
+        .route("/ui/image", get(image))
+        .route("/ui/policies", get(policies))
+        .route("/ui/ledger", get(ledger))
+        .route("/ui/proof.js", get(proof_js))
+}
+
+/// An error as a page, keeping the status and headers (a 401's challenge
+/// makes the browser ask for credentials).
+fn error_page(e: RegistryError) -> Response {
+    let mut resp = e.into_response();
+    let status = resp.status();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = page(
+        title,
+        "",
+        &format!(
+            "<p>{}</p><p><a href=\"/ui/\">Back to the overview</a></p>",
+            esc(&format!("{status}"))
+        ),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    (status, resp.headers().clone(), body).into_response()
+}
+
+fn html_response(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Who is asking, and the host they asked (for the commands shown). The
+/// pages need what a pull needs: without anonymous pulls, credentials.
+async fn caller(app: &App, req: Request) -> Result<Ctx, RegistryError> {
+    let addr = client_addr(&req);
+    let headers = req.into_parts().0.headers;
+    let caller = identify(app, &headers, addr).await?;
+    if caller.principal.user.is_none() && app.access.users().is_some() && !app.access.anonymous_pull() {
+        return Err(RegistryError::Unauthorized("log in to see this registry's pages"));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("REGISTRY")
+        .to_owned();
+    Ok(Ctx { caller, host })
+}
+
+/// The caller of a page and the host name they used.
+struct Ctx {
+    caller: Caller,
+    host: String,
+}
+
+fn may_read(app: &App, caller: &Caller, repo: &str) -> bool {
+    RepoName::parse(repo).is_ok_and(|r| caller.may(app, Action::Read, Some(&r)))
+}
+
+macro_rules! page_handler {
+    ($name:ident, $body:ident) => {
+        async fn $name(State(app): State<App>, Query(p): Params, req: Request) -> Response {
+            match caller(&app, req).await {
+                Ok(c) => match $body(&app, &c, &p) {
+                    Ok(body) => html_response(body),
+                    Err(e) => error_page(e),
+                },
+                Err(e) => error_page(e),
+            }
+        }
+    };
+}
+
+page_handler!(overview, overview_page);
+page_handler!(denials, denials_page);
+page_handler!(repositories, repositories_page);
+page_handler!(repository, repository_page);
+page_handler!(image, image_page);
+page_handler!(policies, policies_page);
+page_handler!(ledger, ledger_page);
+
+async fn proof_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("proof.js"),
+    )
+        .into_response()
+}
+
+type Page = Result<String, RegistryError>;
+
+/// Denials visible to `caller`, newest first, before ledger index `before`.
+fn visible_denials(app: &App, caller: &Caller, before: u64, limit: usize) -> Vec<(u64, String, String, Vec<String>)> {
+    let ix = app.ui_index.refreshed(&app.ledger);
+    ix.denied
+        .range(..(before, String::new(), String::new()))
+        .rev()
+        .filter(|((_, repo, _), _)| may_read(app, caller, repo))
+        .take(limit)
+        .map(|((i, r, d), reasons)| (*i, r.clone(), d.clone(), reasons.clone()))
+        .collect()
+}
+
+fn denial_table(rows: &[(u64, String, String, Vec<String>)]) -> String {
+    if rows.is_empty() {
+        return "<p>No denied images you may read.</p>".to_owned();
+    }
+    let mut t = String::from(
+        "<table><caption>Denied images, newest first</caption><thead><tr><th scope=\"col\">Image</th>\
+         <th scope=\"col\">Ledger entry</th><th scope=\"col\">Why</th></tr></thead><tbody>",
+    );
+    for (i, repo, digest, reasons) in rows {
+        let _ = write!(
+            t,
+            "<tr><td>{}</td><td><a href=\"/ledger/entry/{i}\">{i}</a></td><td>{}</td></tr>",
+            image_link(repo, digest),
+            list(reasons)
+        );
+    }
+    t + "</tbody></table>"
+}
+
+fn checkpoint_section(app: &App) -> String {
+    let published = app.published.get();
+    let note = published
+        .as_ref()
+        .map_or_else(|| app.ledger.checkpoint(), |c| c.note.clone());
+    let witnessed = match &published {
+        Some(c) => format!(
+            "<p>Cosigned by {} witness(es): {}.</p>",
+            c.witnesses.len(),
+            esc(&c.witnesses.join(", "))
+        ),
+        None => "<p>No witness cosignatures (no witnesses configured, or none has cosigned yet).</p>".to_owned(),
+    };
+    format!(
+        "<p>Log key: <code id=\"log-key\">{}</code></p><h2>Latest checkpoint</h2><pre>{}</pre>{witnessed}",
+        esc(&app.ledger.verifier().to_string()),
+        esc(&note)
+    )
+}
+
+fn overview_page(app: &App, ctx: &Ctx, _: &HashMap<String, String>) -> Page {
+    let caller = &ctx.caller;
+    let rows = visible_denials(app, caller, u64::MAX, 10);
+    let (size, admitted, denied, policies) = {
+        let ix = app.ui_index.refreshed(&app.ledger);
+        (ix.scanned, ix.admitted, ix.denied.len(), ix.policies.len())
+    };
+    let body = format!(
+        "<h2>Denials first</h2>{}<p><a href=\"/ui/denials\">All denials</a></p>\
+         <h2>Summary</h2><ul><li>{size} ledger entries</li><li>{admitted} image(s) admitted, {denied} denied \
+         (all repositories)</li><li>{policies} policy version(s)</li></ul>{}",
+        denial_table(&rows),
+        checkpoint_section(app)
+    );
+    Ok(page("Overview", "/ui/", &body))
+}
+
+fn denials_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
+    let caller = &ctx.caller;
+    let before = p.get("before").and_then(|b| b.parse().ok()).unwrap_or(u64::MAX);
+    let rows = visible_denials(app, caller, before, PAGE + 1);
+    let more = rows.len() > PAGE;
+    let rows = &rows[..rows.len().min(PAGE)];
+    let mut body = denial_table(rows);
+    if let (true, Some(last)) = (more, rows.last()) {
+        let _ = write!(
+            body,
+            "<p><a rel=\"next\" href=\"/ui/denials?before={}\">Older denials</a></p>",
+            last.0
+        );
+    }
+    Ok(page("Denials", "/ui/denials", &body))
+}
+
+fn repositories_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
+    let caller = &ctx.caller;
+    let mut after = p.get("after").cloned();
+    let mut shown = Vec::new();
+    // Pages of names until PAGE readable ones (bounded: 20 scans).
+    for _ in 0..20 {
+        let names = app.meta.repos(after.as_deref(), PAGE * 4)?;
+        let done = names.len() < PAGE * 4;
+        for n in names {
+            after = Some(n.as_str().to_owned());
+            if caller.may(app, Action::Read, Some(&n)) {
+                shown.push(n);
+                if shown.len() == PAGE {
+                    break;
+                }
+            }
+        }
+        if done || shown.len() == PAGE {
+            break;
+        }
+    }
+    let mut body = String::from("<ul>");
+    for r in &shown {
+        let _ = write!(
+            body,
+            "<li><a href=\"/ui/repository?name={}\">{}</a></li>",
+            q(r.as_str()),
+            esc(r.as_str())
+        );
+    }
+    body.push_str("</ul>");
+    if shown.is_empty() {
+        body = "<p>No repositories you may read.</p>".to_owned();
+    }
+    if let (true, Some(last)) = (shown.len() == PAGE, shown.last()) {
+        let _ = write!(
+            body,
+            "<p><a rel=\"next\" href=\"/ui/repositories?after={}\">More repositories</a></p>",
+            q(last.as_str())
+        );
+    }
+    Ok(page("Repositories", "/ui/repositories", &body))
+}
+
+fn repo_param(app: &App, caller: &Caller, p: &HashMap<String, String>, key: &str) -> Result<RepoName, RegistryError> {
+    let name = p
+        .get(key)
+        .ok_or_else(|| RegistryError::NotFound(format!("give ?{key}=<repository>")))?;
+    let repo = RepoName::parse(name)?;
+    if !caller.may(app, Action::Read, Some(&repo)) || !app.meta.repo_exists(&repo)? {
+        // The same answer for "absent" and "not yours": names are not leaked.
+        return Err(RegistryError::NameUnknown(repo.to_string()));
+    }
+    Ok(repo)
+}
+
+/// Policy digest → (name, version, ledger index), from the ledger.
+fn policy_names(app: &App) -> HashMap<String, (String, u64, u64)> {
+    let ix = app.ui_index.refreshed(&app.ledger);
+    ix.policies
+        .iter()
+        .map(|(i, p)| (p.digest.as_str().to_owned(), (p.name.clone(), p.version, *i)))
+        .collect()
+}
+
+fn decision_cells(summary: Option<&serde_json::Value>, policies: &HashMap<String, (String, u64, u64)>) -> String {
+    let Some(s) = summary else {
+        return format!("<td>{}</td><td></td><td></td><td></td>", verdict(None));
+    };
+    let strings = |k: &str| -> Vec<String> {
+        s[k].as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let policy = s["policy"].as_str().unwrap_or("");
+    let policy = match policies.get(policy) {
+        Some((name, version, _)) => format!("{} v{version}", esc(name)),
+        None => esc(short(policy)),
+    };
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td><td>{policy}</td>",
+        verdict(Some(s["verdict"] == "admit")),
+        list(&strings("reasons")),
+        list(&strings("signers"))
+    )
+}
+
+fn repository_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
+    let caller = &ctx.caller;
+    let repo = repo_param(app, caller, p, "name")?;
+    let decisions = app.meta.decisions_in(&repo)?;
+    let policies = policy_names(app);
+    let after = p.get("after").cloned().unwrap_or_default();
+    let tags: Vec<(String, Digest)> = app
+        .meta
+        .tags_with_targets(&repo)?
+        .into_iter()
+        .filter(|(t, _)| after.is_empty() || *t > after)
+        .take(PAGE + 1)
+        .collect();
+    let head = "<thead><tr><th scope=\"col\">Tag</th><th scope=\"col\">Image</th><th scope=\"col\">Verdict</th>\
+                <th scope=\"col\">Reasons</th><th scope=\"col\">Signers</th><th scope=\"col\">Policy</th></tr></thead>";
+    let mut body = format!("<table><caption>Tags of {}</caption>{head}<tbody>", esc(repo.as_str()));
+    let tagged: std::collections::HashSet<&str> = tags.iter().map(|(_, d)| d.as_str()).collect();
+    for (tag, digest) in tags.iter().take(PAGE) {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td>{}</tr>",
+            esc(tag),
+            image_link(repo.as_str(), digest.as_str()),
+            decision_cells(decisions.get(digest.as_str()), &policies)
+        );
+    }
+    body.push_str("</tbody></table>");
+    if tags.len() > PAGE {
+        let last = &tags[PAGE - 1].0;
+        let _ = write!(
+            body,
+            "<p><a rel=\"next\" href=\"/ui/repository?name={}&amp;after={}\">More tags</a></p>",
+            q(repo.as_str()),
+            q(last)
+        );
+    }
+    // Manifests decided but not tagged on this page (pushed by digest).
+    let mut untagged: Vec<_> = decisions.iter().filter(|(d, _)| !tagged.contains(d.as_str())).collect();
+    untagged.sort_by_key(|(_, s)| std::cmp::Reverse(s["ledger_index"].as_u64()));
+    if !untagged.is_empty() && after.is_empty() {
+        let _ = write!(
+            body,
+            "<h2>Other manifests with a decision</h2><table><caption>Newest first</caption>{}<tbody>",
+            head.replace(">Tag<", ">Tag (none)<")
+        );
+        for (digest, s) in untagged.into_iter().take(PAGE) {
+            let _ = write!(
+                body,
+                "<tr><td></td><td>{}</td>{}</tr>",
+                image_link(repo.as_str(), digest),
+                decision_cells(Some(s), &policies)
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    Ok(page(
+        &format!("Repository {}", repo.as_str()),
+        "/ui/repositories",
+        &body,
+    ))
+}
+
+fn image_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
+    let caller = &ctx.caller;
+    let repo = repo_param(app, caller, p, "repo")?;
+    let digest = super::names::parse_digest(p.get("digest").map_or("", String::as_str))?;
+    let summary = app
+        .meta
+        .decision(&repo, &digest)?
+        .ok_or_else(|| RegistryError::ManifestUnknown(format!("no decision about {repo}@{digest}")))?;
+    let index = summary["ledger_index"].as_u64().unwrap_or(0);
+    let policies = policy_names(app);
+    let entry = app
+        .ledger
+        .entry(index)
+        .ok()
+        .flatten()
+        .and_then(|e| Entry::decode(&e).ok());
+    let Some(Entry::Decision(d)) = entry else {
+        return Err(RegistryError::Internal(format!(
+            "ledger entry {index} is not this decision"
+        )));
+    };
+    let bundle = super::ledger_api::bundle(app, &repo, &digest, index)?;
+    let bundle_text = String::from_utf8_lossy(&bundle).into_owned();
+    let (name, version, policy_index) = policies
+        .get(d.policy.as_str())
+        .cloned()
+        .unwrap_or_else(|| ("?".into(), 0, d.policy_index));
+    let evidence: Vec<String> = d.evidence.iter().map(|e| e.as_str().to_owned()).collect();
+    let countersignature = match summary["countersignature"].as_str() {
+        Some(sig) => format!(
+            "<p>vouch countersigned this admission: signature manifest <code>{}</code>, in the image's \
+             cosign signature tag; check it with the registry's <code>admission.pub</code> \
+             (<code>cosign verify --key admission.pub</code>).</p>",
+            esc(sig)
+        ),
+        None if d.verdict == vouch_ledger::entry::Verdict::Admit => {
+            "<p>No countersignature (countersigning is off on this registry).</p>".to_owned()
+        }
+        None => "<p>No countersignature: vouch countersigns only admitted images.</p>".to_owned(),
+    };
+    let addr = &ctx.host;
+    let vkey = app.ledger.verifier().to_string();
+    let body = format!(
+        "<h2>Decision</h2><dl><dt>Verdict</dt><dd>{}</dd><dt>Reasons</dt><dd>{}</dd><dt>Signers</dt><dd>{}</dd>\
+         <dt>Policy</dt><dd>{} version {version}, <code>{}</code>, ledger entry {policy_index} \
+         (<a href=\"/ui/policies\">history</a>)</dd><dt>Attestations and signatures used</dt><dd>{}</dd>\
+         <dt>Decided</dt><dd>{}</dd></dl>\
+         <h2>Ledger entry</h2><p>Entry <a href=\"/ledger/entry/{index}\">{index}</a> of the ledger \
+         (canonical CBOR, spec/ledger.md).</p>\
+         <h2>Witness cosignatures</h2>{}\
+         <h2>Countersignature</h2>{countersignature}\
+         <h2>Inclusion proof</h2><p>The admission bundle below holds the decision and policy entries, each with \
+         an inclusion proof to a signed checkpoint. Check it here with the log key \
+         <code>{}</code>:</p><p><button type=\"button\" id=\"verify-proof\">Verify the proof in this browser</button></p>\
+         <p id=\"proof-result\" role=\"status\" aria-live=\"polite\">Not checked yet (needs JavaScript).</p>\
+         <label for=\"bundle\">Admission bundle (JSON; edit it to see a tampered proof fail)</label>\
+         <textarea id=\"bundle\" data-log-key=\"{}\" data-repo=\"{}\" data-digest=\"{}\" spellcheck=\"false\">{}</textarea>\
+         <p>Check it offline, with nothing but the log key: save the bundle (<a href=\"/v2/{}/admission/{}\">download</a>) \
+         and run <code>vouch verify {}/{}@{} --bundle bundle.json --log-key '{}'</code>.</p>\
+         <script src=\"/ui/proof.js\"></script>",
+        verdict(Some(d.verdict == vouch_ledger::entry::Verdict::Admit)),
+        list(&d.reasons),
+        list(&d.signers),
+        esc(&name),
+        esc(d.policy.as_str()),
+        list(&evidence),
+        utc(d.time),
+        cosignature_list(&bundle_text),
+        esc(&vkey),
+        esc(&vkey),
+        esc(repo.as_str()),
+        esc(digest.as_str()),
+        esc(&bundle_text),
+        repo.as_str(),
+        digest.as_str(),
+        esc(addr),
+        esc(repo.as_str()),
+        esc(digest.as_str()),
+        esc(&vkey),
+    );
+    Ok(page(
+        &format!("Image {}@{}", repo.as_str(), short(digest.as_str())),
+        "/ui/repositories",
+        &body,
+    ))
+}
+
+/// The cosignature lines on the bundle's decision checkpoint, named.
+fn cosignature_list(bundle: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(bundle).unwrap_or_default();
+    let proof = v["decision"]["proof"].as_str().unwrap_or("");
+    let note = proof.split_once("\n\n").map_or("", |(_, n)| n);
+    let Ok(note) = vouch_ledger::Note::parse(note.as_bytes()) else {
+        return "<p>The bundle's checkpoint could not be read.</p>".to_owned();
+    };
+    let names: Vec<String> = note
+        .signatures()
+        .iter()
+        .skip(1)
+        .map(|s| format!("{} (key {:08x})", s.name, s.id))
+        .collect();
+    if names.is_empty() {
+        return "<p>None on this proof's checkpoint (witnessing may be off, or not yet done: reload shortly).</p>"
+            .to_owned();
+    }
+    format!(
+        "<p>The proof's checkpoint (size {}) carries these cosignatures; <code>vouch verify --witness KEY</code> \
+         checks them:</p>{}",
+        vouch_ledger::Checkpoint::parse(note.text()).map_or(0, |c| c.size),
+        list(&names)
+    )
+}
+
+fn policies_page(app: &App, _: &Ctx, _: &HashMap<String, String>) -> Page {
+    let list: Vec<(u64, vouch_ledger::entry::PolicyEntry)> = app.ui_index.refreshed(&app.ledger).policies.clone();
+    let mut body = String::new();
+    let mut previous: Option<String> = None;
+    let mut sections = Vec::new();
+    for (index, p) in &list {
+        let doc = app.meta.policy_document(p.digest.as_str())?.map(|d| pretty(&d));
+        let text = match (&doc, &previous) {
+            (Some(d), Some(prev)) => format!(
+                "<pre aria-label=\"changes from the previous version\">{}</pre>",
+                html::diff(prev, d)
+            ),
+            (Some(d), None) => format!("<pre>{}</pre>", esc(d)),
+            (None, _) => "<p>Document not kept (put in force before this registry kept policy documents).</p>".into(),
+        };
+        sections.push(format!(
+            "<section><h2>{} version {}</h2><p>Digest <code>{}</code>, ledger entry {index}.</p>{text}</section>",
+            esc(&p.name),
+            p.version,
+            esc(p.digest.as_str())
+        ));
+        previous = doc.or(previous);
+    }
+    sections.reverse();
+    body.push_str("<p>Newest first; each version shows its changes from the one before.</p>");
+    body.push_str(&sections.concat());
+    Ok(page("Policy history", "/ui/policies", &body))
+}
+
+/// A Unix time as `YYYY-MM-DD hh:mm:ss UTC`.
+fn utc(secs: u64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX)) {
+        Ok(t) => format!("{} {:02}:{:02}:{:02} UTC", t.date(), t.hour(), t.minute(), t.second()),
+        Err(_) => format!("{secs} (Unix time)"),
+    }
+}
+
+/// A JSON document pretty-printed (for line diffs), or as it is.
+fn pretty(doc: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(doc)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| doc.to_owned())
+}
+
+fn ledger_page(app: &App, _: &Ctx, _: &HashMap<String, String>) -> Page {
+    let (days, problem, size): (Vec<_>, _, _) = {
+        let ix = app.ui_index.refreshed(&app.ledger);
+        let days = ix.days.iter().rev().take(90).map(|(d, v)| (*d, *v)).collect::<Vec<_>>();
+        (days.into_iter().rev().collect(), ix.problem.clone(), ix.scanned)
+    };
+    let mut table = String::from(
+        "<table><caption>Per day (UTC), last 90 days with decisions</caption><thead><tr><th scope=\"col\">Day</th>\
+         <th scope=\"col\">Admissions</th><th scope=\"col\">Denials</th><th scope=\"col\">Ledger size</th></tr></thead><tbody>",
+    );
+    for (day, d) in days.iter().rev() {
+        let date = time::OffsetDateTime::from_unix_timestamp((*day * 86_400) as i64)
+            .map(|t| t.date().to_string())
+            .unwrap_or_default();
+        let _ = write!(
+            table,
+            "<tr><td>{date}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            d.admits, d.denies, d.size
+        );
+    }
+    table.push_str("</tbody></table>");
+    let problem = problem.map_or(String::new(), |p| {
+        format!("<p class=\"deny\">Problem reading the ledger: {}</p>", esc(&p))
+    });
+    let body = format!(
+        "{problem}<p>{size} entries. Tiles at <a href=\"/ledger/checkpoint\">/ledger/</a> (c2sp.org/tlog-tiles); \
+         audit with <code>vouch audit --log URL --log-key KEY</code>.</p>{}{}{table}",
+        checkpoint_section(app),
+        html::growth_chart(&days)
+    );
+    Ok(page("Ledger", "/ui/ledger", &body))
+}
