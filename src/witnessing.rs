@@ -91,6 +91,8 @@ pub struct Cosigned {
 pub struct Published {
     latest: RwLock<Option<Arc<Cosigned>>>,
     file: Option<PathBuf>,
+    /// The configured witnesses' keys (vkey text), for the web pages.
+    keys: Vec<String>,
 }
 
 impl Published {
@@ -120,7 +122,13 @@ impl Published {
         Self {
             latest: RwLock::new(latest),
             file: Some(file),
+            keys: witnesses.iter().map(|w| w.key.to_string()).collect(),
         }
+    }
+
+    /// The configured witnesses' keys, as vkey text.
+    pub fn witness_keys(&self) -> &[String] {
+        &self.keys
     }
 
     /// The latest cosigned checkpoint, if any.

@@ -56,7 +56,13 @@ fn in_a_real_browser_denials_lead_to_reasons_and_proofs_verify_then_fail_when_ta
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (admitted, denied) = admitted_then_denied(&data, &["team/app"]).remove(0);
-    let (mut server, addr) = common::start_server_with_defaults(&data, Stdio::null());
+    // With a witness, so that the page's check covers its cosignature too.
+    let log = std::fs::read_to_string(data.join("ledger.vkey")).unwrap();
+    let w =
+        common::witnesses::start_vouch_witness(&tmp.path().join("w"), "witness.test/ui", &[log.trim().to_owned()], &[]);
+    let flag = format!("w=http://{}+{}", w.addr, w.vkey);
+    let (mut server, addr) = common::start_server_with_defaults_and(&data, &["--witness", &flag], Stdio::null());
+    common::witnesses::wait_for_cosigned(&addr, common::witnesses::ledger_size(&addr), 1);
     let shot = std::env::var("VOUCH_UI_SCREENSHOT").unwrap_or_default();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui_browser.py");
     let (ok, out) = common::run(Command::new("python3").args([

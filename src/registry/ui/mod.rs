@@ -431,7 +431,7 @@ fn image_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
          <code>{}</code>:</p><p><button type=\"button\" id=\"verify-proof\">Verify the proof in this browser</button></p>\
          <p id=\"proof-result\" role=\"status\" aria-live=\"polite\">Not checked yet (needs JavaScript).</p>\
          <label for=\"bundle\">Admission bundle (JSON; edit it to see a tampered proof fail)</label>\
-         <textarea id=\"bundle\" data-log-key=\"{}\" data-repo=\"{}\" data-digest=\"{}\" spellcheck=\"false\">{}</textarea>\
+         <textarea id=\"bundle\" data-log-key=\"{}\" data-witness-keys=\"{}\" data-repo=\"{}\" data-digest=\"{}\" spellcheck=\"false\">{}</textarea>\
          <p>Check it offline, with nothing but the log key: save the bundle (<a href=\"/v2/{}/admission/{}\">download</a>) \
          and run <code>vouch verify {}/{}@{} --bundle bundle.json --log-key '{}'</code>.</p>\
          <script src=\"/ui/proof.js\"></script>",
@@ -445,6 +445,7 @@ fn image_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
         cosignature_list(&bundle_text),
         esc(&vkey),
         esc(&vkey),
+        esc(&app.published.witness_keys().join(" ")),
         esc(repo.as_str()),
         esc(digest.as_str()),
         esc(&bundle_text),

@@ -113,13 +113,42 @@ function cbor(bytes) {
   return v;
 }
 
+// c2sp.org/tlog-cosignature cosignature/v1: which of the configured
+// witnesses (vkeys with type 0x04) cosigned this checkpoint note.
+async function cosigners(note, vkeys) {
+  const split = note.lastIndexOf("\n\n");
+  const body = note.slice(0, split + 1);
+  const lines = note.slice(split + 2).split("\n").filter((l) => l);
+  const names = [];
+  for (const vkey of vkeys) {
+    const [name, id, key] = splitVkey(vkey);
+    const raw = b64(key);
+    if (raw.length !== 33 || raw[0] !== 4) throw new Error("witness key " + name + " is not a cosignature/v1 key");
+    const pub = await crypto.subtle.importKey("raw", raw.slice(1), { name: "Ed25519" }, false, ["verify"]);
+    for (const line of lines) {
+      const m = /^\u2014 (\S+) (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const sig = b64(m[2]);
+      const lineId = Array.from(sig.slice(0, 4), (b) => b.toString(16).padStart(2, "0")).join("");
+      if (lineId !== id || sig.length !== 4 + 8 + 64) continue;
+      const time = new DataView(sig.buffer, 4, 8).getBigUint64(0);
+      const message = enc.encode("cosignature/v1\ntime " + time + "\n" + body);
+      if (!(await crypto.subtle.verify({ name: "Ed25519" }, pub, sig.slice(12), message))) {
+        throw new Error("the cosignature by witness " + name + " does not verify");
+      }
+      names.push(name);
+    }
+  }
+  return names;
+}
+
 async function provenEntry(part, key, what) {
   const entry = b64(part.entry);
   const proof = parseProof(part.proof);
   const cp = await openCheckpoint(proof.note, key);
   const root = await rootFromInclusion(await sha256(concat(Uint8Array.of(0), entry)), proof.index, cp.size, proof.hashes);
   if (!equal(root, cp.root)) throw new Error("the " + what + " entry's inclusion proof does not lead to the checkpoint's root");
-  return { value: cbor(entry), index: proof.index, size: cp.size };
+  return { value: cbor(entry), index: proof.index, size: cp.size, note: proof.note };
 }
 
 async function check(area) {
@@ -134,9 +163,14 @@ async function check(area) {
   }
   if (BigInt(d.policy_index) !== policy.index || d.policy !== p.digest) throw new Error("the decision names another policy");
   const verdict = d.decision === "admit" ? "admitted" : "denied";
+  const witnesses = (area.dataset.witnessKeys || "").split(" ").filter((k) => k);
+  const cosigned = await cosigners(decision.note, witnesses);
+  const witnessed = witnesses.length === 0 ? "" :
+    " Cosigned by " + cosigned.length + " of the " + witnesses.length + " witnesses this registry names" +
+    (cosigned.length ? " (" + cosigned.join(", ") + ")" : "") + ".";
   return "Verified: " + d.repo + "@" + d.digest + " was " + verdict + " at ledger entry " + decision.index +
     " under policy " + p.name + " version " + p.version + ", proven against a checkpoint of size " + decision.size +
-    " signed by " + key.name + ".";
+    " signed by " + key.name + "." + witnessed;
 }
 
 document.getElementById("verify-proof").addEventListener("click", async () => {
