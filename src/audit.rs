@@ -63,6 +63,7 @@ pub fn run(args: AuditArgs) -> Result<()> {
         Err(_) => args.log_key.clone(),
     };
     let key = VerifierKey::parse(key_text.trim())?;
+    let witnesses = args.witnesses.policy()?;
     let log = Log {
         base: args.log.trim_end_matches('/').to_owned(),
         agent: ureq::Agent::new_with_defaults(),
@@ -75,13 +76,6 @@ pub fn run(args: AuditArgs) -> Result<()> {
         new.root.to_base64(),
         key.name()
     );
-    if let Some(policy) = args.witnesses.policy()? {
-        let parsed = vouch_ledger::Note::parse(&note)?;
-        let cosigned = policy.check(&parsed, new.size)?;
-        let names: Vec<&str> = cosigned.iter().map(|(n, _)| n.as_str()).collect();
-        println!("cosigned by {} witness(es): {}", names.len(), names.join(", "));
-    }
-
     if let Some(state) = &args.state {
         match std::fs::read(state) {
             Ok(old_note) => {
@@ -97,6 +91,14 @@ pub fn run(args: AuditArgs) -> Result<()> {
         }
     }
 
+    // After the growth check: a fork signed by the log is misbehaviour
+    // whatever witnesses say of it.
+    if let Some(policy) = &witnesses {
+        let parsed = vouch_ledger::Note::parse(&note)?;
+        let cosigned = policy.check(&parsed, new.size)?;
+        let names: Vec<&str> = cosigned.iter().map(|(n, _)| n.as_str()).collect();
+        println!("cosigned by {} witness(es): {}", names.len(), names.join(", "));
+    }
     if args.replay {
         replay(&log, &new)?;
     }

@@ -12,9 +12,10 @@
 //! no server code.
 //!
 //! Exit codes: 0 all well; 1 the monitor could not do its job (network,
-//! bad arguments, a state file it cannot read); 2 the log misbehaved (fork,
-//! shrink, a bad signature, an entry breaking an invariant); 3 with
-//! `--once`, an admission matching `--watch` was seen.
+//! bad arguments, a state file it cannot read; when following, retried, and
+//! alerted after 3 polls in a row); 2 the log misbehaved (fork, shrink, a
+//! bad signature, an entry breaking an invariant); 3 with `--once`, an
+//! admission matching `--watch` was seen.
 
 use clap::Args;
 use std::collections::BTreeMap;
@@ -98,7 +99,14 @@ struct Monitor {
     root: Hash,
     remembered: Remembered,
     watched_seen: bool,
+    /// Polls in a row that could not check the log.
+    failures: u32,
 }
+
+/// After this many polls in a row that could not check the log (it does
+/// not answer, serves no cosigned checkpoint, withholds tiles), following
+/// mode alerts: a log that cannot be checked is a log that may be hiding.
+const FAILURES_BEFORE_ALERT: u32 = 3;
 
 pub fn run(args: MonitorArgs) -> ExitCode {
     match Monitor::new(args) {
@@ -134,13 +142,14 @@ impl Monitor {
             root,
             remembered,
             watched_seen: false,
+            failures: 0,
         })
     }
 
     fn run(mut self) -> ExitCode {
         loop {
             match self.poll() {
-                Ok(()) => {}
+                Ok(()) => self.failures = 0,
                 Err(Trouble::Misbehaved(m)) => {
                     self.alert("misbehaviour", &m, None);
                     return ExitCode::from(2);
@@ -149,7 +158,14 @@ impl Monitor {
                     eprintln!("vouch monitor: {e}");
                     return ExitCode::from(1);
                 }
-                Err(Trouble::Failed(e)) => eprintln!("vouch monitor: {e} (retrying)"),
+                Err(Trouble::Failed(e)) => {
+                    self.failures += 1;
+                    eprintln!("vouch monitor: {e} (retrying)");
+                    if self.failures == FAILURES_BEFORE_ALERT {
+                        let msg = format!("{} polls in a row could not check the log: {e}", self.failures);
+                        self.alert("unverifiable", &msg, None);
+                    }
+                }
             }
             if self.args.once {
                 return ExitCode::from(if self.watched_seen { 3 } else { 0 });
@@ -189,15 +205,24 @@ impl Monitor {
                 new.size
             )));
         }
+        if new.size == old_size && new.root != self.root {
+            return Err(bad(format!(
+                "fork: two roots signed for size {}: {} verified before, {} now",
+                new.size,
+                self.root.to_base64(),
+                new.root.to_base64()
+            )));
+        }
+        // Checked after the shrink and fork checks: a history the log signed
+        // is evidence whatever the witnesses say. Too few cosignatures may
+        // be a witness outage: nothing to believe yet, not misbehaviour.
+        if let Some(policy) = &self.witnesses {
+            let note = Note::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+            policy
+                .check(&note, new.size)
+                .map_err(|e| Trouble::Failed(e.to_string()))?;
+        }
         if new.size == old_size {
-            if new.root != self.root {
-                return Err(bad(format!(
-                    "fork: two roots signed for size {}: {} verified before, {} now",
-                    new.size,
-                    self.root.to_base64(),
-                    new.root.to_base64()
-                )));
-            }
             return Ok(());
         }
         let mut edge = self.edge.clone();
@@ -312,10 +337,20 @@ impl Monitor {
             return Ok(());
         };
         let bytes = serde_json::to_vec_pretty(&self.remembered).expect("serialize");
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("{}: {e}", path.display()))
+        // Written whole or not at all: a temporary file beside it, synced,
+        // renamed over it, the directory synced.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".writing");
+        let tmp = PathBuf::from(tmp);
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            std::fs::File::open(dir.unwrap_or(std::path::Path::new(".")))?.sync_all()
+        };
+        write().map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 

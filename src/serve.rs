@@ -155,12 +155,19 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     let mut state = AppState::new(BlobStore::open(dir.root())?, meta, opened.ledger.clone(), limits(&args));
     state.access = access;
     state.gate = admission.clone();
+    let cosigned_file = dir.root().join(vouch::witnessing::COSIGNED_FILE);
     if !args.witnesses.is_empty() {
         state.published = Arc::new(vouch::witnessing::Published::load(
-            dir.root().join(vouch::witnessing::COSIGNED_FILE),
+            cosigned_file,
             &opened.ledger,
             &args.witnesses,
+            args.witness_threshold.unwrap_or(args.witnesses.len()),
         ));
+    } else if cosigned_file.exists() {
+        // Served without witnesses, the newest checkpoint is what readers
+        // saw: an old cosigned one must not be served again later.
+        std::fs::remove_file(&cosigned_file)?;
+        eprintln!("no --witness: removed {}", cosigned_file.display());
     }
     let sessions = state.meta.uploads()?;
     let mut found = Vec::new();

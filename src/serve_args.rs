@@ -331,6 +331,10 @@ impl ServeArgs {
         if self.access.is_some() && self.users.is_none() {
             return Err("an access file (--access) needs a users file (--users)".into());
         }
+        let keys: Vec<_> = self.witnesses.iter().map(|w| w.key.clone()).collect();
+        if !keys.is_empty() {
+            vouch_ledger::cosignature::WitnessPolicy::new(keys, 1).map_err(|e| format!("--witness: {e}"))?;
+        }
         if let Some(k) = self.witness_threshold {
             if k == 0 || k > self.witnesses.len() {
                 return Err(format!(

@@ -101,16 +101,23 @@ fn verify(args: &VerifyArgs) -> Result<serde_json::Value> {
         return Err("unsupported bundle version".into());
     }
     let (decision, decision_index, checkpoint, note) = open_entry(&bundle["decision"], &key, "decision")?;
-    let (policy, policy_index, _, _) = open_entry(&bundle["policy"], &key, "policy")?;
+    let (policy, policy_index, policy_checkpoint, policy_note) = open_entry(&bundle["policy"], &key, "policy")?;
     // The decision's checkpoint must be the one the witnesses saw: a log
     // showing this client a history no one else sees cannot gather them.
     let cosigned_by = match &witnesses {
-        Some(w) => w.check(&note, checkpoint).map_err(|e| {
-            format!(
-                "{e} (a new entry is witnessed within seconds on a healthy log: retry; \
-                 if it persists the log may be showing you a view others do not see)"
-            )
-        })?,
+        Some(w) => {
+            let retry = |e: vouch_ledger::cosignature::WitnessPolicyError| {
+                format!(
+                    "{e} (a new entry is witnessed within seconds on a healthy log: retry; \
+                     if it persists the log may be showing you a view others do not see)"
+                )
+            };
+            // The policy entry's checkpoint too, unless it is the same one.
+            if policy_note.text() != note.text() {
+                w.check(&policy_note, policy_checkpoint).map_err(retry)?;
+            }
+            w.check(&note, checkpoint).map_err(retry)?
+        }
         None => Vec::new(),
     };
     let Entry::Decision(d) = decision else {

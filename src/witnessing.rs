@@ -93,6 +93,7 @@ pub struct Published {
     file: Option<PathBuf>,
     /// The configured witnesses' keys (vkey text), for the web pages.
     keys: Vec<String>,
+    threshold: usize,
 }
 
 impl Published {
@@ -101,18 +102,21 @@ impl Published {
         Self::default()
     }
 
-    /// Reads the last published checkpoint from `file`, if it is still a
-    /// checkpoint of `ledger` (signed by its key, a root of its tree).
-    pub fn load(file: PathBuf, ledger: &Ledger, witnesses: &[WitnessSpec]) -> Self {
+    /// Witnesses configured, needing `threshold`: reads the last published
+    /// checkpoint from `file` if it is still a checkpoint of `ledger`
+    /// (signed by its key, a root of its tree) cosigned by `threshold` of
+    /// these witnesses (a raised threshold or a replaced witness discards it).
+    pub fn load(file: PathBuf, ledger: &Ledger, witnesses: &[WitnessSpec], threshold: usize) -> Self {
         let latest = std::fs::read(&file).ok().and_then(|bytes| {
             let c = Checkpoint::open(&bytes, ledger.verifier()).ok()?;
             (ledger.root_at(c.size).ok()? == c.root).then_some(())?;
             let note = Note::parse(&bytes).ok()?;
-            let names = witnesses
+            let names: Vec<String> = witnesses
                 .iter()
                 .filter(|w| w.key.verify(&note).ok().flatten().is_some())
                 .map(|w| w.label.clone())
                 .collect();
+            (names.len() >= threshold.max(1)).then_some(())?;
             Some(Arc::new(Cosigned {
                 size: c.size,
                 note: String::from_utf8(bytes).ok()?.into(),
@@ -123,7 +127,19 @@ impl Published {
             latest: RwLock::new(latest),
             file: Some(file),
             keys: witnesses.iter().map(|w| w.key.to_string()).collect(),
+            threshold: threshold.max(1),
         }
+    }
+
+    /// Whether witnesses are configured: then only cosigned checkpoints are
+    /// served.
+    pub fn configured(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// How many cosignatures a published checkpoint carries at least.
+    pub fn threshold(&self) -> usize {
+        self.threshold
     }
 
     /// The configured witnesses' keys, as vkey text.
@@ -136,7 +152,12 @@ impl Published {
         self.latest.read().expect("published lock").clone()
     }
 
+    /// Publishes `c`, unless it is smaller than what is published (the
+    /// served checkpoint never goes back). Blocking: it writes the file.
     fn set(&self, c: Cosigned) {
+        if self.get().is_some_and(|old| old.size > c.size) {
+            return;
+        }
         if let Some(file) = &self.file {
             // Kept only to serve the same checkpoint after a restart; the
             // cosignatures can always be gathered again, so a failed write
@@ -262,7 +283,7 @@ impl Client {
 
     fn failed(&mut self, why: &str, now: Instant) {
         self.failures += 1;
-        let wait = Duration::from_millis(250 << self.failures.min(7)).min(MAX_BACKOFF);
+        let wait = Duration::from_millis(250 << (self.failures - 1).min(7)).min(MAX_BACKOFF);
         self.retry_at = Some(now + wait);
         // The next request asks the witness's size again.
         self.size = None;
@@ -288,14 +309,19 @@ pub fn start(ledger: Ledger, witnesses: Vec<WitnessSpec>, threshold: usize, publ
                 .and_then(|n| Checkpoint::parse(n.text()).ok())
                 .map_or(0, |c| c.size);
             if done != Some(size) {
-                let (l, n) = (ledger.clone(), note.clone());
+                let (l, n, p) = (ledger.clone(), note.clone(), published.clone());
                 let moved = std::mem::take(&mut clients);
-                let (back, cosigned) = tokio::task::spawn_blocking(move || round(&l, &n, size, moved, threshold))
-                    .await
-                    .expect("witness round");
+                // The round and the publication (a file write) off the
+                // async workers.
+                let (back, ok) = tokio::task::spawn_blocking(move || {
+                    let (back, cosigned) = round(&l, &n, size, moved, threshold);
+                    let ok = cosigned.map(|c| p.set(c)).is_some();
+                    (back, ok)
+                })
+                .await
+                .expect("witness round");
                 clients = back;
-                if let Some(c) = cosigned {
-                    published.set(c);
+                if ok {
                     done = Some(size);
                 }
                 tokio::time::sleep(MIN_ROUND_INTERVAL.saturating_sub(started.elapsed())).await;

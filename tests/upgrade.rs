@@ -16,7 +16,10 @@ const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/datad
 #[test]
 fn a_data_directory_of_the_previous_version_opens_and_its_ledger_grows_on() {
     let w = tempfile::tempdir().unwrap();
-    let (ok, out) = run(Command::new("tar").arg("-xzf").arg(FIXTURE).arg("-C").arg(w.path()));
+    // Extracted with fresh modification times (-m), as a data directory in
+    // use has: the fixture's upload session is older than the upload TTL
+    // by now, and would be swept as expired instead of resumed.
+    let (ok, out) = run(Command::new("tar").arg("-xzmf").arg(FIXTURE).arg("-C").arg(w.path()));
     assert!(ok, "{out}");
     let fixture: serde_json::Value =
         serde_json::from_slice(&std::fs::read(w.path().join("fixture.json")).unwrap()).unwrap();

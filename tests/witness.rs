@@ -151,6 +151,47 @@ fn checkpoints_are_cosigned_by_vouch_and_independent_witnesses_and_clients_requi
 }
 
 #[test]
+fn until_witnesses_cosign_no_checkpoint_is_served_and_one_witness_counts_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key =
+        vouch_ledger::cosignature::Cosigner::new("witness.test/down", ed25519_dalek::SigningKey::from_bytes(&[4; 32]))
+            .unwrap();
+    let vkey = key.verifier().to_string();
+    // A witness nobody listens for: the served checkpoint would otherwise
+    // be the newest, then go back to the first cosigned one.
+    let down = format!("w=http://127.0.0.1:9+{vkey}");
+    let (mut server, addr) = common::start_server(&data, &["--witness", &down], Stdio::null());
+    let r = common::http(&addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // The same witness twice is one witness: refused, not counted twice.
+    let twice = format!("w2=http://127.0.0.1:10+{vkey}");
+    let (ok, out) = common::run(
+        Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .args(["--witness", &down, "--witness", &twice]),
+    );
+    assert!(!ok && out.contains("are the same witness"), "{out}");
+    let (ok, out) = vouch(&[
+        "audit",
+        "--log",
+        "http://127.0.0.1:9",
+        "--log-key",
+        &log_vkey(&data),
+        "--witness",
+        &vkey,
+        "--witness",
+        &vkey,
+    ]);
+    assert!(!ok && out.contains("are the same witness"), "{out}");
+}
+
+#[test]
 fn the_independent_client_gets_cosignatures_from_vouch_witness() {
     if !common::have_python_module("cryptography") {
         return;

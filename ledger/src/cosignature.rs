@@ -286,8 +286,21 @@ pub enum WitnessPolicyError {
 }
 
 impl WitnessPolicy {
-    /// Trust `keys`, needing `threshold` of them (1 to `keys.len()`).
+    /// Trust `keys`, needing `threshold` of them (1 to `keys.len()`). One
+    /// witness given twice (the same name and id, or the same public key)
+    /// is refused: it would count twice towards the threshold.
     pub fn new(keys: Vec<CosignerKey>, threshold: usize) -> Result<Self, String> {
+        for (i, a) in keys.iter().enumerate() {
+            if let Some(b) = keys[..i]
+                .iter()
+                .find(|b| (b.name == a.name && b.id == a.id) || b.key == a.key)
+            {
+                return Err(format!(
+                    "witness keys {a} and {b} are the same witness: each must be a different witness, \
+                     or one would count twice"
+                ));
+            }
+        }
         if threshold == 0 || threshold > keys.len() {
             return Err(format!(
                 "a witness threshold of {threshold} needs between 1 and {} witness keys",
@@ -376,6 +389,11 @@ mod tests {
         let one = WitnessPolicy::new(vec![w1.verifier().clone(), w2.verifier().clone()], 1).unwrap();
         assert_eq!(one.check(&note, 3).unwrap(), [("witness.example/w1".to_owned(), 7)]);
         assert!(WitnessPolicy::new(vec![w1.verifier().clone()], 2).is_err());
+        // One witness twice, or one key under two names, is one witness.
+        let same = vec![w1.verifier().clone(), w1.verifier().clone()];
+        assert!(WitnessPolicy::new(same, 2).is_err());
+        let renamed = Cosigner::new("witness.example/other", witness(1).key).unwrap();
+        assert!(WitnessPolicy::new(vec![w1.verifier().clone(), renamed.verifier().clone()], 1).is_err());
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub enum RegistryError {
         /// The per-client limit.
         max: u32,
     },
+    /// Not available yet (503, with Retry-After): with witnesses, before
+    /// the first cosigned checkpoint.
+    #[error("{0}")]
+    Unavailable(String),
     /// The server failed (disk, database); the request changed nothing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -127,6 +131,7 @@ impl RegistryError {
             Denied(_) | Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
             LoginThrottled { .. } | UploadLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         }
     }
@@ -166,6 +171,9 @@ impl IntoResponse for RegistryError {
                 _ => 1,
             };
             resp.headers_mut().insert("Retry-After", after.into());
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert("Retry-After", 1.into());
         }
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             if let RegistryError::RangeNotSatisfiable { size, .. } = self {

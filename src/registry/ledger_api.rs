@@ -36,10 +36,19 @@ fn read_error(e: ReadError) -> RegistryError {
 /// witnesses configured, the newest one cosigned by enough of them, with
 /// their cosignatures (c2sp.org/tlog-witness), once there is one.
 pub async fn checkpoint(State(app): State<App>) -> Response {
-    let note = app
-        .published
-        .get()
-        .map_or_else(|| app.ledger.checkpoint(), |c| c.note.clone());
+    let note = match app.published.get() {
+        Some(c) => c.note.clone(),
+        // With witnesses, only a cosigned checkpoint is served: serving the
+        // newest meanwhile would let the served size go back when the
+        // first cosigned one (read when its round began) is published.
+        None if app.published.configured() => {
+            return RegistryError::Unavailable(
+                "no checkpoint has been cosigned by the witnesses yet: retry shortly".into(),
+            )
+            .into_response()
+        }
+        None => app.ledger.checkpoint(),
+    };
     (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vouch_ledger::cosignature::Cosigner;
-use vouch_ledger::witness::{decide, AddCheckpoint, Refusal, MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE};
+use vouch_ledger::witness::{authenticate, decide, AddCheckpoint, Refusal, MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE};
 use vouch_ledger::VerifierKey;
 
 /// Where the witness's private key is kept, in its data directory.
@@ -62,36 +62,38 @@ impl Witness {
     }
 
     /// Handles one `add-checkpoint` body: the spec's status, content type
-    /// and body. Refusals change nothing.
+    /// and body. Refusals change nothing. The checks that need no record
+    /// (a trusted log's signature) come first, outside the lock, and only
+    /// then is the log's rate limit charged: unsigned requests naming a log
+    /// cannot spend its budget.
     pub fn add_checkpoint(&self, body: &[u8], now: Instant, unix_time: u64) -> (u16, &'static str, Vec<u8>) {
         let text = "text/plain; charset=utf-8";
+        let refused = |e: Refusal| match e {
+            Refusal::SizeMismatch { latest, .. } => (409, SIZE_CONTENT_TYPE, format!("{latest}\n").into_bytes()),
+            e => (e.status(), text, format!("{e}\n").into_bytes()),
+        };
         let req = match AddCheckpoint::parse(body) {
             Ok(r) => r,
-            Err(e) => return (e.status(), text, format!("{e}\n").into_bytes()),
+            Err(e) => return refused(e),
         };
-        // The origin decides the rate bucket; only known logs get one.
-        if let Some(origin) = origin_of(&req.checkpoint).filter(|o| self.logs.iter().any(|k| k.name() == o)) {
-            if !self.limiter.lock().expect("limiter").allow(&origin, now) {
-                return (
-                    429,
-                    text,
-                    format!("too many requests for log {origin:?}: retry shortly\n").into_bytes(),
-                );
-            }
+        let (signed_text, checkpoint) = match authenticate(&req, &self.logs) {
+            Ok(ok) => ok,
+            Err(e) => return refused(e),
+        };
+        if !self.limiter.lock().expect("limiter").allow(&checkpoint.origin, now) {
+            let msg = format!("too many requests for log {:?}: retry shortly\n", checkpoint.origin);
+            return (429, text, msg.into_bytes());
         }
-        let origin = origin_of(&req.checkpoint).unwrap_or_default();
-        let result = self.state.update(&origin, |latest| {
-            decide(&req, &self.logs, latest).map(|(checkpoint, record)| (record, checkpoint))
+        let result = self.state.update(&checkpoint.origin, |latest| {
+            decide(&req, &self.logs, latest).map(|(_, record)| (record, ()))
         });
         match result {
-            Ok(Ok(checkpoint)) => {
-                let line = self.cosigner.cosign(&checkpoint.to_text(), unix_time).to_line();
+            // Cosign the signed text exactly as received.
+            Ok(Ok(())) => {
+                let line = self.cosigner.cosign(&signed_text, unix_time).to_line();
                 (200, text, format!("{line}\n").into_bytes())
             }
-            Ok(Err(Refusal::SizeMismatch { latest, .. })) => {
-                (409, SIZE_CONTENT_TYPE, format!("{latest}\n").into_bytes())
-            }
-            Ok(Err(e)) => (e.status(), text, format!("{e}\n").into_bytes()),
+            Ok(Err(e)) => refused(e),
             Err(e) => {
                 tracing::error!("witness state: {e}");
                 (
@@ -102,13 +104,6 @@ impl Witness {
             }
         }
     }
-}
-
-/// The origin line of a signed checkpoint note, if it has one.
-fn origin_of(note: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(note).ok()?;
-    let line = text.split('\n').next()?;
-    (!line.is_empty()).then(|| line.to_owned())
 }
 
 /// A token bucket per log: `per_second` requests a second, bursts of twice
@@ -270,11 +265,20 @@ pub fn run(args: WitnessArgs) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, router(witness))
-            .with_graceful_shutdown(async {
+        // The registry's accept loop: bounded connections (per client too),
+        // header and idle timeouts, so slow clients cannot hold it.
+        crate::server::serve(
+            listener,
+            None,
+            router(witness),
+            crate::server::ConnLimits::default(),
+            async {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
+            },
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+        Ok::<(), std::io::Error>(())
     })?;
     Ok(())
 }

@@ -179,11 +179,17 @@ pub fn push_tiny_image(addr: &str, repo: &str, tag: &str, salt: &str) -> String 
 pub fn wait_for_cosigned(addr: &str, size: u64, cosignatures: usize) -> String {
     let start = Instant::now();
     loop {
-        let note = String::from_utf8(super::http(addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap().body).unwrap();
-        let n: u64 = note.lines().nth(1).unwrap().parse().unwrap();
-        let sigs = note.lines().filter(|l| l.starts_with('\u{2014}')).count();
-        if n >= size && sigs > cosignatures {
-            return note;
+        let r = super::http(addr, "GET", "/ledger/checkpoint", &[], &[]).unwrap();
+        // 503 until a first checkpoint is cosigned.
+        let note = String::from_utf8(r.body).unwrap();
+        if r.status == 200 {
+            let n: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+            let sigs = note.lines().filter(|l| l.starts_with('\u{2014}')).count();
+            if n >= size && sigs > cosignatures {
+                return note;
+            }
+        } else {
+            assert_eq!(r.status, 503, "{note}");
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),

@@ -208,6 +208,27 @@ pub fn decide(
     Ok((checkpoint, record))
 }
 
+/// The first checks of [`decide`], which need no record: the checkpoint
+/// parses, its origin is a trusted log (404 otherwise) and a trusted key
+/// signs it (403 otherwise). A witness runs these before charging a log's
+/// rate limit or taking its lock, so unsigned requests cost a log nothing.
+/// Returns the signed text and the checkpoint. A log is trusted under the
+/// origin that is its key's name (c2sp.org/tlog-checkpoint: the origin
+/// "should" be the key name; here it must).
+pub fn authenticate(req: &AddCheckpoint, logs: &[VerifierKey]) -> Result<(String, Checkpoint), Refusal> {
+    let note = Note::parse(&req.checkpoint).map_err(|e| Refusal::Malformed(format!("checkpoint note: {e}")))?;
+    let checkpoint = Checkpoint::parse(note.text()).map_err(|e| Refusal::Malformed(format!("checkpoint: {e}")))?;
+    let keys: Vec<&VerifierKey> = logs.iter().filter(|k| k.name() == checkpoint.origin).collect();
+    if keys.is_empty() {
+        return Err(Refusal::UnknownLog(checkpoint.origin));
+    }
+    check_log_signature(&note, &keys).map_err(|reason| Refusal::NotSigned {
+        origin: checkpoint.origin.clone(),
+        reason,
+    })?;
+    Ok((note.text().to_owned(), checkpoint))
+}
+
 /// At least one trusted key signs the note, and no trusted key's line fails.
 fn check_log_signature(note: &Note, keys: &[&VerifierKey]) -> Result<(), String> {
     let mut verified = false;

@@ -493,19 +493,57 @@ impl Meta {
         Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
-    /// The latest decision summary of every manifest of `repo` that has
-    /// one, by digest: one scan, for pages that list a repository.
+    /// The latest decision summaries of `repo`'s manifests, in digest
+    /// order, at most `limit`: one bounded scan, for the web pages.
     pub fn decisions_in(
         &self,
         repo: &RepoName,
-    ) -> Result<std::collections::HashMap<String, serde_json::Value>, RegistryError> {
-        let mut out = std::collections::HashMap::new();
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, RegistryError> {
+        let mut out = Vec::new();
         self.scan(CF_DECISIONS, &key(repo, ""), |digest, v| {
             if let Ok(summary) = serde_json::from_slice(v) {
-                out.insert(String::from_utf8_lossy(digest).into_owned(), summary);
+                out.push((String::from_utf8_lossy(digest).into_owned(), summary));
             }
-            Ok(ControlFlow::Continue(()))
+            Ok(if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
         })?;
+        Ok(out)
+    }
+
+    /// Tags of `repo` after `after` (sorted), at most `limit`, with their
+    /// targets: one bounded scan.
+    pub fn tags_after(
+        &self,
+        repo: &RepoName,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Digest)>, RegistryError> {
+        let prefix = key(repo, "");
+        let start = if after.is_empty() {
+            prefix.clone()
+        } else {
+            [key(repo, after), vec![0]].concat()
+        };
+        let mut out = Vec::new();
+        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_TAGS), mode) {
+            let (k, v) = item?;
+            let Some(tag) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            if out.len() >= limit {
+                break;
+            }
+            let target = std::str::from_utf8(&v)
+                .ok()
+                .and_then(Digest::parse)
+                .ok_or_else(|| RegistryError::Internal("a tag record is corrupt".into()))?;
+            out.push((String::from_utf8_lossy(tag).into_owned(), target));
+        }
         Ok(out)
     }
 

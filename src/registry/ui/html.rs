@@ -160,7 +160,7 @@ pub fn growth_chart(days: &[(u64, super::index::Day)]) -> String {
 /// subsequence of lines; policies are short).
 pub fn diff(old: &str, new: &str) -> String {
     let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
-    if a.len() * b.len() > 4_000_000 {
+    if a.len().saturating_mul(b.len()) > 1_000_000 {
         return "(too large to compare here)".to_owned();
     }
     let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];

@@ -39,8 +39,11 @@ pub struct Indexed {
     pub policies: Vec<(u64, PolicyEntry)>,
     /// Images currently admitted.
     pub admitted: u64,
-    /// A problem met while reading (shown, never hidden).
+    /// A problem met while reading (shown, never hidden). A broken entry
+    /// stops the index; a failed read is retried at the next view.
     pub problem: Option<String>,
+    /// Whether `problem` is a broken ledger (permanent), not a failed read.
+    broken: bool,
 }
 
 /// The shared index.
@@ -54,6 +57,9 @@ impl LedgerIndex {
     pub fn refreshed(&self, ledger: &Ledger) -> MutexGuard<'_, Indexed> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let size = ledger.size();
+        if !inner.broken {
+            inner.problem = None;
+        }
         while inner.scanned < size && inner.problem.is_none() {
             let tile = inner.scanned / TILE_WIDTH;
             let addr = TileAddr::for_tree(TileKind::Entries, tile, size).expect("a tile below the size");
@@ -66,6 +72,7 @@ impl LedgerIndex {
                 }
             };
             let entries = decode_bundle(&bundle).unwrap_or_default();
+            let before = inner.scanned;
             for (i, bytes) in entries.iter().enumerate() {
                 let index = tile * TILE_WIDTH + i as u64;
                 if index >= inner.scanned {
@@ -73,8 +80,9 @@ impl LedgerIndex {
                     inner.scanned = index + 1;
                 }
             }
-            if entries.is_empty() {
-                inner.problem = Some(format!("{addr} holds no entries"));
+            if inner.scanned == before {
+                inner.problem = Some(format!("{addr} does not hold entry {before}"));
+                inner.broken = true;
             }
         }
         inner
@@ -109,7 +117,10 @@ impl Indexed {
                     last.size = index + 1;
                 }
             }
-            Err(e) => self.problem = Some(format!("ledger entry {index} does not decode: {e}")),
+            Err(e) => {
+                self.problem = Some(format!("ledger entry {index} does not decode: {e}"));
+                self.broken = true;
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use html::{esc, image_link, list, page, q, short, verdict};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use vouch_ledger::entry::{Digest, Entry};
+use vouch_ledger::entry::Entry;
 
 type Params = Query<HashMap<String, String>>;
 /// Rows per page.
@@ -61,22 +61,28 @@ fn error_page(e: RegistryError) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     resp.headers_mut().remove(header::CONTENT_LENGTH);
-    (status, resp.headers().clone(), body).into_response()
+    let mut out = (status, resp.headers().clone(), body).into_response();
+    secure(&mut out);
+    out
+}
+
+/// The Content-Security-Policy of every page: nothing but the page's own
+/// script and inline style, never framed, no forms, no base.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+fn secure(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
 fn html_response(body: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'",
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    secure(&mut resp);
+    resp
 }
 
 /// Who is asking, and the host they asked (for the commands shown). The
@@ -109,12 +115,17 @@ fn may_read(app: &App, caller: &Caller, repo: &str) -> bool {
 macro_rules! page_handler {
     ($name:ident, $body:ident) => {
         async fn $name(State(app): State<App>, Query(p): Params, req: Request) -> Response {
-            match caller(&app, req).await {
-                Ok(c) => match $body(&app, &c, &p) {
-                    Ok(body) => html_response(body),
-                    Err(e) => error_page(e),
-                },
-                Err(e) => error_page(e),
+            let c = match caller(&app, req).await {
+                Ok(c) => c,
+                Err(e) => return error_page(e),
+            };
+            // Pages read RocksDB and may index the ledger: off the async
+            // workers, so a slow page never holds up pushes and pulls.
+            let page = tokio::task::spawn_blocking(move || $body(&app, &c, &p)).await;
+            match page {
+                Ok(Ok(body)) => html_response(body),
+                Ok(Err(e)) => error_page(e),
+                Err(e) => error_page(RegistryError::Internal(e.to_string())),
             }
         }
     };
@@ -141,19 +152,33 @@ async fn proof_js() -> Response {
 
 type Page = Result<String, RegistryError>;
 
-/// Denials visible to `caller`, newest first, before ledger index `before`.
-fn visible_denials(app: &App, caller: &Caller, before: u64, limit: usize) -> Vec<(u64, String, String, Vec<String>)> {
+/// Most denials one page looks at to find those the caller may read.
+const MAX_SCAN: usize = 10_000;
+
+type Denial = (u64, String, String, Vec<String>);
+
+/// Denials visible to `caller`, newest first, before ledger index `before`,
+/// at most `limit`, looking at no more than [`MAX_SCAN`]; with where the
+/// next page starts, if there is more.
+fn visible_denials(app: &App, caller: &Caller, before: u64, limit: usize) -> (Vec<Denial>, Option<u64>) {
     let ix = app.ui_index.refreshed(&app.ledger);
-    ix.denied
-        .range(..(before, String::new(), String::new()))
-        .rev()
-        .filter(|((_, repo, _), _)| may_read(app, caller, repo))
-        .take(limit)
-        .map(|((i, r, d), reasons)| (*i, r.clone(), d.clone(), reasons.clone()))
-        .collect()
+    let mut rows = Vec::new();
+    let mut next = None;
+    let older = ix.denied.range(..(before, String::new(), String::new())).rev();
+    for (n, ((i, r, d), reasons)) in older.enumerate() {
+        if rows.len() == limit || n == MAX_SCAN {
+            // The next page starts with the entry not looked at yet.
+            next = Some(*i + 1);
+            break;
+        }
+        if may_read(app, caller, r) {
+            rows.push((*i, r.clone(), d.clone(), reasons.clone()));
+        }
+    }
+    (rows, next)
 }
 
-fn denial_table(rows: &[(u64, String, String, Vec<String>)]) -> String {
+fn denial_table(rows: &[Denial]) -> String {
     if rows.is_empty() {
         return "<p>No denied images you may read.</p>".to_owned();
     }
@@ -194,7 +219,7 @@ fn checkpoint_section(app: &App) -> String {
 
 fn overview_page(app: &App, ctx: &Ctx, _: &HashMap<String, String>) -> Page {
     let caller = &ctx.caller;
-    let rows = visible_denials(app, caller, u64::MAX, 10);
+    let (rows, _) = visible_denials(app, caller, u64::MAX, 10);
     let (size, admitted, denied, policies) = {
         let ix = app.ui_index.refreshed(&app.ledger);
         (ix.scanned, ix.admitted, ix.denied.len(), ix.policies.len())
@@ -212,15 +237,12 @@ fn overview_page(app: &App, ctx: &Ctx, _: &HashMap<String, String>) -> Page {
 fn denials_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
     let caller = &ctx.caller;
     let before = p.get("before").and_then(|b| b.parse().ok()).unwrap_or(u64::MAX);
-    let rows = visible_denials(app, caller, before, PAGE + 1);
-    let more = rows.len() > PAGE;
-    let rows = &rows[..rows.len().min(PAGE)];
-    let mut body = denial_table(rows);
-    if let (true, Some(last)) = (more, rows.last()) {
+    let (rows, next) = visible_denials(app, caller, before, PAGE);
+    let mut body = denial_table(&rows);
+    if let Some(next) = next {
         let _ = write!(
             body,
-            "<p><a rel=\"next\" href=\"/ui/denials?before={}\">Older denials</a></p>",
-            last.0
+            "<p><a rel=\"next\" href=\"/ui/denials?before={next}\">Older denials</a></p>"
         );
     }
     Ok(page("Denials", "/ui/denials", &body))
@@ -230,10 +252,11 @@ fn repositories_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page 
     let caller = &ctx.caller;
     let mut after = p.get("after").cloned();
     let mut shown = Vec::new();
+    let mut done = false;
     // Pages of names until PAGE readable ones (bounded: 20 scans).
     for _ in 0..20 {
         let names = app.meta.repos(after.as_deref(), PAGE * 4)?;
-        let done = names.len() < PAGE * 4;
+        done = names.len() < PAGE * 4;
         for n in names {
             after = Some(n.as_str().to_owned());
             if caller.may(app, Action::Read, Some(&n)) {
@@ -260,11 +283,13 @@ fn repositories_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page 
     if shown.is_empty() {
         body = "<p>No repositories you may read.</p>".to_owned();
     }
-    if let (true, Some(last)) = (shown.len() == PAGE, shown.last()) {
+    // More follow unless the scan reached the end; the next page starts
+    // after the last name looked at, shown or not.
+    if let (false, Some(last)) = (done && shown.len() < PAGE, after.as_deref()) {
         let _ = write!(
             body,
             "<p><a rel=\"next\" href=\"/ui/repositories?after={}\">More repositories</a></p>",
-            q(last.as_str())
+            q(last)
         );
     }
     Ok(page("Repositories", "/ui/repositories", &body))
@@ -316,27 +341,21 @@ fn decision_cells(summary: Option<&serde_json::Value>, policies: &HashMap<String
 fn repository_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
     let caller = &ctx.caller;
     let repo = repo_param(app, caller, p, "name")?;
-    let decisions = app.meta.decisions_in(&repo)?;
     let policies = policy_names(app);
     let after = p.get("after").cloned().unwrap_or_default();
-    let tags: Vec<(String, Digest)> = app
-        .meta
-        .tags_with_targets(&repo)?
-        .into_iter()
-        .filter(|(t, _)| after.is_empty() || *t > after)
-        .take(PAGE + 1)
-        .collect();
+    // One bounded scan of tags, one read per row shown.
+    let tags = app.meta.tags_after(&repo, &after, PAGE + 1)?;
     let head = "<thead><tr><th scope=\"col\">Tag</th><th scope=\"col\">Image</th><th scope=\"col\">Verdict</th>\
                 <th scope=\"col\">Reasons</th><th scope=\"col\">Signers</th><th scope=\"col\">Policy</th></tr></thead>";
     let mut body = format!("<table><caption>Tags of {}</caption>{head}<tbody>", esc(repo.as_str()));
-    let tagged: std::collections::HashSet<&str> = tags.iter().map(|(_, d)| d.as_str()).collect();
     for (tag, digest) in tags.iter().take(PAGE) {
+        let summary = app.meta.decision(&repo, digest)?;
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td>{}</tr>",
             esc(tag),
             image_link(repo.as_str(), digest.as_str()),
-            decision_cells(decisions.get(digest.as_str()), &policies)
+            decision_cells(summary.as_ref(), &policies)
         );
     }
     body.push_str("</tbody></table>");
@@ -349,24 +368,38 @@ fn repository_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
             q(last)
         );
     }
-    // Manifests decided but not tagged on this page (pushed by digest).
-    let mut untagged: Vec<_> = decisions.iter().filter(|(d, _)| !tagged.contains(d.as_str())).collect();
-    untagged.sort_by_key(|(_, s)| std::cmp::Reverse(s["ledger_index"].as_u64()));
-    if !untagged.is_empty() && after.is_empty() {
-        let _ = write!(
-            body,
-            "<h2>Other manifests with a decision</h2><table><caption>Newest first</caption>{}<tbody>",
-            head.replace(">Tag<", ">Tag (none)<")
-        );
-        for (digest, s) in untagged.into_iter().take(PAGE) {
+    // On the first page: manifests with a decision that no tag points to
+    // (pushed by digest), from a bounded scan of the repository's decisions.
+    if after.is_empty() {
+        let tagged: std::collections::HashSet<String> = app
+            .meta
+            .tags_after(&repo, "", 1000)?
+            .into_iter()
+            .map(|(_, d)| d.to_string())
+            .collect();
+        let mut untagged: Vec<_> = app
+            .meta
+            .decisions_in(&repo, 1000)?
+            .into_iter()
+            .filter(|(d, _)| !tagged.contains(d))
+            .collect();
+        untagged.sort_by_key(|(_, s)| std::cmp::Reverse(s["ledger_index"].as_u64()));
+        if !untagged.is_empty() {
             let _ = write!(
                 body,
-                "<tr><td></td><td>{}</td>{}</tr>",
-                image_link(repo.as_str(), digest),
-                decision_cells(Some(s), &policies)
+                "<h2>Manifests without a tag</h2><table><caption>With a decision, newest first (at most {PAGE})</caption>{}<tbody>",
+                head.replace(">Tag<", ">Tag (none)<")
             );
+            for (digest, s) in untagged.iter().take(PAGE) {
+                let _ = write!(
+                    body,
+                    "<tr><td></td><td>{}</td>{}</tr>",
+                    image_link(repo.as_str(), digest),
+                    decision_cells(Some(s), &policies)
+                );
+            }
+            body.push_str("</tbody></table>");
         }
-        body.push_str("</tbody></table>");
     }
     Ok(page(
         &format!("Repository {}", repo.as_str()),
@@ -428,10 +461,11 @@ fn image_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
          <h2>Countersignature</h2>{countersignature}\
          <h2>Inclusion proof</h2><p>The admission bundle below holds the decision and policy entries, each with \
          an inclusion proof to a signed checkpoint. Check it here with the log key \
-         <code>{}</code>:</p><p><button type=\"button\" id=\"verify-proof\">Verify the proof in this browser</button></p>\
+         <code>{}</code> (shown by this registry: a check against keys it shows proves the bundle is \
+         consistent, not that the registry is honest; compare the key with one you obtained yourself):</p><p><button type=\"button\" id=\"verify-proof\">Verify the proof in this browser</button></p>\
          <p id=\"proof-result\" role=\"status\" aria-live=\"polite\">Not checked yet (needs JavaScript).</p>\
          <label for=\"bundle\">Admission bundle (JSON; edit it to see a tampered proof fail)</label>\
-         <textarea id=\"bundle\" data-log-key=\"{}\" data-witness-keys=\"{}\" data-repo=\"{}\" data-digest=\"{}\" spellcheck=\"false\">{}</textarea>\
+         <textarea id=\"bundle\" data-log-key=\"{}\" data-witness-keys=\"{}\" data-witness-threshold=\"{}\" data-repo=\"{}\" data-digest=\"{}\" spellcheck=\"false\">{}</textarea>\
          <p>Check it offline, with nothing but the log key: save the bundle (<a href=\"/v2/{}/admission/{}\">download</a>) \
          and run <code>vouch verify {}/{}@{} --bundle bundle.json --log-key '{}'</code>.</p>\
          <script src=\"/ui/proof.js\"></script>",
@@ -442,10 +476,11 @@ fn image_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
         esc(d.policy.as_str()),
         list(&evidence),
         utc(d.time),
-        cosignature_list(&bundle_text),
+        cosignature_list(app, &bundle_text),
         esc(&vkey),
         esc(&vkey),
         esc(&app.published.witness_keys().join(" ")),
+        if app.published.configured() { app.published.threshold() } else { 0 },
         esc(repo.as_str()),
         esc(digest.as_str()),
         esc(&bundle_text),
@@ -464,57 +499,100 @@ fn image_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
 }
 
 /// The cosignature lines on the bundle's decision checkpoint, named.
-fn cosignature_list(bundle: &str) -> String {
+fn cosignature_list(app: &App, bundle: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(bundle).unwrap_or_default();
     let proof = v["decision"]["proof"].as_str().unwrap_or("");
     let note = proof.split_once("\n\n").map_or("", |(_, n)| n);
     let Ok(note) = vouch_ledger::Note::parse(note.as_bytes()) else {
         return "<p>The bundle's checkpoint could not be read.</p>".to_owned();
     };
-    let names: Vec<String> = note
-        .signatures()
-        .iter()
-        .skip(1)
-        .map(|s| format!("{} (key {:08x})", s.name, s.id))
-        .collect();
-    if names.is_empty() {
-        return "<p>None on this proof's checkpoint (witnessing may be off, or not yet done: reload shortly).</p>"
-            .to_owned();
+    let log = app.ledger.verifier();
+    let mut rows = Vec::new();
+    let mut known = std::collections::HashSet::new();
+    // Each witness this registry names, its line checked here.
+    for vkey in app.published.witness_keys() {
+        let Ok(key) = vouch_ledger::cosignature::CosignerKey::parse(vkey) else {
+            continue;
+        };
+        known.insert((key.name().to_owned(), key.id()));
+        rows.push(match key.verify(&note) {
+            Ok(Some(t)) => format!("{}: cosignature verified, made {}", key.name(), utc(t)),
+            Ok(None) => format!("{}: no cosignature", key.name()),
+            Err(e) => format!("{}: {e}", key.name()),
+        });
+    }
+    for sig in note.signatures() {
+        let ours = sig.name == log.name() && sig.id == log.id();
+        if !ours && !known.contains(&(sig.name.clone(), sig.id)) {
+            rows.push(format!(
+                "{} (key {:08x}): not a witness this registry names, not checked",
+                sig.name, sig.id
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return "<p>None: this registry names no witnesses.</p>".to_owned();
     }
     format!(
-        "<p>The proof's checkpoint (size {}) carries these cosignatures; <code>vouch verify --witness KEY</code> \
-         checks them:</p>{}",
+        "<p>On the proof's checkpoint (size {}); <code>vouch verify --witness KEY</code> checks them with \
+         keys you obtained yourself:</p>{}",
         vouch_ledger::Checkpoint::parse(note.text()).map_or(0, |c| c.size),
-        list(&names)
+        list(&rows)
     )
 }
 
-fn policies_page(app: &App, _: &Ctx, _: &HashMap<String, String>) -> Page {
+/// Policy versions per page of the history.
+const POLICIES_PAGE: usize = 10;
+
+fn policies_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
     let list: Vec<(u64, vouch_ledger::entry::PolicyEntry)> = app.ui_index.refreshed(&app.ledger).policies.clone();
-    let mut body = String::new();
-    let mut previous: Option<String> = None;
-    let mut sections = Vec::new();
-    for (index, p) in &list {
-        let doc = app.meta.policy_document(p.digest.as_str())?.map(|d| pretty(&d));
-        let text = match (&doc, &previous) {
-            (Some(d), Some(prev)) => format!(
-                "<pre aria-label=\"changes from the previous version\">{}</pre>",
-                html::diff(prev, d)
-            ),
-            (Some(d), None) => format!("<pre>{}</pre>", esc(d)),
-            (None, _) => "<p>Document not kept (put in force before this registry kept policy documents).</p>".into(),
+    // Documents name repositories, keys and identities: shown to those who
+    // may read every repository; digests and versions (public in the
+    // ledger) to everyone.
+    let documents = ctx.caller.may(app, Action::Read, None);
+    let skip = p.get("page").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0) * POLICIES_PAGE;
+    let newest_first: Vec<usize> = (0..list.len()).rev().skip(skip).take(POLICIES_PAGE).collect();
+    let mut sections = String::new();
+    for i in &newest_first {
+        let (index, pe) = &list[*i];
+        let doc = |j: usize| -> Result<Option<String>, RegistryError> {
+            Ok(app.meta.policy_document(list[j].1.digest.as_str())?.map(|d| pretty(&d)))
         };
-        sections.push(format!(
+        let text = if !documents {
+            String::new()
+        } else {
+            match (doc(*i)?, i.checked_sub(1).map(doc).transpose()?.flatten()) {
+                (Some(d), Some(prev)) => format!(
+                    "<pre aria-label=\"changes from the previous version\">{}</pre>",
+                    html::diff(&prev, &d)
+                ),
+                (Some(d), None) => format!("<pre>{}</pre>", esc(&d)),
+                (None, _) => {
+                    "<p>Document not kept (put in force before this registry kept policy documents).</p>".into()
+                }
+            }
+        };
+        let _ = write!(
+            sections,
             "<section><h2>{} version {}</h2><p>Digest <code>{}</code>, ledger entry {index}.</p>{text}</section>",
-            esc(&p.name),
-            p.version,
-            esc(p.digest.as_str())
-        ));
-        previous = doc.or(previous);
+            esc(&pe.name),
+            pe.version,
+            esc(pe.digest.as_str())
+        );
     }
-    sections.reverse();
-    body.push_str("<p>Newest first; each version shows its changes from the one before.</p>");
-    body.push_str(&sections.concat());
+    let mut body = String::from(if documents {
+        "<p>Newest first; each version shows its changes from the one before.</p>"
+    } else {
+        "<p>Newest first. The documents are shown to users who may read every repository.</p>"
+    });
+    body.push_str(&sections);
+    if skip + POLICIES_PAGE < list.len() {
+        let _ = write!(
+            body,
+            "<p><a rel=\"next\" href=\"/ui/policies?page={}\">Older versions</a></p>",
+            skip / POLICIES_PAGE + 1
+        );
+    }
     Ok(page("Policy history", "/ui/policies", &body))
 }
 

@@ -87,25 +87,40 @@ async function rootFromInclusion(leaf, index, size, proof) {
   return r;
 }
 
-// Enough CBOR for ledger entries: maps, text, unsigned ints, arrays, null.
+// Enough CBOR for ledger entries: maps with text keys, text, unsigned ints
+// (exact: BigInt past 2^53), arrays, null. Lengths are checked against the
+// bytes left, keys may not repeat, and maps have no prototype.
 function cbor(bytes) {
   let at = 0;
+  const need = (n) => { if (n > bytes.length - at) throw new Error("entry: truncated CBOR"); };
   const arg = (info) => {
     if (info < 24) return info;
     const n = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
     if (!n) throw new Error("entry: unsupported CBOR");
-    let v = 0;
-    for (let i = 0; i < n; i++) v = v * 256 + bytes[at++];
-    return v;
+    need(n);
+    let v = 0n;
+    for (let i = 0; i < n; i++) v = v * 256n + BigInt(bytes[at++]);
+    return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
   const item = () => {
+    need(1);
     const b = bytes[at++], major = b >> 5, info = b & 31;
     if (major === 7 && info === 22) return null;
     const n = arg(info);
     if (major === 0) return n;
-    if (major === 3) { const s = new TextDecoder().decode(bytes.slice(at, at + n)); at += n; return s; }
-    if (major === 4) return Array.from({ length: n }, item);
-    if (major === 5) { const o = {}; for (let i = 0; i < n; i++) { const k = item(); o[k] = item(); } return o; }
+    if (typeof n !== "number") throw new Error("entry: a length is too large");
+    if (major === 3) { need(n); const s = new TextDecoder("utf-8", { fatal: true }).decode(bytes.slice(at, at + n)); at += n; return s; }
+    if (major === 4) { need(n); return Array.from({ length: n }, item); }
+    if (major === 5) {
+      need(n);
+      const o = Object.create(null);
+      for (let i = 0; i < n; i++) {
+        const k = item();
+        if (typeof k !== "string" || k in o) throw new Error("entry: a map key is not text or repeats");
+        o[k] = item();
+      }
+      return o;
+    }
     throw new Error("entry: unsupported CBOR");
   };
   const v = item();
@@ -124,7 +139,12 @@ async function cosigners(note, vkeys) {
     const [name, id, key] = splitVkey(vkey);
     const raw = b64(key);
     if (raw.length !== 33 || raw[0] !== 4) throw new Error("witness key " + name + " is not a cosignature/v1 key");
+    const digest = await sha256(concat(enc.encode(name + "\n"), raw));
+    if (Array.from(digest.slice(0, 4), (b) => b.toString(16).padStart(2, "0")).join("") !== id) {
+      throw new Error("witness key " + name + ": its id does not match its key");
+    }
     const pub = await crypto.subtle.importKey("raw", raw.slice(1), { name: "Ed25519" }, false, ["verify"]);
+    let counted = false;
     for (const line of lines) {
       const m = /^\u2014 (\S+) (\S+)$/.exec(line);
       if (!m || m[1] !== name) continue;
@@ -136,7 +156,8 @@ async function cosigners(note, vkeys) {
       if (!(await crypto.subtle.verify({ name: "Ed25519" }, pub, sig.slice(12), message))) {
         throw new Error("the cosignature by witness " + name + " does not verify");
       }
-      names.push(name);
+      if (!counted) names.push(name);
+      counted = true;
     }
   }
   return names;
@@ -164,7 +185,12 @@ async function check(area) {
   if (BigInt(d.policy_index) !== policy.index || d.policy !== p.digest) throw new Error("the decision names another policy");
   const verdict = d.decision === "admit" ? "admitted" : "denied";
   const witnesses = (area.dataset.witnessKeys || "").split(" ").filter((k) => k);
+  const threshold = Number(area.dataset.witnessThreshold || 0);
   const cosigned = await cosigners(decision.note, witnesses);
+  if (cosigned.length < threshold) {
+    throw new Error("the checkpoint carries " + cosigned.length + " of the " + threshold +
+      " witness cosignatures this registry requires (not yet witnessed: reload shortly)");
+  }
   const witnessed = witnesses.length === 0 ? "" :
     " Cosigned by " + cosigned.length + " of the " + witnesses.length + " witnesses this registry names" +
     (cosigned.length ? " (" + cosigned.join(", ") + ")" : "") + ".";
