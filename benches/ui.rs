@@ -54,6 +54,7 @@ fn main() {
         .unwrap();
     st.gate = Arc::new(a.with_registry_names(&["127.0.0.1".to_owned()]));
     let addr = serve(&rt, Arc::new(st));
+    let ledger = opened.ledger.clone();
     let client_rt = common::runtime();
     client_rt.block_on(async move {
         let started = Instant::now();
@@ -96,9 +97,10 @@ fn main() {
             t.await.unwrap();
         }
         println!(
-            "pushed {} images into 100 repositories in {:.1?}",
+            "pushed {} images into 100 repositories in {:.1?}; the ledger holds {} entries",
             per * clients,
-            started.elapsed()
+            started.elapsed(),
+            ledger.size()
         );
 
         let mut c = Conn::open(addr).await;
