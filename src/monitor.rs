@@ -62,6 +62,12 @@ pub struct MonitorArgs {
     webhook: Option<String>,
     #[command(flatten)]
     witnesses: crate::witness_trust::WitnessTrust,
+    /// With --witness: the threshold of cosignatures must be at most this
+    /// old (`15m`, `2h`). A vouch log has its checkpoint cosigned again
+    /// every minute even when idle, so stale cosignatures mean the log is
+    /// showing this monitor an old state (or its witnesses are down).
+    #[arg(long, value_name = "DURATION", requires = "witnesses", value_parser = vouch::policy::image::parse_duration)]
+    max_age: Option<u64>,
 }
 
 /// What the monitor has verified so far.
@@ -190,14 +196,6 @@ impl Monitor {
         let bad = |e: String| Trouble::Misbehaved(e);
         let new = Checkpoint::open(&bytes, &self.key)
             .map_err(|e| bad(format!("the log's checkpoint does not verify with its key: {e}")))?;
-        if let Some(policy) = &self.witnesses {
-            let note = Note::parse(&bytes).map_err(|e| bad(e.to_string()))?;
-            // Too few cosignatures may be a witness outage: not yet proof of
-            // misbehaviour, but nothing to believe either.
-            policy
-                .check(&note, new.size)
-                .map_err(|e| Trouble::Failed(e.to_string()))?;
-        }
         let old_size = self.edge.size();
         if new.size < old_size {
             return Err(bad(format!(
@@ -218,9 +216,23 @@ impl Monitor {
         // be a witness outage: nothing to believe yet, not misbehaviour.
         if let Some(policy) = &self.witnesses {
             let note = Note::parse(&bytes).map_err(|e| bad(e.to_string()))?;
-            policy
+            let cosigned = policy
                 .check(&note, new.size)
                 .map_err(|e| Trouble::Failed(e.to_string()))?;
+            if let Some(max) = self.args.max_age {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let fresh = cosigned.iter().filter(|(_, t)| now.saturating_sub(*t) <= max).count();
+                if fresh < policy.threshold() {
+                    return Err(Trouble::Failed(format!(
+                        "stale: {fresh} of the {} cosignatures required are at most {} old; the log may be \
+                         showing this monitor an old state, or its witnesses are down",
+                        policy.threshold(),
+                        vouch::policy::image::show_duration(max)
+                    )));
+                }
+            }
         }
         if new.size == old_size {
             return Ok(());

@@ -26,6 +26,8 @@ pub const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(25);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait before retrying a failing witness.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often an unchanged checkpoint is cosigned again.
+pub const REFRESH: Duration = Duration::from_secs(60);
 /// The file, in the data directory, keeping the latest cosigned checkpoint
 /// across restarts.
 pub const COSIGNED_FILE: &str = "ledger-cosigned.checkpoint";
@@ -336,8 +338,13 @@ pub fn start(ledger: Ledger, witnesses: Vec<WitnessSpec>, threshold: usize, publ
                     continue;
                 }
             }
-            if changed.changed().await.is_err() {
-                return;
+            // An idle log's checkpoint is cosigned again every REFRESH, so
+            // its cosignatures stay fresh: a monitor can tell a live log
+            // from one that keeps showing it an old state (`--max-age`).
+            match tokio::time::timeout(REFRESH, changed.changed()).await {
+                Ok(Err(_)) => return,
+                Ok(Ok(())) => {}
+                Err(_) => done = None,
             }
         }
     });

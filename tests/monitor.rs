@@ -218,6 +218,13 @@ fn forks_rewrites_shrinks_and_broken_invariants_are_reported() {
         out.contains("ALERT misbehaviour") && out.contains("fork: two roots signed for size 3"),
         "{out}"
     );
+    // Signed by the log, a fork is misbehaviour even with no witness on it.
+    let witness =
+        vouch_ledger::cosignature::Cosigner::new("witness.test/any", ed25519_dalek::SigningKey::from_bytes(&[8; 32]))
+            .unwrap();
+    let wkey = witness.verifier().to_string();
+    let (code, out) = monitor(&[&args[..], &["--witness", &wkey]].concat());
+    assert!(code == 2 && out.contains("fork"), "{out}");
     assert_eq!(
         std::fs::read(&state).unwrap(),
         remembered,
@@ -253,6 +260,20 @@ fn forks_rewrites_shrinks_and_broken_invariants_are_reported() {
         assert_eq!(code, 2, "{out}");
         assert!(out.contains(expect), "{out}");
     }
+
+    // Cosigned, but long ago: with --max-age the monitor refuses to
+    // believe it (exit 1, not proof of misbehaviour).
+    reset();
+    log.publish(&site, &honest);
+    let path = site.join("ledger/checkpoint");
+    let mut note = vouch_ledger::Note::parse(&std::fs::read(&path).unwrap()).unwrap();
+    note.put_signature(witness.cosign(note.text(), 1_000_000_000)).unwrap();
+    std::fs::write(&path, note.to_text()).unwrap();
+    let with_witness = [&args[..], &["--witness", &wkey]].concat();
+    let (code, out) = monitor(&with_witness);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = monitor(&[&with_witness[..], &["--max-age", "1h"]].concat());
+    assert!(code == 1 && out.contains("stale: 0 of the 1"), "{out}");
 
     // A checkpoint not signed by the log's key.
     reset();

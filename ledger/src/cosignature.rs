@@ -310,6 +310,11 @@ impl WitnessPolicy {
         Ok(Self { keys, threshold })
     }
 
+    /// How many cosignatures a checkpoint needs.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
     /// Checks the cosignatures on `note` (a checkpoint of `size`); returns
     /// each trusted witness that cosigned, with its timestamp.
     pub fn check(&self, note: &Note, size: u64) -> Result<Vec<(String, u64)>, WitnessPolicyError> {

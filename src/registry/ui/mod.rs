@@ -424,9 +424,11 @@ fn image_page(app: &App, ctx: &Ctx, p: &HashMap<String, String>) -> Page {
         .ok()
         .flatten()
         .and_then(|e| Entry::decode(&e).ok());
-    let Some(Entry::Decision(d)) = entry else {
+    let Some(Entry::Decision(d)) =
+        entry.filter(|e| matches!(e, Entry::Decision(d) if d.repo == repo.as_str() && d.digest == digest))
+    else {
         return Err(RegistryError::Internal(format!(
-            "ledger entry {index} is not this decision"
+            "ledger entry {index} is not the decision about {repo}@{digest}"
         )));
     };
     let bundle = super::ledger_api::bundle(app, &repo, &digest, index)?;
