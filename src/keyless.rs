@@ -37,6 +37,11 @@ pub struct TrustedRoot {
     cas: Vec<Vec<u8>>,
     /// Transparency logs: SHA-256 of the key's SPKI (the log ID), and key.
     tlogs: Vec<([u8; 32], p256::ecdsa::VerifyingKey)>,
+    /// Rekor v2 logs (Ed25519 keys): checkpoints are signed notes whose key
+    /// name is the log's origin, the host of its `baseUrl`.
+    pub(crate) rekor_v2: Vec<vouch_ledger::VerifierKey>,
+    /// RFC 3161 timestamp authorities.
+    pub(crate) tsas: Vec<crate::rfc3161::TimestampAuthority>,
     /// SHA-256 of the file, which a policy's digest pins.
     pub digest: Digest,
 }
@@ -79,16 +84,24 @@ pub enum KeylessProblem {
     #[error("the log entry does not match this signature")]
     EntryMismatch,
     /// The log entry is of a kind or version vouch does not read.
-    #[error("Rekor entry kind {0} version {1} is not supported (vouch reads hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.2)")]
+    #[error("Rekor entry kind {0} version {1} is not supported (vouch reads hashedrekord 0.0.1, dsse 0.0.1 and 0.0.2, and intoto 0.0.2)")]
     UnsupportedEntry(String, String),
     /// The payload signature does not verify with the certificate's key.
     #[error("the signature does not verify with the certificate's key")]
     BadSignature,
+    /// A Rekor v2 entry without an RFC 3161 timestamp: nothing vouches for
+    /// when the short-lived certificate was used.
+    #[error("a Rekor v2 entry needs an RFC 3161 timestamp of the signature, and the bundle has none")]
+    NotTimestamped,
+    /// Its RFC 3161 timestamps do not verify against the trusted root.
+    #[error("{0}")]
+    BadRfc3161(String),
 }
 
 impl TrustedRoot {
-    /// Parses a Sigstore `trusted_root.json` (its `certificateAuthorities`
-    /// and `tlogs`; ECDSA P-256 log keys, as Rekor's are).
+    /// Parses a Sigstore `trusted_root.json`: its `certificateAuthorities`,
+    /// its `tlogs` (ECDSA P-256 keys, as Rekor v1's are; Ed25519 keys, as
+    /// Rekor v2's are) and its `timestampAuthorities`.
     pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, String> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
@@ -110,6 +123,7 @@ impl TrustedRoot {
             }
         }
         let mut tlogs = Vec::new();
+        let mut rekor_v2 = Vec::new();
         for log in doc["tlogs"].as_array().into_iter().flatten() {
             use p256::pkcs8::DecodePublicKey as _;
             use sha2::Digest as _;
@@ -117,17 +131,28 @@ impl TrustedRoot {
                 .as_str()
                 .and_then(|r| b64.decode(r).ok())
                 .ok_or("a log key's rawBytes is not base64")?;
-            let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) else {
-                continue; // another key type: not one vouch can check
-            };
-            tlogs.push((sha2::Sha256::digest(&der).into(), key));
+            if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) {
+                tlogs.push((sha2::Sha256::digest(&der).into(), key));
+            } else if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_der(&der) {
+                let origin = log["baseUrl"].as_str().unwrap_or("");
+                let origin = origin.trim_start_matches("https://").trim_start_matches("http://");
+                let origin = origin.trim_end_matches('/');
+                let key =
+                    vouch_ledger::VerifierKey::new(origin, key).map_err(|e| format!("Rekor v2 log {origin:?}: {e}"))?;
+                rekor_v2.push(key);
+            } // another key type: not one vouch can check
         }
-        if cas.is_empty() || tlogs.is_empty() {
-            return Err("needs at least one certificate authority and one ECDSA P-256 transparency log".into());
+        if cas.is_empty() || (tlogs.is_empty() && rekor_v2.is_empty()) {
+            return Err(
+                "needs at least one certificate authority and one transparency log (ECDSA P-256 or Ed25519)".into(),
+            );
         }
+        let tsas = crate::rekor_v2::timestamp_authorities(&doc)?;
         Ok(TrustedRoot {
             cas,
             tlogs,
+            rekor_v2,
+            tsas,
             digest: crate::registry::digest::sha256_of(bytes),
         })
     }
@@ -464,6 +489,8 @@ mod tests {
         TrustedRoot {
             cas: Vec::new(),
             tlogs: vec![([0; 32], *key.verifying_key())],
+            rekor_v2: Vec::new(),
+            tsas: Vec::new(),
             digest: crate::registry::digest::sha256_of(spki.as_bytes()),
         }
     }

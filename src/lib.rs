@@ -13,6 +13,8 @@ pub mod mirror;
 pub mod policy;
 pub mod registry;
 pub mod rego;
+pub mod rekor_v2;
+pub mod rfc3161;
 pub mod server;
 pub mod signature;
 pub mod sigstore_bundle;

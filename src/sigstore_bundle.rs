@@ -118,32 +118,14 @@ pub fn verify(
             let root = root.ok_or_else(|| unsupported("keyless bundle, but the policy has no trusted_root"))?;
             let leaf = b64.decode(leaf).map_err(|_| unsupported("certificate is not base64"))?;
             let tlog = &material["tlogEntries"][0];
-            let entry = LogEntry {
-                body: tlog["canonicalizedBody"]
-                    .as_str()
-                    .ok_or_else(|| unsupported("no transparency log entry"))?,
-                integrated_time: number(&tlog["integratedTime"]).ok_or_else(|| unsupported("no integratedTime"))?,
-                log_id: tlog["logId"]["keyId"]
-                    .as_str()
-                    .and_then(|k| b64.decode(k).ok())
-                    .map(hex::encode)
-                    .ok_or_else(|| unsupported("no logId"))?,
-                log_index: number(&tlog["logIndex"]).ok_or_else(|| unsupported("no logIndex"))?,
+            let time = if crate::rekor_v2::is_v2(tlog) {
+                // Rekor v2: an inclusion proof and an RFC 3161 timestamp.
+                let stamps = &material["timestampVerificationData"];
+                crate::rekor_v2::verify_entry(root, tlog, &payload, &signature, &leaf, stamps)?
+            } else {
+                rekor_v1(root, tlog, &payload, &signature)?
             };
-            // The SET is required: it is what vouches for the integrated
-            // time the short-lived certificate is checked at. An inclusion
-            // proof, when present, must verify too.
-            let set = tlog["inclusionPromise"]["signedEntryTimestamp"]
-                .as_str()
-                .ok_or(KeylessProblem::NotLogged)?;
-            let set = b64.decode(set).map_err(|_| KeylessProblem::BadTimestamp)?;
-            verify_set(root, &entry, &set)?;
-            let proof = &tlog["inclusionProof"];
-            if !proof.is_null() {
-                verify_inclusion_proof(root, entry.body, proof)?;
-            }
-            entry_matches(entry.body, &payload, &signature)?;
-            let (key, identity) = verify_leaf(root, &leaf, entry.integrated_time)?;
+            let (key, identity) = verify_leaf(root, &leaf, time)?;
             if !PublicKey::EcdsaP256(key).verifies(&message, &signature) {
                 return Err(KeylessProblem::BadSignature.into());
             }
@@ -155,6 +137,43 @@ pub fn verify(
         signer,
         predicate,
     })
+}
+
+/// A Rekor v1 entry: its signed entry timestamp (required: it vouches for
+/// the integrated time the short-lived certificate is checked at), its
+/// inclusion proof if present, and that it records this payload and
+/// signature. Returns the integrated time.
+fn rekor_v1(
+    root: &TrustedRoot,
+    tlog: &serde_json::Value,
+    payload: &[u8],
+    signature: &[u8],
+) -> Result<i64, BundleProblem> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let unsupported = |what: &str| BundleProblem::Unsupported(what.to_owned());
+    let entry = LogEntry {
+        body: tlog["canonicalizedBody"]
+            .as_str()
+            .ok_or_else(|| unsupported("no transparency log entry"))?,
+        integrated_time: number(&tlog["integratedTime"]).ok_or_else(|| unsupported("no integratedTime"))?,
+        log_id: tlog["logId"]["keyId"]
+            .as_str()
+            .and_then(|k| b64.decode(k).ok())
+            .map(hex::encode)
+            .ok_or_else(|| unsupported("no logId"))?,
+        log_index: number(&tlog["logIndex"]).ok_or_else(|| unsupported("no logIndex"))?,
+    };
+    let set = tlog["inclusionPromise"]["signedEntryTimestamp"]
+        .as_str()
+        .ok_or(KeylessProblem::NotLogged)?;
+    let set = b64.decode(set).map_err(|_| KeylessProblem::BadTimestamp)?;
+    verify_set(root, &entry, &set)?;
+    let proof = &tlog["inclusionProof"];
+    if !proof.is_null() {
+        verify_inclusion_proof(root, entry.body, proof)?;
+    }
+    entry_matches(entry.body, payload, signature)?;
+    Ok(entry.integrated_time)
 }
 
 /// Bundles write 64-bit integers as JSON strings (protobuf JSON); accept

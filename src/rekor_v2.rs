@@ -1,0 +1,181 @@
+//! Rekor v2 entries in keyless Sigstore bundles (spec/signatures.md,
+//! "Rekor v2 and timestamps"). A Rekor v2 entry has no signed entry
+//! timestamp: the log proves inclusion with an inclusion proof to a
+//! checkpoint it signed (a C2SP signed note, checked here with the ledger's
+//! own note code), and the time the short-lived certificate is checked at
+//! comes from an RFC 3161 timestamp over the signature by a timestamp
+//! authority of the trusted root ([`crate::rfc3161`]).
+//!
+//! Read: `dsse` entries of version 0.0.2, the kind a DSSE bundle logs.
+
+use crate::keyless::{KeylessProblem, TrustedRoot};
+use crate::rfc3161::TimestampAuthority;
+use base64::Engine as _;
+use vouch_ledger::{Checkpoint, Hash};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The `timestampAuthorities` of a trusted root.
+pub fn timestamp_authorities(doc: &serde_json::Value) -> Result<Vec<TimestampAuthority>, String> {
+    let when = |v: &serde_json::Value| -> Result<Option<i64>, String> {
+        match v.as_str() {
+            None => Ok(None),
+            Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map(|t| Some(t.unix_timestamp()))
+                .map_err(|e| format!("a timestamp authority's validFor time {t:?}: {e}")),
+        }
+    };
+    let mut out = Vec::new();
+    for tsa in doc["timestampAuthorities"].as_array().into_iter().flatten() {
+        let mut chain = Vec::new();
+        for cert in tsa["certChain"]["certificates"].as_array().into_iter().flatten() {
+            let der = cert["rawBytes"]
+                .as_str()
+                .and_then(|r| B64.decode(r).ok())
+                .ok_or("a timestamp authority certificate's rawBytes is not base64")?;
+            chain.push(der);
+        }
+        if chain.is_empty() {
+            return Err("a timestamp authority has no certificates".into());
+        }
+        out.push(TimestampAuthority {
+            chain,
+            valid_from: when(&tsa["validFor"]["start"])?,
+            valid_to: when(&tsa["validFor"]["end"])?,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a bundle's transparency log entry is a Rekor v2 one.
+pub fn is_v2(tlog: &serde_json::Value) -> bool {
+    tlog["kindVersion"]["version"].as_str() == Some("0.0.2")
+}
+
+/// Verifies a Rekor v2 entry for a DSSE `payload` signed with `signature`
+/// by the certificate `leaf` (DER): the entry records them, it is in a log
+/// of the trusted root (inclusion proof to a checkpoint that log signed),
+/// and a trusted timestamp authority timestamped the signature. Returns the
+/// timestamp's time, at which the certificate must have been valid.
+pub fn verify_entry(
+    root: &TrustedRoot,
+    tlog: &serde_json::Value,
+    payload: &[u8],
+    signature: &[u8],
+    leaf: &[u8],
+    timestamps: &serde_json::Value,
+) -> Result<i64, KeylessProblem> {
+    let (kind, version) = (
+        tlog["kindVersion"]["kind"].as_str().unwrap_or(""),
+        tlog["kindVersion"]["version"].as_str().unwrap_or(""),
+    );
+    if kind != "dsse" || version != "0.0.2" {
+        return Err(KeylessProblem::UnsupportedEntry(
+            kind.chars().take(40).collect(),
+            version.chars().take(20).collect(),
+        ));
+    }
+    let body = tlog["canonicalizedBody"]
+        .as_str()
+        .and_then(|b| B64.decode(b).ok())
+        .ok_or_else(|| KeylessProblem::Malformed("the entry body is not base64".into()))?;
+    entry_records(&body, payload, signature, leaf)?;
+    verify_inclusion(root, &body, tlog)?;
+    signing_time(root, signature, timestamps)
+}
+
+/// A `dsse` 0.0.2 body names the payload's SHA-256, the signature and the
+/// certificate.
+fn entry_records(body: &[u8], payload: &[u8], signature: &[u8], leaf: &[u8]) -> Result<(), KeylessProblem> {
+    use sha2::Digest as _;
+    let body: serde_json::Value = serde_json::from_slice(body).map_err(|_| KeylessProblem::EntryMismatch)?;
+    if body["apiVersion"].as_str() != Some("0.0.2") || body["kind"].as_str() != Some("dsse") {
+        return Err(KeylessProblem::EntryMismatch);
+    }
+    let spec = &body["spec"]["dsseV002"];
+    let hash = &spec["payloadHash"];
+    let payload_ok = hash["algorithm"].as_str() == Some("SHA2_256")
+        && hash["digest"].as_str() == Some(B64.encode(sha2::Sha256::digest(payload)).as_str());
+    let (sig, cert) = (B64.encode(signature), B64.encode(leaf));
+    let signed = spec["signatures"].as_array().into_iter().flatten().any(|s| {
+        s["content"].as_str() == Some(sig.as_str())
+            && s["verifier"]["x509Certificate"]["rawBytes"].as_str() == Some(cert.as_str())
+    });
+    if payload_ok && signed {
+        Ok(())
+    } else {
+        Err(KeylessProblem::EntryMismatch)
+    }
+}
+
+/// RFC 9162 inclusion of the body under the proof's root, and a checkpoint
+/// of that size and root signed by a Rekor v2 log of the trusted root.
+fn verify_inclusion(root: &TrustedRoot, body: &[u8], tlog: &serde_json::Value) -> Result<(), KeylessProblem> {
+    let bad = |why: &str| KeylessProblem::BadInclusionProof(why.to_owned());
+    let number = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok());
+    let hash = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| B64.decode(s).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Hash)
+    };
+    let proof = &tlog["inclusionProof"];
+    if proof.is_null() {
+        return Err(bad("a Rekor v2 entry needs an inclusion proof"));
+    }
+    let index = number(&proof["logIndex"]).ok_or_else(|| bad("no logIndex"))?;
+    if number(&tlog["logIndex"]).is_some_and(|i| i != index) {
+        return Err(bad("the entry's logIndex is not the proof's"));
+    }
+    let size = number(&proof["treeSize"]).ok_or_else(|| bad("no treeSize"))?;
+    let root_hash = hash(&proof["rootHash"]).ok_or_else(|| bad("no rootHash"))?;
+    let path: Vec<Hash> = proof["hashes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(hash)
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad("a proof hash is not 32 base64 bytes"))?;
+    vouch_ledger::verify_inclusion(body, index, size, &path, &root_hash)
+        .map_err(|e| KeylessProblem::BadInclusionProof(e.to_string()))?;
+    let note = proof["checkpoint"]["envelope"]
+        .as_str()
+        .ok_or_else(|| bad("no checkpoint"))?;
+    let signed = root
+        .rekor_v2
+        .iter()
+        .filter_map(|key| Checkpoint::open(note.as_bytes(), key).ok())
+        .any(|c| c.size == size && c.root == root_hash);
+    if signed {
+        Ok(())
+    } else {
+        Err(bad(
+            "the checkpoint is not one a Rekor v2 log of the trusted root signed for the proof's size and root",
+        ))
+    }
+}
+
+/// The time of the first RFC 3161 timestamp of `signature` by a trusted
+/// authority.
+fn signing_time(root: &TrustedRoot, signature: &[u8], data: &serde_json::Value) -> Result<i64, KeylessProblem> {
+    let tokens: Vec<&str> = data["rfc3161Timestamps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["signedTimestamp"].as_str())
+        .collect();
+    let mut last = None;
+    for token in tokens {
+        let der = B64
+            .decode(token)
+            .map_err(|_| KeylessProblem::Malformed("a signedTimestamp is not base64".into()))?;
+        match crate::rfc3161::verify(&der, signature, &root.tsas) {
+            Ok(time) => return Ok(time),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => KeylessProblem::BadRfc3161(e.to_string()),
+        None => KeylessProblem::NotTimestamped,
+    })
+}

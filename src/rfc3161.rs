@@ -1,0 +1,322 @@
+//! RFC 3161 timestamps, as Sigstore bundles carry them
+//! (`timestampVerificationData.rfc3161Timestamps[].signedTimestamp`): a
+//! CMS `ContentInfo` (RFC 5652) holding `SignedData` over a `TSTInfo`
+//! (RFC 3161 §2.4.2). Verified offline against the timestamp authorities of
+//! a Sigstore trusted root: the token is signed by a trusted authority's
+//! signing certificate (the first of its chain, never a certificate the
+//! token itself carries), which is valid and for timestamping at the time
+//! the token states; the signed attributes hold the content type and the
+//! digest of the `TSTInfo`; the `TSTInfo`'s message imprint is the hash of
+//! the signed bytes. Returns that time.
+//!
+//! Only what these tokens use is parsed, by a small DER reader; anything
+//! else is refused by name.
+
+use x509_parser::prelude::{FromDer as _, X509Certificate};
+
+const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+const OID_TST_INFO: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04];
+const OID_CONTENT_TYPE: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03];
+const OID_MESSAGE_DIGEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
+const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
+const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+/// id-kp-timeStamping, 1.3.6.1.5.5.7.3.8.
+const OID_KP_TIMESTAMPING: &str = "1.3.6.1.5.5.7.3.8";
+
+/// A timestamp authority of a trusted root.
+#[derive(Debug, Clone)]
+pub struct TimestampAuthority {
+    /// Its certificate chain, DER, signing certificate first.
+    pub chain: Vec<Vec<u8>>,
+    /// When the trusted root says it may be used (seconds since the epoch).
+    pub valid_from: Option<i64>,
+    /// Until when, if it says.
+    pub valid_to: Option<i64>,
+}
+
+/// Why a timestamp does not count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampProblem {
+    /// The token is not a timestamp token vouch reads.
+    #[error("malformed RFC 3161 timestamp: {0}")]
+    Malformed(&'static str),
+    /// It is for other bytes than the signature.
+    #[error("the RFC 3161 timestamp is for other bytes than the signature")]
+    OtherData,
+    /// No trusted timestamp authority signed it (valid, at its time).
+    #[error("the RFC 3161 timestamp is not signed by a trusted timestamp authority valid at its time")]
+    Untrusted,
+}
+
+/// One DER element: its tag byte, its content, and the whole encoding.
+#[derive(Debug, Clone, Copy)]
+struct Tlv<'a> {
+    tag: u8,
+    content: &'a [u8],
+    raw: &'a [u8],
+}
+
+/// Reads one element from the start of `input`; returns it and the rest.
+fn tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TimestampProblem> {
+    let bad = TimestampProblem::Malformed("truncated or invalid DER");
+    let (&tag, rest) = input.split_first().ok_or(bad.clone())?;
+    if tag & 0x1f == 0x1f {
+        return Err(TimestampProblem::Malformed("multi-byte DER tags are not used here"));
+    }
+    let (&first, rest) = rest.split_first().ok_or(bad.clone())?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return Err(bad);
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return Err(bad);
+    }
+    let header = input.len() - rest.len();
+    Ok((
+        Tlv {
+            tag,
+            content: &rest[..len],
+            raw: &input[..header + len],
+        },
+        &rest[len..],
+    ))
+}
+
+/// The elements inside a constructed element.
+fn children(content: &[u8]) -> Result<Vec<Tlv<'_>>, TimestampProblem> {
+    let mut out = Vec::new();
+    let mut rest = content;
+    while !rest.is_empty() {
+        let (t, r) = tlv(rest)?;
+        out.push(t);
+        rest = r;
+    }
+    Ok(out)
+}
+
+fn expect<'a>(t: Option<&Tlv<'a>>, tag: u8, what: &'static str) -> Result<Tlv<'a>, TimestampProblem> {
+    t.filter(|t| t.tag == tag)
+        .copied()
+        .ok_or(TimestampProblem::Malformed(what))
+}
+
+/// The hash of `data` by a digest algorithm OID.
+fn digest(alg: &[u8], data: &[u8]) -> Result<Vec<u8>, TimestampProblem> {
+    use sha2::Digest as _;
+    Ok(match alg {
+        OID_SHA256 => sha2::Sha256::digest(data).to_vec(),
+        OID_SHA384 => sha2::Sha384::digest(data).to_vec(),
+        OID_SHA512 => sha2::Sha512::digest(data).to_vec(),
+        _ => return Err(TimestampProblem::Malformed("unsupported digest algorithm")),
+    })
+}
+
+/// The OID inside an AlgorithmIdentifier SEQUENCE.
+fn algorithm<'a>(t: &Tlv<'a>) -> Result<&'a [u8], TimestampProblem> {
+    let parts = children(t.content)?;
+    Ok(expect(parts.first(), 0x06, "algorithm identifier")?.content)
+}
+
+/// `YYYYMMDDHHMMSS[.f+]Z` as seconds since the epoch.
+fn generalized_time(text: &[u8]) -> Result<i64, TimestampProblem> {
+    let bad = TimestampProblem::Malformed("genTime is not a GeneralizedTime");
+    let text = std::str::from_utf8(text).map_err(|_| bad.clone())?;
+    let text = text.strip_suffix('Z').ok_or(bad.clone())?;
+    let whole = text.split('.').next().unwrap_or("");
+    if whole.len() != 14 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
+    }
+    let n = |r: std::ops::Range<usize>| whole[r].parse::<u8>().map_err(|_| bad.clone());
+    let year: i32 = whole[..4].parse().map_err(|_| bad.clone())?;
+    let month = time::Month::try_from(n(4..6)?).map_err(|_| bad.clone())?;
+    let date = time::Date::from_calendar_date(year, month, n(6..8)?).map_err(|_| bad.clone())?;
+    let t = time::Time::from_hms(n(8..10)?, n(10..12)?, n(12..14)?).map_err(|_| bad.clone())?;
+    Ok(time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp())
+}
+
+/// What a token says, before any signature is checked.
+struct Token<'a> {
+    tst_info: &'a [u8],
+    /// `[0] IMPLICIT SignedAttributes`, as encoded.
+    signed_attrs: Tlv<'a>,
+    digest_alg: &'a [u8],
+    signature_alg: &'a [u8],
+    signature: &'a [u8],
+}
+
+fn parse_token(der: &[u8]) -> Result<Token<'_>, TimestampProblem> {
+    let m = TimestampProblem::Malformed;
+    let (info, rest) = tlv(der)?;
+    if info.tag != 0x30 || !rest.is_empty() {
+        return Err(m("not a ContentInfo"));
+    }
+    let info = children(info.content)?;
+    if expect(info.first(), 0x06, "content type")?.content != OID_SIGNED_DATA {
+        return Err(m("not CMS SignedData"));
+    }
+    let wrapped = expect(info.get(1), 0xa0, "SignedData")?;
+    let signed_data = expect(children(wrapped.content)?.first(), 0x30, "SignedData")?;
+    let sd = children(signed_data.content)?;
+    // version, digestAlgorithms, encapContentInfo, [certificates], [crls], signerInfos
+    let encap = children(expect(sd.get(2), 0x30, "encapContentInfo")?.content)?;
+    if expect(encap.first(), 0x06, "eContentType")?.content != OID_TST_INFO {
+        return Err(m("the signed content is not a TSTInfo"));
+    }
+    let econtent = expect(encap.get(1), 0xa0, "eContent")?;
+    let tst_info = expect(children(econtent.content)?.first(), 0x04, "eContent")?.content;
+    let signer_infos = expect(sd.last(), 0x31, "signerInfos")?;
+    let signers = children(signer_infos.content)?;
+    if signers.len() != 1 {
+        return Err(m("exactly one SignerInfo is read"));
+    }
+    let si = children(expect(signers.first(), 0x30, "SignerInfo")?.content)?;
+    // version, sid, digestAlgorithm, [0] signedAttrs, signatureAlgorithm, signature
+    let digest_alg = algorithm(&expect(si.get(2), 0x30, "digestAlgorithm")?)?;
+    let signed_attrs = expect(si.get(3), 0xa0, "signedAttrs (required)")?;
+    let signature_alg = algorithm(&expect(si.get(4), 0x30, "signatureAlgorithm")?)?;
+    let signature = expect(si.get(5), 0x04, "signature")?.content;
+    Ok(Token {
+        tst_info,
+        signed_attrs,
+        digest_alg,
+        signature_alg,
+        signature,
+    })
+}
+
+/// The signed attributes hold the TSTInfo content type and its digest.
+fn check_signed_attrs(t: &Token<'_>) -> Result<(), TimestampProblem> {
+    let m = TimestampProblem::Malformed;
+    let (mut content_type, mut message_digest) = (None, None);
+    for attr in children(t.signed_attrs.content)? {
+        let parts = children(expect(Some(&attr), 0x30, "attribute")?.content)?;
+        let oid = expect(parts.first(), 0x06, "attribute type")?.content;
+        let values = children(expect(parts.get(1), 0x31, "attribute values")?.content)?;
+        let value = values.first().copied();
+        match oid {
+            OID_CONTENT_TYPE => content_type = value.filter(|v| v.tag == 0x06).map(|v| v.content),
+            OID_MESSAGE_DIGEST => message_digest = value.filter(|v| v.tag == 0x04).map(|v| v.content),
+            _ => {}
+        }
+    }
+    if content_type != Some(OID_TST_INFO) {
+        return Err(m("the signed content type is not TSTInfo"));
+    }
+    if message_digest != Some(&digest(t.digest_alg, t.tst_info)?[..]) {
+        return Err(m("the signed message digest is not the TSTInfo's"));
+    }
+    Ok(())
+}
+
+/// The TSTInfo's message imprint (algorithm, hash) and time.
+fn read_tst_info(der: &[u8]) -> Result<(&[u8], &[u8], i64), TimestampProblem> {
+    let (seq, _) = tlv(der)?;
+    let f = children(expect(Some(&seq), 0x30, "TSTInfo")?.content)?;
+    // version, policy, messageImprint, serialNumber, genTime, ...
+    let imprint = children(expect(f.get(2), 0x30, "messageImprint")?.content)?;
+    let alg = algorithm(&expect(imprint.first(), 0x30, "messageImprint algorithm")?)?;
+    let hashed = expect(imprint.get(1), 0x04, "hashedMessage")?.content;
+    let time = generalized_time(expect(f.get(4), 0x18, "genTime")?.content)?;
+    Ok((alg, hashed, time))
+}
+
+/// Whether `cert` signed `message` with the token's algorithm.
+fn signed_by(cert: &X509Certificate<'_>, alg: &[u8], digest_alg: &[u8], message: &[u8], sig: &[u8]) -> bool {
+    let spki = cert.public_key().raw;
+    match alg {
+        OID_ECDSA_SHA256 => {
+            use p256::ecdsa::signature::Verifier as _;
+            use p256::pkcs8::DecodePublicKey as _;
+            let (Ok(key), Ok(sig)) = (
+                p256::ecdsa::VerifyingKey::from_public_key_der(spki),
+                p256::ecdsa::Signature::from_der(sig),
+            ) else {
+                return false;
+            };
+            key.verify(message, &sig).is_ok()
+        }
+        OID_RSA_SHA256 | OID_RSA if digest_alg == OID_SHA256 => {
+            use rsa::pkcs8::DecodePublicKey as _;
+            use rsa::signature::Verifier as _;
+            let Ok(key) = rsa::RsaPublicKey::from_public_key_der(spki) else {
+                return false;
+            };
+            let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
+            rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| key.verify(message, &s).is_ok())
+        }
+        _ => false,
+    }
+}
+
+/// Verifies `token` (DER) as a timestamp of `signed` by one of `tsas`;
+/// returns its time (seconds since the epoch).
+pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Result<i64, TimestampProblem> {
+    let t = parse_token(token)?;
+    check_signed_attrs(&t)?;
+    let (imprint_alg, imprint, time) = read_tst_info(t.tst_info)?;
+    if digest(imprint_alg, signed)? != imprint {
+        return Err(TimestampProblem::OtherData);
+    }
+    // The signature covers the DER of the signed attributes as a SET
+    // (RFC 5652 §5.4): the [0] IMPLICIT tag replaced by 0x31.
+    let mut attrs = t.signed_attrs.raw.to_vec();
+    attrs[0] = 0x31;
+    let trusted = tsas.iter().any(|tsa| {
+        let in_window = tsa.valid_from.is_none_or(|f| f <= time) && tsa.valid_to.is_none_or(|u| time <= u);
+        let Some(Ok((_, leaf))) = tsa.chain.first().map(|d| X509Certificate::from_der(d)) else {
+            return false;
+        };
+        let valid = leaf.validity().not_before.timestamp() <= time && time <= leaf.validity().not_after.timestamp();
+        let for_timestamping = leaf.extended_key_usage().ok().flatten().is_some_and(|eku| {
+            eku.value.time_stamping || eku.value.other.iter().any(|o| o.to_id_string() == OID_KP_TIMESTAMPING)
+        });
+        in_window && valid && for_timestamping && signed_by(&leaf, t.signature_alg, t.digest_alg, &attrs, t.signature)
+    });
+    if trusted {
+        Ok(time)
+    } else {
+        Err(TimestampProblem::Untrusted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generalized_times_parse_to_unix_seconds() {
+        assert_eq!(generalized_time(b"20261207053812Z"), Ok(1_796_621_892));
+        assert_eq!(generalized_time(b"20261207053812.123Z"), Ok(1_796_621_892));
+        for bad in [
+            &b"20261207053812"[..],
+            b"2026120705381Z",
+            b"20261307053812Z",
+            b"2026120705381xZ",
+        ] {
+            assert!(generalized_time(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_by_name_never_a_panic() {
+        for bad in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x84\xff\xff\xff\xff",
+            b"\x30\x03\x06\x01\x00",
+            b"\x1f\x00",
+        ] {
+            assert!(matches!(verify(bad, b"x", &[]), Err(TimestampProblem::Malformed(_))));
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Keyless Sigstore bundles logged in Rekor v2, end to end against the
+//! real server: bundles made by an independent signer written from the
+//! Sigstore specs (`tests/rekor_v2_sign.py`), with a Rekor v2 `dsse` 0.0.2
+//! entry, an inclusion proof to a checkpoint signed (C2SP signed note) by a
+//! test log, and an RFC 3161 timestamp of the signature made by a real
+//! timestamp authority, `openssl ts`. Each broken part is refused with its
+//! reason and the image stays quarantined; the sound bundle admits it.
+
+mod common;
+
+use common::run;
+use std::process::{Command, Stdio};
+
+#[test]
+fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refused() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rekor_v2_sign.py");
+    let (ok, out) = run(Command::new("python3").arg(script).arg("setup").arg(w));
+    assert!(ok, "{out}");
+    let (issuer, subject) = ("https://issuer.test", "dev@example.test");
+    let sign_v1 = "https://sigstore.dev/cosign/sign/v1";
+    std::fs::write(
+        w.join("policy.toml"),
+        format!(
+            "version = 1\nname = \"rekor-v2\"\ntrusted_root = \"trusted_root.json\"\n\
+             [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let digest = common::witnesses::push_tiny_image(&addr, "v2/app", "v1", "rekor v2");
+    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+    let head = common::http(&addr, "HEAD", "/v2/v2/app/manifests/v1", &[accept], &[]).unwrap();
+    let size = head.header("content-length").unwrap().to_owned();
+    let get = || common::http(&addr, "GET", "/v2/v2/app/manifests/v1", &[accept], &[]).unwrap();
+    let push = |variant: &str| {
+        let wd = w.to_str().unwrap();
+        let mut args = vec!["bundle", &addr, "v2/app", &digest, wd, subject, issuer, sign_v1];
+        if !variant.is_empty() {
+            args.push(variant);
+        }
+        let (ok, out) = run(Command::new("python3")
+            .arg(script)
+            .args(&args)
+            .env("SUBJECT_SIZE", &size));
+        assert!(ok, "{variant}: {out}");
+    };
+    for (variant, why) in [
+        ("no-timestamp", "needs an RFC 3161 timestamp of the signature"),
+        ("untrusted-tsa", "not signed by a trusted timestamp authority"),
+        ("expired", "certificate not valid at the logged time"),
+        ("bad-proof", "inclusion proof does not verify"),
+        ("bad-checkpoint", "not one a Rekor v2 log of the trusted root signed"),
+        ("wrong-entry", "the log entry does not match this signature"),
+    ] {
+        push(variant);
+        let r = get();
+        let body = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, 403, "{variant}: {body}");
+        assert!(body.contains(why), "{variant}: expected {why:?} in {body}");
+    }
+    push("");
+    let r = get();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
