@@ -84,7 +84,7 @@ pub enum KeylessProblem {
     #[error("the log entry does not match this signature")]
     EntryMismatch,
     /// The log entry is of a kind or version vouch does not read.
-    #[error("Rekor entry kind {0} version {1} is not supported (vouch reads hashedrekord 0.0.1, dsse 0.0.1 and 0.0.2, and intoto 0.0.2)")]
+    #[error("Rekor entry kind {0} version {1} is not supported (vouch reads hashedrekord 0.0.1, dsse 0.0.1 and 0.0.2, and intoto 0.0.1 and 0.0.2)")]
     UnsupportedEntry(String, String),
     /// The payload signature does not verify with the certificate's key.
     #[error("the signature does not verify with the certificate's key")]
@@ -273,7 +273,7 @@ pub fn verify_inclusion_proof(
 /// Checks that a log entry's body records `payload` (by hash) and
 /// `signature`: a `hashedrekord` (the payload is the signed message), or a
 /// `dsse` entry (the payload is the envelope's payload).
-pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result<(), KeylessProblem> {
+pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8], leaf: &[u8]) -> Result<(), KeylessProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let body: serde_json::Value = b64
         .decode(body_b64)
@@ -298,7 +298,7 @@ pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result
     // reported as a mismatch.
     let known = match kind {
         "hashedrekord" | "dsse" => matches!(version, "" | "0.0.1"),
-        "intoto" => matches!(version, "" | "0.0.2"),
+        "intoto" => matches!(version, "" | "0.0.1" | "0.0.2"),
         _ => false,
     };
     if !known {
@@ -315,6 +315,19 @@ pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result
                     .into_iter()
                     .flatten()
                     .any(|s| is_sig(&s["signature"]))
+        }
+        // intoto v0.0.1 records no signature: Rekor checked the envelope's
+        // signature with `publicKey` (the certificate, PEM) when it logged
+        // it, so the entry binds the payload to the certificate, whose key
+        // the caller then checks the signature with.
+        Some("intoto") if version == "0.0.1" => {
+            let cert = spec["publicKey"]
+                .as_str()
+                .and_then(|k| b64.decode(k).ok())
+                .and_then(|pem| x509_parser::pem::parse_x509_pem(&pem).ok().map(|(_, p)| p.contents));
+            spec["content"]["payloadHash"]["value"].as_str() == Some(hash.encoded())
+                && spec["content"]["payloadHash"]["algorithm"].as_str() == Some("sha256")
+                && cert.is_some_and(|c| c == leaf)
         }
         // cosign (before v3) logs attestations as intoto v0.0.2 entries,
         // whose envelope signatures are base64 of the base64 signature.
@@ -414,7 +427,7 @@ pub fn verify_logged(
         .and_then(|s| b64.decode(s).ok())
         .ok_or(KeylessProblem::BadTimestamp)?;
     verify_set(root, &entry, &set)?;
-    entry_matches(entry.body, logged, signature)?;
+    entry_matches(entry.body, logged, signature, &pem_block.contents)?;
     verify_leaf(root, &pem_block.contents, entry.integrated_time)
 }
 
@@ -502,24 +515,26 @@ mod tests {
             b64.encode(serde_json::json!({"apiVersion": version, "kind": kind, "spec": {}}).to_string())
         };
         for (kind, version) in [
-            ("intoto", "0.0.1"),
+            ("intoto", "0.0.3"),
             ("rekord", "0.0.1"),
             ("hashedrekord", "0.0.2"),
             ("dsse", "0.0.2"),
         ] {
             assert_eq!(
-                entry_matches(&body(kind, version), b"payload", b"sig"),
+                entry_matches(&body(kind, version), b"payload", b"sig", b"cert"),
                 Err(KeylessProblem::UnsupportedEntry(kind.into(), version.into())),
                 "{kind} {version}"
             );
         }
-        let e = KeylessProblem::UnsupportedEntry("intoto".into(), "0.0.1".into()).to_string();
-        assert!(e.contains("kind intoto version 0.0.1 is not supported"), "{e}");
+        let e = KeylessProblem::UnsupportedEntry("intoto".into(), "0.0.3".into()).to_string();
+        assert!(e.contains("kind intoto version 0.0.3 is not supported"), "{e}");
         // A known kind that records other content is still a mismatch.
-        assert_eq!(
-            entry_matches(&body("hashedrekord", "0.0.1"), b"payload", b"sig"),
-            Err(KeylessProblem::EntryMismatch)
-        );
+        for (kind, version) in [("hashedrekord", "0.0.1"), ("intoto", "0.0.1")] {
+            assert_eq!(
+                entry_matches(&body(kind, version), b"payload", b"sig", b"cert"),
+                Err(KeylessProblem::EntryMismatch)
+            );
+        }
     }
 
     #[test]

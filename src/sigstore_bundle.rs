@@ -123,7 +123,7 @@ pub fn verify(
                 let stamps = &material["timestampVerificationData"];
                 crate::rekor_v2::verify_entry(root, tlog, &payload, &signature, &leaf, stamps)?
             } else {
-                rekor_v1(root, tlog, &payload, &signature)?
+                rekor_v1(root, tlog, &payload, &signature, &leaf)?
             };
             let (key, identity) = verify_leaf(root, &leaf, time)?;
             if !PublicKey::EcdsaP256(key).verifies(&message, &signature) {
@@ -148,6 +148,7 @@ fn rekor_v1(
     tlog: &serde_json::Value,
     payload: &[u8],
     signature: &[u8],
+    leaf: &[u8],
 ) -> Result<i64, BundleProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let unsupported = |what: &str| BundleProblem::Unsupported(what.to_owned());
@@ -172,7 +173,7 @@ fn rekor_v1(
     if !proof.is_null() {
         verify_inclusion_proof(root, entry.body, proof)?;
     }
-    entry_matches(entry.body, payload, signature)?;
+    entry_matches(entry.body, payload, signature, leaf)?;
     Ok(entry.integrated_time)
 }
 

@@ -15,7 +15,7 @@ manifest. Uses only Python's `cryptography`.
     python3 tests/keyless_sign.py sign ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [expired|bad-set|other-log]
     python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|no-set|bad-proof]
     python3 tests/keyless_sign.py bundle-key ADDR REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE
-    python3 tests/keyless_sign.py attest ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired]
+    python3 tests/keyless_sign.py attest ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|intoto-v001]
     python3 tests/keyless_sign.py fixture IMAGE_DIGEST WORKDIR EMAIL ISSUER   (a keyless layer as JSON)
 
 `bundle` and `bundle-key` write what cosign v3 writes by default instead: a
@@ -337,15 +337,26 @@ def attest(addr, repo, image, work, email, issuer, predicate, variant=""):
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     envelope = json.dumps({"payloadType": in_toto.decode(), "payload": b64(statement),
                            "signatures": [{"keyid": "", "sig": b64(sig)}]}).encode()
-    body = json.dumps({
-        "apiVersion": "0.0.2", "kind": "intoto",
-        "spec": {"content": {
-            "envelope": {"payloadType": in_toto.decode(),
-                         "signatures": [{"sig": b64(b64(sig).encode()), "publicKey": b64(cert_pem)}]},
-            "hash": {"algorithm": "sha256", "value": hashlib.sha256(envelope).hexdigest()},
-            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
-        }},
-    }).encode()
+    if variant == "intoto-v001":
+        # Rekor's intoto v0.0.1 (cosign 2023-2024): hashes of the envelope
+        # and payload and the certificate (PEM, base64); no signature.
+        body = json.dumps({
+            "apiVersion": "0.0.1", "kind": "intoto",
+            "spec": {"content": {
+                "hash": {"algorithm": "sha256", "value": hashlib.sha256(envelope).hexdigest()},
+                "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+            }, "publicKey": b64(cert_pem)},
+        }).encode()
+    else:
+        body = json.dumps({
+            "apiVersion": "0.0.2", "kind": "intoto",
+            "spec": {"content": {
+                "envelope": {"payloadType": in_toto.decode(),
+                             "signatures": [{"sig": b64(b64(sig).encode()), "publicKey": b64(cert_pem)}]},
+                "hash": {"algorithm": "sha256", "value": hashlib.sha256(envelope).hexdigest()},
+                "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+            }},
+        }).encode()
     log_key = load_key(os.path.join(work, "log.key"))
     entry, set_sig = log_entry(log_key, body, 99)
     with open(os.path.join(work, "ca.pem")) as f:

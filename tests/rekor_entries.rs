@@ -1,10 +1,12 @@
-//! Keyless Sigstore bundles logged in Rekor v2, end to end against the
-//! real server: bundles made by an independent signer written from the
+//! Rekor entry kinds cosign has produced, end to end against the real
+//! server. Keyless Sigstore bundles logged in Rekor v2: bundles made by an independent signer written from the
 //! Sigstore specs (`tests/rekor_v2_sign.py`), with a Rekor v2 `dsse` 0.0.2
 //! entry, an inclusion proof to a checkpoint signed (C2SP signed note) by a
 //! test log, and an RFC 3161 timestamp of the signature made by a real
 //! timestamp authority, `openssl ts`. Each broken part is refused with its
 //! reason and the image stays quarantined; the sound bundle admits it.
+//! And keyless attestations logged as Rekor v1 `intoto` 0.0.1 entries, as
+//! cosign wrote them in 2023-2024 (`tests/keyless_sign.py`).
 
 mod common;
 
@@ -68,6 +70,62 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
     }
     push("");
     let r = get();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn keyless_attestations_logged_as_intoto_v001_entries_count() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keyless_sign.py");
+    let (ok, out) = run(Command::new("python3").arg(script).arg("setup").arg(w));
+    assert!(ok, "{out}");
+    let (issuer, subject, spdx) = ("https://issuer.test", "dev@example.test", "https://spdx.dev/Document");
+    std::fs::write(
+        w.join("policy.toml"),
+        format!(
+            "version = 1\nname = \"intoto\"\ntrusted_root = \"trusted_root.json\"\n\
+             [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n\
+             attestations = [{{ predicate_type = \"{spdx}\", keys = [\"dev\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let digest = common::witnesses::push_tiny_image(&addr, "sbom/app", "v1", "intoto 0.0.1");
+    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+    let status = || common::http(&addr, "GET", "/v2/sbom/app/manifests/v1", &[accept], &[]).unwrap();
+    let wd = w.to_str().unwrap();
+    let (ok, out) = run(Command::new("python3")
+        .arg(script)
+        .args(["sign", &addr, "sbom/app", &digest, wd, subject, issuer, ""]));
+    assert!(ok, "{out}");
+    let r = status();
+    assert!(
+        r.status == 403 && String::from_utf8_lossy(&r.body).contains(spdx),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let (ok, out) = run(Command::new("python3").arg(script).args([
+        "attest",
+        &addr,
+        "sbom/app",
+        &digest,
+        wd,
+        subject,
+        issuer,
+        spdx,
+        "intoto-v001",
+    ]));
+    assert!(ok, "{out}");
+    let r = status();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     server.kill().unwrap();
     server.wait().unwrap();
