@@ -42,6 +42,9 @@ pub struct TrustedRoot {
     pub(crate) rekor_v2: Vec<vouch_ledger::VerifierKey>,
     /// RFC 3161 timestamp authorities.
     pub(crate) tsas: Vec<crate::rfc3161::TimestampAuthority>,
+    /// Certificate transparency logs: when any is listed, a certificate
+    /// needs an embedded SCT by one of them.
+    ctlogs: Vec<crate::sct::CtLog>,
     /// SHA-256 of the file, which a policy's digest pins.
     pub digest: Digest,
 }
@@ -96,6 +99,9 @@ pub enum KeylessProblem {
     /// Its RFC 3161 timestamps do not verify against the trusted root.
     #[error("{0}")]
     BadRfc3161(String),
+    /// Its certificate's SCTs do not verify against the trusted root.
+    #[error("{0}")]
+    Sct(String),
 }
 
 impl TrustedRoot {
@@ -148,11 +154,27 @@ impl TrustedRoot {
             );
         }
         let tsas = crate::rekor_v2::timestamp_authorities(&doc)?;
+        let mut ctlogs = Vec::new();
+        for log in doc["ctlogs"].as_array().into_iter().flatten() {
+            use p256::pkcs8::DecodePublicKey as _;
+            use sha2::Digest as _;
+            let der = log["publicKey"]["rawBytes"]
+                .as_str()
+                .and_then(|r| b64.decode(r).ok())
+                .ok_or("a CT log key's rawBytes is not base64")?;
+            if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) {
+                ctlogs.push(crate::sct::CtLog {
+                    id: sha2::Sha256::digest(&der).into(),
+                    key,
+                });
+            }
+        }
         Ok(TrustedRoot {
             cas,
             tlogs,
             rekor_v2,
             tsas,
+            ctlogs,
             digest: crate::registry::digest::sha256_of(bytes),
         })
     }
@@ -375,6 +397,12 @@ pub fn verify_leaf(
     if !valid_at(&leaf) || !valid_at(&issuer) {
         return Err(KeylessProblem::Expired(time));
     }
+    // Certificate transparency (RFC 6962): with CT logs in the trusted
+    // root, as Sigstore's has, an SCT by one of them must be embedded.
+    if !root.ctlogs.is_empty() {
+        crate::sct::verify_embedded(leaf_der, issuer.public_key().raw, &root.ctlogs)
+            .map_err(|e| KeylessProblem::Sct(e.to_string()))?;
+    }
     let key = {
         use p256::pkcs8::DecodePublicKey as _;
         p256::ecdsa::VerifyingKey::from_public_key_der(leaf.public_key().raw)
@@ -504,6 +532,7 @@ mod tests {
             tlogs: vec![([0; 32], *key.verifying_key())],
             rekor_v2: Vec::new(),
             tsas: Vec::new(),
+            ctlogs: Vec::new(),
             digest: crate::registry::digest::sha256_of(spki.as_bytes()),
         }
     }

@@ -12,6 +12,7 @@
 //! Only what these tokens use is parsed, by a small DER reader; anything
 //! else is refused by name.
 
+use crate::der::Tlv;
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
@@ -52,56 +53,12 @@ pub enum TimestampProblem {
     Untrusted,
 }
 
-/// One DER element: its tag byte, its content, and the whole encoding.
-#[derive(Debug, Clone, Copy)]
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    raw: &'a [u8],
-}
-
-/// Reads one element from the start of `input`; returns it and the rest.
 fn tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TimestampProblem> {
-    let bad = TimestampProblem::Malformed("truncated or invalid DER");
-    let (&tag, rest) = input.split_first().ok_or(bad.clone())?;
-    if tag & 0x1f == 0x1f {
-        return Err(TimestampProblem::Malformed("multi-byte DER tags are not used here"));
-    }
-    let (&first, rest) = rest.split_first().ok_or(bad.clone())?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return Err(bad);
-        }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return Err(bad);
-    }
-    let header = input.len() - rest.len();
-    Ok((
-        Tlv {
-            tag,
-            content: &rest[..len],
-            raw: &input[..header + len],
-        },
-        &rest[len..],
-    ))
+    crate::der::tlv(input).map_err(|_| TimestampProblem::Malformed("truncated or invalid DER"))
 }
 
-/// The elements inside a constructed element.
 fn children(content: &[u8]) -> Result<Vec<Tlv<'_>>, TimestampProblem> {
-    let mut out = Vec::new();
-    let mut rest = content;
-    while !rest.is_empty() {
-        let (t, r) = tlv(rest)?;
-        out.push(t);
-        rest = r;
-    }
-    Ok(out)
+    crate::der::children(content).map_err(|_| TimestampProblem::Malformed("truncated or invalid DER"))
 }
 
 fn expect<'a>(t: Option<&Tlv<'a>>, tag: u8, what: &'static str) -> Result<Tlv<'a>, TimestampProblem> {

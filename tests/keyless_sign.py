@@ -11,12 +11,19 @@ timestamp (SET) by the log key, all in the annotations cosign writes
 (certificate, chain, bundle) on a layer appended to the image's .sig
 manifest. Uses only Python's `cryptography`.
 
+Every leaf certificate carries, as Fulcio's do, an embedded Signed
+Certificate Timestamp (RFC 6962 §3.2-3.3, extension 1.3.6.1.4.1.11129.2.4.2)
+from a test CT log (key WORKDIR/ct.key, listed in the trusted root's
+`ctlogs`). The leaf variants `no-sct` (no SCT extension), `bad-sct` (the SCT
+signs another certificate's TBS) and `untrusted-sct` (the SCT is from a CT
+log not in the trusted root) are accepted wherever a variant is.
+
     python3 tests/keyless_sign.py setup WORKDIR
-    python3 tests/keyless_sign.py sign ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [expired|bad-set|other-log]
-    python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|no-set|bad-proof]
+    python3 tests/keyless_sign.py sign ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [expired|bad-set|other-log|no-sct|bad-sct|untrusted-sct]
+    python3 tests/keyless_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|no-set|bad-proof|no-sct|bad-sct|untrusted-sct]
     python3 tests/keyless_sign.py bundle-key ADDR REPO IMAGE_DIGEST WORKDIR PREDICATE_TYPE
-    python3 tests/keyless_sign.py attest ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|intoto-v001]
-    python3 tests/keyless_sign.py fixture IMAGE_DIGEST WORKDIR EMAIL ISSUER   (a keyless layer as JSON)
+    python3 tests/keyless_sign.py attest ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [expired|intoto-v001|no-sct|bad-sct|untrusted-sct]
+    python3 tests/keyless_sign.py fixture IMAGE_DIGEST WORKDIR EMAIL ISSUER [no-sct|bad-sct|untrusted-sct]   (a keyless layer as JSON)
 
 `bundle` and `bundle-key` write what cosign v3 writes by default instead: a
 Sigstore bundle v0.3 holding a DSSE envelope of an in-toto statement about
@@ -31,6 +38,7 @@ import hashlib
 import http.client
 import json
 import os
+import struct
 import sys
 
 from cryptography import x509
@@ -68,12 +76,15 @@ def setup(work):
                                        crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA384()))
     log_key = ec.generate_private_key(ec.SECP256R1())
+    ct_key = ec.generate_private_key(ec.SECP256R1())
     with open(os.path.join(work, "ca.key"), "wb") as f:
         f.write(pem_key(ca_key))
     with open(os.path.join(work, "ca.pem"), "wb") as f:
         f.write(ca.public_bytes(serialization.Encoding.PEM))
     with open(os.path.join(work, "log.key"), "wb") as f:
         f.write(pem_key(log_key))
+    with open(os.path.join(work, "ct.key"), "wb") as f:
+        f.write(pem_key(ct_key))
     root = {
         "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
         "tlogs": [{
@@ -89,7 +100,13 @@ def setup(work):
             "certChain": {"certificates": [{"rawBytes": b64(ca.public_bytes(serialization.Encoding.DER))}]},
             "validFor": {"start": (now - datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")},
         }],
-        "ctlogs": [],
+        "ctlogs": [{
+            "baseUrl": "https://ctfe.test",
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": b64(spki(ct_key)), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                          "validFor": {"start": (now - datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}},
+            "logId": {"keyId": b64(hashlib.sha256(spki(ct_key)).digest())},
+        }],
         "timestampAuthorities": [],
     }
     with open(os.path.join(work, "trusted_root.json"), "w") as f:
@@ -114,7 +131,6 @@ def der_utf8(s):
 
 
 def sign(addr, repo, image, work, email, issuer, variant, push=True):
-    ca_key = load_key(os.path.join(work, "ca.key"))
     with open(os.path.join(work, "ca.pem"), "rb") as f:
         ca = x509.load_pem_x509_certificate(f.read())
     log_key = load_key(os.path.join(work, "log.key"))
@@ -124,19 +140,15 @@ def sign(addr, repo, image, work, email, issuer, variant, push=True):
     start = now - datetime.timedelta(minutes=1)
     if variant == "expired":
         start = now - datetime.timedelta(hours=2)
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
-            .issuer_name(ca.subject)
-            .public_key(ephemeral.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(start + datetime.timedelta(minutes=10))
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1"), issuer.encode()), critical=False)
-            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), der_utf8(issuer)), critical=False)
-            .sign(ca_key, hashes.SHA384()))
+    leaf = leaf_for(work, ephemeral, email, issuer, start, variant, [
+        (x509.SubjectAlternativeName([x509.RFC822Name(email)]), True),
+        (x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                       data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                       crl_sign=False, encipher_only=False, decipher_only=False), True),
+        (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), False),
+        (x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1"), issuer.encode()), False),
+        (x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), der_utf8(issuer)), False),
+    ])
     leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
 
     payload = json.dumps({
@@ -217,16 +229,79 @@ def client(addr, repo):
     return request, push_blob
 
 
-def leaf_for(work, key, email, issuer, start):
+SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
+
+
+def der_octet_string(b):
+    n = len(b)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(raw)]) + raw
+    return b"\x04" + length + b
+
+
+def sct_list(ct_key, issuer_spki, tbs, timestamp_ms):
+    """An RFC 6962 SignedCertificateTimestampList holding one v1 SCT for a
+    precertificate entry: `tbs` (the TBSCertificate without the SCT
+    extension) issued by the CA whose SubjectPublicKeyInfo is `issuer_spki`,
+    signed by the CT log key `ct_key` (ECDSA P-256, SHA-256)."""
+    signed = (struct.pack(">BBQH", 0, 0, timestamp_ms, 1)  # v1, certificate_timestamp, timestamp, precert_entry
+              + hashlib.sha256(issuer_spki).digest()        # issuer_key_hash
+              + struct.pack(">I", len(tbs))[1:] + tbs       # tbs_certificate<1..2^24-1>
+              + struct.pack(">H", 0))                       # extensions (none)
+    sig = ct_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    sct = (b"\x00"                                     # v1
+           + hashlib.sha256(spki(ct_key)).digest()    # log_id
+           + struct.pack(">QH", timestamp_ms, 0)      # timestamp, extensions (none)
+           + bytes([4, 3])                            # sha256, ecdsa
+           + struct.pack(">H", len(sig)) + sig)       # signature<0..2^16-1> (DER)
+    entries = struct.pack(">H", len(sct)) + sct
+    return struct.pack(">H", len(entries)) + entries
+
+
+def leaf_for(work, key, email, issuer, start, variant="", extensions=None):
+    """A leaf certificate from the test CA for `key`, with an embedded SCT
+    from the test CT log as Fulcio issues them. `extensions` (pairs of
+    extension and criticality) default to the SAN and the OIDC issuer; the
+    SCT list extension comes last. `variant` no-sct leaves it out, bad-sct
+    signs another certificate's TBS, untrusted-sct uses a CT log key not in
+    the trusted root."""
     ca_key = load_key(os.path.join(work, "ca.key"))
     with open(os.path.join(work, "ca.pem"), "rb") as f:
         ca = x509.load_pem_x509_certificate(f.read())
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([])).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(start + datetime.timedelta(minutes=10))
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
-            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), der_utf8(issuer)), critical=False)
+    if extensions is None:
+        extensions = [
+            (x509.SubjectAlternativeName([x509.RFC822Name(email)]), True),
+            (x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), der_utf8(issuer)), False),
+        ]
+    serial = x509.random_serial_number()
+
+    def builder(serial):
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([])).issuer_name(ca.subject)
+             .public_key(key.public_key()).serial_number(serial)
+             .not_valid_before(start).not_valid_after(start + datetime.timedelta(minutes=10)))
+        for ext, critical in extensions:
+            b = b.add_extension(ext, critical=critical)
+        return b
+
+    if variant == "no-sct":
+        return builder(serial).sign(ca_key, hashes.SHA384())
+    # The precertificate's TBSCertificate: the final one without the SCT
+    # extension (which a verifier removes to check the SCT).
+    tbs = builder(serial).sign(ca_key, hashes.SHA384()).tbs_certificate_bytes
+    if variant == "bad-sct":
+        tbs = builder(serial ^ 1).sign(ca_key, hashes.SHA384()).tbs_certificate_bytes
+    ct_key = load_key(os.path.join(work, "ct.key"))
+    if variant == "untrusted-sct":
+        ct_key = ec.generate_private_key(ec.SECP256R1())
+    issuer_spki = ca.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    scts = sct_list(ct_key, issuer_spki, tbs, int(start.timestamp()) * 1000)
+    return (builder(serial)
+            .add_extension(x509.UnrecognizedExtension(SCT_LIST_OID, der_octet_string(scts)), critical=False)
             .sign(ca_key, hashes.SHA384()))
 
 
@@ -249,7 +324,7 @@ def bundle(addr, repo, image, work, predicate, email=None, issuer=None, variant=
         key = ec.generate_private_key(ec.SECP256R1())
         sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
         start = now - datetime.timedelta(hours=2 if variant == "expired" else 0, minutes=1)
-        cert = leaf_for(work, key, email, issuer, start)
+        cert = leaf_for(work, key, email, issuer, start, variant)
         log_key = load_key(os.path.join(work, "log.key"))
         body = json.dumps({
             "apiVersion": "0.0.1", "kind": "dsse",
@@ -333,7 +408,7 @@ def attest(addr, repo, image, work, email, issuer, predicate, variant=""):
     key = ec.generate_private_key(ec.SECP256R1())
     sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
     start = now - datetime.timedelta(hours=2 if variant == "expired" else 0, minutes=1)
-    cert = leaf_for(work, key, email, issuer, start)
+    cert = leaf_for(work, key, email, issuer, start, variant)
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     envelope = json.dumps({"payloadType": in_toto.decode(), "payload": b64(statement),
                            "signatures": [{"keyid": "", "sig": b64(sig)}]}).encode()
@@ -394,7 +469,8 @@ elif sys.argv[1] == "fixture":
     # One keyless .sig layer (annotations and base64 payload) as JSON on
     # stdout, pushed nowhere: for benchmarks.
     image, work, email, issuer = sys.argv[2:6]
-    sign("registry.test:5000", "team/app", image, work, email, issuer, "", push=False)
+    sign("registry.test:5000", "team/app", image, work, email, issuer, sys.argv[6] if len(sys.argv) > 6 else "",
+         push=False)
 elif sys.argv[1] == "attest":
     addr, repo, image, work, email, issuer, predicate = sys.argv[2:9]
     attest(addr, repo, image, work, email, issuer, predicate, sys.argv[9] if len(sys.argv) > 9 else "")

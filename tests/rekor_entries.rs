@@ -37,14 +37,16 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
     let policy = w.join("policy.toml");
     let (mut server, addr) =
         common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
-    let digest = common::witnesses::push_tiny_image(&addr, "v2/app", "v1", "rekor v2");
-    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
-    let head = common::http(&addr, "HEAD", "/v2/v2/app/manifests/v1", &[accept], &[]).unwrap();
-    let size = head.header("content-length").unwrap().to_owned();
-    let get = || common::http(&addr, "GET", "/v2/v2/app/manifests/v1", &[accept], &[]).unwrap();
-    let push = |variant: &str| {
+    // One image per bundle, so that each denial names exactly its problem
+    // (a denial names at most five evidence problems).
+    let push = |repo: &str, variant: &str| {
+        let digest = common::witnesses::push_tiny_image(&addr, repo, "v1", repo);
+        let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+        let path = format!("/v2/{repo}/manifests/v1");
+        let head = common::http(&addr, "HEAD", &path, &[accept], &[]).unwrap();
+        let size = head.header("content-length").unwrap().to_owned();
         let wd = w.to_str().unwrap();
-        let mut args = vec!["bundle", &addr, "v2/app", &digest, wd, subject, issuer, sign_v1];
+        let mut args = vec!["bundle", &addr, repo, &digest, wd, subject, issuer, sign_v1];
         if !variant.is_empty() {
             args.push(variant);
         }
@@ -53,6 +55,7 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
             .args(&args)
             .env("SUBJECT_SIZE", &size));
         assert!(ok, "{variant}: {out}");
+        common::http(&addr, "GET", &path, &[accept], &[]).unwrap()
     };
     for (variant, why) in [
         ("no-timestamp", "needs an RFC 3161 timestamp of the signature"),
@@ -62,14 +65,12 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
         ("bad-checkpoint", "not one a Rekor v2 log of the trusted root signed"),
         ("wrong-entry", "the log entry does not match this signature"),
     ] {
-        push(variant);
-        let r = get();
+        let r = push(&format!("v2/{variant}"), variant);
         let body = String::from_utf8_lossy(&r.body);
         assert_eq!(r.status, 403, "{variant}: {body}");
         assert!(body.contains(why), "{variant}: expected {why:?} in {body}");
     }
-    push("");
-    let r = get();
+    let r = push("v2/sound", "");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     server.kill().unwrap();
     server.wait().unwrap();
