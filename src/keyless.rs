@@ -19,6 +19,7 @@
 //! payload names the image. The result is the (issuer, subject) identity,
 //! which policies match.
 
+pub use crate::trusted_root::TrustedRoot;
 use base64::Engine as _;
 use vouch_ledger::entry::Digest;
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
@@ -29,25 +30,6 @@ pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
-
-/// The parts of a Sigstore trusted root vouch uses.
-#[derive(Debug, Clone)]
-pub struct TrustedRoot {
-    /// DER certificates of the Fulcio CAs (roots and intermediates).
-    cas: Vec<Vec<u8>>,
-    /// Transparency logs: SHA-256 of the key's SPKI (the log ID), and key.
-    tlogs: Vec<([u8; 32], p256::ecdsa::VerifyingKey)>,
-    /// Rekor v2 logs (Ed25519 keys): checkpoints are signed notes whose key
-    /// name is the log's origin, the host of its `baseUrl`.
-    pub(crate) rekor_v2: Vec<vouch_ledger::VerifierKey>,
-    /// RFC 3161 timestamp authorities.
-    pub(crate) tsas: Vec<crate::rfc3161::TimestampAuthority>,
-    /// Certificate transparency logs: when any is listed, a certificate
-    /// needs an embedded SCT by one of them.
-    ctlogs: Vec<crate::sct::CtLog>,
-    /// SHA-256 of the file, which a policy's digest pins.
-    pub digest: Digest,
-}
 
 /// A verified keyless signer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,82 +84,6 @@ pub enum KeylessProblem {
     /// Its certificate's SCTs do not verify against the trusted root.
     #[error("{0}")]
     Sct(String),
-}
-
-impl TrustedRoot {
-    /// Parses a Sigstore `trusted_root.json`: its `certificateAuthorities`,
-    /// its `tlogs` (ECDSA P-256 keys, as Rekor v1's are; Ed25519 keys, as
-    /// Rekor v2's are) and its `timestampAuthorities`.
-    pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, String> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-        if !doc["mediaType"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("application/vnd.dev.sigstore.trustedroot"))
-        {
-            return Err("mediaType is not application/vnd.dev.sigstore.trustedroot+json".into());
-        }
-        let mut cas = Vec::new();
-        for ca in doc["certificateAuthorities"].as_array().into_iter().flatten() {
-            for cert in ca["certChain"]["certificates"].as_array().into_iter().flatten() {
-                let der = cert["rawBytes"]
-                    .as_str()
-                    .and_then(|r| b64.decode(r).ok())
-                    .ok_or("a CA certificate's rawBytes is not base64")?;
-                X509Certificate::from_der(&der).map_err(|e| format!("a CA certificate does not parse: {e}"))?;
-                cas.push(der);
-            }
-        }
-        let mut tlogs = Vec::new();
-        let mut rekor_v2 = Vec::new();
-        for log in doc["tlogs"].as_array().into_iter().flatten() {
-            use p256::pkcs8::DecodePublicKey as _;
-            use sha2::Digest as _;
-            let der = log["publicKey"]["rawBytes"]
-                .as_str()
-                .and_then(|r| b64.decode(r).ok())
-                .ok_or("a log key's rawBytes is not base64")?;
-            if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) {
-                tlogs.push((sha2::Sha256::digest(&der).into(), key));
-            } else if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_der(&der) {
-                let origin = log["baseUrl"].as_str().unwrap_or("");
-                let origin = origin.trim_start_matches("https://").trim_start_matches("http://");
-                let origin = origin.trim_end_matches('/');
-                let key =
-                    vouch_ledger::VerifierKey::new(origin, key).map_err(|e| format!("Rekor v2 log {origin:?}: {e}"))?;
-                rekor_v2.push(key);
-            } // another key type: not one vouch can check
-        }
-        if cas.is_empty() || (tlogs.is_empty() && rekor_v2.is_empty()) {
-            return Err(
-                "needs at least one certificate authority and one transparency log (ECDSA P-256 or Ed25519)".into(),
-            );
-        }
-        let tsas = crate::rekor_v2::timestamp_authorities(&doc)?;
-        let mut ctlogs = Vec::new();
-        for log in doc["ctlogs"].as_array().into_iter().flatten() {
-            use p256::pkcs8::DecodePublicKey as _;
-            use sha2::Digest as _;
-            let der = log["publicKey"]["rawBytes"]
-                .as_str()
-                .and_then(|r| b64.decode(r).ok())
-                .ok_or("a CT log key's rawBytes is not base64")?;
-            if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) {
-                ctlogs.push(crate::sct::CtLog {
-                    id: sha2::Sha256::digest(&der).into(),
-                    key,
-                });
-            }
-        }
-        Ok(TrustedRoot {
-            cas,
-            tlogs,
-            rekor_v2,
-            tsas,
-            ctlogs,
-            digest: crate::registry::digest::sha256_of(bytes),
-        })
-    }
 }
 
 /// A transparency log entry as a Rekor SET covers it.

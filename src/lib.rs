@@ -20,5 +20,6 @@ pub mod sct;
 pub mod server;
 pub mod signature;
 pub mod sigstore_bundle;
+pub mod trusted_root;
 pub mod witness;
 pub mod witnessing;

@@ -15,16 +15,11 @@ use vouch_ledger::{Checkpoint, Hash};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// Most RFC 3161 timestamps read from one bundle (sigstore-go's bound).
+const MAX_TIMESTAMPS: usize = 32;
+
 /// The `timestampAuthorities` of a trusted root.
 pub fn timestamp_authorities(doc: &serde_json::Value) -> Result<Vec<TimestampAuthority>, String> {
-    let when = |v: &serde_json::Value| -> Result<Option<i64>, String> {
-        match v.as_str() {
-            None => Ok(None),
-            Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map(|t| Some(t.unix_timestamp()))
-                .map_err(|e| format!("a timestamp authority's validFor time {t:?}: {e}")),
-        }
-    };
     let mut out = Vec::new();
     for tsa in doc["timestampAuthorities"].as_array().into_iter().flatten() {
         let mut chain = Vec::new();
@@ -38,18 +33,27 @@ pub fn timestamp_authorities(doc: &serde_json::Value) -> Result<Vec<TimestampAut
         if chain.is_empty() {
             return Err("a timestamp authority has no certificates".into());
         }
+        let window =
+            crate::trusted_root::Window::parse(&tsa["validFor"]).map_err(|e| format!("a timestamp authority's {e}"))?;
         out.push(TimestampAuthority {
             chain,
-            valid_from: when(&tsa["validFor"]["start"])?,
-            valid_to: when(&tsa["validFor"]["end"])?,
+            valid_from: window.from,
+            valid_to: window.to,
         });
     }
     Ok(out)
 }
 
-/// Whether a bundle's transparency log entry is a Rekor v2 one.
+/// Whether a bundle's transparency log entry is a Rekor v2 one (Rekor v1's
+/// `intoto` 0.0.2 is not).
 pub fn is_v2(tlog: &serde_json::Value) -> bool {
-    tlog["kindVersion"]["version"].as_str() == Some("0.0.2")
+    matches!(
+        (
+            tlog["kindVersion"]["kind"].as_str(),
+            tlog["kindVersion"]["version"].as_str()
+        ),
+        (Some("dsse" | "hashedrekord"), Some("0.0.2"))
+    )
 }
 
 /// Verifies a Rekor v2 entry for a DSSE `payload` signed with `signature`
@@ -80,8 +84,9 @@ pub fn verify_entry(
         .and_then(|b| B64.decode(b).ok())
         .ok_or_else(|| KeylessProblem::Malformed("the entry body is not base64".into()))?;
     entry_records(&body, payload, signature, leaf)?;
-    verify_inclusion(root, &body, tlog)?;
-    signing_time(root, signature, timestamps)
+    let time = signing_time(root, signature, timestamps)?;
+    verify_inclusion(root, &body, tlog, time)?;
+    Ok(time)
 }
 
 /// A `dsse` 0.0.2 body names the payload's SHA-256, the signature and the
@@ -110,7 +115,12 @@ fn entry_records(body: &[u8], payload: &[u8], signature: &[u8], leaf: &[u8]) -> 
 
 /// RFC 9162 inclusion of the body under the proof's root, and a checkpoint
 /// of that size and root signed by a Rekor v2 log of the trusted root.
-fn verify_inclusion(root: &TrustedRoot, body: &[u8], tlog: &serde_json::Value) -> Result<(), KeylessProblem> {
+fn verify_inclusion(
+    root: &TrustedRoot,
+    body: &[u8],
+    tlog: &serde_json::Value,
+    time: i64,
+) -> Result<(), KeylessProblem> {
     let bad = |why: &str| KeylessProblem::BadInclusionProof(why.to_owned());
     let number = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok());
     let hash = |v: &serde_json::Value| {
@@ -124,8 +134,8 @@ fn verify_inclusion(root: &TrustedRoot, body: &[u8], tlog: &serde_json::Value) -
         return Err(bad("a Rekor v2 entry needs an inclusion proof"));
     }
     let index = number(&proof["logIndex"]).ok_or_else(|| bad("no logIndex"))?;
-    if number(&tlog["logIndex"]).is_some_and(|i| i != index) {
-        return Err(bad("the entry's logIndex is not the proof's"));
+    if number(&tlog["logIndex"]) != Some(index) {
+        return Err(bad("the entry's logIndex is missing or not the proof's"));
     }
     let size = number(&proof["treeSize"]).ok_or_else(|| bad("no treeSize"))?;
     let root_hash = hash(&proof["rootHash"]).ok_or_else(|| bad("no rootHash"))?;
@@ -141,10 +151,12 @@ fn verify_inclusion(root: &TrustedRoot, body: &[u8], tlog: &serde_json::Value) -
     let note = proof["checkpoint"]["envelope"]
         .as_str()
         .ok_or_else(|| bad("no checkpoint"))?;
+    // A log counts within its window (`validFor`) at the signing time.
     let signed = root
         .rekor_v2
         .iter()
-        .filter_map(|key| Checkpoint::open(note.as_bytes(), key).ok())
+        .filter(|(_, valid)| valid.contains(time))
+        .filter_map(|(key, _)| Checkpoint::open(note.as_bytes(), key).ok())
         .any(|c| c.size == size && c.root == root_hash);
     if signed {
         Ok(())
@@ -164,6 +176,11 @@ fn signing_time(root: &TrustedRoot, signature: &[u8], data: &serde_json::Value) 
         .flatten()
         .filter_map(|t| t["signedTimestamp"].as_str())
         .collect();
+    if tokens.len() > MAX_TIMESTAMPS {
+        return Err(KeylessProblem::Malformed(format!(
+            "more than {MAX_TIMESTAMPS} RFC 3161 timestamps"
+        )));
+    }
     let mut last = None;
     for token in tokens {
         let der = B64
@@ -178,4 +195,17 @@ fn signing_time(root: &TrustedRoot, signature: &[u8], data: &serde_json::Value) 
         Some(e) => KeylessProblem::BadRfc3161(e.to_string()),
         None => KeylessProblem::NotTimestamped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rekor_v2_kinds_take_the_v2_path() {
+        let kv = |kind: &str, version: &str| serde_json::json!({"kindVersion": {"kind": kind, "version": version}});
+        assert!(is_v2(&kv("dsse", "0.0.2")) && is_v2(&kv("hashedrekord", "0.0.2")));
+        assert!(!is_v2(&kv("intoto", "0.0.2")), "Rekor v1's intoto 0.0.2 has a SET");
+        assert!(!is_v2(&kv("dsse", "0.0.1")));
+    }
 }

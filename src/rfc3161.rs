@@ -3,11 +3,15 @@
 //! CMS `ContentInfo` (RFC 5652) holding `SignedData` over a `TSTInfo`
 //! (RFC 3161 §2.4.2). Verified offline against the timestamp authorities of
 //! a Sigstore trusted root: the token is signed by a trusted authority's
-//! signing certificate (the first of its chain, never a certificate the
-//! token itself carries), which is valid and for timestamping at the time
+//! signing certificate (the first of its chain), which is valid and for
+//! timestamping at the time
 //! the token states; the signed attributes hold the content type and the
 //! digest of the `TSTInfo`; the `TSTInfo`'s message imprint is the hash of
-//! the signed bytes. Returns that time.
+//! the signed bytes. Returns that time. The bundle may carry the whole
+//! TimeStampResp (as Sigstore's do) or the bare token. When a trusted
+//! authority's chain starts with its CA rather than its signing
+//! certificate, a certificate the token carries counts if that CA issued
+//! it.
 //!
 //! Only what these tokens use is parsed, by a small DER reader; anything
 //! else is refused by name.
@@ -22,9 +26,10 @@ const OID_MESSAGE_DIGEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x
 const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
 const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
-const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_RSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+const OID_RSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
+const OID_RSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d];
 /// id-kp-timeStamping, 1.3.6.1.5.5.7.3.8.
 const OID_KP_TIMESTAMPING: &str = "1.3.6.1.5.5.7.3.8";
 
@@ -109,14 +114,36 @@ struct Token<'a> {
     digest_alg: &'a [u8],
     signature_alg: &'a [u8],
     signature: &'a [u8],
+    /// Certificates the token carries (DER), trusted only if they chain to
+    /// a trusted authority.
+    certificates: Vec<&'a [u8]>,
+}
+
+/// The token of a TimeStampResp (`SEQUENCE { PKIStatusInfo, token }`, what
+/// Sigstore bundles carry, RFC 3161 §2.4.2), or the token itself.
+fn unwrap_response(der: &[u8]) -> Result<&[u8], TimestampProblem> {
+    let m = TimestampProblem::Malformed;
+    let (outer, rest) = tlv(der)?;
+    if outer.tag != 0x30 || !rest.is_empty() {
+        return Err(m("not a TimeStampResp or a ContentInfo"));
+    }
+    let parts = children(outer.content)?;
+    if parts.first().is_some_and(|p| p.tag == 0x06) {
+        return Ok(der); // a ContentInfo: the bare token
+    }
+    let status = children(expect(parts.first(), 0x30, "PKIStatusInfo")?.content)?;
+    // granted (0) or grantedWithMods (1)
+    let granted = expect(status.first(), 0x02, "PKIStatus")?.content;
+    if granted != [0] && granted != [1] {
+        return Err(m("the response's status is not granted"));
+    }
+    Ok(expect(parts.get(1), 0x30, "the response has no token")?.raw)
 }
 
 fn parse_token(der: &[u8]) -> Result<Token<'_>, TimestampProblem> {
     let m = TimestampProblem::Malformed;
-    let (info, rest) = tlv(der)?;
-    if info.tag != 0x30 || !rest.is_empty() {
-        return Err(m("not a ContentInfo"));
-    }
+    let der = unwrap_response(der)?;
+    let (info, _) = tlv(der)?;
     let info = children(info.content)?;
     if expect(info.first(), 0x06, "content type")?.content != OID_SIGNED_DATA {
         return Err(m("not CMS SignedData"));
@@ -131,6 +158,10 @@ fn parse_token(der: &[u8]) -> Result<Token<'_>, TimestampProblem> {
     }
     let econtent = expect(encap.get(1), 0xa0, "eContent")?;
     let tst_info = expect(children(econtent.content)?.first(), 0x04, "eContent")?.content;
+    let certificates: Vec<&[u8]> = match sd.get(3).filter(|t| t.tag == 0xa0) {
+        Some(set) => children(set.content)?.into_iter().map(|c| c.raw).collect(),
+        None => Vec::new(),
+    };
     let signer_infos = expect(sd.last(), 0x31, "signerInfos")?;
     let signers = children(signer_infos.content)?;
     if signers.len() != 1 {
@@ -148,6 +179,7 @@ fn parse_token(der: &[u8]) -> Result<Token<'_>, TimestampProblem> {
         digest_alg,
         signature_alg,
         signature,
+        certificates,
     })
 }
 
@@ -187,32 +219,51 @@ fn read_tst_info(der: &[u8]) -> Result<(&[u8], &[u8], i64), TimestampProblem> {
     Ok((alg, hashed, time))
 }
 
-/// Whether `cert` signed `message` with the token's algorithm.
+/// Whether `cert` signed `message` with the token's algorithm: ECDSA
+/// (P-256, P-384) with SHA-256 or SHA-384, RSA PKCS #1 v1.5 with SHA-256,
+/// 384 or 512 (`rsaEncryption` names the hash by the digest algorithm),
+/// through x509-parser's ring-backed verifier.
 fn signed_by(cert: &X509Certificate<'_>, alg: &[u8], digest_alg: &[u8], message: &[u8], sig: &[u8]) -> bool {
-    let spki = cert.public_key().raw;
-    match alg {
-        OID_ECDSA_SHA256 => {
-            use p256::ecdsa::signature::Verifier as _;
-            use p256::pkcs8::DecodePublicKey as _;
-            let (Ok(key), Ok(sig)) = (
-                p256::ecdsa::VerifyingKey::from_public_key_der(spki),
-                p256::ecdsa::Signature::from_der(sig),
-            ) else {
-                return false;
-            };
-            key.verify(message, &sig).is_ok()
-        }
-        OID_RSA_SHA256 | OID_RSA if digest_alg == OID_SHA256 => {
-            use rsa::pkcs8::DecodePublicKey as _;
-            use rsa::signature::Verifier as _;
-            let Ok(key) = rsa::RsaPublicKey::from_public_key_der(spki) else {
-                return false;
-            };
-            let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
-            rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| key.verify(message, &s).is_ok())
-        }
-        _ => false,
+    use x509_parser::prelude::{AlgorithmIdentifier, FromDer as _};
+    let alg: &[u8] = match (alg, digest_alg) {
+        (OID_RSA, OID_SHA256) => OID_RSA_SHA256,
+        (OID_RSA, OID_SHA384) => OID_RSA_SHA384,
+        (OID_RSA, OID_SHA512) => OID_RSA_SHA512,
+        (alg, _) => alg,
+    };
+    let encoded = crate::der::encode(0x30, &crate::der::encode(0x06, alg));
+    let Ok((_, alg)) = AlgorithmIdentifier::from_der(&encoded) else {
+        return false;
+    };
+    let sig = x509_parser::der_parser::asn1_rs::BitString::new(0, sig);
+    x509_parser::verify::verify_signature(cert.public_key(), &alg, &sig, message).is_ok()
+}
+
+/// Whether `cert` may sign timestamps at `time`: valid then, with the
+/// timeStamping extended key usage.
+fn timestamping_at(cert: &X509Certificate<'_>, time: i64) -> bool {
+    let valid = cert.validity().not_before.timestamp() <= time && time <= cert.validity().not_after.timestamp();
+    let for_timestamping = cert.extended_key_usage().ok().flatten().is_some_and(|eku| {
+        eku.value.time_stamping || eku.value.other.iter().any(|o| o.to_id_string() == OID_KP_TIMESTAMPING)
+    });
+    valid && for_timestamping
+}
+
+/// The certificates that may have signed a token for `tsa`: its first
+/// certificate, or, when that is a CA (the trusted root lists only the
+/// authority's chain), a certificate the token carries that it issued.
+fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]]) -> Vec<X509Certificate<'a>> {
+    let Some(Ok((_, first))) = tsa.chain.first().map(|d| X509Certificate::from_der(d)) else {
+        return Vec::new();
+    };
+    if !first.is_ca() {
+        return vec![first];
     }
+    carried
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
+        .filter(|c| c.issuer() == first.subject() && c.verify_signature(Some(first.public_key())).is_ok())
+        .collect()
 }
 
 /// Verifies `token` (DER) as a timestamp of `signed` by one of `tsas`;
@@ -230,14 +281,10 @@ pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Resul
     attrs[0] = 0x31;
     let trusted = tsas.iter().any(|tsa| {
         let in_window = tsa.valid_from.is_none_or(|f| f <= time) && tsa.valid_to.is_none_or(|u| time <= u);
-        let Some(Ok((_, leaf))) = tsa.chain.first().map(|d| X509Certificate::from_der(d)) else {
-            return false;
-        };
-        let valid = leaf.validity().not_before.timestamp() <= time && time <= leaf.validity().not_after.timestamp();
-        let for_timestamping = leaf.extended_key_usage().ok().flatten().is_some_and(|eku| {
-            eku.value.time_stamping || eku.value.other.iter().any(|o| o.to_id_string() == OID_KP_TIMESTAMPING)
-        });
-        in_window && valid && for_timestamping && signed_by(&leaf, t.signature_alg, t.digest_alg, &attrs, t.signature)
+        in_window
+            && signers(tsa, &t.certificates).iter().any(|cert| {
+                timestamping_at(cert, time) && signed_by(cert, t.signature_alg, t.digest_alg, &attrs, t.signature)
+            })
     });
     if trusted {
         Ok(time)

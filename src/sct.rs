@@ -20,6 +20,8 @@ pub struct CtLog {
     pub id: [u8; 32],
     /// Its ECDSA P-256 key.
     pub key: p256::ecdsa::VerifyingKey,
+    /// When the trusted root says its SCTs may be relied on.
+    pub valid: crate::trusted_root::Window,
 }
 
 /// Why a certificate's SCTs do not count.
@@ -147,6 +149,11 @@ pub fn verify_embedded(leaf: &[u8], issuer_spki: &[u8], logs: &[CtLog]) -> Resul
         let Some(log) = logs.iter().find(|l| l.id[..] == *sct.log_id) else {
             continue;
         };
+        // The SCT's time (milliseconds) within the log's window.
+        let millis = u64::from_be_bytes(sct.timestamp.try_into().expect("8 bytes"));
+        if !log.valid.contains(i64::try_from(millis / 1000).unwrap_or(i64::MAX)) {
+            continue;
+        }
         // RFC 6962 §3.2, digitally-signed struct for a precert entry.
         let mut signed = vec![0u8, 0u8];
         signed.extend_from_slice(sct.timestamp);

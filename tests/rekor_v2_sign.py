@@ -7,7 +7,7 @@ Sigstore specs; shares no code with the Rust project).
   - a Rekor v2 log: an Ed25519 key (rekor2.key) signing C2SP checkpoints
     with origin "rekor2.test.local";
   - a real RFC 3161 TSA run by `openssl ts`: a P-384 root (tsa-root.key,
-    tsa-root.pem), a P-256 signing certificate with a critical
+    tsa-root.pem), a P-384 signing certificate with a critical
     extendedKeyUsage timeStamping (tsa.key, tsa.pem) and its config tsa.cnf;
   - a second TSA nobody trusts (other-tsa*.{key,pem,cnf});
   - trusted_root.json naming the CA, the log and the first TSA.
@@ -117,7 +117,7 @@ serial = $dir/{name}.serial
 crypto_device = builtin
 signer_cert = $dir/{name}.pem
 signer_key = $dir/{name}.key
-signer_digest = sha256
+signer_digest = sha384
 default_policy = 1.2.3.4.1
 other_policies = 1.2.3.4.5.6
 digests = sha256, sha384, sha512
@@ -130,11 +130,12 @@ ess_cert_id_alg = sha256
 
 
 def make_tsa(work, name, org):
-    """A TSA root (P-384) and signing certificate (P-256, critical EKU
-    timeStamping) and the `openssl ts` config using them, as WORKDIR/NAME*."""
+    """A TSA root (P-384) and signing certificate (P-384, as Sigstore's
+    public-good TSA's; critical EKU timeStamping) and the `openssl ts`
+    config using them, as WORKDIR/NAME*."""
     root_key = ec.generate_private_key(ec.SECP384R1())
     root = root_ca(root_key, dn(org, f"{name} root"), 0)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP384R1())
     cert = (x509.CertificateBuilder().subject_name(dn(org, f"{name} signer")).issuer_name(root.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - day).not_valid_after(now + 365 * day)
@@ -261,8 +262,9 @@ def openssl(*args, cwd):
 
 
 def timestamp(work, tsa, data):
-    """An RFC 3161 TimeStampToken (CMS ContentInfo DER) over `data` from the
-    `openssl ts` TSA named `tsa` in WORKDIR."""
+    """An RFC 3161 TimeStampResp (DER: status and the CMS token) over `data`
+    from the `openssl ts` TSA named `tsa` in WORKDIR: what Sigstore bundles
+    carry as `signedTimestamp`."""
     work = os.path.abspath(work)
     with tempfile.TemporaryDirectory() as tmp:
         write(os.path.join(tmp, "sig.bin"), data)
@@ -271,8 +273,7 @@ def timestamp(work, tsa, data):
                 "-inkey", f"{work}/{tsa}.key", "-signer", f"{work}/{tsa}.pem", "-out", "r.tsr", cwd=tmp)
         text = openssl("ts", "-reply", "-in", "r.tsr", "-text", cwd=tmp).decode()
         assert "Status: Granted." in text, text
-        openssl("ts", "-reply", "-in", "r.tsr", "-token_out", "-out", "token.der", cwd=tmp)
-        with open(os.path.join(tmp, "token.der"), "rb") as f:
+        with open(os.path.join(tmp, "r.tsr"), "rb") as f:
             return f.read()
 
 
