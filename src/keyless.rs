@@ -114,8 +114,8 @@ pub fn verify_set(root: &TrustedRoot, entry: &LogEntry<'_>, set: &[u8]) -> Resul
     let log_key = root
         .tlogs
         .iter()
-        .find(|(id, _)| hex::encode(id) == entry.log_id)
-        .map(|(_, k)| k)
+        .find(|(id, _, valid)| hex::encode(id) == entry.log_id && valid.contains(entry.integrated_time))
+        .map(|(_, k, _)| k)
         .ok_or(KeylessProblem::BadTimestamp)?;
     use p256::ecdsa::signature::Verifier as _;
     log_key
@@ -189,7 +189,7 @@ pub fn verify_inclusion_proof(
         };
         root.tlogs
             .iter()
-            .any(|(id, key)| &id[..4] == hint && key.verify(text.as_bytes(), &sig).is_ok())
+            .any(|(id, key, _)| &id[..4] == hint && key.verify(text.as_bytes(), &sig).is_ok())
     });
     if signed {
         Ok(())
@@ -306,7 +306,7 @@ pub fn verify_leaf(
     // Certificate transparency (RFC 6962): with CT logs in the trusted
     // root, as Sigstore's has, an SCT by one of them must be embedded.
     if !root.ctlogs.is_empty() {
-        crate::sct::verify_embedded(leaf_der, issuer.public_key().raw, &root.ctlogs)
+        crate::sct::verify_embedded(leaf_der, issuer.public_key().raw, &root.ctlogs, root.required_scts)
             .map_err(|e| KeylessProblem::Sct(e.to_string()))?;
     }
     let key = {
@@ -435,11 +435,13 @@ mod tests {
         let spki = key.verifying_key().to_public_key_der().unwrap();
         TrustedRoot {
             cas: Vec::new(),
-            tlogs: vec![([0; 32], *key.verifying_key())],
+            tlogs: vec![([0; 32], *key.verifying_key(), Default::default())],
             rekor_v2: Vec::new(),
             tsas: Vec::new(),
             ctlogs: Vec::new(),
             digest: crate::registry::digest::sha256_of(spki.as_bytes()),
+            required_scts: 1,
+            required_timestamps: 1,
         }
     }
 

@@ -59,8 +59,9 @@ pub fn is_v2(tlog: &serde_json::Value) -> bool {
 /// Verifies a Rekor v2 entry for a DSSE `payload` signed with `signature`
 /// by the certificate `leaf` (DER): the entry records them, it is in a log
 /// of the trusted root (inclusion proof to a checkpoint that log signed),
-/// and a trusted timestamp authority timestamped the signature. Returns the
-/// timestamp's time, at which the certificate must have been valid.
+/// and the required number of trusted timestamp authorities timestamped
+/// the signature. Returns the timestamps' times (at least one), at each of
+/// which the certificate must have been valid.
 pub fn verify_entry(
     root: &TrustedRoot,
     tlog: &serde_json::Value,
@@ -68,7 +69,7 @@ pub fn verify_entry(
     signature: &[u8],
     leaf: &[u8],
     timestamps: &serde_json::Value,
-) -> Result<i64, KeylessProblem> {
+) -> Result<Vec<i64>, KeylessProblem> {
     let (kind, version) = (
         tlog["kindVersion"]["kind"].as_str().unwrap_or(""),
         tlog["kindVersion"]["version"].as_str().unwrap_or(""),
@@ -84,9 +85,9 @@ pub fn verify_entry(
         .and_then(|b| B64.decode(b).ok())
         .ok_or_else(|| KeylessProblem::Malformed("the entry body is not base64".into()))?;
     entry_records(&body, payload, signature, leaf)?;
-    let time = signing_time(root, signature, timestamps)?;
-    verify_inclusion(root, &body, tlog, time)?;
-    Ok(time)
+    let times = signing_times(root, signature, timestamps)?;
+    verify_inclusion(root, &body, tlog, times[0])?;
+    Ok(times)
 }
 
 /// A `dsse` 0.0.2 body names the payload's SHA-256, the signature and the
@@ -167,9 +168,9 @@ fn verify_inclusion(
     }
 }
 
-/// The time of the first RFC 3161 timestamp of `signature` by a trusted
-/// authority.
-fn signing_time(root: &TrustedRoot, signature: &[u8], data: &serde_json::Value) -> Result<i64, KeylessProblem> {
+/// The times of the RFC 3161 timestamps of `signature` by trusted
+/// authorities, one per authority, as many as the policy requires.
+fn signing_times(root: &TrustedRoot, signature: &[u8], data: &serde_json::Value) -> Result<Vec<i64>, KeylessProblem> {
     let tokens: Vec<&str> = data["rfc3161Timestamps"]
         .as_array()
         .into_iter()
@@ -182,18 +183,27 @@ fn signing_time(root: &TrustedRoot, signature: &[u8], data: &serde_json::Value) 
         )));
     }
     let mut last = None;
+    let mut by: Vec<(usize, i64)> = Vec::new();
     for token in tokens {
         let der = B64
             .decode(token)
             .map_err(|_| KeylessProblem::Malformed("a signedTimestamp is not base64".into()))?;
         match crate::rfc3161::verify(&der, signature, &root.tsas) {
-            Ok(time) => return Ok(time),
+            Ok((time, tsa)) if !by.iter().any(|(t, _)| *t == tsa) => by.push((tsa, time)),
+            Ok(_) => {}
             Err(e) => last = Some(e),
         }
     }
-    Err(match last {
-        Some(e) => KeylessProblem::BadRfc3161(e.to_string()),
-        None => KeylessProblem::NotTimestamped,
+    let required = root.required_timestamps.max(1);
+    if by.len() >= required {
+        return Ok(by.into_iter().map(|(_, time)| time).collect());
+    }
+    Err(match (by.len(), last) {
+        (0, Some(e)) => KeylessProblem::BadRfc3161(e.to_string()),
+        (0, None) => KeylessProblem::NotTimestamped,
+        (found, _) => KeylessProblem::BadRfc3161(format!(
+            "RFC 3161 timestamps by {found} distinct trusted authorities verify; the policy requires {required}"
+        )),
     })
 }
 

@@ -267,8 +267,8 @@ fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]]) -> Vec<X509Cer
 }
 
 /// Verifies `token` (DER) as a timestamp of `signed` by one of `tsas`;
-/// returns its time (seconds since the epoch).
-pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Result<i64, TimestampProblem> {
+/// returns its time (seconds since the epoch) and which authority signed.
+pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Result<(i64, usize), TimestampProblem> {
     let t = parse_token(token)?;
     check_signed_attrs(&t)?;
     let (imprint_alg, imprint, time) = read_tst_info(t.tst_info)?;
@@ -279,18 +279,14 @@ pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Resul
     // (RFC 5652 §5.4): the [0] IMPLICIT tag replaced by 0x31.
     let mut attrs = t.signed_attrs.raw.to_vec();
     attrs[0] = 0x31;
-    let trusted = tsas.iter().any(|tsa| {
+    let by = tsas.iter().position(|tsa| {
         let in_window = tsa.valid_from.is_none_or(|f| f <= time) && tsa.valid_to.is_none_or(|u| time <= u);
         in_window
             && signers(tsa, &t.certificates).iter().any(|cert| {
                 timestamping_at(cert, time) && signed_by(cert, t.signature_alg, t.digest_alg, &attrs, t.signature)
             })
     });
-    if trusted {
-        Ok(time)
-    } else {
-        Err(TimestampProblem::Untrusted)
-    }
+    by.map(|i| (time, i)).ok_or(TimestampProblem::Untrusted)
 }
 
 #[cfg(test)]

@@ -38,6 +38,16 @@ pub enum SctProblem {
     /// No SCT by a trusted log verifies.
     #[error("no signed certificate timestamp by a certificate transparency log of the trusted root verifies")]
     Untrusted,
+    /// Fewer than the policy requires.
+    #[error(
+        "signed certificate timestamps by {found} distinct trusted CT logs verify; the policy requires {required}"
+    )]
+    TooFew {
+        /// Distinct logs whose SCT verified.
+        found: usize,
+        /// Required.
+        required: usize,
+    },
 }
 
 /// One SCT of a list.
@@ -125,8 +135,8 @@ fn split_certificate(cert: &[u8]) -> Result<Option<Precert>, SctProblem> {
 }
 
 /// Checks that `leaf` (DER), issued by the holder of `issuer_spki` (DER),
-/// carries an SCT by one of `logs` that verifies.
-pub fn verify_embedded(leaf: &[u8], issuer_spki: &[u8], logs: &[CtLog]) -> Result<(), SctProblem> {
+/// carries SCTs that verify by `required` distinct logs of `logs`.
+pub fn verify_embedded(leaf: &[u8], issuer_spki: &[u8], logs: &[CtLog], required: usize) -> Result<(), SctProblem> {
     let Precert { list, tbs: precert_tbs } = split_certificate(leaf)?.ok_or(SctProblem::Missing)?;
     let (scts, rest) = u16_prefixed(&list).ok_or(SctProblem::Malformed("the SCT list"))?;
     if !rest.is_empty() {
@@ -137,6 +147,7 @@ pub fn verify_embedded(leaf: &[u8], issuer_spki: &[u8], logs: &[CtLog]) -> Resul
         .ok()
         .filter(|l| *l < 1 << 24)
         .ok_or(SctProblem::Malformed("certificate too large"))?;
+    let mut verified: Vec<&[u8]> = Vec::new();
     let mut rest = scts;
     while !rest.is_empty() {
         let (one, r) = u16_prefixed(rest).ok_or(SctProblem::Malformed("an SCT's length"))?;
@@ -165,11 +176,15 @@ pub fn verify_embedded(leaf: &[u8], issuer_spki: &[u8], logs: &[CtLog]) -> Resul
         signed.extend_from_slice(sct.extensions);
         use p256::ecdsa::signature::Verifier as _;
         let ok = p256::ecdsa::Signature::from_der(sct.signature).is_ok_and(|s| log.key.verify(&signed, &s).is_ok());
-        if ok {
-            return Ok(());
+        if ok && !verified.contains(&sct.log_id) {
+            verified.push(sct.log_id);
         }
     }
-    Err(SctProblem::Untrusted)
+    match verified.len() {
+        n if n >= required.max(1) => Ok(()),
+        0 => Err(SctProblem::Untrusted),
+        found => Err(SctProblem::TooFew { found, required }),
+    }
 }
 
 #[cfg(test)]
@@ -198,7 +213,7 @@ mod tests {
     #[test]
     fn garbage_certificates_are_refused_by_name() {
         for bad in [&b""[..], b"\x30\x00", b"\x30\x03\x02\x01\x00", b"\x04\x00"] {
-            assert!(verify_embedded(bad, b"", &[]).is_err());
+            assert!(verify_embedded(bad, b"", &[], 1).is_err());
         }
     }
 }

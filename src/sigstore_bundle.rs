@@ -118,14 +118,18 @@ pub fn verify(
             let root = root.ok_or_else(|| unsupported("keyless bundle, but the policy has no trusted_root"))?;
             let leaf = b64.decode(leaf).map_err(|_| unsupported("certificate is not base64"))?;
             let tlog = &material["tlogEntries"][0];
-            let time = if crate::rekor_v2::is_v2(tlog) {
-                // Rekor v2: an inclusion proof and an RFC 3161 timestamp.
+            let times = if crate::rekor_v2::is_v2(tlog) {
+                // Rekor v2: an inclusion proof and RFC 3161 timestamps.
                 let stamps = &material["timestampVerificationData"];
                 crate::rekor_v2::verify_entry(root, tlog, &payload, &signature, &leaf, stamps)?
             } else {
-                rekor_v1(root, tlog, &payload, &signature, &leaf)?
+                vec![rekor_v1(root, tlog, &payload, &signature, &leaf)?]
             };
-            let (key, identity) = verify_leaf(root, &leaf, time)?;
+            // The certificate must have been valid at every verified time.
+            let (key, identity) = verify_leaf(root, &leaf, times[0])?;
+            for t in &times[1..] {
+                verify_leaf(root, &leaf, *t)?;
+            }
             if !PublicKey::EcdsaP256(key).verifies(&message, &signature) {
                 return Err(KeylessProblem::BadSignature.into());
             }

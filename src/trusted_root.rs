@@ -52,8 +52,9 @@ fn origin_of(base_url: &str) -> Option<&str> {
 pub struct TrustedRoot {
     /// DER certificates of the Fulcio CAs (roots and intermediates).
     pub(crate) cas: Vec<Vec<u8>>,
-    /// Transparency logs: SHA-256 of the key's SPKI (the log ID), and key.
-    pub(crate) tlogs: Vec<([u8; 32], p256::ecdsa::VerifyingKey)>,
+    /// Transparency logs: SHA-256 of the key's SPKI (the log ID), key, and
+    /// when it may be relied on.
+    pub(crate) tlogs: Vec<([u8; 32], p256::ecdsa::VerifyingKey, Window)>,
     /// Rekor v2 logs (Ed25519 keys): checkpoints are signed notes whose key
     /// name is the log's origin, the host of its `baseUrl`.
     pub(crate) rekor_v2: Vec<(vouch_ledger::VerifierKey, Window)>,
@@ -64,9 +65,25 @@ pub struct TrustedRoot {
     pub(crate) ctlogs: Vec<crate::sct::CtLog>,
     /// SHA-256 of the file, which a policy's digest pins.
     pub digest: Digest,
+    /// SCTs by distinct CT logs a certificate needs when the root lists CT
+    /// logs (the policy's `[sigstore] ct_logs`; Sigstore's default, 1).
+    pub required_scts: usize,
+    /// RFC 3161 timestamps by distinct authorities a Rekor v2 entry needs
+    /// (the policy's `[sigstore] timestamps`; default 1).
+    pub required_timestamps: usize,
 }
 
 impl TrustedRoot {
+    /// How many CT logs the root lists.
+    pub fn ct_log_count(&self) -> usize {
+        self.ctlogs.len()
+    }
+
+    /// How many timestamp authorities the root lists.
+    pub fn timestamp_authority_count(&self) -> usize {
+        self.tsas.len()
+    }
+
     /// Parses a Sigstore `trusted_root.json`: its `certificateAuthorities`,
     /// its `tlogs` (ECDSA P-256 keys, as Rekor v1's are; Ed25519 keys, as
     /// Rekor v2's are) and its `timestampAuthorities`.
@@ -100,7 +117,8 @@ impl TrustedRoot {
                 .and_then(|r| b64.decode(r).ok())
                 .ok_or("a log key's rawBytes is not base64")?;
             if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) {
-                tlogs.push((sha2::Sha256::digest(&der).into(), key));
+                let valid = Window::parse(&log["publicKey"]["validFor"])?;
+                tlogs.push((sha2::Sha256::digest(&der).into(), key, valid));
             } else if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_der(&der) {
                 // A log whose origin cannot be named is skipped, not fatal:
                 // the other logs of the root still count.
@@ -141,6 +159,8 @@ impl TrustedRoot {
             tsas,
             ctlogs,
             digest: crate::registry::digest::sha256_of(bytes),
+            required_scts: 1,
+            required_timestamps: 1,
         })
     }
 }

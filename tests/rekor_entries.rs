@@ -131,3 +131,74 @@ fn keyless_attestations_logged_as_intoto_v001_entries_count() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn a_policy_can_require_timestamps_by_more_authorities() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    use base64::Engine as _;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rekor_v2_sign.py");
+    let (ok, out) = run(Command::new("python3").arg(script).arg("setup").arg(w));
+    assert!(ok, "{out}");
+    // The root also lists the second authority (whose timestamps the
+    // signer does not add): two authorities, one timestamp.
+    let der = |name: &str| {
+        let pem = std::fs::read(w.join(name)).unwrap();
+        let (_, block) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(block.contents)
+    };
+    let root_path = w.join("trusted_root.json");
+    let mut root: serde_json::Value = serde_json::from_slice(&std::fs::read(&root_path).unwrap()).unwrap();
+    let other = serde_json::json!({
+        "subject": {"organization": "vouch test", "commonName": "other"},
+        "certChain": {"certificates": [{"rawBytes": der("other-tsa.pem")}, {"rawBytes": der("other-tsa-root.pem")}]},
+        "validFor": {"start": "2020-01-01T00:00:00Z"}
+    });
+    root["timestampAuthorities"].as_array_mut().unwrap().push(other);
+    std::fs::write(&root_path, serde_json::to_vec(&root).unwrap()).unwrap();
+    let (issuer, subject) = ("https://issuer.test", "dev@example.test");
+    let policy = |timestamps: usize| {
+        format!(
+            "version = 1\nname = \"two-tsas\"\ntrusted_root = \"trusted_root.json\"\n\
+             [sigstore]\ntimestamps = {timestamps}\n\
+             [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n"
+        )
+    };
+    // More than the root lists is refused when the policy loads.
+    std::fs::write(w.join("three.toml"), policy(3)).unwrap();
+    let err = vouch::policy::Policy::load(&w.join("three.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[sigstore] timestamps = 3: give between 1 and the 2"),
+        "{err}"
+    );
+    std::fs::write(w.join("policy.toml"), policy(2)).unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let digest = common::witnesses::push_tiny_image(&addr, "two/app", "v1", "two tsas");
+    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+    let head = common::http(&addr, "HEAD", "/v2/two/app/manifests/v1", &[accept], &[]).unwrap();
+    let size = head.header("content-length").unwrap().to_owned();
+    let sign_v1 = "https://sigstore.dev/cosign/sign/v1";
+    let wd = w.to_str().unwrap();
+    let (ok, out) = run(Command::new("python3")
+        .arg(script)
+        .args(["bundle", &addr, "two/app", &digest, wd, subject, issuer, sign_v1])
+        .env("SUBJECT_SIZE", &size));
+    assert!(ok, "{out}");
+    let r = common::http(&addr, "GET", "/v2/two/app/manifests/v1", &[accept], &[]).unwrap();
+    let body = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, 403, "{body}");
+    assert!(
+        body.contains("timestamps by 1 distinct trusted authorities verify; the policy requires 2"),
+        "{body}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

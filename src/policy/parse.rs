@@ -18,6 +18,16 @@ struct PolicyFile {
     rules: Vec<RuleFile>,
     #[serde(default)]
     unreferenced_blobs: Unreferenced,
+    sigstore: Option<SigstoreFile>,
+}
+
+/// `[sigstore]`: how much keyless evidence the trusted root's parts must
+/// give (each at least 1, at most what the root lists).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigstoreFile {
+    ct_logs: Option<usize>,
+    timestamps: Option<usize>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -143,12 +153,26 @@ impl Policy {
             Some(value) => {
                 let bytes =
                     std::fs::read(base.join(value)).map_err(|e| invalid(format!("trusted_root {value}: {e}")))?;
-                Some(
-                    crate::keyless::TrustedRoot::parse(&bytes)
-                        .map_err(|e| invalid(format!("trusted_root {value}: {e}")))?,
-                )
+                let mut root = crate::keyless::TrustedRoot::parse(&bytes)
+                    .map_err(|e| invalid(format!("trusted_root {value}: {e}")))?;
+                if let Some(sigstore) = &file.sigstore {
+                    let within = |what: &str, n: Option<usize>, listed: usize| match n {
+                        None => Ok(1),
+                        Some(n) if (1..=listed).contains(&n) => Ok(n),
+                        Some(n) => Err(invalid(format!(
+                            "[sigstore] {what} = {n}: give between 1 and the {listed} the trusted root lists"
+                        ))),
+                    };
+                    root.required_scts = within("ct_logs", sigstore.ct_logs, root.ct_log_count())?;
+                    root.required_timestamps =
+                        within("timestamps", sigstore.timestamps, root.timestamp_authority_count())?;
+                }
+                Some(root)
             }
         };
+        if file.sigstore.is_some() && trusted_root.is_none() {
+            return Err(invalid("[sigstore] needs trusted_root".into()));
+        }
         let mut identities = BTreeMap::new();
         for (name, id) in &file.identities {
             if keys.contains_key(name) {
@@ -443,6 +467,12 @@ impl Policy {
         // their digests.
         if let Some(root) = &self.trusted_root {
             doc["trusted_root"] = root.digest.as_str().into();
+            if (root.required_scts, root.required_timestamps) != (1, 1) {
+                doc["sigstore"] = serde_json::json!({
+                    "ct_logs": root.required_scts,
+                    "timestamps": root.required_timestamps,
+                });
+            }
         }
         if self.unreferenced_blobs != Unreferenced::Deny {
             doc["unreferenced_blobs"] = serde_json::to_value(self.unreferenced_blobs).expect("serialize");
