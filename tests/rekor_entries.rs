@@ -13,6 +13,34 @@ mod common;
 use common::run;
 use std::process::{Command, Stdio};
 
+const V2_SIGNER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rekor_v2_sign.py");
+const ISSUER: &str = "https://issuer.test";
+const SUBJECT: &str = "dev@example.test";
+
+/// Pushes a small image to `<repo>:v1`, has the Rekor v2 signer push a
+/// signature bundle for it (`variant` broken, or sound if empty), and
+/// returns the answer to a pull of it.
+fn pushed_and_bundled(addr: &str, w: &std::path::Path, repo: &str, variant: &str) -> common::Resp {
+    let digest = common::witnesses::push_tiny_image(addr, repo, "v1", repo);
+    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
+    let path = format!("/v2/{repo}/manifests/v1");
+    let head = common::http(addr, "HEAD", &path, &[accept], &[]).unwrap();
+    // The signer cannot read a quarantined manifest: it is told its size.
+    let size = head.header("content-length").unwrap().to_owned();
+    let wd = w.to_str().unwrap();
+    let sign_v1 = "https://sigstore.dev/cosign/sign/v1";
+    let mut args = vec!["bundle", addr, repo, &digest, wd, SUBJECT, ISSUER, sign_v1];
+    if !variant.is_empty() {
+        args.push(variant);
+    }
+    let (ok, out) = run(Command::new("python3")
+        .arg(V2_SIGNER)
+        .args(&args)
+        .env("SUBJECT_SIZE", &size));
+    assert!(ok, "{variant}: {out}");
+    common::http(addr, "GET", &path, &[accept], &[]).unwrap()
+}
+
 #[test]
 fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refused() {
     if !common::have_python_module("cryptography") {
@@ -20,11 +48,9 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
     }
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rekor_v2_sign.py");
-    let (ok, out) = run(Command::new("python3").arg(script).arg("setup").arg(w));
+    let (ok, out) = run(Command::new("python3").arg(V2_SIGNER).arg("setup").arg(w));
     assert!(ok, "{out}");
-    let (issuer, subject) = ("https://issuer.test", "dev@example.test");
-    let sign_v1 = "https://sigstore.dev/cosign/sign/v1";
+    let (issuer, subject) = (ISSUER, SUBJECT);
     std::fs::write(
         w.join("policy.toml"),
         format!(
@@ -39,24 +65,7 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
         common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
     // One image per bundle, so that each denial names exactly its problem
     // (a denial names at most five evidence problems).
-    let push = |repo: &str, variant: &str| {
-        let digest = common::witnesses::push_tiny_image(&addr, repo, "v1", repo);
-        let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
-        let path = format!("/v2/{repo}/manifests/v1");
-        let head = common::http(&addr, "HEAD", &path, &[accept], &[]).unwrap();
-        let size = head.header("content-length").unwrap().to_owned();
-        let wd = w.to_str().unwrap();
-        let mut args = vec!["bundle", &addr, repo, &digest, wd, subject, issuer, sign_v1];
-        if !variant.is_empty() {
-            args.push(variant);
-        }
-        let (ok, out) = run(Command::new("python3")
-            .arg(script)
-            .args(&args)
-            .env("SUBJECT_SIZE", &size));
-        assert!(ok, "{variant}: {out}");
-        common::http(&addr, "GET", &path, &[accept], &[]).unwrap()
-    };
+    let push = |repo: &str, variant: &str| pushed_and_bundled(&addr, w, repo, variant);
     for (variant, why) in [
         ("no-timestamp", "needs an RFC 3161 timestamp of the signature"),
         ("untrusted-tsa", "not signed by a trusted timestamp authority"),
@@ -140,8 +149,7 @@ fn a_policy_can_require_timestamps_by_more_authorities() {
     use base64::Engine as _;
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rekor_v2_sign.py");
-    let (ok, out) = run(Command::new("python3").arg(script).arg("setup").arg(w));
+    let (ok, out) = run(Command::new("python3").arg(V2_SIGNER).arg("setup").arg(w));
     assert!(ok, "{out}");
     // The root also lists the second authority (whose timestamps the
     // signer does not add): two authorities, one timestamp.
@@ -159,7 +167,7 @@ fn a_policy_can_require_timestamps_by_more_authorities() {
     });
     root["timestampAuthorities"].as_array_mut().unwrap().push(other);
     std::fs::write(&root_path, serde_json::to_vec(&root).unwrap()).unwrap();
-    let (issuer, subject) = ("https://issuer.test", "dev@example.test");
+    let (issuer, subject) = (ISSUER, SUBJECT);
     let policy = |timestamps: usize| {
         format!(
             "version = 1\nname = \"two-tsas\"\ntrusted_root = \"trusted_root.json\"\n\
@@ -181,18 +189,7 @@ fn a_policy_can_require_timestamps_by_more_authorities() {
     let policy = w.join("policy.toml");
     let (mut server, addr) =
         common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
-    let digest = common::witnesses::push_tiny_image(&addr, "two/app", "v1", "two tsas");
-    let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
-    let head = common::http(&addr, "HEAD", "/v2/two/app/manifests/v1", &[accept], &[]).unwrap();
-    let size = head.header("content-length").unwrap().to_owned();
-    let sign_v1 = "https://sigstore.dev/cosign/sign/v1";
-    let wd = w.to_str().unwrap();
-    let (ok, out) = run(Command::new("python3")
-        .arg(script)
-        .args(["bundle", &addr, "two/app", &digest, wd, subject, issuer, sign_v1])
-        .env("SUBJECT_SIZE", &size));
-    assert!(ok, "{out}");
-    let r = common::http(&addr, "GET", "/v2/two/app/manifests/v1", &[accept], &[]).unwrap();
+    let r = pushed_and_bundled(&addr, w, "two/app", "");
     let body = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, 403, "{body}");
     assert!(

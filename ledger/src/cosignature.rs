@@ -14,7 +14,7 @@
 //! (§"Ed25519 signed message"). Key ids use signature type 0x04 (§"Format"),
 //! so a cosigner key can never be mistaken for a log's note key (0x01).
 
-use crate::note::{canonical_b64, parse_hex_id, valid_key_name, Note, NoteSignature};
+use crate::note::{parse_key_text, valid_key_name, Note, NoteSignature};
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
@@ -67,24 +67,6 @@ pub fn signed_message(checkpoint_text: &str, timestamp: u64) -> Vec<u8> {
     format!("cosignature/v1\ntime {timestamp}\n{checkpoint_text}").into_bytes()
 }
 
-/// `<name>+<hex id>+<base64(type || 32 bytes)>` split and checked.
-fn parse_key_text(text: &str) -> Result<(&str, u32, [u8; 32]), &'static str> {
-    let mut parts = text.trim_end_matches('\n').splitn(3, '+');
-    let (name, id, key) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(n), Some(i), Some(k)) => (n, i, k),
-        _ => return Err("expected <name>+<hex id>+<base64 key>"),
-    };
-    if !valid_key_name(name) {
-        return Err("invalid key name");
-    }
-    let id = parse_hex_id(id).ok_or("key id is not 8 lowercase hex digits")?;
-    let raw = canonical_b64(key).ok_or("key is not canonical base64")?;
-    if raw.len() != 33 || raw[0] != COSIGNATURE_V1_TYPE {
-        return Err("key is not 0x04 (cosignature/v1) followed by 32 bytes");
-    }
-    Ok((name, id, raw[1..].try_into().expect("32 bytes")))
-}
-
 /// A witness's public key: the vkey form with signature type 0x04.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CosignerKey {
@@ -111,7 +93,7 @@ impl CosignerKey {
     /// Parses `<name>+<hex id>+<base64(0x04 || key)>`; the id must match.
     pub fn parse(text: &str) -> Result<Self, CosignatureError> {
         let bad = |reason| CosignatureError::BadKey { reason };
-        let (name, id, raw) = parse_key_text(text).map_err(bad)?;
+        let (name, id, raw) = parse_key_text(text, COSIGNATURE_V1_TYPE).map_err(bad)?;
         let key = VerifyingKey::from_bytes(&raw).map_err(|_| bad("not a valid Ed25519 public key"))?;
         if cosigner_key_id(name, &key) != id {
             return Err(bad("key id does not match the key"));
@@ -206,7 +188,7 @@ impl Cosigner {
             .trim_end_matches('\n')
             .strip_prefix("PRIVATE+KEY+")
             .ok_or(bad("missing PRIVATE+KEY+ prefix"))?;
-        let (name, id, seed) = parse_key_text(rest).map_err(bad)?;
+        let (name, id, seed) = parse_key_text(rest, COSIGNATURE_V1_TYPE).map_err(bad)?;
         let cosigner = Self::new(name, SigningKey::from_bytes(&seed))?;
         if cosigner.verifier.id != id {
             return Err(bad("key id does not match the key"));

@@ -102,6 +102,30 @@ pub(crate) fn canonical_b64(text: &str) -> Option<Vec<u8>> {
     (B64.encode(&bytes) == text).then_some(bytes)
 }
 
+/// `<name>+<hex id>+<base64(type || 32 bytes)>` split and checked: a valid
+/// name, 8 lowercase hex digits, canonical base64 of `type` and 32 bytes
+/// (a key, or a seed in private key text). The id is the caller's to check.
+pub(crate) fn parse_key_text(text: &str, type_byte: u8) -> Result<(&str, u32, [u8; 32]), &'static str> {
+    let mut parts = text.trim_end_matches('\n').splitn(3, '+');
+    let (name, id, key) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(n), Some(i), Some(k)) => (n, i, k),
+        _ => return Err("expected <name>+<hex id>+<base64 key>"),
+    };
+    if !valid_key_name(name) {
+        return Err("invalid key name");
+    }
+    let id = parse_hex_id(id).ok_or("key id is not 8 lowercase hex digits")?;
+    let raw = canonical_b64(key).ok_or("key is not canonical base64")?;
+    if raw.len() != 33 || raw[0] != type_byte {
+        return Err(if type_byte == ED25519_TYPE {
+            "key is not 0x01 followed by 32 bytes of an Ed25519 key"
+        } else {
+            "key is not 0x04 (cosignature/v1) followed by 32 bytes"
+        });
+    }
+    Ok((name, id, raw[1..].try_into().expect("32 bytes")))
+}
+
 /// A public Ed25519 note verifier key, `<name>+<hex id>+<base64(0x01 || key)>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifierKey {
@@ -128,22 +152,8 @@ impl VerifierKey {
     /// Parses the vkey text form; the id must match the key.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let bad = |reason| NoteError::BadVerifierKey { reason };
-        let text = text.trim_end_matches('\n');
-        let mut parts = text.splitn(3, '+');
-        let (name, id, key) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(n), Some(i), Some(k)) => (n, i, k),
-            _ => return Err(bad("expected <name>+<hex id>+<base64 key>")),
-        };
-        if !valid_key_name(name) {
-            return Err(bad("invalid key name"));
-        }
-        let id = parse_hex_id(id).ok_or(bad("key id is not 8 lowercase hex digits"))?;
-        let raw = canonical_b64(key).ok_or(bad("key is not canonical base64"))?;
-        if raw.len() != 33 || raw[0] != ED25519_TYPE {
-            return Err(bad("key is not 0x01 followed by a 32-byte Ed25519 key"));
-        }
-        let key = VerifyingKey::from_bytes(raw[1..].try_into().expect("32 bytes"))
-            .map_err(|_| bad("not a valid Ed25519 public key"))?;
+        let (name, id, raw) = parse_key_text(text, ED25519_TYPE).map_err(bad)?;
+        let key = VerifyingKey::from_bytes(&raw).map_err(|_| bad("not a valid Ed25519 public key"))?;
         if key_id(name, &key) != id {
             return Err(bad("key id does not match the key"));
         }
@@ -234,21 +244,12 @@ impl NoteSigner {
     /// Parses the private key text form.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let bad = |reason| NoteError::BadSignerKey { reason };
-        let text = text.trim_end_matches('\n');
         let rest = text
+            .trim_end_matches('\n')
             .strip_prefix("PRIVATE+KEY+")
             .ok_or(bad("missing PRIVATE+KEY+ prefix"))?;
-        let mut parts = rest.splitn(3, '+');
-        let (name, id, key) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(n), Some(i), Some(k)) => (n, i, k),
-            _ => return Err(bad("expected PRIVATE+KEY+<name>+<hex id>+<base64 key>")),
-        };
-        let id = parse_hex_id(id).ok_or(bad("key id is not 8 lowercase hex digits"))?;
-        let raw = canonical_b64(key).ok_or(bad("key is not canonical base64"))?;
-        if raw.len() != 33 || raw[0] != ED25519_TYPE {
-            return Err(bad("key is not 0x01 followed by a 32-byte Ed25519 seed"));
-        }
-        let signer = Self::new(name, SigningKey::from_bytes(raw[1..].try_into().expect("32")))?;
+        let (name, id, seed) = parse_key_text(rest, ED25519_TYPE).map_err(bad)?;
+        let signer = Self::new(name, SigningKey::from_bytes(&seed))?;
         if signer.verifier.id != id {
             return Err(bad("key id does not match the key"));
         }

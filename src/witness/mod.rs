@@ -5,7 +5,8 @@
 //! For each log it trusts (by the log's note verifier key, whose name is the
 //! log's origin) it remembers the latest checkpoint it cosigned, and cosigns
 //! a new one only with a consistency proof from it. The decision is
-//! [`vouch_ledger::witness::decide`]; this module adds HTTP, the durable
+//! [`vouch_ledger::witness::decide`] (its signature checks before the
+//! lock, its growth checks under it); this module adds HTTP, the durable
 //! record ([`state`]) and a rate limit per log.
 //!
 //! Commit point: the new record is written with a synced RocksDB write
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vouch_ledger::cosignature::Cosigner;
-use vouch_ledger::witness::{authenticate, decide, AddCheckpoint, Refusal, MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE};
+use vouch_ledger::witness::{authenticate, check_growth, AddCheckpoint, Refusal, MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE};
 use vouch_ledger::VerifierKey;
 
 /// Where the witness's private key is kept, in its data directory.
@@ -85,7 +86,7 @@ impl Witness {
             return (429, text, msg.into_bytes());
         }
         let result = self.state.update(&checkpoint.origin, |latest| {
-            decide(&req, &self.logs, latest).map(|(_, record)| (record, ()))
+            check_growth(&req, &checkpoint, latest).map(|record| (record, ()))
         });
         match result {
             // Cosign the signed text exactly as received.

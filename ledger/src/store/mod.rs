@@ -18,7 +18,7 @@
 //! level L from the full tiles of level L-1) and are rebuilt at open.
 
 mod keyfile;
-mod proofs;
+mod reads;
 mod sequencer;
 
 pub use keyfile::{load_or_create_signer, load_signer, KeyFileError};
@@ -305,29 +305,6 @@ impl Ledger {
     /// The root hash at the current size.
     pub fn root(&self) -> Hash {
         self.state().root
-    }
-
-    /// Entry `index`, if committed.
-    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, ReadError> {
-        if index >= self.size() {
-            return Ok(None);
-        }
-        Ok(self
-            .shared
-            .db
-            .get_cf(cf(&self.shared.db, CF_ENTRIES), index.to_be_bytes())?)
-    }
-
-    /// The bytes of a tile or entry bundle (c2sp.org/tlog-tiles), or `None` if
-    /// the current tree does not have it at that width. A partial tile may be
-    /// asked for at any width up to the current one.
-    pub fn tile(&self, addr: TileAddr) -> Result<Option<Vec<u8>>, ReadError> {
-        let reader = self.reader();
-        let size = reader.state.edge.size();
-        match TileAddr::for_tree(addr.kind, addr.index, size) {
-            Some(have) if addr.width <= have.width => reader.read_prefix(addr).map(Some),
-            _ => Ok(None),
-        }
     }
 
     /// Recomputes every tile and the root from the stored entries and compares

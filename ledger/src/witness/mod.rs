@@ -160,16 +160,18 @@ pub fn decide(
     logs: &[VerifierKey],
     latest: Option<Witnessed>,
 ) -> Result<(Checkpoint, Witnessed), Refusal> {
-    let note = Note::parse(&req.checkpoint).map_err(|e| Refusal::Malformed(format!("checkpoint note: {e}")))?;
-    let checkpoint = Checkpoint::parse(note.text()).map_err(|e| Refusal::Malformed(format!("checkpoint: {e}")))?;
-    let keys: Vec<&VerifierKey> = logs.iter().filter(|k| k.name() == checkpoint.origin).collect();
-    if keys.is_empty() {
-        return Err(Refusal::UnknownLog(checkpoint.origin));
-    }
-    check_log_signature(&note, &keys).map_err(|reason| Refusal::NotSigned {
-        origin: checkpoint.origin.clone(),
-        reason,
-    })?;
+    let (_, checkpoint) = authenticate(req, logs)?;
+    let record = check_growth(req, &checkpoint, latest)?;
+    Ok((checkpoint, record))
+}
+
+/// The checks of [`decide`] that need the record, for a checkpoint that
+/// [`authenticate`] accepted: returns the record to persist.
+pub fn check_growth(
+    req: &AddCheckpoint,
+    checkpoint: &Checkpoint,
+    latest: Option<Witnessed>,
+) -> Result<Witnessed, Refusal> {
     let (old, size) = (req.old, checkpoint.size);
     if old > size {
         return Err(Refusal::OldAfterNew { old, size });
@@ -201,11 +203,10 @@ pub fn decide(
         verify_consistency(old, size, &req.proof, &old_root, &checkpoint.root).map_err(|e| e.to_string())
     };
     proof_result.map_err(|reason| Refusal::BadProof { old, size, reason })?;
-    let record = Witnessed {
+    Ok(Witnessed {
         size,
         root: checkpoint.root,
-    };
-    Ok((checkpoint, record))
+    })
 }
 
 /// The first checks of [`decide`], which need no record: the checkpoint

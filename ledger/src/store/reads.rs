@@ -1,11 +1,35 @@
-//! The ledger's proofs: inclusion, consistency, offline tlog-proofs and
-//! past roots, each computed from one committed state.
+//! The ledger's reads: entries, tiles, proofs (inclusion, consistency,
+//! offline tlog-proofs) and past roots, each from one committed state.
 
-use super::{Ledger, ReadError};
+use super::{cf, Ledger, ReadError, CF_ENTRIES};
 use crate::hash::Hash;
+use crate::tile::TileAddr;
 use crate::tree::{consistency_proof, inclusion_proof};
 
 impl Ledger {
+    /// Entry `index`, if committed.
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        if index >= self.size() {
+            return Ok(None);
+        }
+        Ok(self
+            .shared
+            .db
+            .get_cf(cf(&self.shared.db, CF_ENTRIES), index.to_be_bytes())?)
+    }
+
+    /// The bytes of a tile or entry bundle (c2sp.org/tlog-tiles), or `None` if
+    /// the current tree does not have it at that width. A partial tile may be
+    /// asked for at any width up to the current one.
+    pub fn tile(&self, addr: TileAddr) -> Result<Option<Vec<u8>>, ReadError> {
+        let reader = self.reader();
+        let size = reader.state.edge.size();
+        match TileAddr::for_tree(addr.kind, addr.index, size) {
+            Some(have) if addr.width <= have.width => reader.read_prefix(addr).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Inclusion proof of entry `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
         let reader = self.reader();
