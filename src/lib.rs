@@ -11,6 +11,7 @@ pub mod data_dir;
 pub mod der;
 pub mod keyless;
 pub mod mirror;
+pub mod notation;
 pub mod policy;
 pub mod registry;
 pub mod rego;

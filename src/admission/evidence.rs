@@ -17,7 +17,13 @@
 //!   the OCI empty config, and a bundle whose DSSE Statement names `D`;
 //! - **admission bundle**: an artifact with `subject` `D`, vouch's bundle
 //!   artifact type, the empty config, and one layer that is an admission
-//!   bundle (`spec/bundle.md`) about `D` in this repository.
+//!   bundle (`spec/bundle.md`) about `D` in this repository;
+//! - **Notation signature**: an image manifest with `subject` `D`, config
+//!   media type `application/vnd.cncf.notary.signature` and config `{}`,
+//!   and one `application/jose+json` layer (at most
+//!   [`crate::notation::MAX_ENVELOPE`]) that is a JWS envelope whose
+//!   payload's `targetArtifact` is `D` (Notary Project signature
+//!   specification, "Storage"; notation sets no top-level `artifactType`).
 //!
 //! Together an evidence manifest's blobs are at most [`MAX_EVIDENCE_BYTES`].
 //! Anything else is not evidence, whatever it claims: it is decided by the
@@ -123,6 +129,12 @@ pub fn candidate(media_type: &str, doc: &serde_json::Value, refs: &References) -
         && refs.subject.is_some()
     {
         (EvidenceKind::AdmissionBundle, MAX_BUNDLE)
+    } else if layers.len() == 1
+        && config_type == crate::notation::SIGNATURE_CONFIG
+        && types[0] == crate::notation::JWS
+        && refs.subject.is_some()
+    {
+        (EvidenceKind::NotationSignature, crate::notation::MAX_ENVELOPE)
     } else {
         return None;
     };
@@ -195,7 +207,7 @@ pub fn recognise<'a>(
                 return None;
             }
         }
-        EvidenceKind::SigstoreBundle | EvidenceKind::AdmissionBundle => {
+        EvidenceKind::SigstoreBundle | EvidenceKind::AdmissionBundle | EvidenceKind::NotationSignature => {
             if config != EMPTY_JSON {
                 return None;
             }
@@ -230,6 +242,10 @@ pub fn recognise<'a>(
                     return None;
                 }
                 vec![Digest::parse(doc["digest"].as_str()?)?]
+            }
+            EvidenceKind::NotationSignature => {
+                let target = crate::notation::parse(bytes).ok()?.target().ok()?;
+                vec![Digest::parse(&target.digest)?]
             }
         };
         named.push(subjects);

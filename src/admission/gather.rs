@@ -44,7 +44,7 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn note(&mut self, order: u8, position: usize, text: String) {
+    pub(super) fn note(&mut self, order: u8, position: usize, text: String) {
         self.notes.insert((order, position, text.clone()), text);
     }
 
@@ -122,19 +122,19 @@ fn strip_tag(reference: &str) -> &str {
 
 /// Reads blobs for one evaluation: each at most once, within the
 /// evaluation's budget and the registry's evidence memory.
-struct Reader<'a> {
-    app: &'a AppState,
+pub(super) struct Reader<'a> {
+    pub(super) app: &'a AppState,
     admission: &'a Admission,
     repo: &'a RepoName,
     read: u64,
-    seen: HashSet<(Digest, String)>,
+    pub(super) seen: HashSet<(Digest, String)>,
 }
 
 impl<'a> Reader<'a> {
     /// The blob's bytes (at most `max`), with the permit that holds its
     /// room in memory; `Ok(None)` if missing, too large, or over budget
     /// (noted).
-    async fn read(
+    pub(super) async fn read(
         &mut self,
         digest: &Digest,
         max: u64,
@@ -214,7 +214,7 @@ impl Admission {
         // evidence cannot keep the signatures from being read.
         let order = |k: EvidenceKind| match k {
             EvidenceKind::CosignSignature => 0,
-            EvidenceKind::SigstoreBundle => 1,
+            EvidenceKind::SigstoreBundle | EvidenceKind::NotationSignature => 1,
             EvidenceKind::CosignAttestation => 2,
             EvidenceKind::AdmissionBundle => 3,
         };
@@ -235,6 +235,10 @@ impl Admission {
                     self.attestations(&mut reader, image, &digest, &layers, &mut f).await?
                 }
                 EvidenceKind::SigstoreBundle => self.bundle(&mut reader, image, &digest, &layers, &mut f).await?,
+                EvidenceKind::NotationSignature => {
+                    self.notation(&mut reader, (repo, image), &digest, &layers, &mut f)
+                        .await?
+                }
                 EvidenceKind::AdmissionBundle => {}
             }
         }

@@ -19,6 +19,7 @@ pub mod countersign;
 mod decide;
 pub mod evidence;
 mod gather;
+mod gather_notation;
 mod image;
 mod reevaluate;
 pub mod visibility;
@@ -58,6 +59,7 @@ pub struct Admission {
     pub policy_index: u64,
     keys: Vec<PublicKey>,
     identities: Vec<(String, IdentityMatcher)>,
+    notation: Vec<(String, std::sync::Arc<crate::notation::TrustPolicy>)>,
     countersigner: Option<Countersigner>,
     registry_names: Vec<String>,
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -96,12 +98,14 @@ impl Admission {
         b.commit(true)?;
         // Every authority any rule names, for signatures or attestations.
         let (keys, identities) = policy.authorities();
+        let notation = policy.notation_trust();
         Ok(Admission {
             policy,
             policy_digest,
             policy_index,
             keys,
             identities,
+            notation,
             countersigner: None,
             registry_names: vec!["localhost".into()],
             locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),

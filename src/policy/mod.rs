@@ -72,6 +72,8 @@ pub enum Authority {
     Key(PublicKey),
     /// A keyless identity.
     Identity(IdentityMatcher),
+    /// A Notation trust policy: trust stores and trusted identities.
+    Notation(std::sync::Arc<crate::notation::TrustPolicy>),
 }
 
 /// A keyless identity a policy trusts.
@@ -358,10 +360,27 @@ impl Policy {
                             identities.push((fingerprint.clone(), m.clone()));
                         }
                     }
+                    // Verified per signature in admission (notation_trust).
+                    Authority::Notation(_) => {}
                 }
             }
         }
         (keys, identities)
+    }
+
+    /// The Notation trust policies the rules name, by fingerprint, each once.
+    pub fn notation_trust(&self) -> Vec<(String, std::sync::Arc<crate::notation::TrustPolicy>)> {
+        let mut out: Vec<(String, std::sync::Arc<crate::notation::TrustPolicy>)> = Vec::new();
+        for rule in &self.rules {
+            for (fingerprint, authority) in rule.signatures.iter().flat_map(|(ks, _)| ks) {
+                if let Authority::Notation(t) = authority {
+                    if !out.iter().any(|(f, _)| f == fingerprint) {
+                        out.push((fingerprint.clone(), t.clone()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The canonical document's bytes.

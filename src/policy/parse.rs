@@ -19,6 +19,25 @@ struct PolicyFile {
     #[serde(default)]
     unreferenced_blobs: Unreferenced,
     sigstore: Option<SigstoreFile>,
+    #[serde(default)]
+    notation: BTreeMap<String, NotationFile>,
+}
+
+/// `[notation.<name>]`: a Notation trust policy (trust stores of root
+/// certificate files, trusted identities, a verification level).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotationFile {
+    #[serde(default)]
+    ca: Vec<String>,
+    #[serde(default)]
+    signing_authority: Vec<String>,
+    #[serde(default)]
+    tsa: Vec<String>,
+    identities: Vec<String>,
+    level: Option<String>,
+    #[serde(default, rename = "override")]
+    overrides: BTreeMap<String, crate::notation::trust::Action>,
 }
 
 /// `[sigstore]`: how much keyless evidence the trusted root's parts must
@@ -204,11 +223,34 @@ impl Policy {
                 },
             );
         }
-        // A name in a rule: a key or an identity, with its fingerprint.
-        let authority = |name: &str| match (keys.get(name), identities.get(name)) {
-            (Some(key), _) => Some((key.fingerprint(), Authority::Key(key.clone()))),
-            (None, Some(id)) => Some((id.fingerprint(), Authority::Identity(id.clone()))),
-            (None, None) => None,
+        let mut notation = BTreeMap::new();
+        for (name, n) in &file.notation {
+            if keys.contains_key(name) || identities.contains_key(name) {
+                return Err(invalid(format!(
+                    "{name:?} is both a key or identity and a Notation trust policy"
+                )));
+            }
+            let t = notation_trust(name, n, base).map_err(|e| invalid(format!("notation {name}: {e}")))?;
+            notation.insert(name.clone(), std::sync::Arc::new(t));
+        }
+        // A name in a rule: a key, an identity or a Notation trust policy,
+        // with its fingerprint.
+        let authority = |name: &str| match (keys.get(name), identities.get(name), notation.get(name)) {
+            (Some(key), _, _) => Some((key.fingerprint(), Authority::Key(key.clone()))),
+            (None, Some(id), _) => Some((id.fingerprint(), Authority::Identity(id.clone()))),
+            (None, None, Some(t)) => Some((t.fingerprint(), Authority::Notation(t.clone()))),
+            (None, None, None) => None,
+        };
+        // A name that signs attestations: not a Notation trust policy, which
+        // verifies image signatures only.
+        let attester = |name: &str, rule: usize, what: &str| {
+            match notation.contains_key(name) {
+            true => Err(invalid(format!(
+                "rule {rule}: {what}: {name:?} is a Notation trust policy, which verifies image signatures, not attestations"
+            ))),
+            false => authority(name)
+                .ok_or_else(|| invalid(format!("rule {rule}: {what}: unknown key or identity {name:?}"))),
+        }
         };
         let mut rules = Vec::new();
         for (i, r) in file.rules.into_iter().enumerate() {
@@ -240,9 +282,7 @@ impl Policy {
             for a in r.attestations {
                 let mut named = Vec::new();
                 for k in &a.keys {
-                    named.push(authority(k).ok_or_else(|| {
-                        invalid(format!("rule {}: attestation: unknown key or identity {k:?}", i + 1))
-                    })?);
+                    named.push(attester(k, i + 1, "attestation")?);
                 }
                 if named.is_empty() || a.predicate_type.is_empty() {
                     return Err(invalid(format!(
@@ -288,13 +328,7 @@ impl Policy {
                         i + 1
                     )));
                 }
-                names
-                    .iter()
-                    .map(|k| {
-                        authority(k)
-                            .ok_or_else(|| invalid(format!("rule {}: {what}: unknown key or identity {k:?}", i + 1)))
-                    })
-                    .collect()
+                names.iter().map(|k| attester(k, i + 1, what)).collect()
             };
             let vulnerabilities = match &r.vulnerabilities {
                 None => None,
@@ -366,6 +400,7 @@ impl Policy {
             .iter()
             .map(|(n, k)| (n.clone(), k.fingerprint()))
             .chain(identities.iter().map(|(n, m)| (n.clone(), m.fingerprint())))
+            .chain(notation.iter().map(|(n, t)| (n.clone(), t.fingerprint())))
             .collect();
         policy.unreferenced_blobs = file.unreferenced_blobs;
         policy.trusted_root = trusted_root;
@@ -479,4 +514,44 @@ impl Policy {
         }
         serde_json::to_vec(&doc).expect("serialize a JSON value")
     }
+}
+
+/// Loads `[notation.<name>]`: the trust stores' files (resolved against
+/// the policy's folder), the identities and the level.
+fn notation_trust(name: &str, n: &NotationFile, base: &Path) -> Result<crate::notation::TrustPolicy, String> {
+    use crate::notation::trust::{Actions, Level};
+    let store = |what: &str, files: &[String]| -> Result<Vec<Vec<u8>>, String> {
+        let mut certs = Vec::new();
+        for f in files {
+            let bytes = std::fs::read(base.join(f)).map_err(|e| format!("{what} {f}: {e}"))?;
+            certs.extend(crate::notation::trust::read_certificates(&bytes).map_err(|e| format!("{what} {f}: {e}"))?);
+        }
+        Ok(certs)
+    };
+    let ca = store("ca", &n.ca)?;
+    let signing_authority = store("signing_authority", &n.signing_authority)?;
+    let tsa = store("tsa", &n.tsa)?;
+    if ca.is_empty() && signing_authority.is_empty() {
+        return Err("give ca or signing_authority: the root certificates signatures must chain to".into());
+    }
+    let level = match n.level.as_deref().unwrap_or("strict") {
+        "strict" => Level::Strict,
+        "permissive" => Level::Permissive,
+        "audit" | "skip" => {
+            return Err(format!(
+                "level {:?} verifies no signer, so it cannot count as one; use strict or permissive (and mode = \"warn\" on a rule that should only report)",
+                n.level.as_deref().unwrap_or("")
+            ))
+        }
+        other => return Err(format!("level {other:?} is not strict or permissive")),
+    };
+    Ok(crate::notation::TrustPolicy {
+        name: name.to_owned(),
+        ca,
+        signing_authority,
+        tsa,
+        identities: crate::notation::identities(&n.identities)?,
+        level,
+        actions: Actions::of(level, &n.overrides)?,
+    })
 }

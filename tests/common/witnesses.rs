@@ -147,6 +147,12 @@ pub fn add_checkpoint(addr: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
 /// Pushes a small image (its own config and layer, varied by `salt`) to
 /// `<repo>:<tag>` through the HTTP API; returns the manifest digest.
 pub fn push_tiny_image(addr: &str, repo: &str, tag: &str, salt: &str) -> String {
+    push_tiny_image_sized(addr, repo, tag, salt).0
+}
+
+/// [`push_tiny_image`], also returning the manifest's size (what a signer
+/// that cannot read a quarantined manifest is told).
+pub fn push_tiny_image_sized(addr: &str, repo: &str, tag: &str, salt: &str) -> (String, usize) {
     let blob = |bytes: &[u8]| {
         let d = format!("sha256:{}", super::sha256_hex(bytes));
         let path = format!("/v2/{repo}/blobs/uploads/?digest={d}");
@@ -171,7 +177,7 @@ pub fn push_tiny_image(addr: &str, repo: &str, tag: &str, salt: &str) -> String 
     )
     .unwrap();
     assert_eq!(r.status, 201, "manifest: {}", String::from_utf8_lossy(&r.body));
-    r.header("docker-content-digest").unwrap().to_owned()
+    (r.header("docker-content-digest").unwrap().to_owned(), manifest.len())
 }
 
 /// The served checkpoint, waiting (up to 20 s) until it covers `size`

@@ -81,6 +81,8 @@ pub enum EvidenceKind {
     SigstoreBundle,
     /// vouch's admission bundle referrer.
     AdmissionBundle,
+    /// A Notary Project (Notation) signature referrer.
+    NotationSignature,
 }
 
 impl EvidenceKind {
@@ -90,6 +92,7 @@ impl EvidenceKind {
             EvidenceKind::CosignAttestation => 2,
             EvidenceKind::SigstoreBundle => 3,
             EvidenceKind::AdmissionBundle => 4,
+            EvidenceKind::NotationSignature => 5,
         }
     }
 
@@ -99,6 +102,7 @@ impl EvidenceKind {
             2 => EvidenceKind::CosignAttestation,
             3 => EvidenceKind::SigstoreBundle,
             4 => EvidenceKind::AdmissionBundle,
+            5 => EvidenceKind::NotationSignature,
             _ => return None,
         })
     }
@@ -110,6 +114,7 @@ impl EvidenceKind {
             EvidenceKind::CosignAttestation => "cosign attestation",
             EvidenceKind::SigstoreBundle => "Sigstore bundle",
             EvidenceKind::AdmissionBundle => "admission bundle",
+            EvidenceKind::NotationSignature => "Notation signature",
         }
     }
 }

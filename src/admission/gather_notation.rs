@@ -1,0 +1,79 @@
+//! Notation signatures among the evidence about an image: each envelope
+//! verified against every Notation trust policy the rules name
+//! (`crate::notation`). A policy that accepts it counts as a signer of the
+//! image, as a key or keyless identity does. The docker reference a cosign
+//! signature binds (`signed_identity`) has no counterpart: a Notation
+//! payload names the digest, and the rule's `repositories` plays the part
+//! of Notation's `registryScopes`.
+
+use super::gather::{Findings, Reader};
+use super::Admission;
+use crate::registry::error::RegistryError;
+use crate::registry::names::RepoName;
+use vouch_ledger::entry::Digest;
+
+impl Admission {
+    pub(super) async fn notation(
+        &self,
+        reader: &mut Reader<'_>,
+        (repo, image): (&RepoName, &Digest),
+        manifest: &Digest,
+        layers: &[serde_json::Value],
+        f: &mut Findings,
+    ) -> Result<(), RegistryError> {
+        let Some(d) = layers
+            .first()
+            .and_then(|l| l["digest"].as_str())
+            .and_then(Digest::parse)
+        else {
+            return Ok(());
+        };
+        if self.notation.is_empty() || !reader.seen.insert((d.clone(), String::new())) {
+            return Ok(());
+        }
+        // What the payload must name: the image as stored, not the
+        // signature manifest's claims about it.
+        let Some(subject) = reader.app.meta.manifest(repo, image)? else {
+            return Ok(());
+        };
+        let target = crate::notation::Target {
+            media_type: subject.media_type.clone(),
+            digest: image.as_str().to_owned(),
+            size: subject.bytes.len() as u64,
+        };
+        let Some((envelope, _room)) = reader.read(&d, crate::notation::MAX_ENVELOPE, f).await? else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_secs() as i64);
+        let mut counted = false;
+        for (position, (fingerprint, trust)) in self.notation.iter().enumerate() {
+            match crate::notation::verify(&envelope, &target, trust, now) {
+                Ok(v) => {
+                    f.signers.insert(fingerprint.clone());
+                    counted = true;
+                    for logged in v.logged {
+                        f.note(
+                            3,
+                            position,
+                            format!(
+                                "Notation signature {manifest} counts for {} ({}), though {logged}",
+                                trust.name, v.subject
+                            ),
+                        );
+                    }
+                }
+                Err(e) => f.note(
+                    3,
+                    position,
+                    format!("Notation signature {manifest} under {}: {e}", trust.name),
+                ),
+            }
+        }
+        if counted {
+            f.evidence.insert(manifest.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,413 @@
+//! Notary Project (Notation) signatures: the JWS envelope
+//! (signature-envelope-jws.md) verified against a trust policy
+//! (trust-store-trust-policy.md, "Signature Verification"), offline.
+//!
+//! A signature is an OCI image manifest with `config.mediaType`
+//! `application/vnd.cncf.notary.signature`, one `application/jose+json`
+//! layer (the envelope) and a `subject`: the signed manifest. The envelope
+//! is flattened JWS JSON: `payload` (a `targetArtifact` descriptor),
+//! `protected` (the signed attributes), `header` (`x5c`, an optional
+//! RFC 3161 `io.cncf.notary.timestampSignature`) and `signature`. Pure
+//! functions of their inputs: the caller gives the time.
+
+pub mod chain;
+pub mod trust;
+
+use base64::Engine as _;
+pub use trust::TrustPolicy;
+use trust::{Action, Identity};
+
+/// The signature manifest's `config.mediaType` (and referrers' artifact type).
+pub const SIGNATURE_CONFIG: &str = "application/vnd.cncf.notary.signature";
+/// The JWS envelope's layer media type.
+pub const JWS: &str = "application/jose+json";
+/// The COSE envelope's layer media type (not read by this version).
+pub const COSE: &str = "application/cose";
+/// The payload's content type (`cty`).
+pub const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
+/// Largest envelope read: one with a chain of several certificates and a
+/// timestamp is a few KiB.
+pub const MAX_ENVELOPE: u64 = 256 << 10;
+
+const SCHEME: &str = "io.cncf.notary.signingScheme";
+const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
+const AUTHENTIC_TIME: &str = "io.cncf.notary.authenticSigningTime";
+const EXPIRY: &str = "io.cncf.notary.expiry";
+const PLUGIN: &str = "io.cncf.notary.verificationPlugin";
+const TIMESTAMP: &str = "io.cncf.notary.timestampSignature";
+/// The critical headers vouch understands and processes.
+const UNDERSTOOD: [&str; 3] = [SCHEME, AUTHENTIC_TIME, EXPIRY];
+
+/// Why a Notation signature does not count, each named for the check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotationProblem {
+    /// Not an envelope vouch reads.
+    #[error("malformed Notation JWS envelope: {0}")]
+    Malformed(String),
+    /// Integrity: the signature does not verify, or covers other content.
+    #[error("integrity: {0}")]
+    Integrity(String),
+    /// The certificates break the Notary Project's requirements.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// Authenticity: not under the trust stores, or not a trusted identity.
+    #[error("authenticity: {0}")]
+    Authenticity(String),
+    /// Authentic timestamp: a certificate not valid at the signing time.
+    #[error("authentic timestamp: {0}")]
+    Timestamp(String),
+    /// Expiry: the signature's expiry has passed.
+    #[error("expiry: {0}")]
+    Expired(String),
+    /// Revocation: the status could not be determined.
+    #[error("revocation: {0}")]
+    Revocation(String),
+}
+
+/// The signed manifest's descriptor: what `targetArtifact` must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Its media type.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// A parsed, not yet verified, envelope.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    protected_b64: String,
+    payload_b64: String,
+    header: serde_json::Map<String, serde_json::Value>,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    timestamp: Option<Vec<u8>>,
+}
+
+/// A verified signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signing certificate's subject.
+    pub subject: String,
+    /// The authentic signing time, if there is one (a verified timestamp,
+    /// or a signing authority's time).
+    pub signed_at: Option<i64>,
+    /// Failures the level only logs.
+    pub logged: Vec<String>,
+}
+
+fn malformed(m: impl Into<String>) -> NotationProblem {
+    NotationProblem::Malformed(m.into())
+}
+
+fn b64url(field: &str, v: &str) -> Result<Vec<u8>, NotationProblem> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(v)
+        .map_err(|_| malformed(format!("{field} is not unpadded base64url")))
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+fn rfc3339(field: &str, v: &serde_json::Value) -> Result<i64, NotationProblem> {
+    let text = v
+        .as_str()
+        .ok_or_else(|| malformed(format!("{field} is not a string")))?;
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| malformed(format!("{field} {text:?} is not an RFC 3339 time")))
+}
+
+/// Parses an envelope (signature-envelope-jws.md, "Signature Envelope":
+/// flattened JWS JSON with these four members and no others).
+pub fn parse(bytes: &[u8]) -> Result<Envelope, NotationProblem> {
+    let doc: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| malformed(format!("not JSON: {e}")))?;
+    if let Some(extra) = doc
+        .keys()
+        .find(|k| !["payload", "protected", "header", "signature"].contains(&k.as_str()))
+    {
+        return Err(malformed(format!(
+            "unknown member {extra:?} (only flattened JWS JSON is read)"
+        )));
+    }
+    let text = |k: &str| {
+        doc.get(k)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| malformed(format!("{k} is missing")))
+    };
+    let (protected_b64, payload_b64) = (text("protected")?.to_owned(), text("payload")?.to_owned());
+    let payload = b64url("payload", &payload_b64)?;
+    let signature = b64url("signature", text("signature")?)?;
+    let protected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&b64url("protected", &protected_b64)?)
+            .map_err(|_| malformed("the protected header is not a JSON object"))?;
+    let unprotected = doc
+        .get("header")
+        .and_then(|h| h.as_object())
+        .cloned()
+        .unwrap_or_default();
+    let std64 = |field: &str, v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+            .ok_or_else(|| malformed(format!("{field} is not base64")))
+    };
+    let chain = unprotected
+        .get("x5c")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| malformed("header.x5c (the certificate chain) is missing"))?
+        .iter()
+        .map(|c| std64("x5c", c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timestamp = unprotected.get(TIMESTAMP).map(|v| std64(TIMESTAMP, v)).transpose()?;
+    Ok(Envelope {
+        protected_b64,
+        payload_b64,
+        header: protected,
+        payload,
+        signature,
+        chain,
+        timestamp,
+    })
+}
+
+impl Envelope {
+    /// The `targetArtifact` the payload names (unverified: the signature
+    /// decides whether to believe it).
+    pub fn target(&self) -> Result<Target, NotationProblem> {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&self.payload).map_err(|_| malformed("the payload is not JSON"))?;
+        let t = &doc["targetArtifact"];
+        Ok(Target {
+            media_type: t["mediaType"].as_str().unwrap_or("").to_owned(),
+            digest: t["digest"]
+                .as_str()
+                .ok_or_else(|| malformed("the payload names no targetArtifact.digest"))?
+                .to_owned(),
+            size: t["size"]
+                .as_u64()
+                .ok_or_else(|| malformed("the payload names no targetArtifact.size"))?,
+        })
+    }
+
+    fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.get(name).and_then(|v| v.as_str())
+    }
+
+    /// Integrity (trust-store-trust-policy.md, "Validate Integrity"): the
+    /// content type, the critical headers, `alg` matching the signing key
+    /// (signature-envelope-jws.md, "Supported alg header values"), the
+    /// signature over `protected.payload`, and the payload naming `target`.
+    fn check_integrity(&self, chain: &chain::Chain<'_>, target: &Target) -> Result<(), NotationProblem> {
+        if self.header_str("cty") != Some(PAYLOAD_TYPE) {
+            return Err(malformed(format!("cty is not {PAYLOAD_TYPE}")));
+        }
+        let crit: Vec<&str> = self
+            .header
+            .get("crit")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| malformed("crit is missing"))?
+            .iter()
+            .map(|v| v.as_str().unwrap_or(""))
+            .collect();
+        if !crit.contains(&SCHEME) {
+            return Err(malformed(format!("crit does not list {SCHEME}")));
+        }
+        for c in &crit {
+            if *c == PLUGIN {
+                let plugin = self.header_str(PLUGIN).unwrap_or("?");
+                return Err(malformed(format!(
+                    "the signature needs the verification plugin {plugin:?}, which vouch does not run"
+                )));
+            }
+            if !UNDERSTOOD.contains(c) {
+                return Err(malformed(format!("critical header {c:?} is not understood")));
+            }
+            if !self.header.contains_key(*c) {
+                return Err(malformed(format!("critical header {c:?} is absent")));
+            }
+        }
+        for critical in [AUTHENTIC_TIME, EXPIRY] {
+            if self.header.contains_key(critical) && !crit.contains(&critical) {
+                return Err(malformed(format!("{critical} is present but not listed in crit")));
+            }
+        }
+        let (alg, key) = chain::key_alg(chain.leaf())?;
+        let claimed = self.header_str("alg").unwrap_or("");
+        if claimed != alg.jws() {
+            return Err(NotationProblem::Integrity(format!(
+                "alg {claimed:?} does not match the signing certificate's key, which signs with {}",
+                alg.jws()
+            )));
+        }
+        use ring::signature as rs;
+        let verifier: &dyn rs::VerificationAlgorithm = match alg {
+            chain::KeyAlg::Ps256 => &rs::RSA_PSS_2048_8192_SHA256,
+            chain::KeyAlg::Ps384 => &rs::RSA_PSS_2048_8192_SHA384,
+            chain::KeyAlg::Ps512 => &rs::RSA_PSS_2048_8192_SHA512,
+            chain::KeyAlg::Es256 => &rs::ECDSA_P256_SHA256_FIXED,
+            chain::KeyAlg::Es384 => &rs::ECDSA_P384_SHA384_FIXED,
+            chain::KeyAlg::Es512 => {
+                return Err(NotationProblem::Integrity(
+                    "ES512 (ECDSA P-521) is not supported by vouch".into(),
+                ))
+            }
+        };
+        let input = format!("{}.{}", self.protected_b64, self.payload_b64);
+        rs::UnparsedPublicKey::new(verifier, key)
+            .verify(input.as_bytes(), &self.signature)
+            .map_err(|_| {
+                NotationProblem::Integrity("the signature does not verify with the signing certificate's key".into())
+            })?;
+        let named = self.target()?;
+        if named.digest != target.digest || named.size != target.size || named.media_type != target.media_type {
+            return Err(NotationProblem::Integrity(format!(
+                "the payload signs {} ({} bytes, {}), not this manifest",
+                named.digest, named.size, named.media_type
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Applies an action to one validation's failure: an error if enforced, a
+/// logged note otherwise.
+fn apply(action: Action, failure: NotationProblem, logged: &mut Vec<String>) -> Result<(), NotationProblem> {
+    match action {
+        Action::Enforce => Err(failure),
+        Action::Log => {
+            logged.push(failure.to_string());
+            Ok(())
+        }
+        Action::Skip => Ok(()),
+    }
+}
+
+/// Verifies `envelope` (the layer's bytes) as a signature of `target` under
+/// `trust` at `now`, in the order of trust-store-trust-policy.md,
+/// "Signature Verification": integrity, authenticity, expiry, authentic
+/// timestamp, revocation; each enforced or logged as the level says.
+pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -> Result<Verified, NotationProblem> {
+    let env = parse(envelope)?;
+    let chain = chain::parse(&env.chain)?;
+    env.check_integrity(&chain, target)?;
+    // Authenticity.
+    let scheme = env.header_str(SCHEME).unwrap_or("");
+    let (store, store_name) = match scheme {
+        "notary.x509" => (&trust.ca, "ca"),
+        "notary.x509.signingAuthority" => (&trust.signing_authority, "signing_authority"),
+        other => {
+            return Err(malformed(format!(
+                "signing scheme {other:?} is not notary.x509 or notary.x509.signingAuthority"
+            )))
+        }
+    };
+    if !chain.trusted_by(store) {
+        return Err(NotationProblem::Authenticity(format!(
+            "the chain's root {} is not in {}'s {store_name} trust store",
+            chain.certs.last().expect("non-empty").subject(),
+            trust.name
+        )));
+    }
+    let subject_attrs = chain::subject_attributes(chain.leaf());
+    let subject = chain.leaf().subject().to_string();
+    if !trust.identities.iter().any(|i| i.matches(&subject_attrs)) {
+        return Err(NotationProblem::Authenticity(format!(
+            "the signing certificate's subject {subject:?} is not a trusted identity of {}",
+            trust.name
+        )));
+    }
+    let mut logged = Vec::new();
+    // Expiry.
+    if let Some(expiry) = env.header.get(EXPIRY) {
+        let at = rfc3339(EXPIRY, expiry)?;
+        if now >= at {
+            let text = format!("the signature expired at {}", expiry.as_str().unwrap_or(""));
+            apply(trust.actions.expiry, NotationProblem::Expired(text), &mut logged)?;
+        }
+    }
+    // Authentic timestamp.
+    let signed_at = match scheme {
+        "notary.x509" => {
+            if env.header.get(SIGNING_TIME).is_none() {
+                return Err(malformed(format!("{SIGNING_TIME} is missing")));
+            }
+            rfc3339(SIGNING_TIME, &env.header[SIGNING_TIME])?;
+            match (&env.timestamp, trust.tsa.is_empty()) {
+                (Some(token), false) => {
+                    let tsas: Vec<crate::rfc3161::TimestampAuthority> = trust
+                        .tsa
+                        .iter()
+                        .map(|root| crate::rfc3161::TimestampAuthority {
+                            chain: vec![root.clone()],
+                            valid_from: None,
+                            valid_to: None,
+                        })
+                        .collect();
+                    match crate::rfc3161::verify(token, &env.signature, &tsas) {
+                        Ok((time, _)) => Some(time),
+                        Err(e) => {
+                            let failure = NotationProblem::Timestamp(format!("the timestamp countersignature: {e}"));
+                            apply(trust.actions.authentic_timestamp, failure, &mut logged)?;
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            }
+        }
+        _ => Some(rfc3339(
+            AUTHENTIC_TIME,
+            env.header
+                .get(AUTHENTIC_TIME)
+                .ok_or_else(|| malformed(format!("{AUTHENTIC_TIME} is missing")))?,
+        )?),
+    };
+    let at = signed_at.unwrap_or(now);
+    if let Some(invalid) = chain.invalid_during(at, at) {
+        let when = match signed_at {
+            Some(_) => "at the authentic signing time",
+            None => "now, and no trusted timestamp proves an earlier signing time",
+        };
+        apply(
+            trust.actions.authentic_timestamp,
+            NotationProblem::Timestamp(format!("{invalid}: not valid {when}")),
+            &mut logged,
+        )?;
+    }
+    // Revocation.
+    if chain.names_revocation_sources() {
+        let failure = NotationProblem::Revocation(
+            "the chain names OCSP or CRL sources, and vouch does not fetch them offline (override revocation = \"skip\" or \"log\" to accept)".into(),
+        );
+        apply(trust.actions.revocation, failure, &mut logged)?;
+    }
+    Ok(Verified {
+        subject,
+        signed_at,
+        logged,
+    })
+}
+
+/// Identities that are `*` or subject patterns, for the policy loader.
+pub fn identities(items: &[String]) -> Result<Vec<Identity>, String> {
+    let parsed: Vec<Identity> = items.iter().map(|i| Identity::parse(i)).collect::<Result<_, _>>()?;
+    if parsed.is_empty() {
+        return Err("identities is empty (give \"*\" to trust any certificate under the stores)".into());
+    }
+    if parsed.len() > 1 && parsed.contains(&Identity::Any) {
+        return Err("\"*\" must be the only identity".into());
+    }
+    for (i, a) in parsed.iter().enumerate() {
+        if let Some(b) = parsed[i + 1..].iter().find(|b| a.overlaps(b)) {
+            return Err(format!(
+                "identities {a:?} and {b:?} overlap: one certificate could match both"
+            ));
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! Notation (Notary Project) signatures end to end against the real server,
+//! made by an independent signer written from the Notary Project
+//! specifications (`tests/notation_sign.py`, Python `cryptography` and
+//! `openssl ts`) with certificates from its own test CA. The shipped
+//! example policy admits an image once a sound signature arrives, through
+//! the referrers API or the referrers tag schema; every broken signature is
+//! refused naming the check it failed and leaves the image quarantined.
+//! A second policy exercises trusted subjects, the signing-authority
+//! scheme, RFC 3161 timestamps and the permissive level.
+
+mod common;
+
+use common::run;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const SIGNER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/notation_sign.py");
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Signs `repo@digest` with the independent signer; returns the signature
+/// manifest's digest.
+fn sign(addr: &str, w: &Path, repo: &str, digest: &str, size: usize, variant: &str, push: &str) -> String {
+    let (ok, out) = run(Command::new("python3")
+        .arg(SIGNER)
+        .args([
+            "sign",
+            addr,
+            repo,
+            digest,
+            w.to_str().unwrap(),
+            "--variant",
+            variant,
+            "--push",
+            push,
+        ])
+        .env("SUBJECT_SIZE", size.to_string())
+        .env("SUBJECT_MEDIA_TYPE", MANIFEST));
+    assert!(ok, "{variant}: {out}");
+    out.lines().rev().find(|l| l.starts_with("sha256:")).unwrap().to_owned()
+}
+
+/// Pushes a small image to `<repo>:v1`: its digest and manifest size.
+fn push_image(addr: &str, repo: &str) -> (String, usize) {
+    common::witnesses::push_tiny_image_sized(addr, repo, "v1", repo)
+}
+
+fn pull(addr: &str, repo: &str) -> (u16, String) {
+    let r = common::http(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/manifests/v1"),
+        &[("Accept", MANIFEST)],
+        &[],
+    )
+    .unwrap();
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+fn pki(w: &Path) {
+    let (ok, out) = run(Command::new("python3").arg(SIGNER).arg("pki").arg(w));
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn the_example_policy_admits_notation_signatures_under_its_ca_and_refuses_each_broken_one() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    pki(w);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/examples/policy-notation.toml");
+    std::fs::copy(example, w.join("policy-notation.toml")).unwrap();
+    let policy = w.join("policy-notation.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+
+    for (variant, why) in [
+        ("untrusted", "is not in acme's ca trust store"),
+        ("expired", "no trusted timestamp proves an earlier signing time"),
+        ("tampered", "integrity: the signature does not verify"),
+        ("tampered-annotation", "integrity: the signature does not verify"),
+        ("sig-expired", "expiry: the signature expired"),
+        ("unknown-crit", "io.cncf.example.unknown\\\" is not understood"),
+        // Signed payload names another image: not evidence about this one.
+        ("other-image", "needs signatures by 1 of 1 trusted keys, has 0"),
+    ] {
+        let repo = format!("team/{variant}");
+        let (digest, size) = push_image(&addr, &repo);
+        assert_eq!(pull(&addr, &repo).0, 403, "{variant}: unsigned, quarantined");
+        sign(&addr, w, &repo, &digest, size, variant, "referrers");
+        let (status, body) = pull(&addr, &repo);
+        assert_eq!(status, 403, "{variant}: {body}");
+        assert!(body.contains(why), "{variant}: expected {why:?} in {body}");
+        // The missing evidence, a sound signature, admits it.
+        sign(&addr, w, &repo, &digest, size, "ok", "referrers");
+        let (status, body) = pull(&addr, &repo);
+        assert_eq!(status, 200, "{variant} then ok: {body}");
+    }
+    for (variant, push) in [("ok", "referrers"), ("rsa", "referrers"), ("ok", "tag-schema")] {
+        let repo = format!("team/{variant}-{push}");
+        let (digest, size) = push_image(&addr, &repo);
+        sign(&addr, w, &repo, &digest, size, variant, push);
+        let (status, body) = pull(&addr, &repo);
+        assert_eq!(status, 200, "{variant} by {push}: {body}");
+        // The signature is served as a referrer of the admitted image.
+        let r = common::http(&addr, "GET", &format!("/v2/{repo}/referrers/{digest}"), &[], &[]).unwrap();
+        let index: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let types: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["artifactType"].as_str())
+            .collect();
+        assert!(types.contains(&"application/vnd.cncf.notary.signature"), "{index}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn subjects_signing_authorities_timestamps_and_levels_follow_the_trust_policy() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    pki(w);
+    std::fs::write(
+        w.join("policy.toml"),
+        r#"version = 1
+name = "notation-subjects"
+[notation.acme]
+ca = ["notation-ca.crt"]
+signing_authority = ["sa-ca.crt"]
+tsa = ["tsa-ca.crt"]
+identities = ["x509.subject: C=US, ST=WA, O=acme-rockets.io"]
+[notation.lax]
+ca = ["notation-ca.crt"]
+identities = ["x509.subject: C=US, ST=WA, O=acme-rockets.io"]
+level = "permissive"
+[[rule]]
+repositories = "lax/**"
+signatures = { keys = ["lax"] }
+[[rule]]
+repositories = "**"
+signatures = { keys = ["acme"] }
+"#,
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    for (repo, variant, admitted, why) in [
+        (
+            "team/wrong-subject",
+            "wrong-subject",
+            false,
+            "is not a trusted identity of acme",
+        ),
+        ("team/signing-authority", "signing-authority", true, ""),
+        ("team/timestamped", "timestamped", true, ""),
+        // Permissive logs an expired certificate and a passed expiry.
+        ("lax/expired", "expired", true, ""),
+        ("lax/sig-expired", "sig-expired", true, ""),
+        // Permissive still enforces authenticity and integrity.
+        ("lax/untrusted", "untrusted", false, "is not in lax's ca trust store"),
+        ("lax/tampered", "tampered", false, "integrity"),
+    ] {
+        let (digest, size) = push_image(&addr, repo);
+        let signature = sign(&addr, w, repo, &digest, size, variant, "referrers");
+        let (status, body) = pull(&addr, repo);
+        assert_eq!(status == 200, admitted, "{repo}: {status} {body}");
+        assert!(body.contains(why), "{repo}: expected {why:?} in {body}");
+        if variant == "timestamped" {
+            timestamp_outlives_the_certificate(&addr, w, repo, &digest, size, &signature);
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// The timestamped signature, read back from the registry, verifies eleven
+/// years from now, after its certificate (valid ten) has expired: the
+/// timestamp proves it was made while the certificate was valid. Without
+/// the `tsa` store the same envelope is refused at that time.
+fn timestamp_outlives_the_certificate(addr: &str, w: &Path, repo: &str, image: &str, size: usize, signature: &str) {
+    let get = |path: String| {
+        let r = common::http(addr, "GET", &path, &[("Accept", MANIFEST)], &[]).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        r.body
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get(format!("/v2/{repo}/manifests/{signature}"))).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let envelope = get(format!("/v2/{repo}/blobs/{layer}"));
+    let certs = |f: &str| vouch::notation::trust::read_certificates(&std::fs::read(w.join(f)).unwrap()).unwrap();
+    use vouch::notation::trust::{Actions, Identity, Level};
+    let trust = |tsa: Vec<Vec<u8>>| vouch::notation::TrustPolicy {
+        name: "acme".into(),
+        ca: certs("notation-ca.crt"),
+        signing_authority: Vec::new(),
+        tsa,
+        identities: vec![Identity::Any],
+        level: Level::Strict,
+        actions: Actions::of(Level::Strict, &Default::default()).unwrap(),
+    };
+    let target = vouch::notation::Target {
+        media_type: MANIFEST.into(),
+        digest: image.into(),
+        size: size as u64,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let later = now + 11 * 365 * 86_400;
+    let v = vouch::notation::verify(&envelope, &target, &trust(certs("tsa-ca.crt")), later).unwrap();
+    let stamped = v.signed_at.unwrap();
+    assert!((now - 600..=now).contains(&stamped), "timestamp {stamped}, now {now}");
+    let e = vouch::notation::verify(&envelope, &target, &trust(Vec::new()), later).unwrap_err();
+    assert!(e.to_string().contains("no trusted timestamp"), "{e}");
+    // A timestamp authority not in the store does not count either.
+    let e = vouch::notation::verify(&envelope, &target, &trust(certs("other-ca.crt")), later).unwrap_err();
+    assert!(e.to_string().contains("timestamp"), "{e}");
+}

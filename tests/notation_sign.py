@@ -1,0 +1,645 @@
+#!/usr/bin/env python3
+"""Notation (Notary Project v1.x) test signer, independent of vouch: written
+from the Notary Project specifications (signature-specification.md,
+signature-envelope-jws.md, signing-scheme.md, trust-store-trust-policy.md);
+shares no code with the Rust project or with notation itself.
+
+`pki WORKDIR` makes the test X.509 material (idempotent: nothing is done if
+WORKDIR/notation-ca.crt exists) and prints WORKDIR/notation-ca.crt:
+  notation-ca.crt/ca.key          root CA, RSA 3072 (the trusted "ca" store)
+  intermediate.crt/.key           intermediate CA, P-384, issued by the root
+  leaf.crt/.key                   P-256 signer  C=US, ST=WA, L=Seattle,
+                                  O=acme-rockets.io, CN=vouch-test-signer
+  leaf-rsa.crt/.key               RSA 3072 signer, same subject but CN=vouch-test-rsa
+  wrong-subject.crt/.key          P-256 signer, O=evil.example (else as leaf.crt)
+  expired.crt/.key                P-256 signer valid [pki time-10d, pki time-1d]
+  other-ca.crt/.key, other-leaf.crt/.key   an untrusted root and its leaf
+                                  (other-leaf has exactly leaf.crt's subject)
+  tsa-ca.crt/.key, tsa.crt/.key, tsa.cnf, tsa.serial   an RFC 3161 TSA run
+                                  by `openssl ts` (P-384, EKU timeStamping critical)
+  sa-ca.crt/.key, sa-leaf.crt/.key  a signing-authority root and its P-384
+                                  leaf (subject as leaf.crt's)
+All leaves are issued by the intermediate unless said otherwise.
+
+`sign` signs the manifest DIGEST in REPO of a plain-HTTP registry as notation
+v1.x does (OCI image manifest, config `application/vnd.cncf.notary.signature`
+= `{}`, one `application/jose+json` layer, `subject`) and prints the signature
+manifest's digest. `--push referrers` (default) falls back to the referrers
+tag schema when the PUT response has no OCI-Subject header; `--push
+tag-schema` always maintains the `<alg>-<hex>` index too. If the subject
+manifest cannot be read (e.g. quarantined), SUBJECT_SIZE (and optionally
+SUBJECT_MEDIA_TYPE) from the environment are used.
+
+`selftest` builds every variant in memory and checks it with a small
+verifier in this file (JWS, certificate requirements, chain, identity,
+expiry, RFC 3161 timestamp, payload), expecting acceptance or rejection.
+
+    python3 tests/notation_sign.py pki WORKDIR
+    python3 tests/notation_sign.py sign HOST:PORT REPO DIGEST WORKDIR [--variant V] [--push referrers|tag-schema]
+    python3 tests/notation_sign.py selftest WORKDIR
+
+VARIANT (default ok):
+  ok                 leaf.crt, ES256, notary.x509, x5c leaf+intermediate+root
+  rsa                leaf-rsa.crt, PS384 (the spec maps RSA 3072 to PS384)
+  untrusted          other-leaf.crt under other-ca.crt (not trusted)
+  wrong-subject      wrong-subject.crt (trusted chain, wrong identity)
+  expired            expired.crt, signingTime now-2d, no timestamp
+  timestamped        as ok, plus io.cncf.notary.timestampSignature from the TSA
+  tampered           as ok, then the payload's targetArtifact.size is changed
+  tampered-annotation  as ok, then an annotation is added to targetArtifact
+  sig-expired        io.cncf.notary.expiry one hour ago (critical)
+  signing-authority  notary.x509.signingAuthority, sa-leaf.crt under sa-ca.crt,
+                     ES384, io.cncf.notary.authenticSigningTime (critical)
+  other-image        valid signature whose targetArtifact names another digest
+  unknown-crit       extra critical protected header io.cncf.example.unknown
+"""
+import base64
+import datetime
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SIG_TYPE = "application/vnd.cncf.notary.signature"   # config.mediaType / artifactType
+JWS_TYPE = "application/jose+json"                    # the envelope layer
+PAYLOAD_TYPE = "application/vnd.cncf.notary.payload.v1+json"
+THUMBPRINTS = "io.cncf.notary.x509chain.thumbprint#S256"
+SCHEME, SIGNING_TIME = "io.cncf.notary.signingScheme", "io.cncf.notary.signingTime"
+AUTHENTIC_TIME, EXPIRY = "io.cncf.notary.authenticSigningTime", "io.cncf.notary.expiry"
+TIMESTAMP, AGENT = "io.cncf.notary.timestampSignature", "io.cncf.notary.signingAgent"
+KNOWN_CRIT = {SCHEME, AUTHENTIC_TIME, EXPIRY}
+VARIANTS = ("ok", "rsa", "untrusted", "wrong-subject", "expired", "timestamped", "tampered",
+            "tampered-annotation", "sig-expired", "signing-authority", "other-image", "unknown-crit")
+SUBJECT = [("C", "US"), ("ST", "WA"), ("L", "Seattle"), ("O", "acme-rockets.io"), ("CN", "vouch-test-signer")]
+POLICY_IDENTITY = SUBJECT[:4]   # selftest's trusted identity: C=US, ST=WA, L=Seattle, O=acme-rockets.io
+OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME, "L": NameOID.LOCALITY_NAME,
+        "O": NameOID.ORGANIZATION_NAME, "CN": NameOID.COMMON_NAME}
+
+now = lambda: datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+day = datetime.timedelta(days=1)
+rfc3339 = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")   # no time-secfrac (JWS spec: SHOULD NOT)
+b64 = lambda b: base64.b64encode(b).decode()
+b64url = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+unb64url = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+compact = lambda obj: json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+# --- files -----------------------------------------------------------------
+
+def write(path, data):
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+
+
+def load_cert(work, name):
+    with open(os.path.join(work, name), "rb") as f:
+        return x509.load_pem_x509_certificate(f.read())
+
+
+def load_key(work, name):
+    with open(os.path.join(work, name), "rb") as f:
+        return serialization.load_pem_private_key(f.read(), password=None)
+
+
+def der(cert):
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+# --- Signature Algorithm Requirements / Algorithm Selection -----------------
+# The signing certificate's key decides the algorithm; JWS `alg` values from
+# signature-envelope-jws.md "Supported alg header values".
+
+def alg_for(public_key):
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return {2048: "PS256", 3072: "PS384", 4096: "PS512"}[public_key.key_size]
+    return {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}[public_key.curve.name]
+
+
+def hash_for(alg):
+    return {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[alg[2:]]
+
+
+def jws_sign(key, alg, data):
+    h = hash_for(alg)
+    if alg.startswith("PS"):   # RSASSA-PSS, MGF1 with the same hash, salt = hash length (RFC 7518 3.5)
+        return key.sign(data, padding.PSS(padding.MGF1(h), h.digest_size), h)
+    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(h)))
+    n = (key.curve.key_size + 7) // 8   # JWS ECDSA signatures are R || S, fixed width (RFC 7518 3.4)
+    return r.to_bytes(n, "big") + s.to_bytes(n, "big")
+
+
+def jws_verify(public_key, alg, sig, data):
+    h = hash_for(alg)
+    if alg.startswith("PS"):
+        public_key.verify(sig, data, padding.PSS(padding.MGF1(h), h.digest_size), h)
+    else:
+        n = (public_key.curve.key_size + 7) // 8
+        if len(sig) != 2 * n:
+            raise InvalidSignature("bad ECDSA signature length")
+        r, s = int.from_bytes(sig[:n], "big"), int.from_bytes(sig[n:], "big")
+        public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(h))
+
+
+# --- pki: Certificate Requirements ------------------------------------------
+
+def name(rdns):
+    return x509.Name([x509.NameAttribute(OIDS[k], v) for k, v in rdns])
+
+
+def with_cn(cn, org="acme-rockets.io"):
+    return name([(k, org if k == "O" else cn if k == "CN" else v) for k, v in SUBJECT])
+
+
+def issue(subject, public_key, issuer, issuer_key, ca=False, eku=None, start=None, end=None):
+    """A certificate meeting "Certificate Requirements": CAs get a critical
+    basicConstraints cA=true and a critical keyUsage keyCertSign (+cRLSign);
+    leaves a critical keyUsage digitalSignature only, basicConstraints
+    cA=false and the given EKU. Signatures use SHA-384, never SHA-1."""
+    issuer_name = subject if issuer is None else issuer.subject
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+         .public_key(public_key).serial_number(x509.random_serial_number())
+         .not_valid_before(start or now() - (30 if ca else 1) * day).not_valid_after(end or now() + 3650 * day)
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=1 if ca and issuer is None else 0 if ca else None),
+                        critical=True)
+         .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=False, key_encipherment=False,
+                                      data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                                      crl_sign=ca, encipher_only=False, decipher_only=False), critical=True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
+    if eku:
+        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=eku == ExtendedKeyUsageOID.TIME_STAMPING)
+    return b.sign(issuer_key, hashes.SHA384())
+
+
+TSA_CNF = """\
+# openssl ts configuration of the test RFC 3161 TSA (made by notation_sign.py)
+[ tsa ]
+default_tsa = tsa_config
+
+[ tsa_config ]
+dir = {dir}
+serial = $dir/tsa.serial
+crypto_device = builtin
+signer_cert = $dir/tsa.crt
+signer_key = $dir/tsa.key
+signer_digest = sha384
+default_policy = 1.3.6.1.4.1.57264.99.1
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ordering = yes
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+"""
+
+
+def pki(work):
+    os.makedirs(work, exist_ok=True)
+    target = os.path.join(work, "notation-ca.crt")
+    with open(os.path.join(work, ".pki.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # concurrent test processes make one PKI
+        if not os.path.exists(target):
+            make_pki(work)
+    return target
+
+
+def make_pki(work):
+    out = {}
+
+    def save(base, cert, key, cert_name=None):
+        out[cert_name or base + ".crt"] = cert.public_bytes(serialization.Encoding.PEM)
+        out[base + ".key"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
+
+    def root(cert_name, key_name, cn, key):
+        cert = issue(name([("C", "US"), ("O", "vouch test"), ("CN", cn)]), key.public_key(), None, key, ca=True)
+        save(key_name, cert, key, cert_name)
+        return cert, key
+
+    def leaf(base, subject, issuer, key=None, eku=ExtendedKeyUsageOID.CODE_SIGNING, **kw):
+        key = key or ec.generate_private_key(ec.SECP256R1())
+        save(base, issue(subject, key.public_key(), issuer[0], issuer[1], eku=eku, **kw), key)
+
+    ca = root("notation-ca.crt", "ca", "vouch notation root", rsa.generate_private_key(65537, 3072))
+    ik = ec.generate_private_key(ec.SECP384R1())
+    inter = (issue(name([("C", "US"), ("O", "vouch test"), ("CN", "vouch notation intermediate")]),
+                   ik.public_key(), ca[0], ca[1], ca=True), ik)
+    save("intermediate", *inter)
+    leaf("leaf", name(SUBJECT), inter)
+    leaf("leaf-rsa", with_cn("vouch-test-rsa"), inter, rsa.generate_private_key(65537, 3072))
+    leaf("wrong-subject", with_cn("vouch-test-signer", "evil.example"), inter)
+    t = now()
+    leaf("expired", name(SUBJECT), inter, start=t - 10 * day, end=t - day)
+    other = root("other-ca.crt", "other-ca", "somebody else's root", ec.generate_private_key(ec.SECP384R1()))
+    leaf("other-leaf", name(SUBJECT), other)
+    tsa = root("tsa-ca.crt", "tsa-ca", "vouch test TSA root", ec.generate_private_key(ec.SECP384R1()))
+    leaf("tsa", name([("C", "US"), ("O", "vouch test"), ("CN", "vouch test TSA")]), tsa,
+         ec.generate_private_key(ec.SECP384R1()), eku=ExtendedKeyUsageOID.TIME_STAMPING)
+    out["tsa.serial"] = b"01\n"
+    out["tsa.cnf"] = TSA_CNF.format(dir=os.path.abspath(work)).encode()
+    sa = root("sa-ca.crt", "sa-ca", "vouch signing authority root", ec.generate_private_key(ec.SECP384R1()))
+    leaf("sa-leaf", name(SUBJECT), sa, ec.generate_private_key(ec.SECP384R1()))
+    # notation-ca.crt last: its presence means the set is complete.
+    for fname in sorted(out, key=lambda n: n == "notation-ca.crt"):
+        write(os.path.join(work, fname), out[fname])
+
+
+# --- RFC 3161 timestamp (signature-specification "Unsigned Attributes") -----
+
+def openssl(*args, cwd=None):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True)
+    if r.returncode != 0:
+        raise SystemExit(f"openssl {' '.join(args)} failed:\n{r.stderr.decode()}")
+    return r.stdout
+
+
+def timestamp(work, imprint_hash, signature):
+    """A TimeStampToken (CMS ContentInfo, DER) from the test TSA whose
+    messageImprint is the hash of the raw signature bytes (trust-store-trust-
+    policy "Validate Trusted Timestamp": "the hash of the signature to which
+    the timestamp was applied"), hashed with the signature algorithm's hash."""
+    h = hashlib.new(imprint_hash.name, signature).hexdigest()
+    with tempfile.TemporaryDirectory() as tmp:
+        openssl("ts", "-query", "-digest", h, f"-{imprint_hash.name}", "-cert", "-out", "q.tsq", cwd=tmp)
+        openssl("ts", "-reply", "-config", os.path.abspath(os.path.join(work, "tsa.cnf")),
+                "-queryfile", "q.tsq", "-token_out", "-out", "token.der", cwd=tmp)
+        with open(os.path.join(tmp, "token.der"), "rb") as f:
+            return f.read()
+
+
+# --- JWS envelope (signature-envelope-jws.md) -------------------------------
+
+SIGNERS = {   # variant -> (leaf, x5c after the leaf, signing scheme)
+    "rsa": ("leaf-rsa", ["intermediate.crt", "notation-ca.crt"], "notary.x509"),
+    "untrusted": ("other-leaf", ["other-ca.crt"], "notary.x509"),
+    "wrong-subject": ("wrong-subject", ["intermediate.crt", "notation-ca.crt"], "notary.x509"),
+    "expired": ("expired", ["intermediate.crt", "notation-ca.crt"], "notary.x509"),
+    "signing-authority": ("sa-leaf", ["sa-ca.crt"], "notary.x509.signingAuthority"),
+}
+
+
+def envelope(work, variant, subject):
+    """The flattened JWS JSON envelope signing `subject` (an OCI descriptor:
+    mediaType, digest, size), and its x5c chain as DER certificates."""
+    assert variant in VARIANTS, f"unknown variant {variant!r}"
+    base, rest, scheme = SIGNERS.get(variant, ("leaf", ["intermediate.crt", "notation-ca.crt"], "notary.x509"))
+    key = load_key(work, base + ".key")
+    chain = [load_cert(work, base + ".crt")] + [load_cert(work, n) for n in rest]
+    alg = alg_for(chain[0].public_key())
+
+    # Payload: {"targetArtifact": descriptor}, cty application/vnd.cncf.notary.payload.v1+json.
+    target = dict(subject)
+    if variant == "other-image":
+        target["digest"] = "sha256:" + hashlib.sha256(b"some other image manifest").hexdigest()
+    payload = compact({"targetArtifact": target})
+
+    # Protected headers; "crit" lists signingScheme and every other critical one present.
+    t = now()
+    protected = {"alg": alg, "cty": PAYLOAD_TYPE, SCHEME: scheme, "crit": [SCHEME]}
+    if scheme == "notary.x509":
+        signed_at = {"expired": t - 2 * day, "sig-expired": t - datetime.timedelta(hours=2)}.get(variant, t)
+        protected[SIGNING_TIME] = rfc3339(signed_at)
+    else:
+        protected[AUTHENTIC_TIME] = rfc3339(t)
+        protected["crit"].append(AUTHENTIC_TIME)
+    if variant == "sig-expired":
+        protected[EXPIRY] = rfc3339(t - datetime.timedelta(hours=1))
+        protected["crit"].append(EXPIRY)
+    if variant == "unknown-crit":
+        protected["io.cncf.example.unknown"] = "must be understood"
+        protected["crit"].append("io.cncf.example.unknown")
+
+    # JWS Signing Input: ASCII(BASE64URL(UTF8(protected)) '.' BASE64URL(payload)).
+    p64, m64 = b64url(compact(protected)), b64url(payload)
+    sig = jws_sign(key, alg, f"{p64}.{m64}".encode())
+
+    # Unprotected headers: x5c (standard base64 DER, leaf first, root last),
+    # signingAgent, and the optional RFC 3161 timestampSignature.
+    header = {"x5c": [b64(der(c)) for c in chain], AGENT: "vouch-notation-test/1.0"}
+    if variant == "timestamped":
+        header[TIMESTAMP] = b64(timestamp(work, hash_for(alg), sig))
+
+    if variant == "tampered":
+        target["size"] += 1
+        m64 = b64url(compact({"targetArtifact": target}))
+    elif variant == "tampered-annotation":
+        target["annotations"] = {"io.example.added": "after signing"}
+        m64 = b64url(compact({"targetArtifact": target}))
+    env = {"payload": m64, "protected": p64, "header": header, "signature": b64url(sig)}
+    return json.dumps(env).encode(), [der(c) for c in chain]
+
+
+def signature_manifest(envelope_bytes, chain, subject):
+    """The signature manifest of signature-specification "OCI Signatures"."""
+    annotations = {
+        THUMBPRINTS: json.dumps([hashlib.sha256(c).hexdigest() for c in chain], separators=(",", ":")),
+        "org.opencontainers.image.created": rfc3339(now()),
+    }
+    return json.dumps({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": SIG_TYPE, "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(), "size": 2},
+        "layers": [{"mediaType": JWS_TYPE, "digest": "sha256:" + hashlib.sha256(envelope_bytes).hexdigest(),
+                    "size": len(envelope_bytes)}],
+        "subject": subject,
+        "annotations": annotations,
+    }, separators=(",", ":")).encode()
+
+
+# --- sign: push to the registry ---------------------------------------------
+
+class Registry:
+    def __init__(self, addr, repo):
+        self.host, self.port = addr.rsplit(":", 1)
+        self.repo = repo
+
+    def request(self, method, path, body=None, headers=None):
+        try:
+            conn = http.client.HTTPConnection(self.host, int(self.port), timeout=60)
+            conn.request(method, f"/v2/{self.repo}/{path}", body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        except OSError as e:
+            raise SystemExit(f"{method} /v2/{self.repo}/{path}: {e}")
+
+    def expect(self, want, method, path, body=None, headers=None):
+        status, headers_, out = self.request(method, path, body, headers)
+        if status != want:
+            raise SystemExit(f"{method} /v2/{self.repo}/{path}: HTTP {status} (wanted {want}): {out[:500]!r}")
+        return headers_, out
+
+    def push_blob(self, data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.expect(201, "POST", f"blobs/uploads/?digest={digest}", data,
+                    {"Content-Type": "application/octet-stream"})
+        return digest
+
+
+def referrers_tag(digest):
+    """The referrers tag schema's tag: <alg>-<ref>, alg truncated to 32 and
+    ref to 64 characters (OCI distribution-spec "Referrers Tag Schema")."""
+    alg, ref = digest.split(":", 1)
+    return f"{alg[:32]}-{ref[:64]}"
+
+
+def update_tag_schema(reg, subject_digest, descriptor):
+    tag = referrers_tag(subject_digest)
+    status, _, body = reg.request("GET", f"manifests/{tag}", headers={"Accept": OCI_INDEX})
+    if status == 200:
+        index = json.loads(body)
+    elif status == 404:
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    else:
+        raise SystemExit(f"GET /v2/{reg.repo}/manifests/{tag}: HTTP {status}: {body[:500]!r}")
+    if not any(m.get("digest") == descriptor["digest"] for m in index.get("manifests", [])):
+        index.setdefault("manifests", []).append(descriptor)
+    reg.expect(201, "PUT", f"manifests/{tag}", json.dumps(index, separators=(",", ":")).encode(),
+               {"Content-Type": OCI_INDEX})
+
+
+def sign(addr, repo, digest, work, variant, push):
+    reg = Registry(addr, repo)
+    accept = ", ".join([OCI_MANIFEST, OCI_INDEX, "application/vnd.docker.distribution.manifest.v2+json",
+                        "application/vnd.docker.distribution.manifest.list.v2+json"])
+    status, headers, body = reg.request("GET", f"manifests/{digest}", headers={"Accept": accept})
+    if status == 200:
+        media_type = headers.get("content-type") or json.loads(body).get("mediaType")
+        subject = {"mediaType": media_type.split(";")[0].strip(), "digest": digest, "size": len(body)}
+    elif "SUBJECT_SIZE" in os.environ:
+        subject = {"mediaType": os.environ.get("SUBJECT_MEDIA_TYPE", OCI_MANIFEST), "digest": digest,
+                   "size": int(os.environ["SUBJECT_SIZE"])}
+    else:
+        raise SystemExit(f"GET /v2/{repo}/manifests/{digest}: HTTP {status}: {body[:500]!r}")
+
+    env, chain = envelope(work, variant, subject)
+    reg.push_blob(b"{}")
+    reg.push_blob(env)
+    manifest = signature_manifest(env, chain, subject)
+    sig_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    headers, _ = reg.expect(201, "PUT", f"manifests/{sig_digest}", manifest, {"Content-Type": OCI_MANIFEST})
+    if push == "tag-schema" or "oci-subject" not in headers:
+        annotations = json.loads(manifest)["annotations"]
+        update_tag_schema(reg, digest, {"mediaType": OCI_MANIFEST, "digest": sig_digest, "size": len(manifest),
+                                        "artifactType": SIG_TYPE, "annotations": annotations})
+    print(sig_digest)
+
+
+# --- selftest: a small independent verifier ---------------------------------
+
+class Reject(Exception):
+    pass
+
+
+def check_cert_requirements(chain):
+    """signature-specification "Certificate Requirements" for a signing chain
+    (the TSA's certificate is left to `openssl ts -verify`)."""
+    def ext(c, t):
+        try:
+            return c.extensions.get_extension_for_class(t)
+        except x509.ExtensionNotFound:
+            return None
+    E = ExtendedKeyUsageOID
+    for i, c in enumerate(chain):
+        ku, bc, pk = ext(c, x509.KeyUsage), ext(c, x509.BasicConstraints), c.public_key()
+        if ku is None or not ku.critical:
+            raise Reject(f"x5c[{i}]: keyUsage missing or not critical")
+        if c.signature_hash_algorithm is not None and c.signature_hash_algorithm.name == "sha1":
+            raise Reject(f"x5c[{i}] is signed with SHA-1")
+        if (pk.key_size < 2048) if isinstance(pk, rsa.RSAPublicKey) else (pk.curve.key_size < 256):
+            raise Reject(f"x5c[{i}]: key too small")
+        if i == 0:   # the signing certificate
+            v, eku = ku.value, ext(c, x509.ExtendedKeyUsage)
+            if not v.digital_signature or v.key_cert_sign or v.crl_sign or v.key_encipherment \
+                    or v.data_encipherment or v.key_agreement:
+                raise Reject("leaf keyUsage is not digitalSignature only")
+            if bc is not None and bc.value.ca:
+                raise Reject("leaf is a CA")
+            if eku is not None and set(eku.value) & {E.ANY_EXTENDED_KEY_USAGE, E.SERVER_AUTH, E.CLIENT_AUTH,
+                                                     E.EMAIL_PROTECTION, E.TIME_STAMPING}:
+                raise Reject("leaf extendedKeyUsage not allowed for code signing")
+        elif bc is None or not bc.critical or not bc.value.ca or not ku.value.key_cert_sign:
+            raise Reject(f"CA x5c[{i}] lacks a critical basicConstraints cA=true or keyCertSign")
+        elif bc.value.path_length is not None and bc.value.path_length < i - 1:
+            raise Reject(f"CA x5c[{i}]: pathLenConstraint exceeded")
+        try:   # ordered: each certificate is issued by the next, the last by itself
+            c.verify_directly_issued_by(chain[min(i + 1, len(chain) - 1)])
+        except (ValueError, TypeError, InvalidSignature):
+            raise Reject(f"x5c[{i}] is not issued by the next certificate (or is not a self-signed root)")
+
+
+def check_chain(chain, roots, at):
+    """The chain leads to a trust-store root and is valid at `at`, by
+    cryptography's verifier (with Notary's extension rules, not WebPKI's)."""
+    from cryptography.x509 import verification as v
+    C = v.Criticality.CRITICAL
+    ca = v.ExtensionPolicy.permit_all().require_present(x509.BasicConstraints, C, None) \
+        .require_present(x509.KeyUsage, C, None)
+    ee = v.ExtensionPolicy.permit_all().require_present(x509.KeyUsage, C, None)
+    builder = v.PolicyBuilder().store(v.Store(roots)).time(at).extension_policies(ca_policy=ca, ee_policy=ee)
+    try:
+        builder.build_client_verifier().verify(chain[0], chain[1:])
+    except v.VerificationError as e:
+        raise Reject(f"chain does not verify to a trusted root at {rfc3339(at)}: {e}")
+
+
+def check_timestamp(work, token, imprint_hash, sig):
+    """Verify the TimeStampToken with `openssl ts -verify` against tsa-ca.crt
+    and return its genTime."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write(os.path.join(tmp, "t.der"), token)
+        r = subprocess.run(["openssl", "ts", "-verify", "-in", "t.der", "-token_in",
+                            "-digest", hashlib.new(imprint_hash.name, sig).hexdigest(),
+                            "-CAfile", os.path.abspath(os.path.join(work, "tsa-ca.crt"))],
+                           cwd=tmp, capture_output=True, text=True)
+        if r.returncode != 0 or "Verification: OK" not in r.stdout:
+            raise Reject(f"timestamp does not verify: {r.stdout}{r.stderr}")
+        text = openssl("ts", "-reply", "-in", "t.der", "-token_in", "-text", cwd=tmp).decode()
+    m = re.search(r"Time stamp: (\w+ +\d+ [\d:]+ \d+) GMT", text)
+    t = datetime.datetime.strptime(" ".join(m.group(1).split()), "%b %d %H:%M:%S %Y")
+    return t.replace(tzinfo=datetime.timezone.utc)
+
+
+def verify(work, manifest_bytes, env_bytes, subject, identity):
+    """Verify a signature manifest + envelope as a trust policy with stores
+    ca:notation-ca.crt, signingAuthority:sa-ca.crt, tsa:tsa-ca.crt and the
+    given trusted identity would (trust-store-trust-policy "Signature
+    Verification"). Returns a description, raises Reject."""
+    manifest = json.loads(manifest_bytes)
+    if manifest.get("mediaType") != OCI_MANIFEST or manifest["config"]["mediaType"] != SIG_TYPE \
+            or "artifactType" in manifest or len(manifest["layers"]) != 1 \
+            or manifest["layers"][0]["mediaType"] != JWS_TYPE or manifest["subject"] != subject:
+        raise Reject("not a Notary signature manifest for the subject")
+    if manifest["layers"][0]["digest"] != "sha256:" + hashlib.sha256(env_bytes).hexdigest():
+        raise Reject("layer digest is not the envelope's")
+    # Integrity: a flattened JWS JSON envelope with nothing else at top level.
+    env = json.loads(env_bytes)
+    if set(env) != {"payload", "protected", "header", "signature"}:
+        raise Reject(f"envelope fields {sorted(env)}")
+    prot = json.loads(unb64url(env["protected"]))
+    chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in env["header"]["x5c"]]
+    if json.loads(manifest["annotations"][THUMBPRINTS]) != [hashlib.sha256(der(c)).hexdigest() for c in chain]:
+        raise Reject("thumbprint annotation does not match x5c")
+    if prot.get("cty") != PAYLOAD_TYPE:
+        raise Reject("unsupported cty")
+    crit = prot.get("crit", [])
+    if SCHEME not in crit or any(k not in KNOWN_CRIT for k in crit) or any(k not in prot for k in crit):
+        raise Reject(f"crit {crit}: missing signingScheme or unknown/absent critical header")
+    if any(k in prot and k not in crit for k in (AUTHENTIC_TIME, EXPIRY)):
+        raise Reject("critical header not listed in crit")
+    alg = alg_for(chain[0].public_key())
+    if prot.get("alg") != alg:
+        raise Reject(f"alg {prot.get('alg')} does not match the signing key ({alg})")
+    sig = unb64url(env["signature"])
+    try:
+        jws_verify(chain[0].public_key(), alg, sig, f"{env['protected']}.{env['payload']}".encode())
+    except InvalidSignature:
+        raise Reject("signature does not verify")
+    # Authenticity: certificate requirements, trust store, trusted identity.
+    check_cert_requirements(chain)
+    scheme, t = prot.get(SCHEME), now()
+    parse = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    if scheme == "notary.x509" and SIGNING_TIME in prot and AUTHENTIC_TIME not in prot:
+        store, at = "notation-ca.crt", t
+    elif scheme == "notary.x509.signingAuthority" and AUTHENTIC_TIME in prot and SIGNING_TIME not in prot:
+        store, at = "sa-ca.crt", parse(prot[AUTHENTIC_TIME])
+    else:
+        raise Reject(f"bad signing scheme / time headers for {scheme!r}")
+    # Trusted timestamp (notary.x509): the TSA's genTime replaces "now".
+    how = "no timestamp"
+    if TIMESTAMP in env["header"]:
+        at = check_timestamp(work, base64.b64decode(env["header"][TIMESTAMP]), hash_for(alg), sig)
+        how = f"timestamp {rfc3339(at)}"
+    if der(chain[-1]) != der(load_cert(work, store)):
+        raise Reject(f"x5c root is not in the trust store {store}")
+    check_chain(chain, [load_cert(work, store)], at)
+    # trustedIdentities "x509.subject: ...": every RDN given must match the leaf's.
+    if any([a.value for a in chain[0].subject.get_attributes_for_oid(OIDS[k])] != [v] for k, v in identity):
+        raise Reject(f"signer {chain[0].subject.rfc4514_string()} is not a trusted identity")
+    # Expiry.
+    if EXPIRY in prot and t >= parse(prot[EXPIRY]):
+        raise Reject(f"signature expired at {prot[EXPIRY]}")
+    # Payload: it must name the artifact being verified.
+    target = json.loads(unb64url(env["payload"]))["targetArtifact"]
+    if {k: target.get(k) for k in ("mediaType", "digest", "size")} != subject or "annotations" in target:
+        raise Reject("payload targetArtifact does not match the subject")
+    return f"{alg}, {scheme}, chain to {store}, {how}"
+
+
+def selftest(work):
+    pki(work)   # make the PKI if missing
+    image = b'{"schemaVersion":2,"mediaType":"%s","config":{},"layers":[]}' % OCI_MANIFEST.encode()
+    subject = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + hashlib.sha256(image).hexdigest(),
+               "size": len(image)}
+    accept = {"ok", "rsa", "timestamped", "signing-authority"}
+    failures = 0
+    for variant in VARIANTS:
+        env, chain = envelope(work, variant, subject)
+        manifest = signature_manifest(env, chain, subject)
+        try:
+            outcome, why = "accepted", verify(work, manifest, env, subject, POLICY_IDENTITY)
+        except Reject as e:
+            outcome, why = "rejected", str(e)
+        good = (outcome == "accepted") == (variant in accept)
+        failures += not good
+        print(f"{'PASS' if good else 'FAIL'} {variant:20} {outcome}: {why}")
+    # The identity check itself: leaf-rsa's CN differs from leaf.crt's full subject.
+    env, chain = envelope(work, "rsa", subject)
+    try:
+        verify(work, signature_manifest(env, chain, subject), env, subject, SUBJECT)
+        print("FAIL identity mismatch accepted")
+        failures += 1
+    except Reject as e:
+        print(f"PASS identity mismatch rejected: {e}")
+    # The expired leaf was fine when it signed: its chain verifies at signingTime.
+    env, chain = envelope(work, "expired", subject)
+    signed = json.loads(unb64url(json.loads(env)["protected"]))[SIGNING_TIME]
+    certs = [x509.load_der_x509_certificate(c) for c in chain]
+    try:
+        check_chain(certs, [load_cert(work, "notation-ca.crt")],
+                    datetime.datetime.strptime(signed, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc))
+        print(f"PASS expired leaf's chain verifies at its signingTime {signed}")
+    except Reject as e:
+        print(f"FAIL expired leaf's chain at signingTime: {e}")
+        failures += 1
+    print("selftest: " + ("all checks passed" if not failures else f"{failures} check(s) failed"))
+    sys.exit(1 if failures else 0)
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "pki" and len(argv) == 3:
+        print(pki(argv[2]))
+    elif cmd == "selftest" and len(argv) == 3:
+        selftest(argv[2])
+    elif cmd == "sign" and len(argv) >= 6:
+        addr, repo, digest, work = argv[2:6]
+        opts, rest = {"--variant": "ok", "--push": "referrers"}, argv[6:]
+        while rest:
+            if len(rest) < 2 or rest[0] not in opts:
+                sys.exit(__doc__)
+            opts[rest[0]], rest = rest[1], rest[2:]
+        if opts["--variant"] not in VARIANTS or opts["--push"] not in ("referrers", "tag-schema"):
+            sys.exit(f"unknown --variant {opts['--variant']!r} or --push {opts['--push']!r}\n\n{__doc__}")
+        if not re.fullmatch(r"sha(256|512):[0-9a-f]+", digest):
+            sys.exit(f"not a digest: {digest!r}")
+        sign(addr, repo, digest, work, opts["--variant"], opts["--push"])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
