@@ -1,8 +1,8 @@
 //! `vouch policy check --policy FILE IMAGE`: evaluates an image in any
 //! registry against a policy without admitting it. Reads, over the OCI
 //! API, what admission reads: the manifest, the image configuration(s),
-//! cosign tag-scheme signatures (`.sig`) and attestations (`.att`), and
-//! Sigstore bundle referrers; verifies them with the policy's keys and
+//! cosign tag-scheme signatures (`.sig`) and attestations (`.att`),
+//! Sigstore bundle referrers and Notation signatures; verifies them with the policy's keys and
 //! trusted root (the same verification functions admission uses); and
 //! prints the rule that applies, the verdict and every reason.
 
@@ -155,6 +155,12 @@ pub fn run(args: &CheckArgs) -> Result<std::process::ExitCode> {
     )?;
     attestations(&reg, &policy, (&keys, &identities), (repo, &digest), &mut found)?;
     bundles(&reg, &policy, (&keys, &identities), (repo, &digest), &mut found)?;
+    let target = vouch::notation::Target {
+        media_type: media_type.clone(),
+        digest: digest.to_string(),
+        size: bytes.len() as u64,
+    };
+    notation(&reg, &policy, repo, &target, &mut found)?;
     let attested: BTreeSet<(String, String)> = found
         .predicates
         .iter()
@@ -473,6 +479,76 @@ fn bundles(
                 }
             }
             Err(e) => found.notes.push(format!("Sigstore bundle {d}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Notation signatures: referrers of the image whose artifact type is the
+/// Notary Project's, through the referrers API or, on a registry without
+/// it, the referrers tag schema index at `<alg>-<hex>`; each verified
+/// against the policy's Notation trust policies.
+fn notation(
+    reg: &Registry,
+    policy: &Policy,
+    repo: &str,
+    target: &vouch::notation::Target,
+    found: &mut Found,
+) -> Result<()> {
+    let trust = policy.notation_trust();
+    if trust.is_empty() {
+        return Ok(());
+    }
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let digest = &target.digest;
+    let listing = match reg.get_if_exists(&format!("/v2/{repo}/referrers/{digest}"), INDEX)? {
+        Some(l) => Some(l),
+        None => {
+            let (alg, hex) = digest.split_once(':').unwrap_or_default();
+            let tag = format!("{alg}-{}", &hex[..hex.len().min(64)]);
+            reg.get_if_exists(&format!("/v2/{repo}/manifests/{tag}"), INDEX)?
+        }
+    };
+    let listing: serde_json::Value = listing
+        .and_then(|l| serde_json::from_slice(&l).ok())
+        .unwrap_or_default();
+    let signatures: Vec<&serde_json::Value> = listing["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["artifactType"].as_str() == Some(vouch::notation::SIGNATURE_CONFIG))
+        .collect();
+    truncated(found, "Notation signatures", signatures.len());
+    let now = now();
+    for m in signatures.into_iter().take(MAX_READ) {
+        let Some(d) = m["digest"].as_str() else { continue };
+        let Some(doc) = manifest(reg, repo, d)? else { continue };
+        let layer = &doc["layers"][0];
+        let (Some(blob), Some(vouch::notation::JWS)) = (layer["digest"].as_str(), layer["mediaType"].as_str()) else {
+            found
+                .notes
+                .push(format!("Notation signature {d}: not a JWS envelope (COSE is not read)"));
+            continue;
+        };
+        if doc["subject"]["digest"].as_str() != Some(digest.as_str()) {
+            continue;
+        }
+        let bytes = reg.get(&format!("/v2/{repo}/blobs/{blob}"))?;
+        check_digest(blob, &bytes).map_err(|e| format!("{repo}@{blob}: {e}"))?;
+        for (fingerprint, t) in &trust {
+            match vouch::notation::verify(&bytes, target, t, now) {
+                Ok(v) => {
+                    found.signers.insert(fingerprint.clone());
+                    for logged in v.logged {
+                        found
+                            .notes
+                            .push(format!("Notation signature {d} counts for {}, though {logged}", t.name));
+                    }
+                }
+                Err(e) => found
+                    .notes
+                    .push(format!("Notation signature {d} under {}: {e}", t.name)),
+            }
         }
     }
     Ok(())

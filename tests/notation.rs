@@ -114,6 +114,34 @@ fn the_example_policy_admits_notation_signatures_under_its_ca_and_refuses_each_b
             .collect();
         assert!(types.contains(&"application/vnd.cncf.notary.signature"), "{index}");
     }
+    // `vouch policy check` reads the same signatures over the OCI API and
+    // comes to the same verdicts, without admitting anything.
+    let check = |policy: &Path, reference: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(["policy", "check", "--policy"])
+            .arg(policy)
+            .arg(format!("{addr}/{reference}"))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = check(&policy, "team/ok-referrers:v1");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("verdict: ADMIT") && out.contains("signed:  notation:sha256:"),
+        "{out}"
+    );
+    // Under a policy that trusts another CA, the same signature is not enough.
+    let other = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("notation-ca.crt", "other-ca.crt");
+    std::fs::write(w.join("policy-other.toml"), other).unwrap();
+    let (code, out) = check(&w.join("policy-other.toml"), "team/ok-referrers:v1");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("verdict: DENY") && out.contains("is not in acme's ca trust store"),
+        "{out}"
+    );
     server.kill().unwrap();
     server.wait().unwrap();
 }

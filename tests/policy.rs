@@ -355,3 +355,58 @@ fn rego_input_carries_predicates_and_their_normalised_readings() {
     assert_eq!(input["predicates"][0]["predicate"]["scanner"]["uri"], "grype");
     assert_eq!(input["provenance"], serde_json::json!([]));
 }
+
+#[test]
+fn notation_trust_policies_load_and_refuse_what_would_verify_no_signer() {
+    let dir = tempfile::tempdir().unwrap();
+    // A root certificate made by the independent Notation signer.
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/notation/ca.pem");
+    std::fs::copy(ca, dir.path().join("ca.crt")).unwrap();
+    let load = |trust: &str, rule: &str| {
+        let text = format!(
+            "version = 1\nname = \"n\"\n[notation.acme]\nca = [\"ca.crt\"]\n{trust}\n[[rule]]\nrepositories = \"**\"\n{rule}\n"
+        );
+        Policy::parse(&text, &dir.path().join("p.toml"))
+    };
+    let sign = "signatures = { keys = [\"acme\"] }";
+    let p = load("identities = [\"*\"]", sign).unwrap();
+    let fingerprint = &p.names["acme"];
+    assert!(fingerprint.starts_with("notation:sha256:"), "{fingerprint}");
+    // The digest pins the trust settings: another level, another policy.
+    let permissive = load("identities = [\"*\"]\nlevel = \"permissive\"", sign).unwrap();
+    assert_ne!(p.digest(), permissive.digest());
+    for (trust, rule, why) in [
+        ("identities = [\"*\"]\nlevel = \"audit\"", sign, "verifies no signer"),
+        ("identities = [\"*\"]\nlevel = \"skip\"", sign, "verifies no signer"),
+        ("identities = []", sign, "identities is empty"),
+        (
+            "identities = [\"*\", \"x509.subject: C=US, ST=WA, O=a\"]",
+            sign,
+            "must be the only identity",
+        ),
+        (
+            "identities = [\"x509.subject: C=US, ST=WA, O=a\", \"x509.subject: C=US, ST=WA, O=a, OU=b\"]",
+            sign,
+            "overlap",
+        ),
+        (
+            "identities = [\"x509.subject: C=US, O=a\"]",
+            sign,
+            "must name C, ST and O",
+        ),
+        (
+            "identities = [\"*\"]\noverride = { authenticity = \"log\" }",
+            sign,
+            "always enforces authenticity",
+        ),
+        (
+            "identities = [\"*\"]",
+            "attestations = [{ predicate_type = \"p\", keys = [\"acme\"] }]",
+            "not attestations",
+        ),
+        ("identities = [\"*\"]\ntsa = [\"missing.crt\"]", sign, "tsa missing.crt"),
+    ] {
+        let e = load(trust, rule).unwrap_err().to_string();
+        assert!(e.contains(why), "{trust} / {rule}: expected {why:?} in {e}");
+    }
+}

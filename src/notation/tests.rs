@@ -54,3 +54,103 @@ proptest::proptest! {
         proptest::prop_assert!(verify(&bytes, &target, &trust, 0).is_err());
     }
 }
+
+/// An envelope made by the independent signer (tests/notation_sign.py,
+/// variant `ok`) for `sha256:abab..` (1 byte), and its root CA.
+const ENVELOPE: &[u8] = include_bytes!("../../fuzz/seeds/notation/ok.json");
+const CA: &[u8] = include_bytes!("../../fuzz/seeds/notation/ca.pem");
+
+fn fixture_trust(identity: &str) -> TrustPolicy {
+    TrustPolicy {
+        name: "acme".into(),
+        ca: trust::read_certificates(CA).unwrap(),
+        signing_authority: Vec::new(),
+        tsa: Vec::new(),
+        identities: vec![Identity::parse(identity).unwrap()],
+        level: trust::Level::Strict,
+        actions: trust::Actions::of(trust::Level::Strict, &Default::default()).unwrap(),
+    }
+}
+
+fn fixture_target() -> Target {
+    Target {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        digest: format!("sha256:{}", "ab".repeat(32)),
+        size: 1,
+    }
+}
+
+/// An hour after the fixture was signed (its certificates are valid then).
+fn fixture_now() -> i64 {
+    let env = parse(ENVELOPE).unwrap();
+    rfc3339("t", &env.header[SIGNING_TIME]).unwrap() + 3600
+}
+
+#[test]
+fn an_independent_signature_verifies_and_binds_its_target_and_identity() {
+    let now = fixture_now();
+    let v = verify(ENVELOPE, &fixture_target(), &fixture_trust("*"), now).unwrap();
+    assert!(
+        v.subject.contains("acme-rockets.io") && v.signed_at.is_none() && v.logged.is_empty(),
+        "{v:?}"
+    );
+    let acme = fixture_trust("x509.subject: C=US, ST=WA, O=acme-rockets.io");
+    assert!(verify(ENVELOPE, &fixture_target(), &acme, now).is_ok());
+    let other = fixture_trust("x509.subject: C=US, ST=WA, O=wabbit-networks.io");
+    let e = verify(ENVELOPE, &fixture_target(), &other, now).unwrap_err();
+    assert!(matches!(e, NotationProblem::Authenticity(_)), "{e}");
+    let mut bigger = fixture_target();
+    bigger.size = 2;
+    let e = verify(ENVELOPE, &bigger, &fixture_trust("*"), now).unwrap_err();
+    assert!(matches!(e, NotationProblem::Integrity(_)), "{e}");
+    // Eleven years on, the certificates have expired, and no timestamp
+    // proves the signature older.
+    let e = verify(
+        ENVELOPE,
+        &fixture_target(),
+        &fixture_trust("*"),
+        now + 11 * 365 * 86_400,
+    )
+    .unwrap_err();
+    assert!(matches!(e, NotationProblem::Timestamp(_)), "{e}");
+}
+
+#[test]
+fn a_reordered_or_truncated_chain_is_refused() {
+    let doc: serde_json::Value = serde_json::from_slice(ENVELOPE).unwrap();
+    let with_chain = |x5c: Vec<serde_json::Value>| {
+        let mut d = doc.clone();
+        d["header"]["x5c"] = x5c.into();
+        serde_json::to_vec(&d).unwrap()
+    };
+    let x5c = doc["header"]["x5c"].as_array().unwrap().clone();
+    let now = fixture_now();
+    let trust = fixture_trust("*");
+    let reversed: Vec<_> = x5c.iter().rev().cloned().collect();
+    for (what, chain) in [
+        ("reversed", reversed),
+        ("no root", x5c[..2].to_vec()),
+        ("leaf only", x5c[..1].to_vec()),
+    ] {
+        let e = verify(&with_chain(chain), &fixture_target(), &trust, now).unwrap_err();
+        assert!(matches!(e, NotationProblem::Certificate(_)), "{what}: {e}");
+    }
+}
+
+proptest::proptest! {
+    /// An attacker who changes any one character of what is signed (the
+    /// protected header, the payload) or of the signature gets a refusal.
+    #[test]
+    fn any_change_to_a_signed_part_is_refused(field in 0usize..3, at in proptest::prelude::any::<proptest::sample::Index>(), to in 0usize..64) {
+        let name = ["protected", "payload", "signature"][field];
+        let mut doc: serde_json::Value = serde_json::from_slice(ENVELOPE).unwrap();
+        let mut text: Vec<u8> = doc[name].as_str().unwrap().as_bytes().to_vec();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let i = at.index(text.len());
+        proptest::prop_assume!(text[i] != alphabet[to]);
+        text[i] = alphabet[to];
+        doc[name] = String::from_utf8(text).unwrap().into();
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        proptest::prop_assert!(verify(&bytes, &fixture_target(), &fixture_trust("*"), fixture_now()).is_err());
+    }
+}
