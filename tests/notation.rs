@@ -61,6 +61,20 @@ fn pki(w: &Path) {
     assert!(ok, "{out}");
 }
 
+/// The independent signer checks its own envelopes with its own verifier
+/// (tests/notation_sign_selftest.py), so that a disagreement with vouch
+/// points at one side.
+#[test]
+fn the_independent_signer_passes_its_self_tests() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    pki(work.path());
+    let (ok, out) = run(Command::new("python3").arg(SIGNER).arg("selftest").arg(work.path()));
+    assert!(ok && out.contains("all checks passed"), "{out}");
+}
+
 #[test]
 fn the_example_policy_admits_notation_signatures_under_its_ca_and_refuses_each_broken_one() {
     if !common::have_python_module("cryptography") {
