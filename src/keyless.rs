@@ -198,6 +198,39 @@ pub fn verify_inclusion_proof(
     }
 }
 
+/// Checks that a Rekor v1 `hashedrekord` (0.0.1) body records a message
+/// whose SHA-256 is `digest` and `signature`: a message signature's entry.
+pub fn message_entry_matches(body_b64: &str, digest: &[u8; 32], signature: &[u8]) -> Result<(), KeylessProblem> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body: serde_json::Value = b64
+        .decode(body_b64)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(KeylessProblem::EntryMismatch)?;
+    let (kind, version) = (
+        body["kind"].as_str().unwrap_or(""),
+        body["apiVersion"].as_str().unwrap_or(""),
+    );
+    if kind != "hashedrekord" || !matches!(version, "" | "0.0.1") {
+        return Err(KeylessProblem::UnsupportedEntry(
+            kind.chars().take(40).collect(),
+            version.chars().take(20).collect(),
+        ));
+    }
+    let spec = &body["spec"];
+    let ok = spec["data"]["hash"]["algorithm"].as_str() == Some("sha256")
+        && spec["data"]["hash"]["value"].as_str() == Some(hex::encode(digest).as_str())
+        && spec["signature"]["content"]
+            .as_str()
+            .and_then(|s| b64.decode(s).ok())
+            .is_some_and(|s| s == signature);
+    if ok {
+        Ok(())
+    } else {
+        Err(KeylessProblem::EntryMismatch)
+    }
+}
+
 /// Checks that a log entry's body records `payload` (by hash) and
 /// `signature`: a `hashedrekord` (the payload is the signed message), or a
 /// `dsse` entry (the payload is the envelope's payload).

@@ -56,16 +56,26 @@ pub fn is_v2(tlog: &serde_json::Value) -> bool {
     )
 }
 
-/// Verifies a Rekor v2 entry for a DSSE `payload` signed with `signature`
-/// by the certificate `leaf` (DER): the entry records them, it is in a log
-/// of the trusted root (inclusion proof to a checkpoint that log signed),
-/// and the required number of trusted timestamp authorities timestamped
-/// the signature. Returns the timestamps' times (at least one), at each of
-/// which the certificate must have been valid.
+/// What a bundle signed, which its log entry must record.
+#[derive(Debug, Clone, Copy)]
+pub enum Signed<'a> {
+    /// A DSSE envelope's payload (a `dsse` entry records its SHA-256).
+    Dsse(&'a [u8]),
+    /// A message, by its SHA-256 (a `hashedrekord` entry records it).
+    Message(&'a [u8; 32]),
+}
+
+/// Verifies a Rekor v2 entry for what was `signed` with `signature` by the
+/// certificate `leaf` (DER): the entry (`dsse` or `hashedrekord` 0.0.2, as
+/// the bundle's content) records them, it is in a log of the trusted root
+/// (inclusion proof to a checkpoint that log signed), and the required
+/// number of trusted timestamp authorities timestamped the signature.
+/// Returns the timestamps' times (at least one), at each of which the
+/// certificate must have been valid.
 pub fn verify_entry(
     root: &TrustedRoot,
     tlog: &serde_json::Value,
-    payload: &[u8],
+    signed: Signed<'_>,
     signature: &[u8],
     leaf: &[u8],
     timestamps: &serde_json::Value,
@@ -74,7 +84,11 @@ pub fn verify_entry(
         tlog["kindVersion"]["kind"].as_str().unwrap_or(""),
         tlog["kindVersion"]["version"].as_str().unwrap_or(""),
     );
-    if kind != "dsse" || version != "0.0.2" {
+    let expected = match signed {
+        Signed::Dsse(_) => "dsse",
+        Signed::Message(_) => "hashedrekord",
+    };
+    if kind != expected || version != "0.0.2" {
         return Err(KeylessProblem::UnsupportedEntry(
             kind.chars().take(40).collect(),
             version.chars().take(20).collect(),
@@ -84,26 +98,40 @@ pub fn verify_entry(
         .as_str()
         .and_then(|b| B64.decode(b).ok())
         .ok_or_else(|| KeylessProblem::Malformed("the entry body is not base64".into()))?;
-    entry_records(&body, payload, signature, leaf)?;
+    entry_records(&body, signed, signature, leaf)?;
     let times = signing_times(root, signature, timestamps)?;
     verify_inclusion(root, &body, tlog, times[0])?;
     Ok(times)
 }
 
-/// A `dsse` 0.0.2 body names the payload's SHA-256, the signature and the
-/// certificate.
-fn entry_records(body: &[u8], payload: &[u8], signature: &[u8], leaf: &[u8]) -> Result<(), KeylessProblem> {
+/// A `dsse` 0.0.2 body names the payload's SHA-256, the signatures and
+/// their certificates; a `hashedrekord` 0.0.2 body the message's SHA-256,
+/// the signature and its certificate (rekor-tiles' entry types).
+fn entry_records(body: &[u8], signed: Signed<'_>, signature: &[u8], leaf: &[u8]) -> Result<(), KeylessProblem> {
     use sha2::Digest as _;
     let body: serde_json::Value = serde_json::from_slice(body).map_err(|_| KeylessProblem::EntryMismatch)?;
-    if body["apiVersion"].as_str() != Some("0.0.2") || body["kind"].as_str() != Some("dsse") {
+    let (kind, spec, hash, signatures) = match signed {
+        Signed::Dsse(payload) => {
+            let spec = &body["spec"]["dsseV002"];
+            let signatures: Vec<&serde_json::Value> = spec["signatures"].as_array().into_iter().flatten().collect();
+            ("dsse", spec, sha2::Sha256::digest(payload).to_vec(), signatures)
+        }
+        Signed::Message(digest) => {
+            let spec = &body["spec"]["hashedRekordV002"];
+            ("hashedrekord", spec, digest.to_vec(), vec![&spec["signature"]])
+        }
+    };
+    if body["apiVersion"].as_str() != Some("0.0.2") || body["kind"].as_str() != Some(kind) {
         return Err(KeylessProblem::EntryMismatch);
     }
-    let spec = &body["spec"]["dsseV002"];
-    let hash = &spec["payloadHash"];
-    let payload_ok = hash["algorithm"].as_str() == Some("SHA2_256")
-        && hash["digest"].as_str() == Some(B64.encode(sha2::Sha256::digest(payload)).as_str());
+    let hashed = match signed {
+        Signed::Dsse(_) => &spec["payloadHash"],
+        Signed::Message(_) => &spec["data"],
+    };
+    let payload_ok = hashed["algorithm"].as_str() == Some("SHA2_256")
+        && hashed["digest"].as_str() == Some(B64.encode(hash).as_str());
     let (sig, cert) = (B64.encode(signature), B64.encode(leaf));
-    let signed = spec["signatures"].as_array().into_iter().flatten().any(|s| {
+    let signed = signatures.iter().any(|s| {
         s["content"].as_str() == Some(sig.as_str())
             && s["verifier"]["x509Certificate"]["rawBytes"].as_str() == Some(cert.as_str())
     });

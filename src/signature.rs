@@ -240,6 +240,23 @@ impl PublicKey {
             }
         }
     }
+
+    /// Whether `signature` is this key's over a message whose SHA-256 is
+    /// `digest` (a Sigstore message signature names only the digest).
+    /// Ed25519 signs messages, not digests: never.
+    pub fn verifies_digest(&self, digest: &[u8; 32], signature: &[u8]) -> bool {
+        match self {
+            PublicKey::EcdsaP256(k) => {
+                use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+                p256::ecdsa::Signature::from_der(signature).is_ok_and(|s| k.verify_prehash(digest, &s).is_ok())
+            }
+            PublicKey::Ed25519(_) => false,
+            PublicKey::Rsa(k) => {
+                use rsa::signature::hazmat::PrehashVerifier as _;
+                rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|s| k.verify_prehash(digest, &s).is_ok())
+            }
+        }
+    }
 }
 
 /// One layer of a `.sig` manifest: its annotation and its payload blob.

@@ -11,8 +11,11 @@
 //! material `publicKey`) or a keyless identity (`certificate` or
 //! `x509CertificateChain`, with a transparency log entry whose signed entry
 //! timestamp, `inclusionPromise`, is checked offline against the trusted
-//! root). Message-signature bundles name only a digest of the signed bytes,
-//! which for an image is not the image's digest; they are not read.
+//! root, or a Rekor v2 entry with its inclusion proof and RFC 3161
+//! timestamps). A message-signature bundle (`messageSignature`, logged as
+//! `hashedrekord`) is read when the message is the image manifest itself:
+//! its `messageDigest` is the image's SHA-256; it is then a signature of
+//! the image. One over other bytes names another artifact.
 
 use crate::attestation::{pae, read_statement_with_predicate, IN_TOTO};
 use crate::keyless::{
@@ -64,25 +67,57 @@ pub enum BundleProblem {
     Keyless(#[from] KeylessProblem),
 }
 
-/// Verifies a bundle about `image`: by one of `keys`, or keyless against `root`.
-pub fn verify(
-    bundle: &[u8],
-    image: &Digest,
-    keys: &[PublicKey],
-    root: Option<&TrustedRoot>,
-) -> Result<Verified, BundleProblem> {
+/// What a bundle signs.
+enum Content {
+    /// A DSSE envelope of an in-toto Statement naming the image.
+    Dsse {
+        payload: Vec<u8>,
+        predicate_type: String,
+        predicate: Box<serde_json::value::RawValue>,
+    },
+    /// A message signature over the image manifest's own bytes: its
+    /// `messageDigest` is the image's SHA-256.
+    Message([u8; 32]),
+}
+
+impl Content {
+    /// What the signature is over, for a key to verify.
+    fn verified_by(&self, key: &PublicKey, signature: &[u8]) -> bool {
+        match self {
+            Content::Dsse { payload, .. } => key.verifies(&pae(IN_TOTO, payload), signature),
+            Content::Message(digest) => key.verifies_digest(digest, signature),
+        }
+    }
+}
+
+/// Reads the bundle's content and signature: a DSSE envelope, or a
+/// message signature (checked here to name `image`).
+fn content(doc: &serde_json::Value, image: &Digest) -> Result<(Content, Vec<u8>), BundleProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let unsupported = |what: &str| BundleProblem::Unsupported(what.to_owned());
-    let doc: serde_json::Value = serde_json::from_slice(bundle).map_err(|_| unsupported("not JSON"))?;
-    if !doc["mediaType"]
-        .as_str()
-        .is_some_and(|m| m.starts_with(ARTIFACT_TYPE_PREFIX))
-    {
-        return Err(unsupported("mediaType is not a Sigstore bundle's"));
+    let message = &doc["messageSignature"];
+    if !message.is_null() {
+        let digest = &message["messageDigest"];
+        if digest["algorithm"].as_str() != Some("SHA2_256") {
+            return Err(unsupported("a message signature's digest is not SHA2_256"));
+        }
+        let digest: [u8; 32] = digest["digest"]
+            .as_str()
+            .and_then(|d| b64.decode(d).ok())
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| unsupported("messageDigest.digest is not 32 base64 bytes"))?;
+        if image.algorithm() != "sha256" || hex::encode(digest) != image.encoded() {
+            return Err(BundleProblem::OtherSubject);
+        }
+        let signature = message["signature"]
+            .as_str()
+            .and_then(|s| b64.decode(s).ok())
+            .ok_or_else(|| unsupported("no base64 signature"))?;
+        return Ok((Content::Message(digest), signature));
     }
     let env = &doc["dsseEnvelope"];
     if env.is_null() {
-        return Err(unsupported("only DSSE envelope bundles are read"));
+        return Err(unsupported("neither a DSSE envelope nor a message signature"));
     }
     if env["payloadType"].as_str() != Some(IN_TOTO) {
         return Err(unsupported("the envelope is not an in-toto statement"));
@@ -100,8 +135,33 @@ pub fn verify(
     if !names_image {
         return Err(BundleProblem::OtherSubject);
     }
-    let message = pae(IN_TOTO, &payload);
+    Ok((
+        Content::Dsse {
+            payload,
+            predicate_type,
+            predicate,
+        },
+        signature,
+    ))
+}
 
+/// Verifies a bundle about `image`: by one of `keys`, or keyless against `root`.
+pub fn verify(
+    bundle: &[u8],
+    image: &Digest,
+    keys: &[PublicKey],
+    root: Option<&TrustedRoot>,
+) -> Result<Verified, BundleProblem> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let unsupported = |what: &str| BundleProblem::Unsupported(what.to_owned());
+    let doc: serde_json::Value = serde_json::from_slice(bundle).map_err(|_| unsupported("not JSON"))?;
+    if !doc["mediaType"]
+        .as_str()
+        .is_some_and(|m| m.starts_with(ARTIFACT_TYPE_PREFIX))
+    {
+        return Err(unsupported("mediaType is not a Sigstore bundle's"));
+    }
+    let (content, signature) = content(&doc, image)?;
     let material = &doc["verificationMaterial"];
     let leaf = material["certificate"]["rawBytes"]
         .as_str()
@@ -110,7 +170,7 @@ pub fn verify(
         None => {
             let key = keys
                 .iter()
-                .find(|k| k.verifies(&message, &signature))
+                .find(|k| content.verified_by(k, &signature))
                 .ok_or(BundleProblem::Untrusted)?;
             Signer::Key(key.fingerprint())
         }
@@ -121,20 +181,37 @@ pub fn verify(
             let times = if crate::rekor_v2::is_v2(tlog) {
                 // Rekor v2: an inclusion proof and RFC 3161 timestamps.
                 let stamps = &material["timestampVerificationData"];
-                crate::rekor_v2::verify_entry(root, tlog, &payload, &signature, &leaf, stamps)?
+                let signed = match &content {
+                    Content::Dsse { payload, .. } => crate::rekor_v2::Signed::Dsse(payload),
+                    Content::Message(digest) => crate::rekor_v2::Signed::Message(digest),
+                };
+                crate::rekor_v2::verify_entry(root, tlog, signed, &signature, &leaf, stamps)?
             } else {
-                vec![rekor_v1(root, tlog, &payload, &signature, &leaf)?]
+                vec![rekor_v1(root, tlog, &content, &signature, &leaf)?]
             };
             // The certificate must have been valid at every verified time.
             let (key, identity) = verify_leaf(root, &leaf, times[0])?;
             for t in &times[1..] {
                 verify_leaf(root, &leaf, *t)?;
             }
-            if !PublicKey::EcdsaP256(key).verifies(&message, &signature) {
+            if !content.verified_by(&PublicKey::EcdsaP256(key), &signature) {
                 return Err(KeylessProblem::BadSignature.into());
             }
             Signer::Identity(identity)
         }
+    };
+    let (predicate_type, predicate) = match content {
+        Content::Dsse {
+            predicate_type,
+            predicate,
+            ..
+        } => (predicate_type, predicate),
+        // A signature over the manifest itself signs the image, as cosign's
+        // sign/v1 statement does.
+        Content::Message(_) => (
+            COSIGN_SIGN_PREDICATE.to_owned(),
+            serde_json::value::RawValue::from_string("{}".into()).expect("valid JSON"),
+        ),
     };
     Ok(Verified {
         predicate_type,
@@ -150,7 +227,7 @@ pub fn verify(
 fn rekor_v1(
     root: &TrustedRoot,
     tlog: &serde_json::Value,
-    payload: &[u8],
+    content: &Content,
     signature: &[u8],
     leaf: &[u8],
 ) -> Result<i64, BundleProblem> {
@@ -177,7 +254,10 @@ fn rekor_v1(
     if !proof.is_null() {
         verify_inclusion_proof(root, entry.body, proof)?;
     }
-    entry_matches(entry.body, payload, signature, leaf)?;
+    match content {
+        Content::Dsse { payload, .. } => entry_matches(entry.body, payload, signature, leaf)?,
+        Content::Message(digest) => crate::keyless::message_entry_matches(entry.body, digest, signature)?,
+    }
     Ok(entry.integrated_time)
 }
 
@@ -190,6 +270,45 @@ fn number(v: &serde_json::Value) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key-signed message signature over the manifest's bytes signs the
+    /// image; over other bytes, or by an untrusted key, it does not.
+    #[test]
+    fn message_signatures_over_the_manifest_sign_the_image() {
+        use p256::ecdsa::signature::Signer as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+        let image = crate::registry::digest::sha256_of(manifest);
+        let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+        let bundle = |signed: &[u8]| {
+            let sig: p256::ecdsa::Signature = key.sign(signed);
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(signed);
+            serde_json::to_vec(&serde_json::json!({
+                "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                "verificationMaterial": { "publicKey": { "hint": "" } },
+                "messageSignature": {
+                    "messageDigest": { "algorithm": "SHA2_256", "digest": b64.encode(digest) },
+                    "signature": b64.encode(sig.to_der().as_bytes()),
+                },
+            }))
+            .unwrap()
+        };
+        let trusted = [PublicKey::EcdsaP256(*key.verifying_key())];
+        let v = verify(&bundle(manifest), &image, &trusted, None).unwrap();
+        assert_eq!(v.predicate_type, COSIGN_SIGN_PREDICATE);
+        assert_eq!(v.signer, Signer::Key(trusted[0].fingerprint()));
+        assert_eq!(
+            verify(&bundle(b"other bytes"), &image, &trusted, None).unwrap_err(),
+            BundleProblem::OtherSubject
+        );
+        let stranger = [PublicKey::EcdsaP256(
+            *p256::ecdsa::SigningKey::from_slice(&[8; 32]).unwrap().verifying_key(),
+        )];
+        assert_eq!(
+            verify(&bundle(manifest), &image, &stranger, None).unwrap_err(),
+            BundleProblem::Untrusted
+        );
+    }
 
     proptest::proptest! {
         /// Arbitrary bytes and arbitrary bundle-shaped documents give an

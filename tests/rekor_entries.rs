@@ -21,6 +21,13 @@ const SUBJECT: &str = "dev@example.test";
 /// signature bundle for it (`variant` broken, or sound if empty), and
 /// returns the answer to a pull of it.
 fn pushed_and_bundled(addr: &str, w: &std::path::Path, repo: &str, variant: &str) -> common::Resp {
+    pushed_and_signed(addr, w, repo, "bundle", variant)
+}
+
+/// [`pushed_and_bundled`] for either kind of bundle: `bundle` (a DSSE
+/// envelope, a `dsse` entry) or `message` (a message signature over the
+/// manifest, a `hashedrekord` entry).
+fn pushed_and_signed(addr: &str, w: &std::path::Path, repo: &str, kind: &str, variant: &str) -> common::Resp {
     let digest = common::witnesses::push_tiny_image(addr, repo, "v1", repo);
     let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json");
     let path = format!("/v2/{repo}/manifests/v1");
@@ -29,7 +36,10 @@ fn pushed_and_bundled(addr: &str, w: &std::path::Path, repo: &str, variant: &str
     let size = head.header("content-length").unwrap().to_owned();
     let wd = w.to_str().unwrap();
     let sign_v1 = "https://sigstore.dev/cosign/sign/v1";
-    let mut args = vec!["bundle", addr, repo, &digest, wd, SUBJECT, ISSUER, sign_v1];
+    let mut args = vec![kind, addr, repo, &digest, wd, SUBJECT, ISSUER];
+    if kind == "bundle" {
+        args.push(sign_v1);
+    }
     if !variant.is_empty() {
         args.push(variant);
     }
@@ -80,6 +90,52 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
         assert!(body.contains(why), "{variant}: expected {why:?} in {body}");
     }
     let r = push("v2/sound", "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Message signatures over the image manifest itself, logged in Rekor v2
+/// as `hashedrekord` 0.0.2 entries: the sound one signs the image; each
+/// broken part is refused with its reason, and a sound signature of other
+/// bytes is not evidence about this image at all.
+#[test]
+fn rekor_v2_hashedrekord_message_signatures_admit_and_each_broken_part_is_refused() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (ok, out) = run(Command::new("python3").arg(V2_SIGNER).arg("setup").arg(w));
+    assert!(ok, "{out}");
+    std::fs::write(
+        w.join("policy.toml"),
+        format!(
+            "version = 1\nname = \"rekor-v2-messages\"\ntrusted_root = \"trusted_root.json\"\n\
+             [identities]\ndev = {{ issuer = \"{ISSUER}\", subject = \"{SUBJECT}\" }}\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    for (variant, why) in [
+        ("no-timestamp", "needs an RFC 3161 timestamp of the signature"),
+        ("untrusted-tsa", "not signed by a trusted timestamp authority"),
+        ("expired", "certificate not valid at the logged time"),
+        ("bad-proof", "inclusion proof does not verify"),
+        ("bad-checkpoint", "not one a Rekor v2 log of the trusted root signed"),
+        ("wrong-entry", "the log entry does not match this signature"),
+        ("bad-signature", "signature does not verify"),
+        ("other-digest", "needs signatures by 1 of 1 trusted keys, has 0"),
+    ] {
+        let r = pushed_and_signed(&addr, w, &format!("msg/{variant}"), "message", variant);
+        let body = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, 403, "{variant}: {body}");
+        assert!(body.contains(why), "{variant}: expected {why:?} in {body}");
+    }
+    let r = pushed_and_signed(&addr, w, "msg/sound", "message", "");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     server.kill().unwrap();
     server.wait().unwrap();

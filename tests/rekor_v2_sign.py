@@ -20,9 +20,20 @@ Ed25519-signed checkpoint (no SET, integratedTime 0), and an RFC 3161 timestamp
 over the signature bytes from `openssl ts`. The Sigstore bundle v0.3 is pushed
 as an OCI 1.1 referrer of the image; `fixture` prints it instead.
 
+`message` makes a message-signature bundle instead: the leaf key signs the
+image manifest itself (ECDSA P-256 over the prehashed SHA-256 the image digest
+names), logged as a Rekor v2 "hashedrekord" 0.0.2 entry, with the same log,
+proof, checkpoint and timestamp; pushed as a referrer annotated
+"message-signature" (no predicateType); `message-fixture` prints it instead.
+
     python3 tests/rekor_v2_sign.py setup WORKDIR
     python3 tests/rekor_v2_sign.py bundle ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [VARIANT]
     python3 tests/rekor_v2_sign.py fixture IMAGE_DIGEST WORKDIR EMAIL ISSUER PREDICATE_TYPE [VARIANT]
+    python3 tests/rekor_v2_sign.py message ADDR REPO IMAGE_DIGEST WORKDIR EMAIL ISSUER [VARIANT]
+    python3 tests/rekor_v2_sign.py message-fixture IMAGE_DIGEST WORKDIR EMAIL ISSUER [VARIANT]
+
+`bundle`/`message` print the referrer manifest's digest; when the image is not
+readable (403, quarantined) its size comes from the SUBJECT_SIZE env var.
 
 VARIANT, each a bundle a verifier must reject:
   no-timestamp    no timestampVerificationData (Rekor v2 gives no time)
@@ -31,8 +42,15 @@ VARIANT, each a bundle a verifier must reject:
   bad-proof       one byte of one inclusion proof hash flipped
   bad-checkpoint  checkpoint signature made by another Ed25519 key (the line
                   still carries the trusted key's id)
-  wrong-entry     the entry's payloadHash is the hash of other bytes (the
-                  proof and checkpoint are valid for that entry)
+  wrong-entry     the entry's payloadHash (dsse) or data digest (hashedrekord)
+                  is the hash of other bytes (the proof and checkpoint are
+                  valid for that entry)
+and for `message` only:
+  other-digest    messageDigest and the entry consistently name the SHA-256 of
+                  other bytes, the signature valid over it: a sound signature
+                  of something that is not this image
+  bad-signature   the signature is over other bytes, logged as is; digest,
+                  entry, proof, checkpoint and timestamp all consistent
 """
 import base64
 import datetime
@@ -46,7 +64,7 @@ import tempfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 b64 = lambda b: base64.b64encode(b).decode()
@@ -57,6 +75,7 @@ ORIGIN = "rekor2.test.local"
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 IN_TOTO = "application/vnd.in-toto+json"
 VARIANTS = ("", "no-timestamp", "untrusted-tsa", "expired", "bad-proof", "bad-checkpoint", "wrong-entry")
+MESSAGE_VARIANTS = VARIANTS + ("other-digest", "bad-signature")
 
 
 def pem_key(key):
@@ -277,34 +296,28 @@ def timestamp(work, tsa, data):
             return f.read()
 
 
-def make_bundle(addr, repo, image, work, email, issuer, predicate, variant=""):
-    assert variant in VARIANTS, f"unknown variant {variant!r}"
-    alg, hexdigest = image.split(":")
-    statement = json.dumps({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": f"{addr}/{repo}", "digest": {alg: hexdigest}}],
-        "predicateType": predicate,
-        "predicate": {},
-    }).encode()
-    pae = b"DSSEv1 %d %s %d %s" % (len(IN_TOTO), IN_TOTO.encode(), len(statement), statement)
+def signer(work, email, issuer, variant):
+    """The ephemeral P-256 key and its short-lived leaf certificate (already
+    expired for the `expired` variant)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
     if variant == "expired":
         start, end = now - datetime.timedelta(hours=1), now - datetime.timedelta(minutes=50)
     else:
         start, end = now - datetime.timedelta(minutes=1), now + datetime.timedelta(minutes=9)
-    cert = leaf_cert(work, key, email, issuer, start, end)
+    return key, leaf_cert(work, key, email, issuer, start, end)
 
-    # The Rekor v2 entry (dev.sigstore.rekor.v2.Entry, dsse v0.0.2), canonical JSON.
-    hashed = statement if variant != "wrong-entry" else b"some other payload"
-    entry = {"apiVersion": "0.0.2", "kind": "dsse", "spec": {"dsseV002": {
-        "payloadHash": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(hashed).digest())},
-        "signatures": [{"content": b64(sig), "verifier": {
-            "x509Certificate": {"rawBytes": b64(der(cert))}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}],
-    }}}
+
+def verifier(cert):
+    """A Rekor v2 Verifier (dev.sigstore.rekor.v2.Verifier) of a leaf certificate."""
+    return {"x509Certificate": {"rawBytes": b64(der(cert))}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"}
+
+
+def log_entry(work, entry, sig, cert, variant):
+    """The tail both kinds share: the Rekor v2 entry `entry` (a
+    dev.sigstore.rekor.v2.Entry, JSON) canonicalized, included at index 3 of a
+    five-entry RFC 6962 log, its inclusion proof and checkpoint, and an RFC 3161
+    timestamp over `sig`: the bundle's verificationMaterial."""
     body = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-
-    # A log of five entries, ours at index 3, its root and inclusion proof.
     index, size = 3, 5
     leaves = [leaf_hash(b"rekor v2 test entry %d" % i) for i in range(size)]
     leaves[index] = leaf_hash(body)
@@ -319,7 +332,7 @@ def make_bundle(addr, repo, image, work, email, issuer, predicate, variant=""):
     tlog = {
         "logIndex": str(index),
         "logId": {"keyId": b64(hashlib.sha256(spki(log_key.public_key())).digest())},
-        "kindVersion": {"kind": "dsse", "version": "0.0.2"},
+        "kindVersion": {"kind": entry["kind"], "version": entry["apiVersion"]},
         "integratedTime": "0",
         "inclusionProof": {"logIndex": str(index), "rootHash": b64(root), "treeSize": str(size),
                            "hashes": [b64(h) for h in proof], "checkpoint": {"envelope": note}},
@@ -329,11 +342,60 @@ def make_bundle(addr, repo, image, work, email, issuer, predicate, variant=""):
     if variant != "no-timestamp":
         token = timestamp(work, "other-tsa" if variant == "untrusted-tsa" else "tsa", sig)
         material["timestampVerificationData"] = {"rfc3161Timestamps": [{"signedTimestamp": b64(token)}]}
+    return material
+
+
+def make_bundle(addr, repo, image, work, email, issuer, predicate, variant=""):
+    """A DSSE bundle: an in-toto statement about `image`, a "dsse" 0.0.2 entry."""
+    assert variant in VARIANTS, f"unknown variant {variant!r}"
+    alg, hexdigest = image.split(":")
+    statement = json.dumps({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f"{addr}/{repo}", "digest": {alg: hexdigest}}],
+        "predicateType": predicate,
+        "predicate": {},
+    }).encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(IN_TOTO), IN_TOTO.encode(), len(statement), statement)
+    key, cert = signer(work, email, issuer, variant)
+    sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
+    # The Rekor v2 entry (dev.sigstore.rekor.v2.Entry, dsse v0.0.2).
+    hashed = statement if variant != "wrong-entry" else b"some other payload"
+    entry = {"apiVersion": "0.0.2", "kind": "dsse", "spec": {"dsseV002": {
+        "payloadHash": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(hashed).digest())},
+        "signatures": [{"content": b64(sig), "verifier": verifier(cert)}],
+    }}}
     return {
         "mediaType": BUNDLE_TYPE,
-        "verificationMaterial": material,
+        "verificationMaterial": log_entry(work, entry, sig, cert, variant),
         "dsseEnvelope": {"payload": b64(statement), "payloadType": IN_TOTO,
                          "signatures": [{"sig": b64(sig), "keyid": ""}]},
+    }
+
+
+def make_message(image, work, email, issuer, variant=""):
+    """A message-signature bundle: ECDSA P-256 over the SHA-256 of the image
+    manifest (the digest `image` names, signed prehashed), a "hashedrekord"
+    0.0.2 entry."""
+    assert variant in MESSAGE_VARIANTS, f"unknown variant {variant!r}"
+    alg, hexdigest = image.split(":")
+    assert alg == "sha256", image
+    digest = bytes.fromhex(hexdigest)
+    if variant == "other-digest":
+        digest = hashlib.sha256(b"some other artifact").digest()
+    signed = digest if variant != "bad-signature" else hashlib.sha256(b"some other message").digest()
+    key, cert = signer(work, email, issuer, variant)
+    sig = key.sign(signed, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    # The Rekor v2 entry (dev.sigstore.rekor.v2.Entry, hashedrekord v0.0.2).
+    logged = digest if variant != "wrong-entry" else hashlib.sha256(b"some other payload").digest()
+    entry = {"apiVersion": "0.0.2", "kind": "hashedrekord", "spec": {"hashedRekordV002": {
+        "data": {"algorithm": "SHA2_256", "digest": b64(logged)},
+        "signature": {"content": b64(sig), "verifier": verifier(cert)},
+    }}}
+    return {
+        "mediaType": BUNDLE_TYPE,
+        "verificationMaterial": log_entry(work, entry, sig, cert, variant),
+        "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest)},
+                             "signature": b64(sig)},
     }
 
 
@@ -356,7 +418,8 @@ def client(addr, repo):
 
 def push_referrer(addr, repo, image, predicate, data):
     """Push `data` (a bundle) as an OCI 1.1 referrer of `image`, as cosign v3
-    does, and print the referrer manifest's digest."""
+    does, and print the referrer manifest's digest. `predicate` None marks a
+    message-signature bundle (cosign's specs/BUNDLE_SPEC.md annotations)."""
     request, push_blob = client(addr, repo)
     oci = "application/vnd.oci.image.manifest.v1+json"
     status, headers, _ = request("HEAD", f"/v2/{repo}/manifests/{image}", headers={"Accept": oci})
@@ -372,7 +435,8 @@ def push_referrer(addr, repo, image, predicate, data):
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": push_blob(b"{}"), "size": 2},
         "layers": [{"digest": push_blob(data), "mediaType": BUNDLE_TYPE, "size": len(data)}],
         "subject": {"digest": image, "mediaType": oci, "size": size},
-        "annotations": {"dev.sigstore.bundle.content": "dsse-envelope", "dev.sigstore.bundle.predicateType": predicate},
+        "annotations": {"dev.sigstore.bundle.content": "message-signature"} if predicate is None else
+                       {"dev.sigstore.bundle.content": "dsse-envelope", "dev.sigstore.bundle.predicateType": predicate},
     }).encode()
     digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     status, _, out = request("PUT", f"/v2/{repo}/manifests/{digest}", manifest, {"Content-Type": oci})
@@ -393,6 +457,14 @@ def main(argv):
         image, work, email, issuer, predicate = argv[2:7]
         variant = argv[7] if len(argv) > 7 else ""
         print(json.dumps(make_bundle("registry.test:5000", "team/app", image, work, email, issuer, predicate, variant)))
+    elif cmd == "message" and len(argv) in (8, 9):
+        addr, repo, image, work, email, issuer = argv[2:8]
+        variant = argv[8] if len(argv) > 8 else ""
+        push_referrer(addr, repo, image, None, json.dumps(make_message(image, work, email, issuer, variant)).encode())
+    elif cmd == "message-fixture" and len(argv) in (6, 7):
+        image, work, email, issuer = argv[2:6]
+        variant = argv[6] if len(argv) > 6 else ""
+        print(json.dumps(make_message(image, work, email, issuer, variant)))
     else:
         sys.exit(__doc__)
 

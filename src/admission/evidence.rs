@@ -14,7 +14,8 @@
 //!   each an in-toto Statement naming `D` among its subjects;
 //! - **Sigstore bundle**: an artifact with `subject` `D`, an `artifactType`
 //!   and one layer of a Sigstore bundle media type (at most [`MAX_BUNDLE`]),
-//!   the OCI empty config, and a bundle whose DSSE Statement names `D`;
+//!   the OCI empty config, and a bundle whose DSSE Statement names `D`, or
+//!   whose message signature's `messageDigest` is `D`'s SHA-256;
 //! - **admission bundle**: an artifact with `subject` `D`, vouch's bundle
 //!   artifact type, the empty config, and one layer that is an admission
 //!   bundle (`spec/bundle.md`) about `D` in this repository;
@@ -229,8 +230,17 @@ pub fn recognise<'a>(
                 if !is_bundle || !doc["verificationMaterial"].is_object() {
                     return None;
                 }
-                let envelope = serde_json::to_vec(&doc["dsseEnvelope"]).ok()?;
-                crate::attestation::statement_subjects(&crate::attestation::envelope_statement(&envelope)?)?
+                let message = &doc["messageSignature"]["messageDigest"];
+                if message["algorithm"].as_str() == Some("SHA2_256") {
+                    // A message signature over the manifest names it by digest.
+                    let digest =
+                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, message["digest"].as_str()?)
+                            .ok()?;
+                    vec![Digest::parse(&format!("sha256:{}", hex::encode(digest)))?]
+                } else {
+                    let envelope = serde_json::to_vec(&doc["dsseEnvelope"]).ok()?;
+                    crate::attestation::statement_subjects(&crate::attestation::envelope_statement(&envelope)?)?
+                }
             }
             EvidenceKind::AdmissionBundle => {
                 let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
