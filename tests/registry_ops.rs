@@ -522,3 +522,65 @@ async fn the_ledger_is_served_as_tlog_tiles_with_proofs_that_verify() {
         assert_eq!(call(&router, "GET", path, &[], vec![]).await.status, status, "{path}");
     }
 }
+
+/// Small blobs vouch writes itself live inline in the metadata store: they
+/// are served like files (ranges too), and garbage collection takes them
+/// once nothing references them.
+#[tokio::test]
+async fn inline_blobs_are_served_like_files_and_collected_like_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(state_at(&dir.path().join("data"), None));
+    let router = app(state.clone());
+    let repo = vouch::registry::names::RepoName::parse("inline/app").unwrap();
+    let (config, orphan_bytes) = (br#"{"inline":true}"#.to_vec(), b"an inline orphan".to_vec());
+    let (c, orphan) = {
+        let mut b = state.meta.batch();
+        let c = b.put_inline_blob(&repo, &config);
+        let o = b.put_inline_blob(&repo, &orphan_bytes);
+        b.commit(true).unwrap();
+        (c, o)
+    };
+    let l = push_blob(&router, "inline/app", b"layer").await;
+    let m = image_manifest(c.as_str(), config.len(), &l, 5, "");
+    let put = call(
+        &router,
+        "PUT",
+        "/v2/inline/app/manifests/v1",
+        &[("content-type", OCI)],
+        m,
+    )
+    .await;
+    assert_eq!(
+        put.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&put.body)
+    );
+    let get = call(&router, "GET", &format!("/v2/inline/app/blobs/{c}"), &[], vec![]).await;
+    assert_eq!((get.status, get.body.clone()), (StatusCode::OK, config.clone()));
+    let part = call(
+        &router,
+        "GET",
+        &format!("/v2/inline/app/blobs/{c}"),
+        &[("range", "bytes=2-7")],
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (part.status, part.body.clone()),
+        (StatusCode::PARTIAL_CONTENT, config[2..8].to_vec())
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = call(&router, "POST", "/admin/gc?grace=1", &[], vec![]).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (v["blobs_removed"].as_u64(), v["bytes_freed"].as_u64()),
+        (Some(1), Some(16)),
+        "{v}"
+    );
+    let gone = call(&router, "GET", &format!("/v2/inline/app/blobs/{orphan}"), &[], vec![]).await;
+    assert_eq!(gone.code(), "BLOB_UNKNOWN");
+    assert!(state.meta.inline_blob(&orphan).unwrap().is_none());
+    let kept = call(&router, "GET", &format!("/v2/inline/app/blobs/{c}"), &[], vec![]).await;
+    assert_eq!(kept.body, config, "the referenced inline blob stays");
+}

@@ -48,8 +48,8 @@ impl Admission {
     }
 }
 
-/// Writes the blobs of the admission bundle of the decision at ledger
-/// `index` (durable), and stages its referrer artifact (artifactType
+/// Stages the blobs of the admission bundle of the decision at ledger
+/// `index` (inline), and its referrer artifact (artifactType
 /// [`BUNDLE_ARTIFACT_TYPE`], the bundle as its one layer) in `batch`,
 /// replacing the one attached before.
 async fn stage_bundle(
@@ -63,10 +63,16 @@ async fn stage_bundle(
 ) -> Result<Digest, RegistryError> {
     let bundle = crate::registry::ledger_api::bundle(app, repo, image, index)?;
     let bundle_len = bundle.len() as u64;
-    let (bundle_digest, empty) =
-        tokio::try_join!(app.blobs.put_bytes(bundle), app.blobs.put_bytes(EMPTY_JSON.to_vec()))?;
-    batch.link_blob(repo, &bundle_digest, bundle_len);
-    batch.link_blob(repo, &empty, EMPTY_JSON.len() as u64);
+    // Small blobs vouch wrote: inline, durable with the referrer that names
+    // them (a bundle too large for that, which no log makes, is a file).
+    let bundle_digest = if bundle.len() <= crate::registry::meta::MAX_INLINE {
+        batch.put_inline_blob(repo, &bundle)
+    } else {
+        let d = app.blobs.put_bytes(bundle).await?;
+        batch.link_blob(repo, &d, bundle_len);
+        d
+    };
+    let empty = batch.put_inline_blob(repo, EMPTY_JSON);
     let annotations = serde_json::json!({
         "dev.vouch.verdict": if admit { "admit" } else { "deny" },
         "dev.vouch.ledger-index": index.to_string(),

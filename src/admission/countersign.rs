@@ -40,7 +40,9 @@ const MAX_PAYLOAD: u64 = super::evidence::MAX_SIGNATURE_PAYLOAD;
 /// Signs admitted images with the admission key.
 #[derive(Debug)]
 pub struct Countersigner {
-    key: p256::ecdsa::SigningKey,
+    /// The key, for ring's P-256 signer: about five times faster than the
+    /// p256 crate's, and signing is on every admitted push.
+    key: ring::signature::EcdsaKeyPair,
     public: PublicKey,
     registry: OnceLock<String>,
 }
@@ -86,6 +88,14 @@ impl Countersigner {
     /// The signer with this key.
     pub fn new(key: p256::ecdsa::SigningKey) -> Countersigner {
         let public = PublicKey::EcdsaP256(*key.verifying_key());
+        let point = key.verifying_key().to_encoded_point(false);
+        let key = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &key.to_bytes(),
+            point.as_bytes(),
+            &ring::rand::SystemRandom::new(),
+        )
+        .expect("a valid P-256 key pair is accepted by ring");
         Countersigner {
             key,
             public,
@@ -176,8 +186,8 @@ impl Countersigner {
         Ok(split)
     }
 
-    /// Countersigns the admitted `image` of `repo`: writes the payload and
-    /// config blobs (durable), and stages in `batch` a `.sig` manifest
+    /// Countersigns the admitted `image` of `repo`: stages in `batch` the
+    /// payload and config blobs (inline) and a `.sig` manifest
     /// holding every layer of the tagged one (the publishers' signatures,
     /// unchanged) except vouch's own earlier countersignatures, plus the
     /// new one; deletes the manifests vouch wrote before for the image.
@@ -191,7 +201,6 @@ impl Countersigner {
         incoming: Incoming<'_>,
         batch: &mut Batch<'_>,
     ) -> Result<Digest, RegistryError> {
-        use p256::ecdsa::signature::Signer as _;
         let registry = self.registry.get().map_or("localhost", String::as_str);
         let optional = serde_json::json!({
             "dev.vouch.ledger-index": attested.ledger_index.to_string(),
@@ -200,16 +209,15 @@ impl Countersigner {
             "dev.vouch.policy-index": attested.policy_index.to_string(),
         });
         let payload = payload_with(&format!("{registry}/{repo}"), image, optional);
-        let signature: p256::ecdsa::Signature = self.key.sign(&payload);
+        let signature = self
+            .key
+            .sign(&ring::rand::SystemRandom::new(), &payload)
+            .map_err(|_| RegistryError::Internal("the admission key could not sign".into()))?;
         let payload_digest = sha256_of(&payload);
         let mut layers = self.split(admission, app, repo, image, incoming).await?.others;
-        layers.push(signature_layer(
-            &payload,
-            &payload_digest,
-            signature.to_der().as_bytes(),
-        ));
-        let (payload_len, len) = (payload.len() as u64, layers.len());
-        batch.link_blob(repo, &payload_digest, payload_len);
+        // ASN.1 DER, as cosign writes ECDSA signatures.
+        layers.push(signature_layer(&payload, &payload_digest, signature.as_ref()));
+        let len = layers.len();
         let digest = self
             .stage_manifest(app, (repo, image), layers, Some(payload), batch)
             .await?;
@@ -271,8 +279,10 @@ impl Countersigner {
         payload: Option<Vec<u8>>,
         batch: &mut Batch<'_>,
     ) -> Result<Digest, RegistryError> {
-        // With a new countersignature's payload: it and the config are
-        // written side by side, each durable before the batch names them.
+        // The new countersignature's payload and the config are small
+        // blobs vouch wrote: inline, in this same batch, so that they are
+        // durable exactly when the manifest naming them is (one synced
+        // write for the decision, its state and its countersignature).
         let countersigned = payload.is_some();
         let tag = Tag::parse(&signature_tag(image)).ok();
         let subject = match (&tag, app.meta.manifest(repo, image)?) {
@@ -282,15 +292,10 @@ impl Countersigner {
             _ => None,
         };
         let sig = SignatureManifest::new(&layers, subject);
-        let config_len = sig.config.len() as u64;
-        let write_payload = async {
-            match payload {
-                Some(p) => app.blobs.put_bytes(p).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (config_digest, _) = tokio::try_join!(app.blobs.put_bytes(sig.config), write_payload)?;
-        batch.link_blob(repo, &config_digest, config_len);
+        batch.put_inline_blob(repo, &sig.config);
+        if let Some(p) = payload {
+            batch.put_inline_blob(repo, &p);
+        }
         let digest = sha256_of(&sig.manifest);
         // Deletions first: a batch applies in order, and the manifests
         // replaced may hold the tag this one takes.
@@ -340,11 +345,11 @@ impl Countersigner {
         };
         if layer["mediaType"].as_str() != Some(crate::signature::SIMPLESIGNING)
             || !app.meta.blob_linked(repo, &d)?
-            || app.blobs.blob_size(&d).await?.is_none_or(|s| s > MAX_PAYLOAD)
+            || app.blob_size(&d).await?.is_none_or(|s| s > MAX_PAYLOAD)
         {
             return Ok(LayerKind::Other);
         }
-        let payload = tokio::fs::read(app.blobs.blob_path(&d)).await?;
+        let payload = app.read_blob(&d).await?;
         if super::evidence::payload_image(&payload).as_ref() != Some(image) {
             return Ok(LayerKind::Other);
         }

@@ -162,8 +162,8 @@ impl Admission {
             if out.contains_key(&d) || !app.meta.blob_linked(repo, &d)? {
                 continue;
             }
-            if app.blobs.blob_size(&d).await? == Some(declared) {
-                out.insert(d.clone(), tokio::fs::read(app.blobs.blob_path(&d)).await?);
+            if app.blob_size(&d).await? == Some(declared) {
+                out.insert(d.clone(), app.read_blob(&d).await?);
             }
         }
         Ok(out)

@@ -143,7 +143,7 @@ impl<'a> Reader<'a> {
         if !self.app.meta.blob_linked(self.repo, digest)? {
             return Ok(None);
         }
-        let Some(size) = self.app.blobs.blob_size(digest).await?.filter(|s| *s <= max) else {
+        let Some(size) = self.app.blob_size(digest).await?.filter(|s| *s <= max) else {
             return Ok(None);
         };
         if self.read + size > MAX_EVIDENCE_BYTES {
@@ -158,7 +158,7 @@ impl<'a> Reader<'a> {
             .acquire_many(u32::try_from(size.max(1)).unwrap_or(u32::MAX))
             .await
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        let bytes = tokio::fs::read(self.app.blobs.blob_path(digest)).await?;
+        let bytes = self.app.read_blob(digest).await?;
         Ok(Some((bytes, permit)))
     }
 }

@@ -154,7 +154,7 @@ impl Admission {
                 "the configuration {config} is {declared} bytes, over the bound of {MAX_CONFIG_BYTES}"
             )));
         }
-        if !app.meta.blob_linked(repo, config)? || app.blobs.blob_size(config).await? != Some(declared) {
+        if !app.meta.blob_linked(repo, config)? || app.blob_size(config).await? != Some(declared) {
             return Err(Failure::Unreadable(format!(
                 "the configuration {config} is not in this repository"
             )));
@@ -164,9 +164,7 @@ impl Admission {
             .acquire_many(u32::try_from(declared.max(1)).unwrap_or(u32::MAX))
             .await
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        let bytes = tokio::fs::read(app.blobs.blob_path(config))
-            .await
-            .map_err(RegistryError::from)?;
+        let bytes = app.read_blob(config).await?;
         let mut layer_sizes = refs.blob_sizes[1..].to_vec();
         layer_sizes.extend(&refs.foreign_sizes);
         parse_config(&bytes, platform, layer_sizes)

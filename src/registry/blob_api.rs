@@ -34,11 +34,17 @@ pub(super) async fn get(
             });
         }
     }
-    let size = app
-        .blobs
-        .blob_size(digest)
-        .await?
-        .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+    // A small blob vouch wrote is inline in the metadata store, not a file.
+    let (size, inline) = match app.blobs.blob_size(digest).await? {
+        Some(size) => (size, None),
+        None => {
+            let bytes = app
+                .meta
+                .inline_blob(digest)?
+                .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+            (bytes.len() as u64, Some(bytes))
+        }
+    };
     let range = match h.get(header::RANGE) {
         None => None,
         Some(v) => Some(
@@ -61,11 +67,13 @@ pub(super) async fn get(
     if let Some((a, b)) = range {
         resp = resp.header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{size}"));
     }
-    let body = if with_body && len > 0 {
-        let file = tokio::fs::File::open(app.blobs.blob_path(digest)).await?;
-        file_body(file.into_std().await, start, len)
-    } else {
-        Body::empty()
+    let body = match inline {
+        _ if !with_body || len == 0 => Body::empty(),
+        Some(bytes) => Body::from(bytes[start as usize..(start + len) as usize].to_vec()),
+        None => {
+            let file = tokio::fs::File::open(app.blobs.blob_path(digest)).await?;
+            file_body(file.into_std().await, start, len)
+        }
     };
     resp.body(body).map_err(|e| RegistryError::Internal(e.to_string()))
 }

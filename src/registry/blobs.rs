@@ -324,3 +324,28 @@ fn commit_blocking(upload: &Path, target: &Path, expected: &Digest) -> Result<u6
     std::fs::File::open(dir)?.sync_all()?;
     Ok(size)
 }
+
+/// Blobs as readers see them: a file, or a small blob vouch wrote inline
+/// in the metadata store (`meta/inline.rs`).
+impl super::AppState {
+    /// The size of a stored blob, if it exists.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        if let Some(size) = self.blobs.blob_size(digest).await? {
+            return Ok(Some(size));
+        }
+        Ok(self.meta.inline_blob(digest)?.map(|b| b.len() as u64))
+    }
+
+    /// A stored blob's bytes, read whole: callers bound its size first
+    /// (with [`Self::blob_size`]).
+    pub async fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+        match tokio::fs::read(self.blobs.blob_path(digest)).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
+                .meta
+                .inline_blob(digest)?
+                .ok_or_else(|| RegistryError::BlobUnknown(digest.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

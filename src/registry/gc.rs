@@ -13,8 +13,9 @@
 //!   every entry stays intact and verifiable (the entry records what was
 //!   decided about a digest, not the blob's bytes).
 //!
-//! Crash safety: links are removed (one synced batch) before files, so a
-//! crash in between leaves unlinked files, which the next run removes.
+//! Crash safety: links (and inline blobs, `meta/inline.rs`) are removed in
+//! one synced batch before files, so a crash in between leaves unlinked
+//! files, which the next run removes.
 
 use super::error::RegistryError;
 use super::manifest::validate;
@@ -52,6 +53,7 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
     // Sweep.
     let mut report = GcReport::default();
     let mut doomed = HashSet::new();
+    let mut files_doomed = Vec::new();
     let mut freed = 0;
     for (digest, size, age) in state.blobs.all_blobs()? {
         if marked.contains(&digest) {
@@ -60,7 +62,22 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
             report.too_young += 1;
         } else {
             freed += size;
-            doomed.insert(digest);
+            doomed.insert(digest.clone());
+            files_doomed.push(digest);
+        }
+    }
+    // Small blobs vouch wrote inline (meta/inline.rs), likewise; they go
+    // in the batch that unlinks them.
+    let mut inline_doomed = Vec::new();
+    for (digest, size, age) in state.meta.inline_blobs()? {
+        if marked.contains(&digest) {
+            report.referenced += 1;
+        } else if age < grace {
+            report.too_young += 1;
+        } else {
+            freed += size;
+            doomed.insert(digest.clone());
+            inline_doomed.push(digest);
         }
     }
     let links: Vec<_> = state
@@ -73,8 +90,11 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
     for (repo, digest) in &links {
         batch.unlink_blob(repo, digest);
     }
+    for digest in &inline_doomed {
+        batch.delete_inline_blob(digest);
+    }
     batch.commit(true)?;
-    for digest in &doomed {
+    for digest in &files_doomed {
         state.blobs.remove_blob(digest)?;
     }
     report.blobs_removed = doomed.len() as u64;

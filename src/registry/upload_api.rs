@@ -53,7 +53,7 @@ const MOUNT_SCAN: usize = 10_000;
 /// without `from`: none if the blob is not stored at all; otherwise the
 /// first of at most [`MOUNT_SCAN`] repositories, in name order, where it is.
 async fn mount_source(app: &App, caller: &Caller, digest: &Digest) -> Result<Option<RepoName>> {
-    if app.blobs.blob_size(digest).await?.is_none() {
+    if app.blob_size(digest).await?.is_none() {
         return Ok(None);
     }
     let mut after: Option<String> = None;
@@ -93,7 +93,7 @@ pub(super) async fn start(
         };
         if readable {
             let _gc = app.gc_lock.read().await;
-            if let Some(size) = app.blobs.blob_size(&digest).await? {
+            if let Some(size) = app.blob_size(&digest).await? {
                 let mut b = app.meta.batch();
                 b.link_blob(repo, &digest, size);
                 b.commit(true)?;

@@ -13,7 +13,7 @@ use vouch_ledger::entry::Digest;
 /// Writes to commit together.
 pub struct Batch<'m> {
     meta: &'m Meta,
-    b: WriteBatch,
+    pub(super) b: WriteBatch,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -30,7 +30,7 @@ impl<'m> Batch<'m> {
         }
     }
 
-    fn cf(&self, name: &str) -> &'m rocksdb::ColumnFamily {
+    pub(super) fn cf(&self, name: &str) -> &'m rocksdb::ColumnFamily {
         self.meta.cf(name)
     }
 

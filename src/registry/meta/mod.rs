@@ -23,6 +23,8 @@
 //!                                           -> verdict (1 admit, 0 deny)
 //!                                                                 decisions whose bundle is not yet
 //!                                                                 attached as a referrer
+//! reg_inline      <digest>                  -> u64 BE time || bytes small blobs vouch wrote
+//!                                                                 (inline.rs)
 //!
 //! reg_state markers: "refs" -> "1" once reg_refs covers every manifest;
 //! "records" -> "2" once every manifest record is of version 2 (evidence
@@ -33,9 +35,11 @@
 //! Writes go through a [`Batch`]: one WriteBatch per durable step.
 
 mod batch;
+mod inline;
 mod record;
 
 pub use batch::Batch;
+pub use inline::MAX_INLINE;
 pub use record::{AdmissionState, Evidence, EvidenceKind, ManifestRecord, RECORD_VERSION};
 
 use super::error::RegistryError;
@@ -57,6 +61,7 @@ const CF_POLICIES: &str = "reg_policies";
 const CF_REFS: &str = "reg_refs";
 const CF_STATE: &str = "reg_state";
 const CF_ATTACH: &str = "reg_attach";
+const CF_INLINE: &str = "reg_inline";
 
 /// The registry's column families, to open with the ledger's.
 pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
@@ -73,6 +78,7 @@ pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
         CF_REFS,
         CF_STATE,
         CF_ATTACH,
+        CF_INLINE,
     ]
     .into_iter()
     .map(|n| {
