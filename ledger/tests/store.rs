@@ -226,3 +226,45 @@ fn the_key_file_is_created_private_reloaded_and_refused_when_readable() {
     let err = load_or_create_signer(&path, "key.test/log").unwrap_err();
     assert!(err.to_string().contains("chmod 600"), "{err}");
 }
+
+/// `append_all` keeps each caller's entries in its order, whatever other
+/// callers append at the same time, and each lands where it says.
+#[test]
+fn append_all_keeps_each_callers_order_among_concurrent_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), signer("store.test/log", 1)).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let l = l.clone();
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    for round in 0..20 {
+                        let entries: Vec<Vec<u8>> =
+                            (0..3).map(|i| format!("t{t} r{round} e{i}").into_bytes()).collect();
+                        let indexes = l.append_all(entries.clone()).await.unwrap();
+                        out.push((entries, indexes));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    assert_eq!(l.size(), 8 * 20 * 3);
+    for (entries, indexes) in results {
+        assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+        for (e, i) in entries.iter().zip(&indexes) {
+            assert_eq!(l.entry(*i).unwrap().as_ref(), Some(e));
+        }
+    }
+}

@@ -12,7 +12,7 @@
 //! The tags are checked, and the batch committed, under the locks of the
 //! push's tags (`Admission::tag_locks`), after the image's own lock.
 
-use super::decide::{is_index, LogWhen};
+use super::decide::{is_index, LogWhen, TagMoves};
 use super::evidence;
 use super::Admission;
 use crate::registry::error::RegistryError;
@@ -96,7 +96,7 @@ impl Admission {
                     app,
                     (repo, &e.subject, &subject),
                     outcome,
-                    (LogWhen::OutcomeChanged, incoming),
+                    (LogWhen::OutcomeChanged, incoming, &mut None),
                     &mut batch,
                 )
                 .await?;
@@ -143,17 +143,26 @@ impl Admission {
         // and the batch committed, under the repository's tag lock.
         let tags = self.tag_locks(repo, push.tags).await;
         let previous = self.tag_previous(app, &push)?;
+        // The tag entries go to the ledger with the decision (one group
+        // commit for both), in that order.
+        let mut moves = Some(TagMoves {
+            if_admitted: self.tag_entries(app, &push, &previous, true)?,
+            otherwise: self.tag_entries(app, &push, &previous, false)?,
+        });
         let state = self
             .record(
                 app,
                 (repo, &digest, &record),
                 outcome,
-                (LogWhen::OutcomeChanged, None),
+                (LogWhen::OutcomeChanged, None, &mut moves),
                 &mut batch,
             )
             .await?;
-        self.log_tag_move(app, &push, &previous, state == AdmissionState::Admitted)
-            .await?;
+        // Not logged with a decision (none was made): logged now.
+        if moves.is_some() {
+            self.log_tag_move(app, &push, &previous, state == AdmissionState::Admitted)
+                .await?;
+        }
         batch.commit(true)?;
         drop(tags);
         drop(guard);
@@ -202,6 +211,21 @@ impl Admission {
         previous: &[Option<Digest>],
         admitted: bool,
     ) -> Result<(), RegistryError> {
+        for entry in self.tag_entries(app, push, previous, admitted)? {
+            super::append(&app.ledger, entry).await?;
+        }
+        Ok(())
+    }
+
+    /// The `tag` entries [`Self::log_tag_move`] logs.
+    fn tag_entries(
+        &self,
+        app: &AppState,
+        push: &ManifestPush<'_>,
+        previous: &[Option<Digest>],
+        admitted: bool,
+    ) -> Result<Vec<Entry>, RegistryError> {
+        let mut out = Vec::new();
         for (tag, previous) in push.tags.iter().zip(previous) {
             if previous.as_ref() == Some(&push.digest) {
                 continue;
@@ -214,16 +238,15 @@ impl Admission {
                 None => false,
             };
             if admitted || was_admitted {
-                let entry = Entry::Tag(TagEntry {
+                out.push(Entry::Tag(TagEntry {
                     repo: push.repo.to_string(),
                     tag: tag.as_str().to_owned(),
                     digest: push.digest.clone(),
                     previous: previous.clone(),
-                });
-                super::append(&app.ledger, entry).await?;
+                }));
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// After a decision is committed: when it admitted what was not
@@ -305,7 +328,7 @@ impl Admission {
                     app,
                     (repo, &child, &c),
                     outcome,
-                    (LogWhen::VerdictChanged, None),
+                    (LogWhen::VerdictChanged, None, &mut None),
                     &mut batch,
                 )
                 .await?;

@@ -90,6 +90,16 @@ impl Outcome {
     }
 }
 
+/// A push's `tag` entries, to log right after its decision: which list
+/// depends on the verdict.
+#[derive(Debug)]
+pub(super) struct TagMoves {
+    /// The entries to log if the decision admits.
+    pub if_admitted: Vec<Entry>,
+    /// And if it does not.
+    pub otherwise: Vec<Entry>,
+}
+
 /// When an evaluation is logged as a new decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LogWhen {
@@ -273,7 +283,7 @@ impl Admission {
         app: &AppState,
         (repo, digest, record): (&RepoName, &Digest, &ManifestRecord),
         outcome: Outcome,
-        (when, incoming): (LogWhen, Incoming<'_>),
+        (when, incoming, moves): (LogWhen, Incoming<'_>, &mut Option<TagMoves>),
         batch: &mut Batch<'_>,
     ) -> Result<AdmissionState, RegistryError> {
         if outcome.undetermined {
@@ -325,9 +335,15 @@ impl Admission {
             b.put_record(repo, digest, &record.with_state(AdmissionState::Pending))?;
             b.commit(true)?;
         }
-        // The decision is durable in the ledger before anything it causes.
-        let index = match super::append(&app.ledger, entry).await {
-            Ok(index) => index,
+        // The decision is durable in the ledger before anything it causes;
+        // the push's tag entries (`moves`, taken: logged here) follow it,
+        // in the same group commit.
+        let mut entries = vec![entry];
+        if let Some(m) = moves.take() {
+            entries.extend(if outcome.admit { m.if_admitted } else { m.otherwise });
+        }
+        let index = match super::append_all(&app.ledger, entries).await {
+            Ok(indexes) => indexes[0],
             Err(e) => {
                 if ahead {
                     let mut b = app.meta.batch();

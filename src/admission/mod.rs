@@ -192,6 +192,21 @@ impl Admission {
 }
 
 /// Appends an entry to the ledger; returns its index once durable.
+/// Appends `entries` in this order, sharing group commits; their indexes.
+pub(crate) async fn append_all(ledger: &Ledger, entries: Vec<Entry>) -> Result<Vec<u64>, RegistryError> {
+    let encoded = entries
+        .iter()
+        .map(|e| {
+            e.encode()
+                .map_err(|e| RegistryError::Internal(format!("encoding a ledger entry: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ledger
+        .append_all(encoded)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))
+}
+
 pub(crate) async fn append(ledger: &Ledger, entry: Entry) -> Result<u64, RegistryError> {
     let bytes = entry
         .encode()

@@ -118,7 +118,7 @@ impl Admission {
                 app,
                 (repo, digest, &record),
                 outcome,
-                (LogWhen::VerdictChanged, None),
+                (LogWhen::VerdictChanged, None, &mut None),
                 &mut batch,
             )
             .await?;

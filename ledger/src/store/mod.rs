@@ -272,6 +272,14 @@ impl Ledger {
         self.sequencer.append(entry).await
     }
 
+    /// Appends several entries in this order (others' may come between),
+    /// sharing group commits: one wait for the fsync instead of one per
+    /// entry. Resolves to their indexes once all are durable; on an error
+    /// some of the first may be durable.
+    pub async fn append_all(&self, entries: Vec<Vec<u8>>) -> Result<Vec<u64>, AppendError> {
+        self.sequencer.append_all(entries).await
+    }
+
     /// [`Self::append`] for threads outside an async runtime.
     pub fn append_blocking(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         self.sequencer.append_blocking(entry)

@@ -87,6 +87,23 @@ impl Handle {
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
+    /// Submits every entry, in order, before waiting for any: they take
+    /// consecutive places in the queue (others may come between) and share
+    /// group commits. Their indexes, in the same order.
+    pub(super) async fn append_all(&self, entries: Vec<Vec<u8>>) -> Result<Vec<u64>, AppendError> {
+        let requests: Vec<_> = entries.into_iter().map(request).collect::<Result<_, _>>()?;
+        let mut replies = Vec::with_capacity(requests.len());
+        for (req, rx) in requests {
+            self.tx.send(req).await.map_err(|_| AppendError::Closed)?;
+            replies.push(rx);
+        }
+        let mut out = Vec::with_capacity(replies.len());
+        for rx in replies {
+            out.push(rx.await.map_err(|_| AppendError::Closed)??);
+        }
+        Ok(out)
+    }
+
     pub(super) fn append_blocking(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         let (req, rx) = request(entry)?;
         self.tx.blocking_send(req).map_err(|_| AppendError::Closed)?;
