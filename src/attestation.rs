@@ -94,10 +94,13 @@ pub fn statement_subjects(payload: &[u8]) -> Option<Vec<Digest>> {
 
 /// A DSSE envelope, typed: its payload stays one string, never a tree.
 #[derive(serde::Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     #[serde(rename = "payloadType")]
     payload_type: String,
-    payload: String,
+    /// Borrowed from the envelope's bytes when it has no escapes (base64
+    /// has none): a multi-megabyte payload is not copied before decoding.
+    #[serde(borrow)]
+    payload: std::borrow::Cow<'a, str>,
     #[serde(default)]
     signatures: Vec<EnvelopeSignature>,
 }
@@ -115,7 +118,19 @@ pub fn envelope_statement(envelope: &[u8]) -> Option<Vec<u8>> {
     if env.payload_type != IN_TOTO || env.signatures.is_empty() {
         return None;
     }
-    base64::engine::general_purpose::STANDARD.decode(env.payload).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(env.payload.as_bytes())
+        .ok()
+}
+
+/// SHA-256 of the DSSE PAE of an in-toto payload, hashed as it is read
+/// (no copy of the payload).
+fn pae_digest(payload: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("DSSEv1 {} {IN_TOTO} {} ", IN_TOTO.len(), payload.len()).as_bytes());
+    h.update(payload);
+    h.finalize().into()
 }
 
 /// Why an attestation does not count.
@@ -164,7 +179,9 @@ fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationP
     if env.payload_type != IN_TOTO {
         return Err(AttestationProblem::NotInToto);
     }
-    let payload = b64.decode(&env.payload).map_err(|_| AttestationProblem::NotInToto)?;
+    let payload = b64
+        .decode(env.payload.as_bytes())
+        .map_err(|_| AttestationProblem::NotInToto)?;
     let (predicate_type, names_image, predicate) =
         read_statement_with_predicate(&payload, image).ok_or(AttestationProblem::NotInToto)?;
     if !names_image {
@@ -176,6 +193,28 @@ fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationP
         .filter_map(|s| b64.decode(s.sig.as_deref()?).ok())
         .collect();
     Ok((payload, predicate_type, signatures, predicate))
+}
+
+/// Which of `keys` signed `payload`'s PAE with one of `signatures`, by
+/// fingerprint. The PAE is hashed once for every ECDSA and RSA key (they
+/// verify the digest); Ed25519 keys need the PAE itself.
+fn signers_of(payload: &[u8], signatures: &[Vec<u8>], keys: &[PublicKey]) -> Vec<String> {
+    let digest = pae_digest(payload);
+    let whole = std::sync::OnceLock::new();
+    let mut signers: Vec<String> = Vec::new();
+    for sig in signatures {
+        for key in keys {
+            let ok = match key {
+                PublicKey::Ed25519(_) => key.verifies(whole.get_or_init(|| pae(IN_TOTO, payload)), sig),
+                _ => key.verifies_digest(&digest, sig),
+            };
+            let f = key.fingerprint();
+            if ok && !signers.contains(&f) {
+                signers.push(f);
+            }
+        }
+    }
+    signers
 }
 
 /// Verifies a keyless DSSE envelope (an `.att` layer whose annotations carry
@@ -202,17 +241,40 @@ pub fn verify_keyless_envelope(
 }
 
 /// Verifies one DSSE envelope about `image` against `keys`.
+///
+/// A large envelope (an SBOM can be megabytes) is hashed for its signature
+/// on a second thread while this one parses the Statement; the Statement
+/// counts only if the signature verifies.
 pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
-    let (payload, predicate_type, signatures, predicate) = open_envelope(image, envelope)?;
-    let signed = pae(IN_TOTO, &payload);
-    let mut signers: Vec<String> = Vec::new();
-    for sig in &signatures {
-        for key in keys.iter().filter(|k| k.verifies(&signed, sig)) {
-            let f = key.fingerprint();
-            if !signers.contains(&f) {
-                signers.push(f);
-            }
-        }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let env: Envelope = serde_json::from_slice(envelope).map_err(|_| AttestationProblem::NotInToto)?;
+    if env.payload_type != IN_TOTO {
+        return Err(AttestationProblem::NotInToto);
+    }
+    let payload = b64
+        .decode(env.payload.as_bytes())
+        .map_err(|_| AttestationProblem::NotInToto)?;
+    let signatures: Vec<Vec<u8>> = env
+        .signatures
+        .iter()
+        .filter_map(|s| b64.decode(s.sig.as_deref()?).ok())
+        .collect();
+    const PARALLEL_FROM: usize = 256 << 10;
+    let (signers, statement) = if payload.len() >= PARALLEL_FROM {
+        std::thread::scope(|s| {
+            let signed = s.spawn(|| signers_of(&payload, &signatures, keys));
+            let statement = read_statement_with_predicate(&payload, image);
+            (signed.join().unwrap_or_default(), statement)
+        })
+    } else {
+        (
+            signers_of(&payload, &signatures, keys),
+            read_statement_with_predicate(&payload, image),
+        )
+    };
+    let (predicate_type, names_image, predicate) = statement.ok_or(AttestationProblem::NotInToto)?;
+    if !names_image {
+        return Err(AttestationProblem::OtherSubject { predicate_type });
     }
     if signers.is_empty() {
         return Err(AttestationProblem::Untrusted { predicate_type });

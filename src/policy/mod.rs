@@ -486,15 +486,7 @@ impl Policy {
             );
         }
         failures.extend(rule.image.failures(&subject.configs, subject.evaluated_at));
-        if let Some(v) = &rule.vulnerabilities {
-            failures.extend(v.failures(&subject.predicates, subject.evaluated_at));
-        }
-        if let Some(p) = &rule.provenance {
-            failures.extend(p.failures(&subject.predicates));
-        }
-        if let Some(s) = &rule.sbom {
-            failures.extend(s.failures(&subject.predicates));
-        }
+        failures.extend(attested_failures(rule, subject));
         if let Some(max) = rule.max_size {
             if subject.size > max {
                 failures.push(format!("size {} exceeds the limit of {max} bytes", subject.size));
@@ -549,6 +541,42 @@ pub fn with_env_values(input: &mut serde_json::Value, configs: &image::Configs) 
 }
 
 pub use crate::registry::names::glob_match;
+
+/// The failures of a rule's scan, provenance and SBOM rules, in that order.
+/// Each parses the predicates it reads; when they are large (an SBOM can
+/// be megabytes), the SBOM rule runs on a second thread beside the others.
+fn attested_failures(rule: &Rule, subject: &Subject) -> Vec<String> {
+    const PARALLEL_FROM: usize = 1 << 20;
+    let others = || {
+        let mut out = Vec::new();
+        if let Some(v) = &rule.vulnerabilities {
+            out.extend(v.failures(&subject.predicates, subject.evaluated_at));
+        }
+        if let Some(p) = &rule.provenance {
+            out.extend(p.failures(&subject.predicates));
+        }
+        out
+    };
+    let Some(sbom) = &rule.sbom else { return others() };
+    let large = subject
+        .predicates
+        .iter()
+        .map(|p| p.predicate.get().len())
+        .sum::<usize>()
+        >= PARALLEL_FROM;
+    if large && (rule.vulnerabilities.is_some() || rule.provenance.is_some()) {
+        std::thread::scope(|s| {
+            let sbom = s.spawn(|| sbom.failures(&subject.predicates));
+            let mut out = others();
+            out.extend(sbom.join().unwrap_or_else(|_| vec!["the SBOM rule failed".into()]));
+            out
+        })
+    } else {
+        let mut out = others();
+        out.extend(sbom.failures(&subject.predicates));
+        out
+    }
+}
 
 #[cfg(test)]
 mod tests {

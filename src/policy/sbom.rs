@@ -37,21 +37,24 @@ pub struct Package {
 /// few fields (an SBOM can be megabytes); one whose fields have other
 /// types than the formats say is an error, never an empty SBOM.
 pub fn read_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
+    use std::borrow::Cow;
+    // Strings borrowed from the predicate's text where they have no
+    // escapes: a large SBOM's packages are read without a copy each.
     #[derive(Deserialize)]
-    struct Spdx {
-        #[serde(default)]
-        packages: Vec<SpdxPackage>,
+    struct Spdx<'a> {
+        #[serde(default, borrow)]
+        packages: Vec<SpdxPackage<'a>>,
     }
     #[derive(Deserialize)]
-    struct SpdxPackage {
-        #[serde(default)]
-        name: String,
-        #[serde(default, rename = "versionInfo")]
-        version: String,
-        #[serde(default, rename = "licenseConcluded")]
-        concluded: Option<String>,
-        #[serde(default, rename = "licenseDeclared")]
-        declared: Option<String>,
+    struct SpdxPackage<'a> {
+        #[serde(default, borrow)]
+        name: Cow<'a, str>,
+        #[serde(default, rename = "versionInfo", borrow)]
+        version: Cow<'a, str>,
+        #[serde(default, rename = "licenseConcluded", borrow)]
+        concluded: Option<Cow<'a, str>>,
+        #[serde(default, rename = "licenseDeclared", borrow)]
+        declared: Option<Cow<'a, str>>,
     }
     #[derive(Deserialize)]
     struct CycloneDx {
@@ -107,8 +110,8 @@ pub fn read_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
                         .flatten()
                         .flat_map(|e| license_ids(e))
                         .collect(),
-                    name: pkg.name,
-                    version: pkg.version,
+                    name: pkg.name.into_owned(),
+                    version: pkg.version.into_owned(),
                 })
                 .collect(),
             Err(e) => return Some(Err(unreadable(e))),
@@ -175,6 +178,8 @@ impl SbomRule {
         let mut read = 0;
         let mut out = Vec::new();
         let mut denied = Vec::new();
+        // SPDX license ids match case-insensitively.
+        let deny_licenses: Vec<String> = self.deny_licenses.iter().map(|g| g.to_ascii_lowercase()).collect();
         for p in predicates
             .iter()
             .filter(|p| self.signers.iter().any(|(f, _)| *f == p.signer))
@@ -193,11 +198,9 @@ impl SbomRule {
                             ));
                             continue;
                         }
-                        // SPDX license ids match case-insensitively.
                         if let Some(l) = pkg.licenses.iter().find(|l| {
-                            self.deny_licenses
-                                .iter()
-                                .any(|g| glob_match(&g.to_ascii_lowercase(), &l.to_ascii_lowercase()))
+                            let l = l.to_ascii_lowercase();
+                            deny_licenses.iter().any(|g| glob_match(g, &l))
                         }) {
                             denied.push(format!("{full} is licensed {l}"));
                         }

@@ -149,71 +149,70 @@ pub fn read_scan(p: &Predicate) -> Option<Result<Scan, String>> {
 }
 
 /// A severity as scanners write it: a word, a number, or a list of
-/// `{method, score}` (in-toto), whose highest counts.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SeverityField {
-    Word(String),
-    Number(f64),
-    Scores(Vec<Score>),
-    Other(serde::de::IgnoredAny),
-}
-
-#[derive(Deserialize)]
-struct Score {
-    #[serde(default)]
-    score: Option<ScoreValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ScoreValue {
-    Word(String),
-    Number(f64),
-    Other(serde::de::IgnoredAny),
-}
-
-impl SeverityField {
-    fn severity(&self) -> Severity {
-        match self {
-            SeverityField::Word(w) => Severity::parse(w),
-            SeverityField::Number(n) => Severity::parse(&n.to_string()),
-            SeverityField::Scores(scores) => scores
-                .iter()
-                .map(|s| match &s.score {
-                    Some(ScoreValue::Word(w)) => Severity::parse(w),
-                    Some(ScoreValue::Number(n)) => Severity::parse(&n.to_string()),
-                    _ => Severity::Unknown,
-                })
-                .max()
-                .unwrap_or(Severity::Unknown),
-            SeverityField::Other(_) => Severity::Unknown,
+/// `{method, score}` (in-toto), whose highest counts. Read from the raw
+/// JSON by its first character: serde's untagged enums would buffer every
+/// finding of a megabyte report into a tree first.
+fn severity_of(raw: &RawValue) -> Severity {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            serde_json::from_str::<std::borrow::Cow<'_, str>>(text).map_or(Severity::Unknown, |w| Severity::parse(&w))
         }
+        Some(b'-' | b'0'..=b'9') => text
+            .parse::<f64>()
+            .map_or(Severity::Unknown, |n| Severity::parse(&n.to_string())),
+        Some(b'[') => {
+            #[derive(Deserialize)]
+            struct Score<'a> {
+                #[serde(default, borrow)]
+                score: Option<&'a RawValue>,
+            }
+            serde_json::from_str::<Vec<Score<'_>>>(text)
+                .ok()
+                .and_then(|scores| {
+                    scores
+                        .iter()
+                        .map(|s| {
+                            s.score.map_or(Severity::Unknown, |v| match v.get().as_bytes().first() {
+                                Some(b'[') => Severity::Unknown,
+                                _ => severity_of(v),
+                            })
+                        })
+                        .max()
+                })
+                .unwrap_or(Severity::Unknown)
+        }
+        _ => Severity::Unknown,
     }
+}
+
+/// A finding's id: a string, else empty.
+fn id_of(raw: Option<&RawValue>) -> String {
+    raw.filter(|v| v.get().starts_with('"'))
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        .unwrap_or_default()
 }
 
 /// One finding with an `id` and a `severity`, maybe under `vulnerability`.
 #[derive(Deserialize)]
-struct Finding {
-    #[serde(default)]
-    id: Option<serde_json::Value>,
-    #[serde(default)]
-    severity: Option<SeverityField>,
-    #[serde(default)]
-    vulnerability: Option<Box<Finding>>,
+struct Finding<'a> {
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    severity: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    vulnerability: Option<&'a RawValue>,
 }
 
-impl Finding {
+impl Finding<'_> {
     fn read(&self) -> (Severity, String) {
-        if let Some(inner) = &self.vulnerability {
+        if let Some(inner) = self
+            .vulnerability
+            .and_then(|v| serde_json::from_str::<Finding<'_>>(v.get()).ok())
+        {
             return inner.read();
         }
-        (
-            self.severity
-                .as_ref()
-                .map_or(Severity::Unknown, SeverityField::severity),
-            self.id.as_ref().and_then(|v| v.as_str()).unwrap_or("").to_owned(),
-        )
+        (self.severity.map_or(Severity::Unknown, severity_of), id_of(self.id))
     }
 }
 
@@ -223,41 +222,36 @@ fn findings(result: &RawValue) -> Result<Vec<(Severity, String)>, String> {
     // in-toto vulns/v0.1: [{"id", "severity": [{"method", "score"}]}],
     // the entry possibly wrapped in "vulnerability".
     if text.starts_with('[') {
-        let list: Vec<Finding> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let list: Vec<Finding<'_>> = serde_json::from_str(text).map_err(|e| e.to_string())?;
         return Ok(list.iter().map(Finding::read).collect());
     }
     #[derive(Deserialize)]
-    struct Report {
+    struct Report<'a> {
         // Trivy: {"Results": [{"Vulnerabilities": [{"VulnerabilityID", "Severity"}]}]}.
-        #[serde(default, rename = "Results")]
-        results: Option<Vec<TrivyResult>>,
+        #[serde(default, rename = "Results", borrow)]
+        results: Option<Vec<TrivyResult<'a>>>,
         // Grype: {"matches": [{"vulnerability": {"id", "severity"}}]}.
-        #[serde(default)]
-        matches: Option<Vec<Finding>>,
+        #[serde(default, borrow)]
+        matches: Option<Vec<Finding<'a>>>,
     }
     #[derive(Deserialize)]
-    struct TrivyResult {
-        #[serde(default, rename = "Vulnerabilities")]
-        vulnerabilities: Option<Vec<TrivyVulnerability>>,
+    struct TrivyResult<'a> {
+        #[serde(default, rename = "Vulnerabilities", borrow)]
+        vulnerabilities: Option<Vec<TrivyVulnerability<'a>>>,
     }
     #[derive(Deserialize)]
-    struct TrivyVulnerability {
-        #[serde(default, rename = "VulnerabilityID")]
-        id: Option<serde_json::Value>,
-        #[serde(default, rename = "Severity")]
-        severity: Option<SeverityField>,
+    struct TrivyVulnerability<'a> {
+        #[serde(default, rename = "VulnerabilityID", borrow)]
+        id: Option<&'a RawValue>,
+        #[serde(default, rename = "Severity", borrow)]
+        severity: Option<&'a RawValue>,
     }
-    let report: Report = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let report: Report<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     match (report.results, report.matches) {
         (Some(results), _) => Ok(results
             .iter()
             .flat_map(|r| r.vulnerabilities.iter().flatten())
-            .map(|v| {
-                (
-                    v.severity.as_ref().map_or(Severity::Unknown, SeverityField::severity),
-                    v.id.as_ref().and_then(|i| i.as_str()).unwrap_or("").to_owned(),
-                )
-            })
+            .map(|v| (v.severity.map_or(Severity::Unknown, severity_of), id_of(v.id)))
             .collect()),
         (None, Some(matches)) => Ok(matches.iter().map(Finding::read).collect()),
         (None, None) => Err("its result is in no form vouch reads (in-toto list, Trivy or Grype JSON)".into()),
