@@ -524,10 +524,12 @@ fn notation(
         let Some(d) = m["digest"].as_str() else { continue };
         let Some(doc) = manifest(reg, repo, d)? else { continue };
         let layer = &doc["layers"][0];
-        let (Some(blob), Some(vouch::notation::JWS)) = (layer["digest"].as_str(), layer["mediaType"].as_str()) else {
+        let (Some(blob), Some(vouch::notation::JWS | vouch::notation::COSE)) =
+            (layer["digest"].as_str(), layer["mediaType"].as_str())
+        else {
             found
                 .notes
-                .push(format!("Notation signature {d}: not a JWS envelope (COSE is not read)"));
+                .push(format!("Notation signature {d}: not a JWS or COSE envelope"));
             continue;
         };
         if doc["subject"]["digest"].as_str() != Some(digest.as_str()) {

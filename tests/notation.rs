@@ -20,6 +20,19 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Signs `repo@digest` with the independent signer; returns the signature
 /// manifest's digest.
 fn sign(addr: &str, w: &Path, repo: &str, digest: &str, size: usize, variant: &str, push: &str) -> String {
+    sign_as(addr, w, (repo, digest, size), variant, push, "jws")
+}
+
+/// [`sign`] in a given envelope format: `jws` or `cose`.
+fn sign_as(
+    addr: &str,
+    w: &Path,
+    (repo, digest, size): (&str, &str, usize),
+    variant: &str,
+    push: &str,
+    envelope: &str,
+) -> String {
+    let wd = w.to_str().unwrap();
     let (ok, out) = run(Command::new("python3")
         .arg(SIGNER)
         .args([
@@ -27,15 +40,17 @@ fn sign(addr: &str, w: &Path, repo: &str, digest: &str, size: usize, variant: &s
             addr,
             repo,
             digest,
-            w.to_str().unwrap(),
+            wd,
             "--variant",
             variant,
             "--push",
             push,
+            "--envelope",
+            envelope,
         ])
         .env("SUBJECT_SIZE", size.to_string())
         .env("SUBJECT_MEDIA_TYPE", MANIFEST));
-    assert!(ok, "{variant}: {out}");
+    assert!(ok, "{variant} ({envelope}): {out}");
     out.lines().rev().find(|l| l.starts_with("sha256:")).unwrap().to_owned()
 }
 
@@ -110,6 +125,28 @@ fn the_example_policy_admits_notation_signatures_under_its_ca_and_refuses_each_b
         sign(&addr, w, &repo, &digest, size, "ok", "referrers");
         let (status, body) = pull(&addr, &repo);
         assert_eq!(status, 200, "{variant} then ok: {body}");
+    }
+    // COSE envelopes (application/cose): the same checks, the same reasons.
+    for (variant, why) in [
+        ("untrusted", "is not in acme's ca trust store"),
+        ("expired", "no trusted timestamp proves an earlier signing time"),
+        ("tampered", "integrity: the signature does not verify"),
+        ("sig-expired", "expiry: the signature expired"),
+        ("unknown-crit", "io.cncf.example.unknown\\\" is not understood"),
+    ] {
+        let repo = format!("cose/{variant}");
+        let (digest, size) = push_image(&addr, &repo);
+        sign_as(&addr, w, (&repo, &digest, size), variant, "referrers", "cose");
+        let (status, body) = pull(&addr, &repo);
+        assert_eq!(status, 403, "COSE {variant}: {body}");
+        assert!(body.contains(why), "COSE {variant}: expected {why:?} in {body}");
+    }
+    for variant in ["ok", "rsa"] {
+        let repo = format!("cose/{variant}-signed");
+        let (digest, size) = push_image(&addr, &repo);
+        sign_as(&addr, w, (&repo, &digest, size), variant, "referrers", "cose");
+        let (status, body) = pull(&addr, &repo);
+        assert_eq!(status, 200, "COSE {variant}: {body}");
     }
     for (variant, push) in [("ok", "referrers"), ("rsa", "referrers"), ("ok", "tag-schema")] {
         let repo = format!("team/{variant}-{push}");
@@ -202,6 +239,14 @@ signatures = { keys = ["acme"] }
         ),
         ("team/signing-authority", "signing-authority", true, ""),
         ("team/timestamped", "timestamped", true, ""),
+        ("cose/signing-authority", "signing-authority", true, ""),
+        ("cose/timestamped", "timestamped", true, ""),
+        (
+            "cose/wrong-subject",
+            "wrong-subject",
+            false,
+            "is not a trusted identity of acme",
+        ),
         // Permissive logs an expired certificate and a passed expiry.
         ("lax/expired", "expired", true, ""),
         ("lax/sig-expired", "sig-expired", true, ""),
@@ -210,7 +255,8 @@ signatures = { keys = ["acme"] }
         ("lax/tampered", "tampered", false, "integrity"),
     ] {
         let (digest, size) = push_image(&addr, repo);
-        let signature = sign(&addr, w, repo, &digest, size, variant, "referrers");
+        let envelope = if repo.starts_with("cose/") { "cose" } else { "jws" };
+        let signature = sign_as(&addr, w, (repo, &digest, size), variant, "referrers", envelope);
         let (status, body) = pull(&addr, repo);
         assert_eq!(status == 200, admitted, "{repo}: {status} {body}");
         assert!(body.contains(why), "{repo}: expected {why:?} in {body}");

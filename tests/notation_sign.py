@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Notation (Notary Project v1.x) test signer, independent of vouch: written
 from the Notary Project specifications (signature-specification.md,
-signature-envelope-jws.md, signing-scheme.md, trust-store-trust-policy.md);
-shares no code with the Rust project or with notation itself.
+signature-envelope-jws.md, signature-envelope-cose.md, signing-scheme.md,
+trust-store-trust-policy.md) and RFC 9052 / RFC 8949 (CBOR by hand in
+notation_cbor.py); shares no code with the Rust project or with notation.
 
 `pki WORKDIR` makes the test X.509 material (idempotent: nothing is done if
 WORKDIR/notation-ca.crt exists) and prints WORKDIR/notation-ca.crt:
@@ -23,22 +24,26 @@ All leaves are issued by the intermediate unless said otherwise.
 
 `sign` signs the manifest DIGEST in REPO of a plain-HTTP registry as notation
 v1.x does (OCI image manifest, config `application/vnd.cncf.notary.signature`
-= `{}`, one `application/jose+json` layer, `subject`) and prints the signature
-manifest's digest. `--push referrers` (default) falls back to the referrers
-tag schema when the PUT response has no OCI-Subject header; `--push
-tag-schema` always maintains the `<alg>-<hex>` index too. If the subject
+= `{}`, one `application/jose+json` layer, or with `--envelope cose` one
+`application/cose` layer holding a COSE_Sign1_Tagged, `subject`) and prints
+the signature manifest's digest. `--push referrers` (default) falls back to
+the referrers tag schema when the PUT response has no OCI-Subject header;
+`--push tag-schema` always maintains the `<alg>-<hex>` index too. If the subject
 manifest cannot be read (e.g. quarantined), SUBJECT_SIZE (and optionally
 SUBJECT_MEDIA_TYPE) from the environment are used.
 
-`selftest` builds every variant in memory and checks it with a small
-verifier in this file (JWS, certificate requirements, chain, identity,
-expiry, RFC 3161 timestamp, payload), expecting acceptance or rejection.
+`selftest` builds every variant, as JWS and as COSE, in memory and checks
+it with a small verifier (notation_sign_selftest.py: JWS / COSE, certificate
+requirements, chain, identity, expiry, RFC 3161 timestamp, payload),
+expecting acceptance or rejection.
 
     python3 tests/notation_sign.py pki WORKDIR
     python3 tests/notation_sign.py sign HOST:PORT REPO DIGEST WORKDIR [--variant V] [--push referrers|tag-schema]
+                                    [--envelope jws|cose]
     python3 tests/notation_sign.py selftest WORKDIR
 
-VARIANT (default ok):
+VARIANT (default ok; the same meaning for both envelopes: "ES256" is COSE
+alg -7, "PS384" -38, "ES384" -35, times are COSE tag 1 epoch seconds):
   ok                 leaf.crt, ES256, notary.x509, x5c leaf+intermediate+root
   rsa                leaf-rsa.crt, PS384 (the spec maps RSA 3072 to PS384)
   untrusted          other-leaf.crt under other-ca.crt (not trusted)
@@ -72,6 +77,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+import notation_cbor as cbor   # beside this file: RFC 8949 by hand (no cbor2)
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SIG_TYPE = "application/vnd.cncf.notary.signature"   # config.mediaType / artifactType
@@ -82,6 +89,7 @@ SCHEME, SIGNING_TIME = "io.cncf.notary.signingScheme", "io.cncf.notary.signingTi
 AUTHENTIC_TIME, EXPIRY = "io.cncf.notary.authenticSigningTime", "io.cncf.notary.expiry"
 TIMESTAMP, AGENT = "io.cncf.notary.timestampSignature", "io.cncf.notary.signingAgent"
 KNOWN_CRIT = {SCHEME, AUTHENTIC_TIME, EXPIRY}
+AGENT_NAME = "vouch-notation-test/1.0"
 VARIANTS = ("ok", "rsa", "untrusted", "wrong-subject", "expired", "timestamped", "tampered",
             "tampered-annotation", "sig-expired", "signing-authority", "other-image", "unknown-crit")
 SUBJECT = [("C", "US"), ("ST", "WA"), ("L", "Seattle"), ("O", "acme-rockets.io"), ("CN", "vouch-test-signer")]
@@ -281,7 +289,7 @@ def timestamp(work, imprint_hash, signature):
             return f.read()
 
 
-# --- JWS envelope (signature-envelope-jws.md) -------------------------------
+# --- what every envelope of a variant says (signature-specification.md) -----
 
 SIGNERS = {   # variant -> (leaf, x5c after the leaf, signing scheme)
     "rsa": ("leaf-rsa", ["intermediate.crt", "notation-ca.crt"], "notary.x509"),
@@ -290,38 +298,61 @@ SIGNERS = {   # variant -> (leaf, x5c after the leaf, signing scheme)
     "expired": ("expired", ["intermediate.crt", "notation-ca.crt"], "notary.x509"),
     "signing-authority": ("sa-leaf", ["sa-ca.crt"], "notary.x509.signingAuthority"),
 }
+UNKNOWN_CRIT = "io.cncf.example.unknown"
 
 
-def envelope(work, variant, subject):
-    """The flattened JWS JSON envelope signing `subject` (an OCI descriptor:
-    mediaType, digest, size), and its x5c chain as DER certificates."""
+def plan(work, variant, subject):
+    """The signer's key and chain, the algorithm named by the leaf's key, the
+    signing scheme, the payload's targetArtifact, the time headers (name ->
+    datetime, in header order) and "crit" (signingScheme and every other
+    critical header present) of `variant`, the same for JWS and COSE."""
     assert variant in VARIANTS, f"unknown variant {variant!r}"
     base, rest, scheme = SIGNERS.get(variant, ("leaf", ["intermediate.crt", "notation-ca.crt"], "notary.x509"))
     key = load_key(work, base + ".key")
     chain = [load_cert(work, base + ".crt")] + [load_cert(work, n) for n in rest]
-    alg = alg_for(chain[0].public_key())
-
     # Payload: {"targetArtifact": descriptor}, cty application/vnd.cncf.notary.payload.v1+json.
     target = dict(subject)
     if variant == "other-image":
         target["digest"] = "sha256:" + hashlib.sha256(b"some other image manifest").hexdigest()
-    payload = compact({"targetArtifact": target})
-
-    # Protected headers; "crit" lists signingScheme and every other critical one present.
-    t = now()
-    protected = {"alg": alg, "cty": PAYLOAD_TYPE, SCHEME: scheme, "crit": [SCHEME]}
+    t, times, crit = now(), {}, [SCHEME]
     if scheme == "notary.x509":
-        signed_at = {"expired": t - 2 * day, "sig-expired": t - datetime.timedelta(hours=2)}.get(variant, t)
-        protected[SIGNING_TIME] = rfc3339(signed_at)
+        times[SIGNING_TIME] = {"expired": t - 2 * day, "sig-expired": t - datetime.timedelta(hours=2)}.get(variant, t)
     else:
-        protected[AUTHENTIC_TIME] = rfc3339(t)
-        protected["crit"].append(AUTHENTIC_TIME)
+        times[AUTHENTIC_TIME] = t
+        crit.append(AUTHENTIC_TIME)
     if variant == "sig-expired":
-        protected[EXPIRY] = rfc3339(t - datetime.timedelta(hours=1))
-        protected["crit"].append(EXPIRY)
+        times[EXPIRY] = t - datetime.timedelta(hours=1)
+        crit.append(EXPIRY)
     if variant == "unknown-crit":
-        protected["io.cncf.example.unknown"] = "must be understood"
-        protected["crit"].append("io.cncf.example.unknown")
+        crit.append(UNKNOWN_CRIT)
+    return key, chain, alg_for(chain[0].public_key()), scheme, target, times, crit
+
+
+def tampered_payload(variant, target):
+    """The payload put in the envelope after signing (None: the signed one)."""
+    if variant == "tampered":
+        return compact({"targetArtifact": dict(target, size=target["size"] + 1)})
+    if variant == "tampered-annotation":
+        return compact({"targetArtifact": dict(target, annotations={"io.example.added": "after signing"})})
+    return None
+
+
+def envelope(work, variant, subject, kind="jws"):
+    """The envelope (JWS JSON or COSE_Sign1_Tagged bytes) signing `subject`
+    (an OCI descriptor: mediaType, digest, size), and its chain as DER."""
+    return (cose_envelope if kind == "cose" else jws_envelope)(work, variant, subject)
+
+
+# --- JWS envelope (signature-envelope-jws.md) -------------------------------
+
+def jws_envelope(work, variant, subject):
+    """The flattened JWS JSON envelope and its x5c chain as DER certificates."""
+    key, chain, alg, scheme, target, times, crit = plan(work, variant, subject)
+    payload = compact({"targetArtifact": target})
+    protected = {"alg": alg, "cty": PAYLOAD_TYPE, SCHEME: scheme, "crit": crit}
+    protected.update({k: rfc3339(v) for k, v in times.items()})
+    if variant == "unknown-crit":
+        protected[UNKNOWN_CRIT] = "must be understood"
 
     # JWS Signing Input: ASCII(BASE64URL(UTF8(protected)) '.' BASE64URL(payload)).
     p64, m64 = b64url(compact(protected)), b64url(payload)
@@ -329,22 +360,68 @@ def envelope(work, variant, subject):
 
     # Unprotected headers: x5c (standard base64 DER, leaf first, root last),
     # signingAgent, and the optional RFC 3161 timestampSignature.
-    header = {"x5c": [b64(der(c)) for c in chain], AGENT: "vouch-notation-test/1.0"}
+    header = {"x5c": [b64(der(c)) for c in chain], AGENT: AGENT_NAME}
     if variant == "timestamped":
         header[TIMESTAMP] = b64(timestamp(work, hash_for(alg), sig))
 
-    if variant == "tampered":
-        target["size"] += 1
-        m64 = b64url(compact({"targetArtifact": target}))
-    elif variant == "tampered-annotation":
-        target["annotations"] = {"io.example.added": "after signing"}
-        m64 = b64url(compact({"targetArtifact": target}))
+    tampered = tampered_payload(variant, target)
+    if tampered is not None:
+        m64 = b64url(tampered)
     env = {"payload": m64, "protected": p64, "header": header, "signature": b64url(sig)}
     return json.dumps(env).encode(), [der(c) for c in chain]
 
 
-def signature_manifest(envelope_bytes, chain, subject):
-    """The signature manifest of signature-specification "OCI Signatures"."""
+# --- COSE envelope (signature-envelope-cose.md, RFC 9052) -------------------
+# COSE_Sign1_Tagged = 18([protected: bstr .cbor map, unprotected: map,
+# payload: bstr, signature: bstr]). Maps are encoded by notation_cbor.encode,
+# RFC 8949 4.2.1 core deterministic encoding (shortest integers, keys sorted
+# by their encoded bytes: 1, 2, 3, then text labels, shorter first). notation-go
+# (go-cose / fxamacker/cbor) may order keys otherwise (e.g. RFC 7049
+# "canonical", length first: the same order for these labels, but nothing
+# promises it): a verifier must verify over the protected bytes it received,
+# never over a re-encoding of the decoded map.
+
+COSE_TYPE = "application/cose"                        # the envelope layer
+COSE_ALGS = {"PS256": -37, "PS384": -38, "PS512": -39, "ES256": -7, "ES384": -35, "ES512": -36}
+COSE_ALG, COSE_CRIT, COSE_CTY, COSE_X5CHAIN, COSE_SIGN1_TAG, EPOCH_TAG = 1, 2, 3, 33, 18, 1
+
+
+def cose_to_be_signed(body_protected, payload):
+    """RFC 9052 4.4: ToBeSigned = CBOR(Sig_structure) for COSE_Sign1,
+    ["Signature1", body_protected (the bytes as sent), external_aad h'', payload]."""
+    return cbor.encode(["Signature1", bytes(body_protected), b"", bytes(payload)])
+
+
+def cose_envelope(work, variant, subject):
+    """The COSE_Sign1_Tagged envelope and its x5chain as DER certificates."""
+    key, chain, alg, scheme, target, times, crit = plan(work, variant, subject)
+    payload = compact({"targetArtifact": target})
+    # Protected: alg (1, int), crit (2, array of tstr), content type (3, tstr),
+    # the signing scheme, and the times as tag 1 (epoch seconds, an integer).
+    protected = {COSE_ALG: COSE_ALGS[alg], COSE_CRIT: crit, COSE_CTY: PAYLOAD_TYPE, SCHEME: scheme}
+    protected.update({k: cbor.Tag(EPOCH_TAG, int(v.timestamp())) for k, v in times.items()})
+    if variant == "unknown-crit":
+        protected[UNKNOWN_CRIT] = "must be understood"
+    body_protected = cbor.encode(protected)
+    # ECDSA: r || s, fixed width (RFC 9053 2.1); RSASSA-PSS: MGF1 with the same
+    # hash, salt = hash length (RFC 8230 2): what jws_sign does.
+    sig = jws_sign(key, alg, cose_to_be_signed(body_protected, payload))
+    # Unprotected: x5chain (33, array of bstr DER, leaf first, root last),
+    # signingAgent, and the optional RFC 3161 timestampSignature (bstr) over
+    # the signature bytes, as for JWS.
+    unprotected = {COSE_X5CHAIN: [der(c) for c in chain], AGENT: AGENT_NAME}
+    if variant == "timestamped":
+        unprotected[TIMESTAMP] = timestamp(work, hash_for(alg), sig)
+    tampered = tampered_payload(variant, target)
+    if tampered is not None:
+        payload = tampered
+    env = cbor.Tag(COSE_SIGN1_TAG, [body_protected, unprotected, payload, sig])
+    return cbor.encode(env), [der(c) for c in chain]
+
+
+def signature_manifest(envelope_bytes, chain, subject, media_type=JWS_TYPE):
+    """The signature manifest of signature-specification "OCI Signatures"
+    (layer application/jose+json or, for COSE, application/cose)."""
     annotations = {
         THUMBPRINTS: json.dumps([hashlib.sha256(c).hexdigest() for c in chain], separators=(",", ":")),
         "org.opencontainers.image.created": rfc3339(now()),
@@ -353,7 +430,7 @@ def signature_manifest(envelope_bytes, chain, subject):
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": SIG_TYPE, "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(), "size": 2},
-        "layers": [{"mediaType": JWS_TYPE, "digest": "sha256:" + hashlib.sha256(envelope_bytes).hexdigest(),
+        "layers": [{"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(envelope_bytes).hexdigest(),
                     "size": len(envelope_bytes)}],
         "subject": subject,
         "annotations": annotations,
@@ -411,7 +488,7 @@ def update_tag_schema(reg, subject_digest, descriptor):
                {"Content-Type": OCI_INDEX})
 
 
-def sign(addr, repo, digest, work, variant, push):
+def sign(addr, repo, digest, work, variant, push, kind="jws"):
     reg = Registry(addr, repo)
     accept = ", ".join([OCI_MANIFEST, OCI_INDEX, "application/vnd.docker.distribution.manifest.v2+json",
                         "application/vnd.docker.distribution.manifest.list.v2+json"])
@@ -425,10 +502,10 @@ def sign(addr, repo, digest, work, variant, push):
     else:
         raise SystemExit(f"GET /v2/{repo}/manifests/{digest}: HTTP {status}: {body[:500]!r}")
 
-    env, chain = envelope(work, variant, subject)
+    env, chain = envelope(work, variant, subject, kind)
     reg.push_blob(b"{}")
     reg.push_blob(env)
-    manifest = signature_manifest(env, chain, subject)
+    manifest = signature_manifest(env, chain, subject, COSE_TYPE if kind == "cose" else JWS_TYPE)
     sig_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     headers, _ = reg.expect(201, "PUT", f"manifests/{sig_digest}", manifest, {"Content-Type": OCI_MANIFEST})
     if push == "tag-schema" or "oci-subject" not in headers:
@@ -448,16 +525,18 @@ def main(argv):
         selftest(argv[2])
     elif cmd == "sign" and len(argv) >= 6:
         addr, repo, digest, work = argv[2:6]
-        opts, rest = {"--variant": "ok", "--push": "referrers"}, argv[6:]
+        opts, rest = {"--variant": "ok", "--push": "referrers", "--envelope": "jws"}, argv[6:]
         while rest:
             if len(rest) < 2 or rest[0] not in opts:
                 sys.exit(__doc__)
             opts[rest[0]], rest = rest[1], rest[2:]
-        if opts["--variant"] not in VARIANTS or opts["--push"] not in ("referrers", "tag-schema"):
-            sys.exit(f"unknown --variant {opts['--variant']!r} or --push {opts['--push']!r}\n\n{__doc__}")
+        if opts["--variant"] not in VARIANTS or opts["--push"] not in ("referrers", "tag-schema") \
+                or opts["--envelope"] not in ("jws", "cose"):
+            sys.exit(f"unknown --variant {opts['--variant']!r}, --push {opts['--push']!r} or "
+                     f"--envelope {opts['--envelope']!r}\n\n{__doc__}")
         if not re.fullmatch(r"sha(256|512):[0-9a-f]+", digest):
             sys.exit(f"not a digest: {digest!r}")
-        sign(addr, repo, digest, work, opts["--variant"], opts["--push"])
+        sign(addr, repo, digest, work, opts["--variant"], opts["--push"], opts["--envelope"])
     else:
         sys.exit(__doc__)
 

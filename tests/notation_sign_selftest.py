@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Self-tests of the independent Notation signer (tests/notation_sign.py):
-a small verifier, written from the same Notary Project specifications and
-sharing nothing with vouch, checks every variant's envelope, built in
-memory. Run as `python3 tests/notation_sign.py selftest WORKDIR`."""
+a small verifier, written from the same Notary Project specifications
+(signature-envelope-jws.md, signature-envelope-cose.md with RFC 9052) and
+sharing nothing with vouch, checks every variant's envelope, JWS and COSE,
+built in memory. Run as `python3 tests/notation_sign.py selftest WORKDIR`."""
 from notation_sign import *  # noqa: F401,F403  the signer's helpers and constants
 from notation_sign import envelope, timestamp, load_cert, load_key
+import notation_cbor as cbor
 
 # --- selftest: a small independent verifier ---------------------------------
 
@@ -81,26 +83,13 @@ def check_timestamp(work, token, imprint_hash, sig):
     return t.replace(tzinfo=datetime.timezone.utc)
 
 
-def verify(work, manifest_bytes, env_bytes, subject, identity):
-    """Verify a signature manifest + envelope as a trust policy with stores
-    ca:notation-ca.crt, signingAuthority:sa-ca.crt, tsa:tsa-ca.crt and the
-    given trusted identity would (trust-store-trust-policy "Signature
-    Verification"). Returns a description, raises Reject."""
-    manifest = json.loads(manifest_bytes)
-    if manifest.get("mediaType") != OCI_MANIFEST or manifest["config"]["mediaType"] != SIG_TYPE \
-            or "artifactType" in manifest or len(manifest["layers"]) != 1 \
-            or manifest["layers"][0]["mediaType"] != JWS_TYPE or manifest["subject"] != subject:
-        raise Reject("not a Notary signature manifest for the subject")
-    if manifest["layers"][0]["digest"] != "sha256:" + hashlib.sha256(env_bytes).hexdigest():
-        raise Reject("layer digest is not the envelope's")
-    # Integrity: a flattened JWS JSON envelope with nothing else at top level.
+def parse_jws(env_bytes):
+    """Integrity of a flattened JWS JSON envelope; returns its claims."""
     env = json.loads(env_bytes)
     if set(env) != {"payload", "protected", "header", "signature"}:
         raise Reject(f"envelope fields {sorted(env)}")
     prot = json.loads(unb64url(env["protected"]))
     chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in env["header"]["x5c"]]
-    if json.loads(manifest["annotations"][THUMBPRINTS]) != [hashlib.sha256(der(c)).hexdigest() for c in chain]:
-        raise Reject("thumbprint annotation does not match x5c")
     if prot.get("cty") != PAYLOAD_TYPE:
         raise Reject("unsupported cty")
     crit = prot.get("crit", [])
@@ -116,35 +105,162 @@ def verify(work, manifest_bytes, env_bytes, subject, identity):
         jws_verify(chain[0].public_key(), alg, sig, f"{env['protected']}.{env['payload']}".encode())
     except InvalidSignature:
         raise Reject("signature does not verify")
+    parse = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    ts = env["header"].get(TIMESTAMP)
+    return {"alg": alg, "chain": chain, "sig": sig, "scheme": prot.get(SCHEME), "payload": unb64url(env["payload"]),
+            "timestamp": None if ts is None else base64.b64decode(ts),
+            **{k: parse(prot[k]) for k in (SIGNING_TIME, AUTHENTIC_TIME, EXPIRY) if k in prot}}
+
+
+def cose_time(v, label):
+    """An RFC 8949 3.4.2 epoch-based date/time: tag 1 over an int or float."""
+    if not isinstance(v, cbor.Tag) or v.number != EPOCH_TAG or isinstance(v.value, bool) \
+            or not isinstance(v.value, (int, float)):
+        raise Reject(f"{label} is not a tag 1 epoch date/time: {v!r}")
+    return datetime.datetime.fromtimestamp(v.value, datetime.timezone.utc)
+
+
+def parse_cose(env_bytes):
+    """Integrity of a COSE_Sign1_Tagged envelope; returns its claims. The
+    signature is checked over ToBeSigned rebuilt from the protected header's
+    bytes as received (never a re-encoding of the decoded map)."""
+    try:
+        env = cbor.decode(env_bytes)
+    except cbor.CBORError as e:
+        raise Reject(f"envelope is not well-formed CBOR: {e}")
+    if not isinstance(env, cbor.Tag) or env.number != COSE_SIGN1_TAG:
+        raise Reject("envelope is not a COSE_Sign1_Tagged (tag 18)")
+    msg = env.value
+    if not isinstance(msg, list) or len(msg) != 4 or [type(x) for x in msg] != [bytes, dict, bytes, bytes]:
+        raise Reject("COSE_Sign1 is not [protected bstr, unprotected map, payload bstr, signature bstr]")
+    body_protected, unprot, payload, sig = msg
+    try:
+        prot = cbor.decode(body_protected)
+    except cbor.CBORError as e:
+        raise Reject(f"protected header is not well-formed CBOR: {e}")
+    if not isinstance(prot, dict):
+        raise Reject("protected header is not a map")
+    if set(prot) & set(unprot):   # RFC 9052 3: a label in one bucket only
+        raise Reject(f"labels in both header buckets: {sorted(map(str, set(prot) & set(unprot)))}")
+    signed_only = {COSE_ALG, COSE_CRIT, COSE_CTY, SCHEME, SIGNING_TIME, AUTHENTIC_TIME, EXPIRY}
+    if signed_only & set(unprot):
+        raise Reject(f"protected-only labels in the unprotected header: {sorted(map(str, signed_only & set(unprot)))}")
+    if prot.get(COSE_CTY) != PAYLOAD_TYPE:
+        raise Reject(f"unsupported content type {prot.get(COSE_CTY)!r}")
+    crit = prot.get(COSE_CRIT)
+    if not isinstance(crit, list) or SCHEME not in crit or any(type(k) is not str or k not in KNOWN_CRIT
+                                                               or k not in prot for k in crit):
+        raise Reject(f"crit {crit!r}: missing signingScheme or unknown/absent critical header")
+    if any(k in prot and k not in crit for k in (AUTHENTIC_TIME, EXPIRY)):
+        raise Reject("critical header not listed in crit")
+    x5 = unprot.get(COSE_X5CHAIN, prot.get(COSE_X5CHAIN))
+    x5 = [x5] if isinstance(x5, bytes) else x5   # x5chain: one bstr or an array of them
+    if not isinstance(x5, list) or not x5 or any(type(c) is not bytes for c in x5):
+        raise Reject("x5chain (33) missing or not bstr DER certificates")
+    try:
+        chain = [x509.load_der_x509_certificate(c) for c in x5]
+    except ValueError as e:
+        raise Reject(f"x5chain: {e}")
+    alg = alg_for(chain[0].public_key())
+    if type(prot.get(COSE_ALG)) is not int or prot[COSE_ALG] != COSE_ALGS[alg]:
+        raise Reject(f"alg {prot.get(COSE_ALG)!r} does not match the signing key ({alg} = {COSE_ALGS[alg]})")
+    try:
+        jws_verify(chain[0].public_key(), alg, sig, cose_to_be_signed(body_protected, payload))
+    except InvalidSignature:
+        raise Reject("signature does not verify")
+    ts, scheme = unprot.get(TIMESTAMP), prot.get(SCHEME)
+    if (ts is not None and type(ts) is not bytes) or type(unprot.get(AGENT, "")) is not str \
+            or type(scheme) is not str:
+        raise Reject("timestampSignature, signingAgent or signingScheme of the wrong type")
+    return {"alg": alg, "chain": chain, "sig": sig, "scheme": scheme, "payload": payload, "timestamp": ts,
+            **{k: cose_time(prot[k], k) for k in (SIGNING_TIME, AUTHENTIC_TIME, EXPIRY) if k in prot}}
+
+
+def verify(work, manifest_bytes, env_bytes, subject, identity, kind="jws"):
+    """Verify a signature manifest + envelope as a trust policy with stores
+    ca:notation-ca.crt, signingAuthority:sa-ca.crt, tsa:tsa-ca.crt and the
+    given trusted identity would (trust-store-trust-policy "Signature
+    Verification"). Returns a description, raises Reject."""
+    manifest = json.loads(manifest_bytes)
+    if manifest.get("mediaType") != OCI_MANIFEST or manifest["config"]["mediaType"] != SIG_TYPE \
+            or "artifactType" in manifest or len(manifest["layers"]) != 1 \
+            or manifest["layers"][0]["mediaType"] != (COSE_TYPE if kind == "cose" else JWS_TYPE) \
+            or manifest["subject"] != subject:
+        raise Reject("not a Notary signature manifest for the subject")
+    if manifest["layers"][0]["digest"] != "sha256:" + hashlib.sha256(env_bytes).hexdigest():
+        raise Reject("layer digest is not the envelope's")
+    # Integrity: the envelope's own format, alg against the key, the signature.
+    c = (parse_cose if kind == "cose" else parse_jws)(env_bytes)
+    alg, chain, sig, scheme, t = c["alg"], c["chain"], c["sig"], c["scheme"], now()
+    if json.loads(manifest["annotations"][THUMBPRINTS]) != [hashlib.sha256(der(x)).hexdigest() for x in chain]:
+        raise Reject("thumbprint annotation does not match the envelope's chain")
     # Authenticity: certificate requirements, trust store, trusted identity.
     check_cert_requirements(chain)
-    scheme, t = prot.get(SCHEME), now()
-    parse = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    if scheme == "notary.x509" and SIGNING_TIME in prot and AUTHENTIC_TIME not in prot:
+    if scheme == "notary.x509" and SIGNING_TIME in c and AUTHENTIC_TIME not in c:
         store, at = "notation-ca.crt", t
-    elif scheme == "notary.x509.signingAuthority" and AUTHENTIC_TIME in prot and SIGNING_TIME not in prot:
-        store, at = "sa-ca.crt", parse(prot[AUTHENTIC_TIME])
+    elif scheme == "notary.x509.signingAuthority" and AUTHENTIC_TIME in c and SIGNING_TIME not in c:
+        store, at = "sa-ca.crt", c[AUTHENTIC_TIME]
     else:
         raise Reject(f"bad signing scheme / time headers for {scheme!r}")
     # Trusted timestamp (notary.x509): the TSA's genTime replaces "now".
     how = "no timestamp"
-    if TIMESTAMP in env["header"]:
-        at = check_timestamp(work, base64.b64decode(env["header"][TIMESTAMP]), hash_for(alg), sig)
+    if c["timestamp"] is not None:
+        at = check_timestamp(work, c["timestamp"], hash_for(alg), sig)
         how = f"timestamp {rfc3339(at)}"
     if der(chain[-1]) != der(load_cert(work, store)):
-        raise Reject(f"x5c root is not in the trust store {store}")
+        raise Reject(f"chain's root is not in the trust store {store}")
     check_chain(chain, [load_cert(work, store)], at)
     # trustedIdentities "x509.subject: ...": every RDN given must match the leaf's.
     if any([a.value for a in chain[0].subject.get_attributes_for_oid(OIDS[k])] != [v] for k, v in identity):
         raise Reject(f"signer {chain[0].subject.rfc4514_string()} is not a trusted identity")
     # Expiry.
-    if EXPIRY in prot and t >= parse(prot[EXPIRY]):
-        raise Reject(f"signature expired at {prot[EXPIRY]}")
+    if EXPIRY in c and t >= c[EXPIRY]:
+        raise Reject(f"signature expired at {rfc3339(c[EXPIRY])}")
     # Payload: it must name the artifact being verified.
-    target = json.loads(unb64url(env["payload"]))["targetArtifact"]
+    target = json.loads(c["payload"])["targetArtifact"]
     if {k: target.get(k) for k in ("mediaType", "digest", "size")} != subject or "annotations" in target:
         raise Reject("payload targetArtifact does not match the subject")
     return f"{alg}, {scheme}, chain to {store}, {how}"
+
+
+def expect(failures, want, what, f):
+    """Run f (a verification); print PASS/FAIL against `want` (accepted or rejected)."""
+    try:
+        outcome, why = "accepted", f()
+    except Reject as e:
+        outcome, why = "rejected", str(e)
+    good = outcome == want
+    print(f"{'PASS' if good else 'FAIL'} {what} {outcome}: {why}")
+    return failures + (not good)
+
+
+def cose_rebuilt(work, env_bytes, protected_pairs, resign=True, tag=COSE_SIGN1_TAG):
+    """env_bytes (a COSE `ok` envelope by leaf.key) with its protected header
+    re-encoded from protected_pairs in the order given, re-signed or not."""
+    _, unprot, payload, sig = cbor.decode(env_bytes).value
+    body = cbor.encode_map_in_order(protected_pairs)
+    if resign:
+        sig = jws_sign(load_key(work, "leaf.key"), "ES256", cose_to_be_signed(body, payload))
+    msg = [body, unprot, payload, sig]
+    return cbor.encode(cbor.Tag(tag, msg) if tag is not None else msg)
+
+
+def cose_checks(work, subject, failures):
+    """COSE-specific: the verifier works over the protected bytes received
+    (any key order), those bytes are signed, alg must match the key, and the
+    envelope must be tag 18."""
+    env, chain = envelope(work, "ok", subject, "cose")
+    pairs = sorted(cbor.decode(cbor.decode(env).value[0]).items(), key=lambda kv: cbor.encode(kv[0]))[::-1]
+    cases = [("protected header in reversed key order, signed as sent", "accepted", cose_rebuilt(work, env, pairs)),
+             ("protected header reordered after signing", "rejected", cose_rebuilt(work, env, pairs, resign=False)),
+             ("alg -35 (ES384) for a P-256 key", "rejected",
+              cose_rebuilt(work, env, [(k, -35 if k == COSE_ALG else v) for k, v in pairs])),
+             ("untagged COSE_Sign1", "rejected", cose_rebuilt(work, env, pairs, tag=None)),
+             ("COSE_Sign (tag 98)", "rejected", cose_rebuilt(work, env, pairs, tag=98))]
+    for what, want, e in cases:
+        m = signature_manifest(e, chain, subject, COSE_TYPE)
+        failures = expect(failures, want, f"cose {what}", lambda: verify(work, m, e, subject, POLICY_IDENTITY, "cose"))
+    return failures
 
 
 def selftest(work):
@@ -154,36 +270,28 @@ def selftest(work):
                "size": len(image)}
     accept = {"ok", "rsa", "timestamped", "signing-authority"}
     failures = 0
-    for variant in VARIANTS:
-        env, chain = envelope(work, variant, subject)
-        manifest = signature_manifest(env, chain, subject)
-        try:
-            outcome, why = "accepted", verify(work, manifest, env, subject, POLICY_IDENTITY)
-        except Reject as e:
-            outcome, why = "rejected", str(e)
-        good = (outcome == "accepted") == (variant in accept)
-        failures += not good
-        print(f"{'PASS' if good else 'FAIL'} {variant:20} {outcome}: {why}")
-    # The identity check itself: leaf-rsa's CN differs from leaf.crt's full subject.
-    env, chain = envelope(work, "rsa", subject)
-    try:
-        verify(work, signature_manifest(env, chain, subject), env, subject, SUBJECT)
-        print("FAIL identity mismatch accepted")
-        failures += 1
-    except Reject as e:
-        print(f"PASS identity mismatch rejected: {e}")
-    # The expired leaf was fine when it signed: its chain verifies at signingTime.
-    env, chain = envelope(work, "expired", subject)
-    signed = json.loads(unb64url(json.loads(env)["protected"]))[SIGNING_TIME]
-    certs = [x509.load_der_x509_certificate(c) for c in chain]
-    try:
-        check_chain(certs, [load_cert(work, "notation-ca.crt")],
-                    datetime.datetime.strptime(signed, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc))
-        print(f"PASS expired leaf's chain verifies at its signingTime {signed}")
-    except Reject as e:
-        print(f"FAIL expired leaf's chain at signingTime: {e}")
-        failures += 1
+    for kind in ("jws", "cose"):
+        layer = COSE_TYPE if kind == "cose" else JWS_TYPE
+        for variant in VARIANTS:
+            env, chain = envelope(work, variant, subject, kind)
+            manifest = signature_manifest(env, chain, subject, layer)
+            failures = expect(failures, "accepted" if variant in accept else "rejected", f"{kind:4} {variant:20}",
+                              lambda: verify(work, manifest, env, subject, POLICY_IDENTITY, kind))
+        # The identity check itself: leaf-rsa's CN differs from leaf.crt's full subject.
+        env, chain = envelope(work, "rsa", subject, kind)
+        manifest = signature_manifest(env, chain, subject, layer)
+        failures = expect(failures, "rejected", f"{kind:4} identity mismatch",
+                          lambda: verify(work, manifest, env, subject, SUBJECT, kind))
+        # The expired leaf was fine when it signed: its chain verifies at signingTime.
+        env, chain = envelope(work, "expired", subject, kind)
+        if kind == "cose":
+            signed = cose_time(cbor.decode(cbor.decode(env).value[0])[SIGNING_TIME], SIGNING_TIME)
+        else:
+            signed = datetime.datetime.strptime(json.loads(unb64url(json.loads(env)["protected"]))[SIGNING_TIME],
+                                                "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        certs = [x509.load_der_x509_certificate(c) for c in chain]
+        failures = expect(failures, "accepted", f"{kind:4} expired leaf's chain at its signingTime {rfc3339(signed)}",
+                          lambda: check_chain(certs, [load_cert(work, "notation-ca.crt")], signed) or "chain ok")
+    failures = cose_checks(work, subject, failures)
     print("selftest: " + ("all checks passed" if not failures else f"{failures} check(s) failed"))
     sys.exit(1 if failures else 0)
-
-

@@ -21,8 +21,8 @@
 //!   bundle (`spec/bundle.md`) about `D` in this repository;
 //! - **Notation signature**: an image manifest with `subject` `D`, config
 //!   media type `application/vnd.cncf.notary.signature` and config `{}`,
-//!   and one `application/jose+json` layer (at most
-//!   [`crate::notation::MAX_ENVELOPE`]) that is a JWS envelope whose
+//!   and one `application/jose+json` or `application/cose` layer (at most
+//!   [`crate::notation::MAX_ENVELOPE`]) that is a JWS or COSE envelope whose
 //!   payload's `targetArtifact` is `D` (Notary Project signature
 //!   specification, "Storage"; notation sets no top-level `artifactType`).
 //!
@@ -132,7 +132,7 @@ pub fn candidate(media_type: &str, doc: &serde_json::Value, refs: &References) -
         (EvidenceKind::AdmissionBundle, MAX_BUNDLE)
     } else if layers.len() == 1
         && config_type == crate::notation::SIGNATURE_CONFIG
-        && types[0] == crate::notation::JWS
+        && (types[0] == crate::notation::JWS || types[0] == crate::notation::COSE)
         && refs.subject.is_some()
     {
         (EvidenceKind::NotationSignature, crate::notation::MAX_ENVELOPE)

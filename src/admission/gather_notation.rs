@@ -44,6 +44,21 @@ impl Admission {
         let Some((envelope, _room)) = reader.read(&d, crate::notation::MAX_ENVELOPE, f).await? else {
             return Ok(());
         };
+        // The layer's media type must name the envelope's format.
+        let declared = layers[0]["mediaType"].as_str().unwrap_or("");
+        if let Ok(env) = crate::notation::parse(&envelope) {
+            if env.format.media_type() != declared {
+                f.note(
+                    3,
+                    0,
+                    format!(
+                        "Notation signature {manifest}: its layer says {declared}, but the envelope is {}",
+                        env.format.media_type()
+                    ),
+                );
+                return Ok(());
+            }
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |t| t.as_secs() as i64);

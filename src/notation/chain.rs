@@ -108,6 +108,28 @@ pub fn key_alg<'a>(cert: &'a X509Certificate<'a>) -> Result<(KeyAlg, &'a [u8]), 
     }
 }
 
+/// Whether the parts of a certificate its signature does not cover are
+/// strict: the outer `signatureAlgorithm` encoded exactly as
+/// `tbsCertificate.signature` (the field after the optional version and
+/// the serial number), and the `signatureValue` a BIT STRING of whole
+/// bytes. Nothing else follows.
+fn strict_unsigned_parts(der: &[u8]) -> bool {
+    use crate::der::{children, tlv};
+    let Ok((cert, _)) = tlv(der) else { return false };
+    let Ok(parts) = children(cert.content) else {
+        return false;
+    };
+    let [tbs, outer, value] = &parts[..] else { return false };
+    if value.tag != 0x03 || value.content.first() != Some(&0) {
+        return false;
+    }
+    let Ok(fields) = children(tbs.content) else {
+        return false;
+    };
+    let skip = usize::from(fields.first().is_some_and(|f| f.tag == 0xa0));
+    fields.get(skip + 1).is_some_and(|inner| inner.raw == outer.raw)
+}
+
 /// Parses `x5c` (DER, signing certificate first) and checks its order: each
 /// certificate issued and signed by the next, the last self-signed
 /// (signature-specification.md, "Other requirements"), no SHA-1.
@@ -131,6 +153,14 @@ pub fn parse(ders: &[Vec<u8>]) -> Result<Chain<'_>, NotationProblem> {
         let alg = c.signature_algorithm.algorithm.to_id_string();
         if alg == OID_SHA1_RSA || alg == OID_SHA1_ECDSA {
             return Err(bad(format!("x5c[{i}] is signed with SHA-1")));
+        }
+        // RFC 5280 §4.1.1.2: the outer signatureAlgorithm, which the
+        // signature does not cover, must be the one the signed part names,
+        // byte for byte (x509-parser reads both leniently).
+        if !strict_unsigned_parts(der) {
+            return Err(bad(format!(
+                "x5c[{i}]'s signatureAlgorithm or signatureValue is not strict DER (RFC 5280 §4.1.1.2-3)"
+            )));
         }
         certs.push(c);
     }

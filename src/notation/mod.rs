@@ -8,9 +8,13 @@
 //! is flattened JWS JSON: `payload` (a `targetArtifact` descriptor),
 //! `protected` (the signed attributes), `header` (`x5c`, an optional
 //! RFC 3161 `io.cncf.notary.timestampSignature`) and `signature`. Pure
-//! functions of their inputs: the caller gives the time.
+//! functions of their inputs: the caller gives the time. A COSE_Sign1
+//! envelope (signature-envelope-cose.md, `application/cose`) carries the
+//! same attributes in CBOR; it is read into the same model (`cose.rs`) and
+//! verified by the same code.
 
 pub mod chain;
+mod cose;
 pub mod trust;
 
 use base64::Engine as _;
@@ -21,7 +25,7 @@ use trust::{Action, Identity};
 pub const SIGNATURE_CONFIG: &str = "application/vnd.cncf.notary.signature";
 /// The JWS envelope's layer media type.
 pub const JWS: &str = "application/jose+json";
-/// The COSE envelope's layer media type (not read by this version).
+/// The COSE envelope's layer media type.
 pub const COSE: &str = "application/cose";
 /// The payload's content type (`cty`).
 pub const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
@@ -75,11 +79,35 @@ pub struct Target {
     pub size: u64,
 }
 
+/// An envelope's serialization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Flattened JWS JSON (`application/jose+json`): times are RFC 3339 text.
+    Jws,
+    /// COSE_Sign1_Tagged (`application/cose`): times are epoch seconds.
+    Cose,
+}
+
+impl Format {
+    /// The layer media type of envelopes in this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Jws => JWS,
+            Format::Cose => COSE,
+        }
+    }
+}
+
 /// A parsed, not yet verified, envelope.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    protected_b64: String,
-    payload_b64: String,
+    /// Its serialization.
+    pub format: Format,
+    /// The bytes the signature is over: JWS `protected "." payload`
+    /// (ASCII), COSE the `Sig_structure`'s encoding.
+    signed_input: Vec<u8>,
+    /// The protected header, as JSON values: JWS's as is; COSE's with
+    /// `alg` as its JWS name, `crit` and `cty` by name, times as numbers.
     header: serde_json::Map<String, serde_json::Value>,
     payload: Vec<u8>,
     signature: Vec<u8>,
@@ -109,8 +137,16 @@ fn b64url(field: &str, v: &str) -> Result<Vec<u8>, NotationProblem> {
         .map_err(|_| malformed(format!("{field} is not unpadded base64url")))
 }
 
-/// Seconds since the epoch of an RFC 3339 time.
-fn rfc3339(field: &str, v: &serde_json::Value) -> Result<i64, NotationProblem> {
+/// Seconds since the epoch of a time attribute: RFC 3339 text in JWS,
+/// an epoch-based date/time (CBOR tag 1, integer seconds) in COSE.
+fn time_of(format: Format, field: &str, v: &serde_json::Value) -> Result<i64, NotationProblem> {
+    if format == Format::Cose {
+        return v.as_i64().ok_or_else(|| {
+            malformed(format!(
+                "{field} is not an epoch-based date/time (tag 1, integer seconds)"
+            ))
+        });
+    }
     let text = v
         .as_str()
         .ok_or_else(|| malformed(format!("{field} is not a string")))?;
@@ -119,9 +155,19 @@ fn rfc3339(field: &str, v: &serde_json::Value) -> Result<i64, NotationProblem> {
         .map_err(|_| malformed(format!("{field} {text:?} is not an RFC 3339 time")))
 }
 
-/// Parses an envelope (signature-envelope-jws.md, "Signature Envelope":
-/// flattened JWS JSON with these four members and no others).
+/// Parses an envelope, JWS or COSE by its first byte (a JSON object, or
+/// CBOR tag 18).
 pub fn parse(bytes: &[u8]) -> Result<Envelope, NotationProblem> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => parse_jws(bytes),
+        Some(0xd2) => cose::parse(bytes),
+        _ => Err(malformed("neither a JWS JSON envelope nor a COSE_Sign1_Tagged one")),
+    }
+}
+
+/// Parses a JWS envelope (signature-envelope-jws.md, "Signature Envelope":
+/// flattened JWS JSON with these four members and no others).
+fn parse_jws(bytes: &[u8]) -> Result<Envelope, NotationProblem> {
     let doc: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|e| malformed(format!("not JSON: {e}")))?;
     if let Some(extra) = doc
@@ -162,8 +208,8 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, NotationProblem> {
         .collect::<Result<Vec<_>, _>>()?;
     let timestamp = unprotected.get(TIMESTAMP).map(|v| std64(TIMESTAMP, v)).transpose()?;
     Ok(Envelope {
-        protected_b64,
-        payload_b64,
+        format: Format::Jws,
+        signed_input: format!("{protected_b64}.{payload_b64}").into_bytes(),
         header: protected,
         payload,
         signature,
@@ -254,9 +300,8 @@ impl Envelope {
                 ))
             }
         };
-        let input = format!("{}.{}", self.protected_b64, self.payload_b64);
         rs::UnparsedPublicKey::new(verifier, key)
-            .verify(input.as_bytes(), &self.signature)
+            .verify(&self.signed_input, &self.signature)
             .map_err(|_| {
                 NotationProblem::Integrity("the signature does not verify with the signing certificate's key".into())
             })?;
@@ -321,9 +366,13 @@ pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -
     let mut logged = Vec::new();
     // Expiry.
     if let Some(expiry) = env.header.get(EXPIRY) {
-        let at = rfc3339(EXPIRY, expiry)?;
+        let at = time_of(env.format, EXPIRY, expiry)?;
         if now >= at {
-            let text = format!("the signature expired at {}", expiry.as_str().unwrap_or(""));
+            let shown = time::OffsetDateTime::from_unix_timestamp(at)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_else(|| at.to_string());
+            let text = format!("the signature expired at {shown}");
             apply(trust.actions.expiry, NotationProblem::Expired(text), &mut logged)?;
         }
     }
@@ -333,7 +382,7 @@ pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -
             if env.header.get(SIGNING_TIME).is_none() {
                 return Err(malformed(format!("{SIGNING_TIME} is missing")));
             }
-            rfc3339(SIGNING_TIME, &env.header[SIGNING_TIME])?;
+            time_of(env.format, SIGNING_TIME, &env.header[SIGNING_TIME])?;
             match (&env.timestamp, trust.tsa.is_empty()) {
                 (Some(token), false) => {
                     let tsas: Vec<crate::rfc3161::TimestampAuthority> = trust
@@ -357,7 +406,8 @@ pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -
                 _ => None,
             }
         }
-        _ => Some(rfc3339(
+        _ => Some(time_of(
+            env.format,
             AUTHENTIC_TIME,
             env.header
                 .get(AUTHENTIC_TIME)

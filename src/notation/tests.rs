@@ -83,7 +83,7 @@ fn fixture_target() -> Target {
 /// An hour after the fixture was signed (its certificates are valid then).
 fn fixture_now() -> i64 {
     let env = parse(ENVELOPE).unwrap();
-    rfc3339("t", &env.header[SIGNING_TIME]).unwrap() + 3600
+    time_of(Format::Jws, "t", &env.header[SIGNING_TIME]).unwrap() + 3600
 }
 
 #[test]
@@ -153,4 +153,42 @@ proptest::proptest! {
         let bytes = serde_json::to_vec(&doc).unwrap();
         proptest::prop_assert!(verify(&bytes, &fixture_target(), &fixture_trust("*"), fixture_now()).is_err());
     }
+}
+
+/// A COSE envelope from the independent signer (variant `ok`, made with
+/// `--envelope cose`) for the same target, and its root CA.
+const COSE_ENVELOPE: &[u8] = include_bytes!("../../fuzz/seeds/notation/cose-ok.cbor");
+const COSE_CA: &[u8] = include_bytes!("../../fuzz/seeds/notation/cose-ca.pem");
+
+#[test]
+fn an_independent_cose_signature_verifies_and_any_change_to_it_is_refused() {
+    let env = parse(COSE_ENVELOPE).unwrap();
+    assert_eq!(env.format, Format::Cose);
+    let now = time_of(Format::Cose, "t", &env.header[SIGNING_TIME]).unwrap() + 3600;
+    let mut trust = fixture_trust("x509.subject: C=US, ST=WA, O=acme-rockets.io");
+    trust.ca = trust::read_certificates(COSE_CA).unwrap();
+    let v = verify(COSE_ENVELOPE, &fixture_target(), &trust, now).unwrap();
+    assert!(v.subject.contains("acme-rockets.io"), "{v:?}");
+    // Flipping any one byte of the envelope is refused, unless it falls in
+    // what is neither signed nor verified (the unprotected signingAgent
+    // label): then the signed bytes, signature and chain are unchanged.
+    for i in 0..COSE_ENVELOPE.len() {
+        let mut bad = COSE_ENVELOPE.to_vec();
+        bad[i] ^= 0x01;
+        if verify(&bad, &fixture_target(), &trust, now).is_ok() {
+            let changed = parse(&bad).unwrap();
+            let same = (
+                &changed.signed_input,
+                &changed.signature,
+                &changed.chain,
+                &changed.timestamp,
+            ) == (&env.signed_input, &env.signature, &env.chain, &env.timestamp);
+            assert!(same, "byte {i} flipped changed what is verified, and was accepted");
+        }
+    }
+    // The JWS trust store does not hold this CA.
+    assert!(matches!(
+        verify(COSE_ENVELOPE, &fixture_target(), &fixture_trust("*"), now),
+        Err(NotationProblem::Authenticity(_))
+    ));
 }
