@@ -172,8 +172,9 @@ pub struct Attested {
 /// envelope's signatures.
 type Opened = (Vec<u8>, String, Vec<Vec<u8>>, Box<RawValue>);
 
-/// A DSSE envelope of an in-toto Statement about `image`, opened.
-fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationProblem> {
+/// A DSSE envelope of an in-toto Statement, decoded: its payload and its
+/// signatures (those that are base64).
+fn decode_envelope(envelope: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), AttestationProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let env: Envelope = serde_json::from_slice(envelope).map_err(|_| AttestationProblem::NotInToto)?;
     if env.payload_type != IN_TOTO {
@@ -182,16 +183,29 @@ fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationP
     let payload = b64
         .decode(env.payload.as_bytes())
         .map_err(|_| AttestationProblem::NotInToto)?;
-    let (predicate_type, names_image, predicate) =
-        read_statement_with_predicate(&payload, image).ok_or(AttestationProblem::NotInToto)?;
-    if !names_image {
-        return Err(AttestationProblem::OtherSubject { predicate_type });
-    }
     let signatures = env
         .signatures
         .iter()
         .filter_map(|s| b64.decode(s.sig.as_deref()?).ok())
         .collect();
+    Ok((payload, signatures))
+}
+
+/// A Statement's predicate type and predicate, if it names `image`.
+fn statement_about(
+    statement: Option<(String, bool, Box<RawValue>)>,
+) -> Result<(String, Box<RawValue>), AttestationProblem> {
+    let (predicate_type, names_image, predicate) = statement.ok_or(AttestationProblem::NotInToto)?;
+    if !names_image {
+        return Err(AttestationProblem::OtherSubject { predicate_type });
+    }
+    Ok((predicate_type, predicate))
+}
+
+/// A DSSE envelope of an in-toto Statement about `image`, opened.
+fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationProblem> {
+    let (payload, signatures) = decode_envelope(envelope)?;
+    let (predicate_type, predicate) = statement_about(read_statement_with_predicate(&payload, image))?;
     Ok((payload, predicate_type, signatures, predicate))
 }
 
@@ -246,19 +260,7 @@ pub fn verify_keyless_envelope(
 /// on a second thread while this one parses the Statement; the Statement
 /// counts only if the signature verifies.
 pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let env: Envelope = serde_json::from_slice(envelope).map_err(|_| AttestationProblem::NotInToto)?;
-    if env.payload_type != IN_TOTO {
-        return Err(AttestationProblem::NotInToto);
-    }
-    let payload = b64
-        .decode(env.payload.as_bytes())
-        .map_err(|_| AttestationProblem::NotInToto)?;
-    let signatures: Vec<Vec<u8>> = env
-        .signatures
-        .iter()
-        .filter_map(|s| b64.decode(s.sig.as_deref()?).ok())
-        .collect();
+    let (payload, signatures) = decode_envelope(envelope)?;
     const PARALLEL_FROM: usize = 256 << 10;
     let (signers, statement) = if payload.len() >= PARALLEL_FROM {
         std::thread::scope(|s| {
@@ -272,10 +274,7 @@ pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> R
             read_statement_with_predicate(&payload, image),
         )
     };
-    let (predicate_type, names_image, predicate) = statement.ok_or(AttestationProblem::NotInToto)?;
-    if !names_image {
-        return Err(AttestationProblem::OtherSubject { predicate_type });
-    }
+    let (predicate_type, predicate) = statement_about(statement)?;
     if signers.is_empty() {
         return Err(AttestationProblem::Untrusted { predicate_type });
     }

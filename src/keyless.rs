@@ -198,15 +198,20 @@ pub fn verify_inclusion_proof(
     }
 }
 
+/// A log entry's body: base64 of a JSON document.
+fn entry_body(body_b64: &str) -> Result<serde_json::Value, KeylessProblem> {
+    base64::engine::general_purpose::STANDARD
+        .decode(body_b64)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(KeylessProblem::EntryMismatch)
+}
+
 /// Checks that a Rekor v1 `hashedrekord` (0.0.1) body records a message
 /// whose SHA-256 is `digest` and `signature`: a message signature's entry.
 pub fn message_entry_matches(body_b64: &str, digest: &[u8; 32], signature: &[u8]) -> Result<(), KeylessProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let body: serde_json::Value = b64
-        .decode(body_b64)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(KeylessProblem::EntryMismatch)?;
+    let body = entry_body(body_b64)?;
     let (kind, version) = (
         body["kind"].as_str().unwrap_or(""),
         body["apiVersion"].as_str().unwrap_or(""),
@@ -236,11 +241,7 @@ pub fn message_entry_matches(body_b64: &str, digest: &[u8; 32], signature: &[u8]
 /// `dsse` entry (the payload is the envelope's payload).
 pub fn entry_matches(body_b64: &str, payload: &[u8], signature: &[u8], leaf: &[u8]) -> Result<(), KeylessProblem> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let body: serde_json::Value = b64
-        .decode(body_b64)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(KeylessProblem::EntryMismatch)?;
+    let body = entry_body(body_b64)?;
     let hash = crate::registry::digest::sha256_of(payload);
     let is_sig = |v: &serde_json::Value| {
         v.as_str()

@@ -51,6 +51,24 @@ fn pushed_and_signed(addr: &str, w: &std::path::Path, repo: &str, kind: &str, va
     common::http(addr, "GET", &path, &[accept], &[]).unwrap()
 }
 
+/// A test Sigstore of the Rekor v2 era in `w` (the independent signer's
+/// `setup`), and a server whose policy `name` trusts its one identity.
+fn v2_server(w: &std::path::Path, name: &str) -> (std::process::Child, String) {
+    let (ok, out) = run(Command::new("python3").arg(V2_SIGNER).arg("setup").arg(w));
+    assert!(ok, "{out}");
+    std::fs::write(
+        w.join("policy.toml"),
+        format!(
+            "version = 1\nname = \"{name}\"\ntrusted_root = \"trusted_root.json\"\n\
+             [identities]\ndev = {{ issuer = \"{ISSUER}\", subject = \"{SUBJECT}\" }}\n\
+             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let policy = w.join("policy.toml");
+    common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null())
+}
+
 #[test]
 fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refused() {
     if !common::have_python_module("cryptography") {
@@ -58,21 +76,7 @@ fn rekor_v2_bundles_with_rfc3161_timestamps_admit_and_each_broken_part_is_refuse
     }
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let (ok, out) = run(Command::new("python3").arg(V2_SIGNER).arg("setup").arg(w));
-    assert!(ok, "{out}");
-    let (issuer, subject) = (ISSUER, SUBJECT);
-    std::fs::write(
-        w.join("policy.toml"),
-        format!(
-            "version = 1\nname = \"rekor-v2\"\ntrusted_root = \"trusted_root.json\"\n\
-             [identities]\ndev = {{ issuer = \"{issuer}\", subject = \"{subject}\" }}\n\
-             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n"
-        ),
-    )
-    .unwrap();
-    let policy = w.join("policy.toml");
-    let (mut server, addr) =
-        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let (mut server, addr) = v2_server(w, "rekor-v2");
     // One image per bundle, so that each denial names exactly its problem
     // (a denial names at most five evidence problems).
     let push = |repo: &str, variant: &str| pushed_and_bundled(&addr, w, repo, variant);
@@ -106,20 +110,7 @@ fn rekor_v2_hashedrekord_message_signatures_admit_and_each_broken_part_is_refuse
     }
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let (ok, out) = run(Command::new("python3").arg(V2_SIGNER).arg("setup").arg(w));
-    assert!(ok, "{out}");
-    std::fs::write(
-        w.join("policy.toml"),
-        format!(
-            "version = 1\nname = \"rekor-v2-messages\"\ntrusted_root = \"trusted_root.json\"\n\
-             [identities]\ndev = {{ issuer = \"{ISSUER}\", subject = \"{SUBJECT}\" }}\n\
-             [[rule]]\nrepositories = \"**\"\nsignatures = {{ keys = [\"dev\"] }}\n"
-        ),
-    )
-    .unwrap();
-    let policy = w.join("policy.toml");
-    let (mut server, addr) =
-        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    let (mut server, addr) = v2_server(w, "rekor-v2-messages");
     for (variant, why) in [
         ("no-timestamp", "needs an RFC 3161 timestamp of the signature"),
         ("untrusted-tsa", "not signed by a trusted timestamp authority"),

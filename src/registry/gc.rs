@@ -22,6 +22,7 @@ use super::manifest::validate;
 use super::AppState;
 use std::collections::HashSet;
 use std::time::Duration;
+use vouch_ledger::entry::Digest;
 
 /// What a collection did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,36 +51,27 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
         }
         Ok(())
     })?;
-    // Sweep.
+    // Sweep: blob files, and the small blobs vouch wrote inline
+    // (meta/inline.rs), which go in the batch that unlinks them.
     let mut report = GcReport::default();
-    let mut doomed = HashSet::new();
-    let mut files_doomed = Vec::new();
     let mut freed = 0;
-    for (digest, size, age) in state.blobs.all_blobs()? {
-        if marked.contains(&digest) {
-            report.referenced += 1;
-        } else if age < grace {
-            report.too_young += 1;
-        } else {
-            freed += size;
-            doomed.insert(digest.clone());
-            files_doomed.push(digest);
+    let mut sweep = |blobs: Vec<(Digest, u64, Duration)>| {
+        let mut doomed = Vec::new();
+        for (digest, size, age) in blobs {
+            if marked.contains(&digest) {
+                report.referenced += 1;
+            } else if age < grace {
+                report.too_young += 1;
+            } else {
+                freed += size;
+                doomed.push(digest);
+            }
         }
-    }
-    // Small blobs vouch wrote inline (meta/inline.rs), likewise; they go
-    // in the batch that unlinks them.
-    let mut inline_doomed = Vec::new();
-    for (digest, size, age) in state.meta.inline_blobs()? {
-        if marked.contains(&digest) {
-            report.referenced += 1;
-        } else if age < grace {
-            report.too_young += 1;
-        } else {
-            freed += size;
-            doomed.insert(digest.clone());
-            inline_doomed.push(digest);
-        }
-    }
+        doomed
+    };
+    let files_doomed = sweep(state.blobs.all_blobs()?);
+    let inline_doomed = sweep(state.meta.inline_blobs()?);
+    let doomed: HashSet<Digest> = files_doomed.iter().chain(&inline_doomed).cloned().collect();
     let links: Vec<_> = state
         .meta
         .all_blob_links()?
