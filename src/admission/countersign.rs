@@ -285,11 +285,14 @@ impl Countersigner {
         // write for the decision, its state and its countersignature).
         let countersigned = payload.is_some();
         let tag = Tag::parse(&signature_tag(image)).ok();
-        let subject = match (&tag, app.meta.manifest(repo, image)?) {
-            (None, Some(r)) => Some(serde_json::json!({
-                "mediaType": r.media_type, "digest": image.as_str(), "size": r.bytes.len(),
-            })),
-            _ => None,
+        // Only a referrer names its subject (read only then).
+        let subject = match &tag {
+            Some(_) => None,
+            None => app.meta.manifest(repo, image)?.map(|r| {
+                serde_json::json!({
+                    "mediaType": r.media_type, "digest": image.as_str(), "size": r.bytes.len(),
+                })
+            }),
         };
         let sig = SignatureManifest::new(&layers, subject);
         batch.put_inline_blob(repo, &sig.config);
