@@ -11,7 +11,7 @@
 //! TimeStampResp (as Sigstore's do) or the bare token. When a trusted
 //! authority's chain starts with its CA rather than its signing
 //! certificate, a certificate the token carries counts if that CA issued
-//! it.
+//! it, directly or through intermediate CAs the token also carries.
 //!
 //! Only what these tokens use is parsed, by a small DER reader; anything
 //! else is refused by name.
@@ -249,20 +249,57 @@ fn timestamping_at(cert: &X509Certificate<'_>, time: i64) -> bool {
     valid && for_timestamping
 }
 
-/// The certificates that may have signed a token for `tsa`: its first
-/// certificate, or, when that is a CA (the trusted root lists only the
-/// authority's chain), a certificate the token carries that it issued.
-fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]]) -> Vec<X509Certificate<'a>> {
+/// Most intermediate CAs between a trusted authority's CA and the
+/// signing certificate, among the certificates a token carries.
+const MAX_INTERMEDIATES: usize = 3;
+
+/// The certificates that may have signed a token for `tsa` at `time`: its
+/// first certificate; or, when that is a CA (a trust store of roots, as
+/// Notation's `tsa` store is), a certificate the token carries that this
+/// CA issued, directly or through carried intermediate CAs (at most
+/// [`MAX_INTERMEDIATES`], each valid at `time` and allowed to sign
+/// certificates), as public timestamp authorities' tokens chain.
+fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]], time: i64) -> Vec<X509Certificate<'a>> {
     let Some(Ok((_, first))) = tsa.chain.first().map(|d| X509Certificate::from_der(d)) else {
         return Vec::new();
     };
     if !first.is_ca() {
         return vec![first];
     }
-    carried
+    let carried: Vec<X509Certificate<'a>> = carried
         .iter()
         .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
-        .filter(|c| c.issuer() == first.subject() && c.verify_signature(Some(first.public_key())).is_ok())
+        .collect();
+    let issued_by = |c: &X509Certificate<'_>, ca: &X509Certificate<'_>| {
+        c.issuer() == ca.subject() && c.verify_signature(Some(ca.public_key())).is_ok()
+    };
+    let may_issue = |c: &X509Certificate<'_>| {
+        let valid = c.validity().not_before.timestamp() <= time && time <= c.validity().not_after.timestamp();
+        let signs = c.key_usage().ok().flatten().is_none_or(|k| k.value.key_cert_sign());
+        c.is_ca() && valid && signs
+    };
+    // The CAs known to chain to the trusted one, found a level at a time.
+    let mut known: Vec<&X509Certificate<'a>> = vec![&first];
+    for _ in 0..MAX_INTERMEDIATES {
+        let next: Vec<&X509Certificate<'a>> = carried
+            .iter()
+            .filter(|c| {
+                may_issue(c)
+                    && !known
+                        .iter()
+                        .any(|k| k.subject() == c.subject() && k.public_key() == c.public_key())
+            })
+            .filter(|c| known.iter().any(|ca| issued_by(c, ca)))
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        known.extend(next);
+    }
+    carried
+        .iter()
+        .filter(|c| !c.is_ca() && known.iter().any(|ca| issued_by(c, ca)))
+        .cloned()
         .collect()
 }
 
@@ -282,7 +319,7 @@ pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Resul
     let by = tsas.iter().position(|tsa| {
         let in_window = tsa.valid_from.is_none_or(|f| f <= time) && tsa.valid_to.is_none_or(|u| time <= u);
         in_window
-            && signers(tsa, &t.certificates).iter().any(|cert| {
+            && signers(tsa, &t.certificates, time).iter().any(|cert| {
                 timestamping_at(cert, time) && signed_by(cert, t.signature_alg, t.digest_alg, &attrs, t.signature)
             })
     });

@@ -212,7 +212,7 @@ name = "notation-subjects"
 [notation.acme]
 ca = ["notation-ca.crt"]
 signing_authority = ["sa-ca.crt"]
-tsa = ["tsa-ca.crt"]
+tsa = ["tsa-ca.crt", "tsa2-root.crt"]
 identities = ["x509.subject: C=US, ST=WA, O=acme-rockets.io"]
 [notation.lax]
 ca = ["notation-ca.crt"]
@@ -241,6 +241,10 @@ signatures = { keys = ["acme"] }
         ("team/timestamped", "timestamped", true, ""),
         ("cose/signing-authority", "signing-authority", true, ""),
         ("cose/timestamped", "timestamped", true, ""),
+        // A TSA certificate issued by an intermediate the token carries, as
+        // public timestamp authorities' are.
+        ("team/timestamped-chain", "timestamped-chain", true, ""),
+        ("cose/timestamped-chain", "timestamped-chain", true, ""),
         (
             "cose/wrong-subject",
             "wrong-subject",
@@ -260,8 +264,11 @@ signatures = { keys = ["acme"] }
         let (status, body) = pull(&addr, repo);
         assert_eq!(status == 200, admitted, "{repo}: {status} {body}");
         assert!(body.contains(why), "{repo}: expected {why:?} in {body}");
-        if variant == "timestamped" {
-            timestamp_outlives_the_certificate(&addr, w, repo, &digest, size, &signature);
+        if let Some(root) = [("timestamped", "tsa-ca.crt"), ("timestamped-chain", "tsa2-root.crt")]
+            .iter()
+            .find_map(|(v, root)| (*v == variant).then_some(*root))
+        {
+            timestamp_outlives_the_certificate(&addr, w, (repo, &digest, size), &signature, root);
         }
     }
     server.kill().unwrap();
@@ -272,7 +279,13 @@ signatures = { keys = ["acme"] }
 /// years from now, after its certificate (valid ten) has expired: the
 /// timestamp proves it was made while the certificate was valid. Without
 /// the `tsa` store the same envelope is refused at that time.
-fn timestamp_outlives_the_certificate(addr: &str, w: &Path, repo: &str, image: &str, size: usize, signature: &str) {
+fn timestamp_outlives_the_certificate(
+    addr: &str,
+    w: &Path,
+    (repo, image, size): (&str, &str, usize),
+    signature: &str,
+    tsa_root: &str,
+) {
     let get = |path: String| {
         let r = common::http(addr, "GET", &path, &[("Accept", MANIFEST)], &[]).unwrap();
         assert_eq!(r.status, 200, "{path}");
@@ -303,7 +316,7 @@ fn timestamp_outlives_the_certificate(addr: &str, w: &Path, repo: &str, image: &
         .unwrap()
         .as_secs() as i64;
     let later = now + 11 * 365 * 86_400;
-    let v = vouch::notation::verify(&envelope, &target, &trust(certs("tsa-ca.crt")), later).unwrap();
+    let v = vouch::notation::verify(&envelope, &target, &trust(certs(tsa_root)), later).unwrap();
     let stamped = v.signed_at.unwrap();
     assert!((now - 600..=now).contains(&stamped), "timestamp {stamped}, now {now}");
     let e = vouch::notation::verify(&envelope, &target, &trust(Vec::new()), later).unwrap_err();

@@ -5,8 +5,9 @@ signature-envelope-jws.md, signature-envelope-cose.md, signing-scheme.md,
 trust-store-trust-policy.md) and RFC 9052 / RFC 8949 (CBOR by hand in
 notation_cbor.py); shares no code with the Rust project or with notation.
 
-`pki WORKDIR` makes the test X.509 material (idempotent: nothing is done if
-WORKDIR/notation-ca.crt exists) and prints WORKDIR/notation-ca.crt:
+`pki WORKDIR` makes the test X.509 material (idempotent: the set below is
+made if WORKDIR/notation-ca.crt is missing, the tsa2 files if tsa2-root.crt
+is, e.g. in a WORKDIR of the previous version) and prints WORKDIR/notation-ca.crt:
   notation-ca.crt/ca.key          root CA, RSA 3072 (the trusted "ca" store)
   intermediate.crt/.key           intermediate CA, P-384, issued by the root
   leaf.crt/.key                   P-256 signer  C=US, ST=WA, L=Seattle,
@@ -18,6 +19,11 @@ WORKDIR/notation-ca.crt exists) and prints WORKDIR/notation-ca.crt:
                                   (other-leaf has exactly leaf.crt's subject)
   tsa-ca.crt/.key, tsa.crt/.key, tsa.cnf, tsa.serial   an RFC 3161 TSA run
                                   by `openssl ts` (P-384, EKU timeStamping critical)
+  tsa2-root.crt/.key, tsa2-intermediate.crt/.key, tsa2.crt/.key, tsa2.cnf,
+  tsa2.serial                     a TSA shaped like public ones: root (RSA 3072)
+                                  -> intermediate (P-384, CA, pathLen 0) -> tsa2.crt
+                                  (P-384, EKU timeStamping critical); its tokens
+                                  carry tsa2.crt then tsa2-intermediate.crt
   sa-ca.crt/.key, sa-leaf.crt/.key  a signing-authority root and its P-384
                                   leaf (subject as leaf.crt's)
 All leaves are issued by the intermediate unless said otherwise.
@@ -50,6 +56,7 @@ alg -7, "PS384" -38, "ES384" -35, times are COSE tag 1 epoch seconds):
   wrong-subject      wrong-subject.crt (trusted chain, wrong identity)
   expired            expired.crt, signingTime now-2d, no timestamp
   timestamped        as ok, plus io.cncf.notary.timestampSignature from the TSA
+  timestamped-chain  as timestamped, from tsa2: the token carries 2 certificates
   tampered           as ok, then the payload's targetArtifact.size is changed
   tampered-annotation  as ok, then an annotation is added to targetArtifact
   sig-expired        io.cncf.notary.expiry one hour ago (critical)
@@ -91,7 +98,9 @@ TIMESTAMP, AGENT = "io.cncf.notary.timestampSignature", "io.cncf.notary.signingA
 KNOWN_CRIT = {SCHEME, AUTHENTIC_TIME, EXPIRY}
 AGENT_NAME = "vouch-notation-test/1.0"
 VARIANTS = ("ok", "rsa", "untrusted", "wrong-subject", "expired", "timestamped", "tampered",
-            "tampered-annotation", "sig-expired", "signing-authority", "other-image", "unknown-crit")
+            "tampered-annotation", "sig-expired", "signing-authority", "other-image", "unknown-crit",
+            "timestamped-chain")
+TSA_CONFIGS = {"timestamped": "tsa.cnf", "timestamped-chain": "tsa2.cnf"}   # variant -> its TSA
 SUBJECT = [("C", "US"), ("ST", "WA"), ("L", "Seattle"), ("O", "acme-rockets.io"), ("CN", "vouch-test-signer")]
 POLICY_IDENTITY = SUBJECT[:4]   # selftest's trusted identity: C=US, ST=WA, L=Seattle, O=acme-rockets.io
 OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME, "L": NameOID.LOCALITY_NAME,
@@ -214,6 +223,14 @@ ess_cert_id_chain = no
 ess_cert_id_alg = sha256
 """
 
+# tsa2: as tsa.cnf, but signed by a certificate under an intermediate CA, and
+# `certs` adds the intermediate to every token whose request has certReq
+# (after signer_cert). The ESS signing-certificate attribute names tsa2.crt only.
+TSA2_CNF = TSA_CNF.replace("test RFC 3161 TSA", "test RFC 3161 TSA under an intermediate CA") \
+    .replace("$dir/tsa.serial", "$dir/tsa2.serial").replace("$dir/tsa.crt", "$dir/tsa2.crt") \
+    .replace("signer_key = $dir/tsa.key", "signer_key = $dir/tsa2.key\ncerts = $dir/tsa2-intermediate.crt") \
+    .replace("57264.99.1", "57264.99.2")
+
 
 def pki(work):
     os.makedirs(work, exist_ok=True)
@@ -222,6 +239,8 @@ def pki(work):
         fcntl.flock(lock, fcntl.LOCK_EX)   # concurrent test processes make one PKI
         if not os.path.exists(target):
             make_pki(work)
+        if not os.path.exists(os.path.join(work, "tsa2-root.crt")):
+            make_tsa2(work)   # also for a WORKDIR made before tsa2 existed
     return target
 
 
@@ -266,6 +285,32 @@ def make_pki(work):
         write(os.path.join(work, fname), out[fname])
 
 
+def make_tsa2(work):
+    """tsa2-root.crt (RSA 3072, pathLen 1) -> tsa2-intermediate.crt (P-384,
+    cA, pathLen 0, keyCertSign critical) -> tsa2.crt (P-384, keyUsage
+    digitalSignature and EKU timeStamping, both critical), and tsa2.cnf."""
+    out = {}
+
+    def save(base, cert, key):
+        out[base + ".crt"] = cert.public_bytes(serialization.Encoding.PEM)
+        out[base + ".key"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
+
+    dn = lambda cn: name([("C", "US"), ("O", "vouch test"), ("CN", cn)])
+    rk, ik, lk = rsa.generate_private_key(65537, 3072), ec.generate_private_key(ec.SECP384R1()), \
+        ec.generate_private_key(ec.SECP384R1())
+    root = issue(dn("vouch test TSA2 root"), rk.public_key(), None, rk, ca=True)
+    inter = issue(dn("vouch test TSA2 intermediate"), ik.public_key(), root, rk, ca=True)
+    save("tsa2-root", root, rk)
+    save("tsa2-intermediate", inter, ik)
+    save("tsa2", issue(dn("vouch test TSA2"), lk.public_key(), inter, ik, eku=ExtendedKeyUsageOID.TIME_STAMPING), lk)
+    out["tsa2.serial"] = b"01\n"
+    out["tsa2.cnf"] = TSA2_CNF.format(dir=os.path.abspath(work)).encode()
+    # tsa2-root.crt last: its presence means the tsa2 set is complete.
+    for fname in sorted(out, key=lambda n: n == "tsa2-root.crt"):
+        write(os.path.join(work, fname), out[fname])
+
+
 # --- RFC 3161 timestamp (signature-specification "Unsigned Attributes") -----
 
 def openssl(*args, cwd=None):
@@ -275,15 +320,16 @@ def openssl(*args, cwd=None):
     return r.stdout
 
 
-def timestamp(work, imprint_hash, signature):
-    """A TimeStampToken (CMS ContentInfo, DER) from the test TSA whose
+def timestamp(work, imprint_hash, signature, cnf="tsa.cnf"):
+    """A TimeStampToken (CMS ContentInfo, DER) from the test TSA of `cnf`
+    (tsa.cnf or tsa2.cnf), the query asking for its certificate, whose
     messageImprint is the hash of the raw signature bytes (trust-store-trust-
     policy "Validate Trusted Timestamp": "the hash of the signature to which
     the timestamp was applied"), hashed with the signature algorithm's hash."""
     h = hashlib.new(imprint_hash.name, signature).hexdigest()
     with tempfile.TemporaryDirectory() as tmp:
         openssl("ts", "-query", "-digest", h, f"-{imprint_hash.name}", "-cert", "-out", "q.tsq", cwd=tmp)
-        openssl("ts", "-reply", "-config", os.path.abspath(os.path.join(work, "tsa.cnf")),
+        openssl("ts", "-reply", "-config", os.path.abspath(os.path.join(work, cnf)),
                 "-queryfile", "q.tsq", "-token_out", "-out", "token.der", cwd=tmp)
         with open(os.path.join(tmp, "token.der"), "rb") as f:
             return f.read()
@@ -361,8 +407,8 @@ def jws_envelope(work, variant, subject):
     # Unprotected headers: x5c (standard base64 DER, leaf first, root last),
     # signingAgent, and the optional RFC 3161 timestampSignature.
     header = {"x5c": [b64(der(c)) for c in chain], AGENT: AGENT_NAME}
-    if variant == "timestamped":
-        header[TIMESTAMP] = b64(timestamp(work, hash_for(alg), sig))
+    if variant in TSA_CONFIGS:
+        header[TIMESTAMP] = b64(timestamp(work, hash_for(alg), sig, TSA_CONFIGS[variant]))
 
     tampered = tampered_payload(variant, target)
     if tampered is not None:
@@ -410,8 +456,8 @@ def cose_envelope(work, variant, subject):
     # signingAgent, and the optional RFC 3161 timestampSignature (bstr) over
     # the signature bytes, as for JWS.
     unprotected = {COSE_X5CHAIN: [der(c) for c in chain], AGENT: AGENT_NAME}
-    if variant == "timestamped":
-        unprotected[TIMESTAMP] = timestamp(work, hash_for(alg), sig)
+    if variant in TSA_CONFIGS:
+        unprotected[TIMESTAMP] = timestamp(work, hash_for(alg), sig, TSA_CONFIGS[variant])
     tampered = tampered_payload(variant, target)
     if tampered is not None:
         payload = tampered

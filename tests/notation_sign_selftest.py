@@ -66,18 +66,39 @@ def check_chain(chain, roots, at):
         raise Reject(f"chain does not verify to a trusted root at {rfc3339(at)}: {e}")
 
 
-def check_timestamp(work, token, imprint_hash, sig):
-    """Verify the TimeStampToken with `openssl ts -verify` against tsa-ca.crt
-    and return its genTime."""
+TSA_STORE = ("tsa-ca.crt", "tsa2-root.crt")   # the trust policy's tsa store: roots only
+
+
+def ts_verify(work, token, imprint_hash, sig, roots=TSA_STORE, untrusted=None):
+    """`openssl ts -verify` of the TimeStampToken against the given roots, the
+    intermediates coming from the token itself (and from `untrusted`, if
+    given); raises Reject, else returns the token's `-text` dump."""
     with tempfile.TemporaryDirectory() as tmp:
         write(os.path.join(tmp, "t.der"), token)
+        write(os.path.join(tmp, "roots.pem"), b"".join(open(os.path.join(work, r), "rb").read() for r in roots))
+        extra = ["-untrusted", os.path.abspath(os.path.join(work, untrusted))] if untrusted else []
         r = subprocess.run(["openssl", "ts", "-verify", "-in", "t.der", "-token_in",
                             "-digest", hashlib.new(imprint_hash.name, sig).hexdigest(),
-                            "-CAfile", os.path.abspath(os.path.join(work, "tsa-ca.crt"))],
-                           cwd=tmp, capture_output=True, text=True)
+                            "-CAfile", "roots.pem", *extra], cwd=tmp, capture_output=True, text=True)
         if r.returncode != 0 or "Verification: OK" not in r.stdout:
-            raise Reject(f"timestamp does not verify: {r.stdout}{r.stderr}")
-        text = openssl("ts", "-reply", "-in", "t.der", "-token_in", "-text", cwd=tmp).decode()
+            err = (r.stderr.strip().splitlines() or [""])[-1]
+            raise Reject(f"timestamp does not verify against {'+'.join(roots)}: {r.stdout.strip()} {err}")
+        return openssl("ts", "-reply", "-in", "t.der", "-token_in", "-text", cwd=tmp).decode()
+
+
+def token_certs(token):
+    """The certificates a TimeStampToken carries, in their order in the
+    SignedData (`openssl pkcs7 -print_certs` keeps it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write(os.path.join(tmp, "t.der"), token)
+        pem = openssl("pkcs7", "-inform", "DER", "-in", "t.der", "-print_certs", cwd=tmp)
+    return x509.load_pem_x509_certificates(pem) if b"-----BEGIN" in pem else []
+
+
+def check_timestamp(work, token, imprint_hash, sig):
+    """Verify the TimeStampToken with `openssl ts -verify` against the tsa
+    store (tsa-ca.crt, tsa2-root.crt) and return its genTime."""
+    text = ts_verify(work, token, imprint_hash, sig)
     m = re.search(r"Time stamp: (\w+ +\d+ [\d:]+ \d+) GMT", text)
     t = datetime.datetime.strptime(" ".join(m.group(1).split()), "%b %d %H:%M:%S %Y")
     return t.replace(tzinfo=datetime.timezone.utc)
@@ -178,7 +199,7 @@ def parse_cose(env_bytes):
 
 def verify(work, manifest_bytes, env_bytes, subject, identity, kind="jws"):
     """Verify a signature manifest + envelope as a trust policy with stores
-    ca:notation-ca.crt, signingAuthority:sa-ca.crt, tsa:tsa-ca.crt and the
+    ca:notation-ca.crt, signingAuthority:sa-ca.crt, tsa:tsa-ca.crt+tsa2-root.crt and the
     given trusted identity would (trust-store-trust-policy "Signature
     Verification"). Returns a description, raises Reject."""
     manifest = json.loads(manifest_bytes)
@@ -263,12 +284,43 @@ def cose_checks(work, subject, failures):
     return failures
 
 
+def tsa_chain_checks(work, subject, failures):
+    """timestamped-chain's token (JWS and COSE): it verifies against
+    tsa2-root.crt with tsa2-intermediate.crt as -untrusted, and without it
+    (the token carries it), not against tsa-ca.crt, and it carries exactly
+    tsa2.crt then tsa2-intermediate.crt; timestamped's carries tsa.crt only."""
+    names = lambda certs: [c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value for c in certs]
+    for kind in ("jws", "cose"):
+        for variant, want in (("timestamped-chain", ["tsa2.crt", "tsa2-intermediate.crt"]),
+                              ("timestamped", ["tsa.crt"])):
+            env, _ = envelope(work, variant, subject, kind)
+            c = (parse_cose if kind == "cose" else parse_jws)(env)
+            token, h, sig = c["timestamp"], hash_for(c["alg"]), c["sig"]
+            what = f"{kind:4} {variant} token"
+
+            def carries():
+                got, exp = token_certs(token), [load_cert(work, n) for n in want]
+                if [der(x) for x in got] != [der(x) for x in exp]:
+                    raise Reject(f"carries {len(got)} certificate(s) {names(got)}, not {names(exp)}")
+                return f"carries {len(got)}: " + ", ".join(f"{n} ({x.subject.rfc4514_string()})"
+                                                            for n, x in zip(want, got))
+            failures = expect(failures, "accepted", f"{what} certificates", carries)
+            if variant != "timestamped-chain":
+                continue
+            for roots, untrusted, ok in ((("tsa2-root.crt",), "tsa2-intermediate.crt", True),
+                                         (("tsa2-root.crt",), None, True), (("tsa-ca.crt",), None, False)):
+                how = f"-CAfile {roots[0]}" + (f" -untrusted {untrusted}" if untrusted else "")
+                failures = expect(failures, "accepted" if ok else "rejected", f"{what} openssl ts -verify {how}",
+                                  lambda: ts_verify(work, token, h, sig, roots, untrusted) and "Verification: OK")
+    return failures
+
+
 def selftest(work):
     pki(work)   # make the PKI if missing
     image = b'{"schemaVersion":2,"mediaType":"%s","config":{},"layers":[]}' % OCI_MANIFEST.encode()
     subject = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + hashlib.sha256(image).hexdigest(),
                "size": len(image)}
-    accept = {"ok", "rsa", "timestamped", "signing-authority"}
+    accept = {"ok", "rsa", "timestamped", "timestamped-chain", "signing-authority"}
     failures = 0
     for kind in ("jws", "cose"):
         layer = COSE_TYPE if kind == "cose" else JWS_TYPE
@@ -293,5 +345,6 @@ def selftest(work):
         failures = expect(failures, "accepted", f"{kind:4} expired leaf's chain at its signingTime {rfc3339(signed)}",
                           lambda: check_chain(certs, [load_cert(work, "notation-ca.crt")], signed) or "chain ok")
     failures = cose_checks(work, subject, failures)
+    failures = tsa_chain_checks(work, subject, failures)
     print("selftest: " + ("all checks passed" if not failures else f"{failures} check(s) failed"))
     sys.exit(1 if failures else 0)
