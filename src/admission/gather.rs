@@ -6,7 +6,7 @@
 //! memory, shared by concurrent evaluations. What did not count is noted,
 //! in a stable order, for a denial's reasons.
 
-use super::evidence::{payload_image, MAX_ENVELOPE, MAX_EVIDENCE_BYTES, MAX_SIGNATURE_PAYLOAD};
+use super::evidence::{payload_image, MAX_EVIDENCE_BYTES, MAX_SIGNATURE_PAYLOAD};
 use super::Admission;
 use crate::policy::attested::Predicate;
 use crate::policy::identities_matching;
@@ -160,6 +160,54 @@ impl<'a> Reader<'a> {
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
         let bytes = self.app.read_blob(digest).await?;
         Ok(Some((bytes, permit)))
+    }
+
+    /// [`Self::read`] for several blobs at once, with one permit for all
+    /// (taken in one step: an evaluation never holds room while it waits
+    /// for more, so concurrent evaluations cannot starve each other). Each
+    /// is `None` if missing, too large or over budget (noted).
+    pub(super) async fn read_all(
+        &mut self,
+        wanted: &[(Digest, u64)],
+        f: &mut Findings,
+    ) -> Result<(Vec<Option<Vec<u8>>>, Option<tokio::sync::SemaphorePermit<'a>>), RegistryError> {
+        let mut sizes = Vec::with_capacity(wanted.len());
+        for (digest, max) in wanted {
+            let size = match self.app.meta.blob_linked(self.repo, digest)? {
+                true => self.app.blob_size(digest).await?.filter(|s| s <= max),
+                false => None,
+            };
+            let size = size.filter(|s| {
+                let within = self.read + s <= MAX_EVIDENCE_BYTES;
+                if within {
+                    self.read += s;
+                } else {
+                    f.note(9, 0, format!("evidence beyond {MAX_EVIDENCE_BYTES} bytes was not read"));
+                    f.incomplete = true;
+                }
+                within
+            });
+            sizes.push(size);
+        }
+        let total: u64 = sizes.iter().flatten().map(|s| s.max(&1)).sum();
+        let permit = match total {
+            0 => None,
+            n => Some(
+                self.admission
+                    .evidence_memory
+                    .acquire_many(u32::try_from(n).unwrap_or(u32::MAX))
+                    .await
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?,
+            ),
+        };
+        let mut out = Vec::with_capacity(wanted.len());
+        for ((digest, _), size) in wanted.iter().zip(&sizes) {
+            out.push(match size {
+                Some(_) => Some(self.app.read_blob(digest).await?),
+                None => None,
+            });
+        }
+        Ok((out, permit))
     }
 }
 
@@ -341,70 +389,6 @@ impl Admission {
             }
             f.signers.extend(verified);
             f.evidence.insert(manifest.clone());
-        }
-        Ok(())
-    }
-
-    async fn attestations(
-        &self,
-        reader: &mut Reader<'_>,
-        image: &Digest,
-        manifest: &Digest,
-        layers: &[serde_json::Value],
-        f: &mut Findings,
-    ) -> Result<(), RegistryError> {
-        for (i, layer) in layers.iter().enumerate() {
-            let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
-                continue;
-            };
-            if !reader.seen.insert((d.clone(), layer["annotations"].to_string())) {
-                continue;
-            }
-            let Some((envelope, _room)) = reader.read(&d, MAX_ENVELOPE, f).await? else {
-                continue;
-            };
-            let annotations = &layer["annotations"];
-            if annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_some() {
-                let Some(root) = &self.policy.trusted_root else {
-                    f.note(
-                        1,
-                        i,
-                        format!("attestation {i}: keyless, but the policy has no trusted_root"),
-                    );
-                    continue;
-                };
-                match crate::attestation::verify_keyless_envelope(root, image, annotations, &envelope) {
-                    Ok((predicate_type, id, predicate)) => {
-                        let matched = identities_matching(&self.identities, &id);
-                        if matched.is_empty() {
-                            f.note(
-                                1,
-                                i,
-                                format!(
-                                    "attestation {i}: keyless {predicate_type} by {} from {} is not a trusted identity",
-                                    id.subject, id.issuer
-                                ),
-                            );
-                            continue;
-                        }
-                        f.evidence.insert(manifest.clone());
-                        f.keep(&predicate_type, &matched, predicate, Some(id.logged_at));
-                        f.attested
-                            .extend(matched.into_iter().map(|fp| (predicate_type.clone(), fp)));
-                    }
-                    Err(e) => f.note(1, i, format!("attestation {i}: {e}")),
-                }
-                continue;
-            }
-            match crate::attestation::verify_envelope(image, &envelope, &self.keys) {
-                Ok(a) => {
-                    f.evidence.insert(manifest.clone());
-                    f.keep(&a.predicate_type, &a.signers, a.predicate, None);
-                    f.attested
-                        .extend(a.signers.into_iter().map(|s| (a.predicate_type.clone(), s)));
-                }
-                Err(e) => f.note(1, i, format!("attestation {i}: {e}")),
-            }
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod countersign;
 mod decide;
 pub mod evidence;
 mod gather;
+mod gather_attest;
 mod gather_notation;
 mod image;
 mod reevaluate;

@@ -29,6 +29,18 @@ pub struct Predicate {
     /// attestations: the Rekor entry's integrated time, checked with its
     /// SET); `None` for a key's signature, which carries no time.
     pub signed_at: Option<i64>,
+    /// What the rules read of it, parsed once ([`Predicate::warm`]).
+    #[serde(skip)]
+    pub parsed: std::sync::Arc<Parsed>,
+}
+
+/// What the rules read of a predicate (an SBOM's packages, a scan),
+/// parsed at most once: ahead of the evaluation, on the thread that
+/// verified it, or when a rule first asks.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub(super) packages: std::sync::OnceLock<Option<Result<Vec<super::sbom::Package>, String>>>,
+    pub(super) scan: std::sync::OnceLock<Option<Result<Scan, String>>>,
 }
 
 impl PartialEq for Predicate {
@@ -53,7 +65,15 @@ impl Predicate {
             signer: signer.to_owned(),
             predicate: serde_json::value::to_raw_value(predicate).expect("a JSON value serialises"),
             signed_at: None,
+            parsed: Default::default(),
         }
+    }
+
+    /// Parses now what the rules read of it (a large SBOM takes
+    /// milliseconds), so that the evaluation finds it parsed.
+    pub fn warm(&self) {
+        let _ = super::sbom::read_packages(self);
+        let _ = read_scan(self);
     }
 
     /// The same verified statement's predicate, once per signer whose
@@ -69,6 +89,7 @@ impl Predicate {
             signer: signer.clone(),
             predicate: predicate.to_owned(),
             signed_at,
+            parsed: Default::default(),
         })
     }
 

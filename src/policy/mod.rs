@@ -527,7 +527,7 @@ pub fn rego_input(
             .map(|(t, s)| serde_json::json!({ "predicate_type": t, "signer": s }))
             .collect::<Vec<_>>(),
         "predicates": subject.predicates,
-        "scans": subject.predicates.iter().filter_map(attested::read_scan).filter_map(Result::ok).collect::<Vec<_>>(),
+        "scans": subject.predicates.iter().filter_map(|p| attested::read_scan(p)?.as_ref().ok()).collect::<Vec<_>>(),
         "provenance": subject.predicates.iter().filter_map(attested::read_provenance).collect::<Vec<_>>(),
     })
 }

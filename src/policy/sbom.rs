@@ -36,7 +36,11 @@ pub struct Package {
 /// predicate types. Parsed straight from the predicate's JSON into these
 /// few fields (an SBOM can be megabytes); one whose fields have other
 /// types than the formats say is an error, never an empty SBOM.
-pub fn read_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
+pub fn read_packages(p: &Predicate) -> Option<&Result<Vec<Package>, String>> {
+    p.parsed.packages.get_or_init(|| parse_packages(p)).as_ref()
+}
+
+fn parse_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
     use std::borrow::Cow;
     // Strings borrowed from the predicate's text where they have no
     // escapes: a large SBOM's packages are read without a copy each.
@@ -186,10 +190,10 @@ impl SbomRule {
         {
             match read_packages(p) {
                 None => continue,
-                Some(Err(e)) => out.push(e),
+                Some(Err(e)) => out.push(e.clone()),
                 Some(Ok(packages)) => {
                     read += 1;
-                    for pkg in &packages {
+                    for pkg in packages {
                         let full = format!("{}@{}", pkg.name, pkg.version);
                         if full.len() > MAX_NAME || pkg.licenses.iter().any(|l| l.len() > MAX_NAME) {
                             denied.push(format!(
@@ -266,7 +270,7 @@ mod tests {
                 {"name": "x", "version": "1", "licenses": [{"expression": "AGPL-3.0-only OR MIT"}],
                  "components": [{"name": "nested", "version": "2", "licenses": [{"license": {"id": "GPL-2.0-only"}}]}]}]}),
         );
-        let p = read_packages(&spdx).unwrap().unwrap();
+        let p = read_packages(&spdx).unwrap().as_ref().unwrap();
         assert_eq!(p[0].licenses, ["GPL-3.0-or-later"]);
         let rule = SbomRule {
             signers: vec![(
@@ -291,7 +295,7 @@ mod tests {
             &serde_json::json!({"packages": [{"name": "x".repeat(5000)}]}),
         );
         assert!(rule.failures(&[long])[0].contains("over 1024 bytes"));
-        let c = read_packages(&cdx).unwrap().unwrap();
+        let c = read_packages(&cdx).unwrap().as_ref().unwrap();
         assert_eq!(c[1].licenses, ["AGPL-3.0-only", "MIT"]);
         assert_eq!(
             (c[2].name.as_str(), c[2].licenses[0].as_str()),

@@ -78,7 +78,11 @@ fn rfc3339(s: &str) -> Option<i64> {
 /// result is read in the in-toto list form, or as Trivy's or Grype's JSON
 /// report (what cosign's predicate carries); another form is an error,
 /// never an empty scan.
-pub fn read_scan(p: &Predicate) -> Option<Result<Scan, String>> {
+pub fn read_scan(p: &Predicate) -> Option<&Result<Scan, String>> {
+    p.parsed.scan.get_or_init(|| parse_scan(p)).as_ref()
+}
+
+fn parse_scan(p: &Predicate) -> Option<Result<Scan, String>> {
     if p.predicate_type != COSIGN_VULN && p.predicate_type != IN_TOTO_VULNS {
         return None;
     }
@@ -278,8 +282,8 @@ impl VulnRule {
         let mut unreadable = Vec::new();
         for p in predicates.iter().filter(|p| trusts(&self.signers, &p.signer)) {
             match read_scan(p) {
-                Some(Ok(scan)) => scans.push(scan),
-                Some(Err(e)) => unreadable.push(e),
+                Some(Ok(scan)) => scans.push(scan.clone()),
+                Some(Err(e)) => unreadable.push(e.clone()),
                 None => {}
             }
         }
@@ -373,7 +377,7 @@ mod tests {
                            {"vulnerability": {"id": "CVE-2", "severity": [{"method": "nvd", "score": "low"}]}}]},
                 "metadata": {"scanStartedOn": "2024-01-01T00:00:00Z", "scanFinishedOn": "2024-01-01T00:05:00Z"}}),
         );
-        let s = read_scan(&in_toto).unwrap().unwrap();
+        let s = read_scan(&in_toto).unwrap().clone().unwrap();
         assert_eq!(s.by_severity.get(&Severity::Critical), Some(&1));
         assert_eq!(s.worst[0], (Severity::Critical, "CVE-1".into()));
         assert_eq!(s.scanned_at.as_deref(), Some("2024-01-01T00:05:00Z"));
@@ -382,7 +386,7 @@ mod tests {
             serde_json::json!({"scanner": {"uri": "trivy", "result": {"Results": [{"Vulnerabilities": [{"VulnerabilityID": "CVE-3", "Severity": "HIGH"}]}]}}}),
         );
         assert_eq!(
-            read_scan(&trivy).unwrap().unwrap().worst,
+            read_scan(&trivy).unwrap().clone().unwrap().worst,
             [(Severity::High, "CVE-3".into())]
         );
         let grype = p(
@@ -390,14 +394,18 @@ mod tests {
             serde_json::json!({"scanner": {"uri": "grype", "result": {"matches": [{"vulnerability": {"id": "GHSA-x", "severity": "Critical"}}]}}}),
         );
         assert_eq!(
-            read_scan(&grype).unwrap().unwrap().worst,
+            read_scan(&grype).unwrap().clone().unwrap().worst,
             [(Severity::Critical, "GHSA-x".into())]
         );
         let odd = p(
             COSIGN_VULN,
             serde_json::json!({"scanner": {"uri": "x", "result": {"other": 1}}}),
         );
-        assert!(read_scan(&odd).unwrap().unwrap_err().contains("no form vouch reads"));
+        assert!(read_scan(&odd)
+            .unwrap()
+            .clone()
+            .unwrap_err()
+            .contains("no form vouch reads"));
     }
 
     #[test]

@@ -1,0 +1,153 @@
+//! Attestations among the evidence about an image: the layers of a cosign
+//! `.att` manifest, DSSE envelopes signed by a key or keyless. All of a
+//! manifest's envelopes are read first (one memory permit for all, within
+//! the evaluation's budget), then verified on up to [`WORKERS`] threads at
+//! once; when rules read predicates, each verified predicate is parsed
+//! for them on the same thread ([`Predicate::warm`]). A 5 MB SBOM takes
+//! milliseconds to verify and as many to parse, and a scan beside it need
+//! not wait. The outcomes are then recorded in layer order, as before.
+
+use super::evidence::MAX_ENVELOPE;
+use super::gather::{Findings, Reader};
+use super::Admission;
+use crate::policy::attested::Predicate;
+use crate::policy::identities_matching;
+use crate::registry::error::RegistryError;
+use vouch_ledger::entry::Digest;
+
+/// Threads verifying one manifest's attestations at once.
+const WORKERS: usize = 2;
+
+/// What one layer came to.
+enum Outcome {
+    /// A verified Statement: its type, who signed it, and (if kept) its
+    /// predicate once per signer.
+    Counted(String, Vec<String>, Vec<Predicate>),
+    /// Why it did not count.
+    Note(String),
+}
+
+impl Admission {
+    pub(super) async fn attestations(
+        &self,
+        reader: &mut Reader<'_>,
+        image: &Digest,
+        manifest: &Digest,
+        layers: &[serde_json::Value],
+        f: &mut Findings,
+    ) -> Result<(), RegistryError> {
+        let mut wanted = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
+                continue;
+            };
+            if reader.seen.insert((d.clone(), layer["annotations"].to_string())) {
+                wanted.push((i, d));
+            }
+        }
+        let sizes: Vec<(Digest, u64)> = wanted.iter().map(|(_, d)| (d.clone(), MAX_ENVELOPE)).collect();
+        let (envelopes, _room) = reader.read_all(&sizes, f).await?;
+        let jobs: Vec<(usize, &serde_json::Value, Vec<u8>)> = wanted
+            .iter()
+            .zip(envelopes)
+            .filter_map(|((i, _), e)| Some((*i, &layers[*i]["annotations"], e?)))
+            .collect();
+        let keep = f.keep_predicates;
+        let outcomes = on_workers(&jobs, |(i, annotations, envelope)| {
+            self.verify_attestation(image, *i, annotations, envelope, keep)
+        });
+        for ((i, ..), outcome) in jobs.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Counted(predicate_type, signers, predicates) => {
+                    f.evidence.insert(manifest.clone());
+                    f.predicates.extend(predicates);
+                    f.attested
+                        .extend(signers.into_iter().map(|s| (predicate_type.clone(), s)));
+                }
+                Outcome::Note(text) => f.note(1, *i, text),
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies one envelope (layer `i`), keyless or by the policy's keys.
+    fn verify_attestation(
+        &self,
+        image: &Digest,
+        i: usize,
+        annotations: &serde_json::Value,
+        envelope: &[u8],
+        keep: bool,
+    ) -> Outcome {
+        let (predicate_type, signers, predicate, signed_at) =
+            if annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_some() {
+                let Some(root) = &self.policy.trusted_root else {
+                    return Outcome::Note(format!("attestation {i}: keyless, but the policy has no trusted_root"));
+                };
+                match crate::attestation::verify_keyless_envelope(root, image, annotations, envelope) {
+                    Ok((predicate_type, id, predicate)) => {
+                        let matched = identities_matching(&self.identities, &id);
+                        if matched.is_empty() {
+                            return Outcome::Note(format!(
+                                "attestation {i}: keyless {predicate_type} by {} from {} is not a trusted identity",
+                                id.subject, id.issuer
+                            ));
+                        }
+                        (predicate_type, matched, predicate, Some(id.logged_at))
+                    }
+                    Err(e) => return Outcome::Note(format!("attestation {i}: {e}")),
+                }
+            } else {
+                match crate::attestation::verify_envelope(image, envelope, &self.keys) {
+                    Ok(a) => (a.predicate_type, a.signers, a.predicate, None),
+                    Err(e) => return Outcome::Note(format!("attestation {i}: {e}")),
+                }
+            };
+        let predicates: Vec<Predicate> = match keep {
+            true => Predicate::for_signers(&predicate_type, &signers, &predicate, signed_at).collect(),
+            false => Vec::new(),
+        };
+        for p in &predicates {
+            p.warm();
+        }
+        Outcome::Counted(predicate_type, signers, predicates)
+    }
+}
+
+/// `f` of each item, on up to [`WORKERS`] threads (this one among them),
+/// results in the items' order.
+fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<R>>> = items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(item) = items.get(i) else { break };
+        let r = f(item);
+        *results[i].lock().expect("a worker panicked") = Some(r);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..WORKERS.min(items.len()) {
+            s.spawn(work);
+        }
+        work();
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("a worker panicked").expect("every item done"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn workers_keep_the_items_order() {
+        let items: Vec<u64> = (0..37).collect();
+        let out = super::on_workers(&items, |n| n * n);
+        assert_eq!(out, items.iter().map(|n| n * n).collect::<Vec<_>>());
+        assert_eq!(super::on_workers(&[5u64], |n| n + 1), vec![6]);
+        assert!(super::on_workers(&[] as &[u64], |n| *n).is_empty());
+    }
+}
