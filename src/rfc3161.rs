@@ -30,6 +30,8 @@ const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_RSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
 const OID_RSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
 const OID_RSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d];
+/// The baseline time-stamp policy of RFC 3628 (ETSI TS 102 023), 0.4.0.2023.1.1.
+const OID_BASELINE_POLICY: &[u8] = &[0x04, 0x00, 0x8f, 0x67, 0x01, 0x01];
 /// id-kp-timeStamping, 1.3.6.1.5.5.7.3.8.
 const OID_KP_TIMESTAMPING: &str = "1.3.6.1.5.5.7.3.8";
 
@@ -208,15 +210,59 @@ fn check_signed_attrs(t: &Token<'_>) -> Result<(), TimestampProblem> {
 }
 
 /// The TSTInfo's message imprint (algorithm, hash) and time.
-fn read_tst_info(der: &[u8]) -> Result<(&[u8], &[u8], i64), TimestampProblem> {
+fn read_tst_info(der: &[u8]) -> Result<TstInfo<'_>, TimestampProblem> {
     let (seq, _) = tlv(der)?;
     let f = children(expect(Some(&seq), 0x30, "TSTInfo")?.content)?;
-    // version, policy, messageImprint, serialNumber, genTime, ...
+    // version, policy, messageImprint, serialNumber, genTime, accuracy?, ...
     let imprint = children(expect(f.get(2), 0x30, "messageImprint")?.content)?;
     let alg = algorithm(&expect(imprint.first(), 0x30, "messageImprint algorithm")?)?;
     let hashed = expect(imprint.get(1), 0x04, "hashedMessage")?.content;
     let time = generalized_time(expect(f.get(4), 0x18, "genTime")?.content)?;
-    Ok((alg, hashed, time))
+    let policy = expect(f.get(1), 0x06, "policy")?.content;
+    let accuracy = match f.get(5).filter(|a| a.tag == 0x30) {
+        Some(a) => Some(accuracy_seconds(a.content)?),
+        None => None,
+    };
+    // RFC 3628 §5.2 (as the Notary Project's trust policy reads it): the
+    // baseline time-stamp policy without an accuracy means one second.
+    let accuracy = accuracy.unwrap_or(if policy == OID_BASELINE_POLICY { 1 } else { 0 });
+    Ok(TstInfo {
+        imprint_alg: alg,
+        imprint: hashed,
+        time,
+        accuracy,
+    })
+}
+
+/// The fields of a TSTInfo vouch reads.
+struct TstInfo<'a> {
+    imprint_alg: &'a [u8],
+    imprint: &'a [u8],
+    time: i64,
+    /// `accuracy` in whole seconds, rounded up (0 if absent).
+    accuracy: i64,
+}
+
+/// RFC 3161 §2.4.2 `Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL,
+/// millis [0] INTEGER (1..999) OPTIONAL, micros [1] INTEGER (1..999)
+/// OPTIONAL }`, in whole seconds, rounded up.
+fn accuracy_seconds(content: &[u8]) -> Result<i64, TimestampProblem> {
+    let small = |t: &Tlv<'_>| -> Result<i64, TimestampProblem> {
+        if t.content.is_empty() || t.content.len() > 4 {
+            return Err(TimestampProblem::Malformed("accuracy"));
+        }
+        Ok(t.content.iter().fold(0i64, |acc, b| (acc << 8) | i64::from(*b)))
+    };
+    let (mut seconds, mut micros) = (0i64, 0i64);
+    for t in children(content)? {
+        match t.tag {
+            0x02 => seconds = small(&t)?,
+            0x80 => micros += small(&t)? * 1000,
+            0x81 => micros += small(&t)?,
+            _ => return Err(TimestampProblem::Malformed("accuracy")),
+        }
+    }
+    Ok(seconds + (micros + 999_999) / 1_000_000)
 }
 
 /// Whether `cert` signed `message` with the token's algorithm: ECDSA
@@ -306,9 +352,25 @@ fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]], time: i64) -> 
 /// Verifies `token` (DER) as a timestamp of `signed` by one of `tsas`;
 /// returns its time (seconds since the epoch) and which authority signed.
 pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Result<(i64, usize), TimestampProblem> {
+    verify_with_accuracy(token, signed, tsas).map(|(time, _, i)| (time, i))
+}
+
+/// [`verify`], also returning the token's accuracy in whole seconds
+/// (RFC 3161 §2.4.2; one second for the RFC 3628 baseline policy when it
+/// states none): the signature was made within `time ± accuracy`.
+pub fn verify_with_accuracy(
+    token: &[u8],
+    signed: &[u8],
+    tsas: &[TimestampAuthority],
+) -> Result<(i64, i64, usize), TimestampProblem> {
     let t = parse_token(token)?;
     check_signed_attrs(&t)?;
-    let (imprint_alg, imprint, time) = read_tst_info(t.tst_info)?;
+    let TstInfo {
+        imprint_alg,
+        imprint,
+        time,
+        accuracy,
+    } = read_tst_info(t.tst_info)?;
     if digest(imprint_alg, signed)? != imprint {
         return Err(TimestampProblem::OtherData);
     }
@@ -323,7 +385,7 @@ pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Resul
                 timestamping_at(cert, time) && signed_by(cert, t.signature_alg, t.digest_alg, &attrs, t.signature)
             })
     });
-    by.map(|i| (time, i)).ok_or(TimestampProblem::Untrusted)
+    by.map(|i| (time, accuracy, i)).ok_or(TimestampProblem::Untrusted)
 }
 
 #[cfg(test)]
@@ -342,6 +404,18 @@ mod tests {
         ] {
             assert!(generalized_time(bad).is_err());
         }
+    }
+
+    #[test]
+    fn accuracy_is_whole_seconds_rounded_up() {
+        use crate::der::encode;
+        let acc = |parts: &[Vec<u8>]| accuracy_seconds(&parts.concat());
+        assert_eq!(acc(&[encode(0x02, &[1])]), Ok(1));
+        assert_eq!(acc(&[encode(0x02, &[1]), encode(0x80, &[0x01, 0xf4])]), Ok(2), "1.5 s");
+        assert_eq!(acc(&[encode(0x81, &[1])]), Ok(1), "1 µs rounds up");
+        assert_eq!(acc(&[]), Ok(0));
+        assert!(acc(&[encode(0x04, &[1])]).is_err());
+        assert!(acc(&[encode(0x02, &[1, 2, 3, 4, 5])]).is_err());
     }
 
     #[test]

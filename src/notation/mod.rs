@@ -394,8 +394,8 @@ pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -
                             valid_to: None,
                         })
                         .collect();
-                    match crate::rfc3161::verify(token, &env.signature, &tsas) {
-                        Ok((time, _)) => Some(time),
+                    match crate::rfc3161::verify_with_accuracy(token, &env.signature, &tsas) {
+                        Ok((time, accuracy, _)) => Some((time, accuracy)),
                         Err(e) => {
                             let failure = NotationProblem::Timestamp(format!("the timestamp countersignature: {e}"));
                             apply(trust.actions.authentic_timestamp, failure, &mut logged)?;
@@ -406,18 +406,27 @@ pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -
                 _ => None,
             }
         }
-        _ => Some(time_of(
-            env.format,
-            AUTHENTIC_TIME,
-            env.header
-                .get(AUTHENTIC_TIME)
-                .ok_or_else(|| malformed(format!("{AUTHENTIC_TIME} is missing")))?,
-        )?),
+        _ => Some((
+            time_of(
+                env.format,
+                AUTHENTIC_TIME,
+                env.header
+                    .get(AUTHENTIC_TIME)
+                    .ok_or_else(|| malformed(format!("{AUTHENTIC_TIME} is missing")))?,
+            )?,
+            0,
+        )),
     };
-    let at = signed_at.unwrap_or(now);
-    if let Some(invalid) = chain.invalid_during(at, at) {
+    // The whole range the timestamp allows (its time ± its accuracy) must
+    // lie within every certificate's validity ("Validate Trusted
+    // Timestamp"); without one, now.
+    let (from, to) = match signed_at {
+        Some((t, accuracy)) => (t.saturating_sub(accuracy), t.saturating_add(accuracy)),
+        None => (now, now),
+    };
+    if let Some(invalid) = chain.invalid_during(from, to) {
         let when = match signed_at {
-            Some(_) => "at the authentic signing time",
+            Some(_) => "over the authentic signing time's range",
             None => "now, and no trusted timestamp proves an earlier signing time",
         };
         apply(
@@ -435,7 +444,7 @@ pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -
     }
     Ok(Verified {
         subject,
-        signed_at,
+        signed_at: signed_at.map(|(t, _)| t),
         logged,
     })
 }
