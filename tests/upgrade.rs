@@ -83,6 +83,28 @@ fn a_data_directory_of_the_previous_version_opens_and_its_ledger_grows_on() {
         (m.status, m.header("docker-content-digest")),
         (200, Some(image.as_str()))
     );
+    // Every blob of both `.sig` manifests is served and is what its digest
+    // says: v1's written as files by the old version, v3's (with vouch's
+    // new countersignature) kept inline in the metadata store by this one.
+    for image in [v1.as_str(), image.as_str()] {
+        let sig = get(format!("/v2/team/app/manifests/sha256-{}.sig", &image[7..]));
+        assert_eq!(sig.status, 200, "{image}: {}", String::from_utf8_lossy(&sig.body));
+        let doc: serde_json::Value = serde_json::from_slice(&sig.body).unwrap();
+        let layers = doc["layers"].as_array().unwrap();
+        assert!(
+            layers.len() >= 2,
+            "{image}: the publisher's signature and vouch's: {doc}"
+        );
+        let blobs = layers
+            .iter()
+            .chain([&doc["config"]])
+            .map(|d| d["digest"].as_str().unwrap().to_owned());
+        for blob in blobs {
+            let b = get(format!("/v2/team/app/blobs/{blob}"));
+            assert_eq!(b.status, 200, "{image}: {blob}");
+            assert_eq!(format!("sha256:{}", common::sha256_hex(&b.body)), blob);
+        }
+    }
     let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_vouch"))
         .args(["audit", "--log", &format!("http://{addr}"), "--log-key"])
         .arg(data.join("ledger.vkey"))
