@@ -537,8 +537,13 @@ fn notation(
         }
         let bytes = reg.get(&format!("/v2/{repo}/blobs/{blob}"))?;
         check_digest(blob, &bytes).map_err(|e| format!("{repo}@{blob}: {e}"))?;
+        let parsed = vouch::notation::parse(&bytes);
         for (fingerprint, t) in &trust {
-            match vouch::notation::verify(&bytes, target, t, now) {
+            let verified = match &parsed {
+                Ok(env) => vouch::notation::verify_parsed(env, target, t, now),
+                Err(e) => Err(e.clone()),
+            };
+            match verified {
                 Ok(v) => {
                     found.signers.insert(fingerprint.clone());
                     for logged in v.logged {

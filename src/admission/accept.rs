@@ -145,10 +145,7 @@ impl Admission {
         let previous = self.tag_previous(app, &push)?;
         // The tag entries go to the ledger with the decision (one group
         // commit for both), in that order.
-        let mut moves = Some(TagMoves {
-            if_admitted: self.tag_entries(app, &push, &previous, true)?,
-            otherwise: self.tag_entries(app, &push, &previous, false)?,
-        });
+        let mut moves = Some(self.tag_moves(app, &push, &previous)?);
         let state = self
             .record(
                 app,
@@ -159,9 +156,10 @@ impl Admission {
             )
             .await?;
         // Not logged with a decision (none was made): logged now.
-        if moves.is_some() {
-            self.log_tag_move(app, &push, &previous, state == AdmissionState::Admitted)
-                .await?;
+        if let Some(m) = moves {
+            for entry in m.entries(state == AdmissionState::Admitted) {
+                super::append(&app.ledger, entry).await?;
+            }
         }
         batch.commit(true)?;
         drop(tags);
@@ -211,20 +209,20 @@ impl Admission {
         previous: &[Option<Digest>],
         admitted: bool,
     ) -> Result<(), RegistryError> {
-        for entry in self.tag_entries(app, push, previous, admitted)? {
+        for entry in self.tag_moves(app, push, previous)?.entries(admitted) {
             super::append(&app.ledger, entry).await?;
         }
         Ok(())
     }
 
-    /// The `tag` entries [`Self::log_tag_move`] logs.
-    fn tag_entries(
+    /// Each tag the push sets or moves, as a `tag` entry, with whether it
+    /// pointed to admitted content before (read once).
+    fn tag_moves(
         &self,
         app: &AppState,
         push: &ManifestPush<'_>,
         previous: &[Option<Digest>],
-        admitted: bool,
-    ) -> Result<Vec<Entry>, RegistryError> {
+    ) -> Result<TagMoves, RegistryError> {
         let mut out = Vec::new();
         for (tag, previous) in push.tags.iter().zip(previous) {
             if previous.as_ref() == Some(&push.digest) {
@@ -237,16 +235,15 @@ impl Admission {
                     .is_some_and(|r| r.state == AdmissionState::Admitted),
                 None => false,
             };
-            if admitted || was_admitted {
-                out.push(Entry::Tag(TagEntry {
-                    repo: push.repo.to_string(),
-                    tag: tag.as_str().to_owned(),
-                    digest: push.digest.clone(),
-                    previous: previous.clone(),
-                }));
-            }
+            let entry = Entry::Tag(TagEntry {
+                repo: push.repo.to_string(),
+                tag: tag.as_str().to_owned(),
+                digest: push.digest.clone(),
+                previous: previous.clone(),
+            });
+            out.push((entry, was_admitted));
         }
-        Ok(out)
+        Ok(TagMoves(out))
     }
 
     /// After a decision is committed: when it admitted what was not

@@ -90,14 +90,22 @@ impl Outcome {
     }
 }
 
-/// A push's `tag` entries, to log right after its decision: which list
-/// depends on the verdict.
+/// A push's `tag` entries, to log right after its decision: each with
+/// whether the tag pointed to admitted content before; which are logged
+/// depends on the verdict ([`TagMoves::entries`]).
 #[derive(Debug)]
-pub(super) struct TagMoves {
-    /// The entries to log if the decision admits.
-    pub if_admitted: Vec<Entry>,
-    /// And if it does not.
-    pub otherwise: Vec<Entry>,
+pub(super) struct TagMoves(pub Vec<(Entry, bool)>);
+
+impl TagMoves {
+    /// The entries to log: every move if the push's manifest is admitted,
+    /// else those off admitted content.
+    pub fn entries(self, admitted: bool) -> Vec<Entry> {
+        self.0
+            .into_iter()
+            .filter(|(_, was_admitted)| admitted || *was_admitted)
+            .map(|(e, _)| e)
+            .collect()
+    }
 }
 
 /// When an evaluation is logged as a new decision.
@@ -340,7 +348,7 @@ impl Admission {
         // in the same group commit.
         let mut entries = vec![entry];
         if let Some(m) = moves.take() {
-            entries.extend(if outcome.admit { m.if_admitted } else { m.otherwise });
+            entries.extend(m.entries(outcome.admit));
         }
         let index = match super::append_all(&app.ledger, entries).await {
             Ok(indexes) => indexes[0],

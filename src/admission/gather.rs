@@ -64,6 +64,12 @@ impl Findings {
     }
 }
 
+/// The digest of a one-layer evidence manifest's layer (a bundle's, a
+/// Notation envelope's).
+pub(super) fn first_layer(layers: &[serde_json::Value]) -> Option<Digest> {
+    layers.first()?["digest"].as_str().and_then(Digest::parse)
+}
+
 /// Where a signature must have been made for, per the rule's `signed_identity`.
 #[derive(Debug, Clone)]
 pub struct IdentityCheck<'a> {
@@ -401,11 +407,7 @@ impl Admission {
         layers: &[serde_json::Value],
         f: &mut Findings,
     ) -> Result<(), RegistryError> {
-        let Some(d) = layers
-            .first()
-            .and_then(|l| l["digest"].as_str())
-            .and_then(Digest::parse)
-        else {
+        let Some(d) = first_layer(layers) else {
             return Ok(());
         };
         if !reader.seen.insert((d.clone(), String::new())) {

@@ -6,7 +6,7 @@
 //! payload names the digest, and the rule's `repositories` plays the part
 //! of Notation's `registryScopes`.
 
-use super::gather::{Findings, Reader};
+use super::gather::{first_layer, Findings, Reader};
 use super::Admission;
 use crate::registry::error::RegistryError;
 use crate::registry::names::RepoName;
@@ -21,11 +21,7 @@ impl Admission {
         layers: &[serde_json::Value],
         f: &mut Findings,
     ) -> Result<(), RegistryError> {
-        let Some(d) = layers
-            .first()
-            .and_then(|l| l["digest"].as_str())
-            .and_then(Digest::parse)
-        else {
+        let Some(d) = first_layer(layers) else {
             return Ok(());
         };
         if self.notation.is_empty() || !reader.seen.insert((d.clone(), String::new())) {
@@ -44,9 +40,10 @@ impl Admission {
         let Some((envelope, _room)) = reader.read(&d, crate::notation::MAX_ENVELOPE, f).await? else {
             return Ok(());
         };
+        let parsed = crate::notation::parse(&envelope);
         // The layer's media type must name the envelope's format.
         let declared = layers[0]["mediaType"].as_str().unwrap_or("");
-        if let Ok(env) = crate::notation::parse(&envelope) {
+        if let Ok(env) = &parsed {
             if env.format.media_type() != declared {
                 f.note(
                     3,
@@ -64,7 +61,11 @@ impl Admission {
             .map_or(0, |t| t.as_secs() as i64);
         let mut counted = false;
         for (position, (fingerprint, trust)) in self.notation.iter().enumerate() {
-            match crate::notation::verify(&envelope, &target, trust, now) {
+            let verified = match &parsed {
+                Ok(env) => crate::notation::verify_parsed(env, &target, trust, now),
+                Err(e) => Err(e.clone()),
+            };
+            match verified {
                 Ok(v) => {
                     f.signers.insert(fingerprint.clone());
                     counted = true;

@@ -334,7 +334,17 @@ fn apply(action: Action, failure: NotationProblem, logged: &mut Vec<String>) -> 
 /// "Signature Verification": integrity, authenticity, expiry, authentic
 /// timestamp, revocation; each enforced or logged as the level says.
 pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -> Result<Verified, NotationProblem> {
-    let env = parse(envelope)?;
+    verify_parsed(&parse(envelope)?, target, trust, now)
+}
+
+/// [`verify`] of an envelope already parsed (one envelope is checked
+/// against each of a policy's trust policies).
+pub fn verify_parsed(
+    env: &Envelope,
+    target: &Target,
+    trust: &TrustPolicy,
+    now: i64,
+) -> Result<Verified, NotationProblem> {
     let chain = chain::parse(&env.chain)?;
     env.check_integrity(&chain, target)?;
     // Authenticity.

@@ -543,39 +543,20 @@ pub fn with_env_values(input: &mut serde_json::Value, configs: &image::Configs) 
 pub use crate::registry::names::glob_match;
 
 /// The failures of a rule's scan, provenance and SBOM rules, in that order.
-/// Each parses the predicates it reads; when they are large (an SBOM can
-/// be megabytes), the SBOM rule runs on a second thread beside the others.
+/// Each reads its predicates parsed once (admission parses them on the
+/// thread that verified them, `Predicate::warm`).
 fn attested_failures(rule: &Rule, subject: &Subject) -> Vec<String> {
-    const PARALLEL_FROM: usize = 1 << 20;
-    let others = || {
-        let mut out = Vec::new();
-        if let Some(v) = &rule.vulnerabilities {
-            out.extend(v.failures(&subject.predicates, subject.evaluated_at));
-        }
-        if let Some(p) = &rule.provenance {
-            out.extend(p.failures(&subject.predicates));
-        }
-        out
-    };
-    let Some(sbom) = &rule.sbom else { return others() };
-    let large = subject
-        .predicates
-        .iter()
-        .map(|p| p.predicate.get().len())
-        .sum::<usize>()
-        >= PARALLEL_FROM;
-    if large && (rule.vulnerabilities.is_some() || rule.provenance.is_some()) {
-        std::thread::scope(|s| {
-            let sbom = s.spawn(|| sbom.failures(&subject.predicates));
-            let mut out = others();
-            out.extend(sbom.join().unwrap_or_else(|_| vec!["the SBOM rule failed".into()]));
-            out
-        })
-    } else {
-        let mut out = others();
-        out.extend(sbom.failures(&subject.predicates));
-        out
+    let mut out = Vec::new();
+    if let Some(v) = &rule.vulnerabilities {
+        out.extend(v.failures(&subject.predicates, subject.evaluated_at));
     }
+    if let Some(p) = &rule.provenance {
+        out.extend(p.failures(&subject.predicates));
+    }
+    if let Some(s) = &rule.sbom {
+        out.extend(s.failures(&subject.predicates));
+    }
+    out
 }
 
 #[cfg(test)]
