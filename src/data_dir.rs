@@ -7,8 +7,10 @@
 //!   admission.key vouch's countersigning key (PKCS#8 PEM, ECDSA P-256, mode 0600)
 //!   admission.pub its public key, for downstream verifiers
 //!   db/           RocksDB: the ledger's and the registry's column families
-//!   blobs/        content-addressed blob files (src/registry/blobs.rs)
+//!   blobs/        content-addressed blob files (src/registry/blobs/files.rs)
 //!   uploads/      upload sessions in progress
+//!   blob-storage  with `--storage`: the bucket and prefix that hold the blobs
+//!                 and sessions instead (`s3://bucket/prefix`, one line)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -104,6 +106,71 @@ impl DataDir {
             key_created,
         })
     }
+}
+
+/// The file naming where a data directory's blobs are kept, if not in it.
+const BLOB_STORAGE_FILE: &str = "blob-storage";
+
+impl DataDir {
+    /// Checks that `storage` (`s3://bucket/prefix`, or `None` for local
+    /// files) is where this directory's blobs are, and records it on first
+    /// use: the manifests and links in the database name blobs in one
+    /// place, and opening them against another would serve none of them.
+    /// A directory that already holds blob files does not move to a bucket
+    /// this way.
+    pub fn bind_blob_storage(&self, storage: Option<&str>) -> Result<(), String> {
+        let file = self.root.join(BLOB_STORAGE_FILE);
+        let recorded = match std::fs::read_to_string(&file) {
+            Ok(text) => Some(text.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("{}: {e}", file.display())),
+        };
+        match (recorded.as_deref(), storage) {
+            (None, None) => Ok(()),
+            (Some(r), Some(s)) if r == s => Ok(()),
+            (Some(r), Some(s)) => Err(format!(
+                "{} keeps its blobs in {r}, not {s}: start with --storage naming {r}",
+                self.root.display()
+            )),
+            (Some(r), None) => Err(format!(
+                "{} keeps its blobs in {r}: start with --storage naming it",
+                self.root.display()
+            )),
+            (None, Some(s)) => {
+                if holds_files(&self.root.join("blobs")) {
+                    return Err(format!(
+                        "{} holds blob files; it cannot switch to {s} (start without --storage)",
+                        self.root.display()
+                    ));
+                }
+                write_synced(&file, format!("{s}\n").as_bytes()).map_err(|e| format!("{}: {e}", file.display()))
+            }
+        }
+    }
+}
+
+/// Whether a directory tree holds any file.
+fn holds_files(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| match e.file_type() {
+        Ok(t) if t.is_dir() => holds_files(&e.path()),
+        Ok(_) => true,
+        Err(_) => true,
+    })
+}
+
+/// Writes a small file durably: a temporary file, fsync'd, renamed into
+/// place, the directory fsync'd.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 impl DataDir {

@@ -152,7 +152,9 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     };
     let admission = Arc::new(admission.with_registry_names(&names));
     let policy_digest = admission.policy_digest.clone();
-    let mut state = AppState::new(BlobStore::open(dir.root())?, meta, opened.ledger.clone(), limits(&args));
+    let blobs = runtime.block_on(open_blobs(&dir, args.storage.as_deref()))?;
+    eprintln!("blobs and upload sessions in {}", blobs.describe());
+    let mut state = AppState::new(blobs, meta, opened.ledger.clone(), limits(&args));
     state.access = access;
     state.gate = admission.clone();
     let cosigned_file = dir.root().join(vouch::witnessing::COSIGNED_FILE);
@@ -374,4 +376,15 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
     eprintln!("vouch: shutting down: finishing requests in flight");
+}
+
+/// The blob store `--storage` names (local files without it), checked to
+/// be the one this data directory's blobs are in.
+async fn open_blobs(dir: &DataDir, storage: Option<&str>) -> Result<BlobStore, Box<dyn std::error::Error>> {
+    let blobs = match storage {
+        None => BlobStore::files(dir.root())?,
+        Some(url) => BlobStore::object_store(url).await?,
+    };
+    dir.bind_blob_storage(blobs.identity().as_deref())?;
+    Ok(blobs)
 }

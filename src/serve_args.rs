@@ -30,6 +30,14 @@ pub struct ServeArgs {
     /// key (admission.pub). Created on first start.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR, env = "VOUCH_DATA")]
     pub data: PathBuf,
+    /// Keep blobs and upload sessions in an S3-compatible bucket instead of
+    /// <data>/blobs and <data>/uploads:
+    /// s3://BUCKET[/PREFIX][?endpoint=URL&region=R&...]. Options are
+    /// object_store's S3 settings; credentials come from the environment
+    /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). The data directory
+    /// remembers the bucket and refuses to start with another, or without.
+    #[arg(long, value_name = "URL", env = "VOUCH_STORAGE")]
+    pub storage: Option<String>,
     /// The ledger's origin, used only when a new log key is created on first
     /// start. Default: <hostname>/vouch.
     #[arg(long, value_name = "NAME")]
@@ -182,6 +190,7 @@ fn parse_every(s: &str) -> Result<u64, String> {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
+    storage: Option<String>,
     origin: Option<String>,
     users: Option<PathBuf>,
     access: Option<PathBuf>,
@@ -267,6 +276,7 @@ impl ServeArgs {
                 shutdown_timeout
             );
             take_some!(
+                storage,
                 origin,
                 users,
                 access,

@@ -89,7 +89,7 @@ pub fn state(db: Arc<rocksdb::DB>, ledger: vouch_ledger::store::Ledger, blobs: &
         max_requests_per_client: 1 << 20,
         ..Limits::default()
     };
-    AppState::new(BlobStore::open(blobs).unwrap(), Meta::new(db), ledger, limits)
+    AppState::new(BlobStore::files(blobs).unwrap(), Meta::new(db), ledger, limits)
 }
 
 /// Every client task's latencies, once all have finished.

@@ -70,45 +70,9 @@ pub(super) async fn get(
     let body = match inline {
         _ if !with_body || len == 0 => Body::empty(),
         Some(bytes) => Body::from(bytes[start as usize..(start + len) as usize].to_vec()),
-        None => {
-            let file = tokio::fs::File::open(app.blobs.blob_path(digest)).await?;
-            file_body(file.into_std().await, start, len)
-        }
+        None => Body::from_stream(app.blobs.read_range(digest, start, len).await?),
     };
     resp.body(body).map_err(|e| RegistryError::Internal(e.to_string()))
-}
-
-/// Bytes read per chunk of a blob body.
-const CHUNK: usize = 512 << 10;
-
-/// The body of `len` bytes of `file` from `start`, read a chunk at a time
-/// on the blocking pool straight into the buffer the socket is written
-/// from: one copy out of the page cache (an async file would copy once
-/// more through its own buffer). Two reads are in flight, so the disk
-/// works while the socket drains; no thread is held between chunks, so
-/// slow readers cannot take the blocking pool from uploads' fsyncs. A
-/// reader holds at most about three chunks in memory.
-fn file_body(file: std::fs::File, start: u64, len: u64) -> Body {
-    use futures_util::StreamExt as _;
-    let file = std::sync::Arc::new(file);
-    let chunks = (0..len)
-        .step_by(CHUNK)
-        .map(move |off| (start + off, (len - off).min(CHUNK as u64)));
-    let reads = futures_util::stream::iter(chunks).map(move |(at, want)| {
-        let file = file.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt as _;
-                let mut buf = vec![0u8; want as usize];
-                file.read_exact_at(&mut buf, at)?;
-                Ok(bytes::Bytes::from(buf))
-            })
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-        }
-    });
-    // An error ends the response (the client sees it cut short).
-    Body::from_stream(reads.buffered(2))
 }
 
 /// Unlinks a blob from the repository: 202. The file itself is removed by

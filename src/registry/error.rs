@@ -149,6 +149,12 @@ impl From<std::io::Error> for RegistryError {
     }
 }
 
+impl From<object_store::Error> for RegistryError {
+    fn from(e: object_store::Error) -> Self {
+        RegistryError::Internal(format!("object storage: {e}"))
+    }
+}
+
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let (status, code) = self.wire();

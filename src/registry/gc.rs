@@ -69,7 +69,7 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
         }
         doomed
     };
-    let files_doomed = sweep(state.blobs.all_blobs()?);
+    let files_doomed = sweep(state.blobs.all_blobs().await?);
     let inline_doomed = sweep(state.meta.inline_blobs()?);
     let doomed: HashSet<Digest> = files_doomed.iter().chain(&inline_doomed).cloned().collect();
     let links: Vec<_> = state
@@ -87,7 +87,7 @@ pub async fn collect(state: &AppState, grace: Duration) -> Result<GcReport, Regi
     }
     batch.commit(true)?;
     for digest in &files_doomed {
-        state.blobs.remove_blob(digest)?;
+        state.blobs.remove_blob(digest).await?;
     }
     report.blobs_removed = doomed.len() as u64;
     report.bytes_freed = freed;

@@ -46,7 +46,7 @@ pub fn state_with(
         ..Limits::default()
     };
     let mut state = AppState::new(
-        BlobStore::open(dir.root()).unwrap(),
+        BlobStore::files(dir.root()).unwrap(),
         Meta::new(opened.db.clone()),
         opened.ledger.clone(),
         limits,

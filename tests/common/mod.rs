@@ -19,6 +19,7 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+pub mod seaweedfs;
 pub mod witnesses;
 
 /// Whether python3 can import `module`. Under CI (CI=true) a missing module

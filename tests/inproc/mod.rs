@@ -119,7 +119,7 @@ pub fn state_in(dir: &std::path::Path) -> AppState {
         ..Limits::default()
     };
     AppState::new(
-        BlobStore::open(data.root()).unwrap(),
+        BlobStore::files(data.root()).unwrap(),
         Meta::new(opened.db.clone()),
         opened.ledger.clone(),
         limits,

@@ -1,4 +1,5 @@
-//! Content-addressed blob files, deduplicated across repositories.
+//! Blobs and upload sessions as local files (the default backend),
+//! content-addressed and deduplicated across repositories.
 //!
 //! ```text
 //! <data>/blobs/<algorithm>/<first two hex digits>/<hex>   complete, verified blobs
@@ -16,8 +17,9 @@
 //! A session file with more than one link is finished content and takes no
 //! more data.
 
-use super::digest::DigestHasher;
-use super::error::RegistryError;
+use super::{intake, BlobBody};
+use crate::registry::digest::DigestHasher;
+use crate::registry::error::RegistryError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use std::io::Read as _;
@@ -26,15 +28,15 @@ use vouch_ledger::entry::Digest;
 
 /// The blob and upload directories.
 #[derive(Debug, Clone)]
-pub struct BlobStore {
+pub struct FileBlobs {
     blobs: PathBuf,
     uploads: PathBuf,
 }
 
-impl BlobStore {
+impl FileBlobs {
     /// Opens (creating) the directories under the data directory.
-    pub fn open(data: &Path) -> std::io::Result<BlobStore> {
-        let store = BlobStore {
+    pub fn open(data: &Path) -> std::io::Result<FileBlobs> {
+        let store = FileBlobs {
             blobs: data.join("blobs"),
             uploads: data.join("uploads"),
         };
@@ -43,8 +45,13 @@ impl BlobStore {
         Ok(store)
     }
 
+    /// The directory blobs are kept under.
+    pub fn root(&self) -> &Path {
+        &self.blobs
+    }
+
     /// Where a blob lives.
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.encoded();
         self.blobs.join(digest.algorithm()).join(&hex[..2]).join(hex)
     }
@@ -56,6 +63,21 @@ impl BlobStore {
     /// The size of a stored blob, if it exists.
     pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
         size_of(&self.blob_path(digest)).await
+    }
+
+    /// A stored blob's bytes, read whole, if it exists.
+    pub async fn read_all(&self, digest: &Digest) -> Result<Option<Vec<u8>>, RegistryError> {
+        match tokio::fs::read(self.blob_path(digest)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `len` bytes of a stored blob from `start`, streamed.
+    pub async fn read_range(&self, digest: &Digest, start: u64, len: u64) -> Result<BlobBody, RegistryError> {
+        let file = tokio::fs::File::open(self.blob_path(digest)).await?;
+        Ok(file_body(file.into_std().await, start, len))
     }
 
     /// The bytes an upload session holds, if its file exists.
@@ -149,7 +171,7 @@ impl BlobStore {
     /// renamed to its address, the directory fsync'd (the same commit point
     /// as an upload's, without re-reading bytes it hashed in memory).
     pub async fn put_bytes(&self, bytes: Vec<u8>) -> Result<Digest, RegistryError> {
-        let digest = super::digest::sha256_of(&bytes);
+        let digest = crate::registry::digest::sha256_of(&bytes);
         if self.blob_size(&digest).await?.is_some() {
             return Ok(digest);
         }
@@ -193,7 +215,7 @@ impl BlobStore {
     }
 
     /// Every stored blob: digest, size, and time since it was written.
-    pub fn all_blobs(&self) -> std::io::Result<Vec<(Digest, u64, std::time::Duration)>> {
+    pub async fn all_blobs(&self) -> Result<Vec<(Digest, u64, std::time::Duration)>, RegistryError> {
         let mut out = Vec::new();
         for alg in std::fs::read_dir(&self.blobs)? {
             let alg = alg?;
@@ -216,9 +238,9 @@ impl BlobStore {
     }
 
     /// Deletes a stored blob (garbage collection).
-    pub fn remove_blob(&self, digest: &Digest) -> std::io::Result<()> {
-        match std::fs::remove_file(self.blob_path(digest)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+    pub async fn remove_blob(&self, digest: &Digest) -> Result<(), RegistryError> {
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
     }
@@ -269,12 +291,7 @@ where
     E: std::fmt::Display,
 {
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| RegistryError::BlobUploadInvalid(format!("reading the request body: {e}")))?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(RegistryError::TooLarge { what: "blob", limit });
-        }
-        charge(chunk.len() as u64)?;
+        let chunk = intake(chunk, &mut size, limit, charge)?;
         std::io::Write::write_all(file, &chunk)?;
     }
     Ok(size)
@@ -304,9 +321,7 @@ fn commit_blocking(upload: &Path, target: &Path, expected: &Digest) -> Result<u6
     let actual = hasher.finish();
     if &actual != expected {
         std::fs::remove_file(upload)?;
-        return Err(RegistryError::DigestInvalid(format!(
-            "uploaded content has digest {actual}, not the {expected} given; the upload was discarded"
-        )));
+        return Err(super::mismatch(&actual, expected));
     }
     file.sync_all()?;
     let dir = target.parent().expect("blob paths have a parent");
@@ -325,27 +340,33 @@ fn commit_blocking(upload: &Path, target: &Path, expected: &Digest) -> Result<u6
     Ok(size)
 }
 
-/// Blobs as readers see them: a file, or a small blob vouch wrote inline
-/// in the metadata store (`meta/inline.rs`).
-impl super::AppState {
-    /// The size of a stored blob, if it exists.
-    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        if let Some(size) = self.blobs.blob_size(digest).await? {
-            return Ok(Some(size));
-        }
-        Ok(self.meta.inline_blob(digest)?.map(|b| b.len() as u64))
-    }
+/// Bytes read per chunk of a blob body.
+const CHUNK: usize = 512 << 10;
 
-    /// A stored blob's bytes, read whole: callers bound its size first
-    /// (with [`Self::blob_size`]).
-    pub async fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
-        match tokio::fs::read(self.blobs.blob_path(digest)).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
-                .meta
-                .inline_blob(digest)?
-                .ok_or_else(|| RegistryError::BlobUnknown(digest.clone())),
-            Err(e) => Err(e.into()),
+/// The body of `len` bytes of `file` from `start`, read a chunk at a time
+/// on the blocking pool straight into the buffer the socket is written
+/// from: one copy out of the page cache (an async file would copy once
+/// more through its own buffer). Two reads are in flight, so the disk
+/// works while the socket drains; no thread is held between chunks, so
+/// slow readers cannot take the blocking pool from uploads' fsyncs. A
+/// reader holds at most about three chunks in memory.
+fn file_body(file: std::fs::File, start: u64, len: u64) -> BlobBody {
+    let file = std::sync::Arc::new(file);
+    let chunks = (0..len)
+        .step_by(CHUNK)
+        .map(move |off| (start + off, (len - off).min(CHUNK as u64)));
+    let reads = futures_util::stream::iter(chunks).map(move |(at, want)| {
+        let file = file.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt as _;
+                let mut buf = vec![0u8; want as usize];
+                file.read_exact_at(&mut buf, at)?;
+                Ok(Bytes::from(buf))
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         }
-    }
+    });
+    Box::pin(reads.buffered(2))
 }

