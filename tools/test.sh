@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (after .ci/run's installs):
 # formatting, lints, test vectors in sync with their generator, every test of
-# every crate (unit, property, store, crash, CLI), the verification half
-# building without RocksDB, and a short run of every fuzz target.
+# every crate (unit, property, store, crash, CLI), the black-box client
+# suites again on an object store, the verification half building without
+# RocksDB, and a short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,13 @@ step "tests"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+
+# The black-box suites of real clients and admission once more, every
+# server keeping its blobs in a real SeaweedFS (tests/common/mod.rs,
+# test_storage): one behaviour over both blob stores.
+step "black-box suites with blobs on SeaweedFS (VOUCH_TEST_STORAGE=s3)"
+VOUCH_TEST_STORAGE=s3 cargo test --locked --test clients --test admission --test audit \
+  --test digests --test signing --test image_policy 2>&1 | tee -a "$log"
 
 step "fuzz (${FUZZ_SECS:-20} s per target)"
 tools/fuzz.sh "${FUZZ_SECS:-20}"

@@ -53,6 +53,24 @@ pub fn start_server(data: &Path, extra: &[&str], stderr: Stdio) -> (Child, Strin
     spawn(data, policy, extra, stderr)
 }
 
+/// Where servers started here keep their blobs: local files, or, with
+/// `VOUCH_TEST_STORAGE=s3` (tools/test.sh runs the black-box suites a
+/// second time so), a real SeaweedFS this test process starts once, under
+/// a prefix of its own for each data directory (so a restart finds its
+/// blobs again). Returns the `--storage` URL and the environment with its
+/// credentials.
+pub fn test_storage(data: &Path) -> Option<(String, [(&'static str, &'static str); 2])> {
+    match std::env::var("VOUCH_TEST_STORAGE").as_deref() {
+        Ok("s3") => {}
+        Ok("files") | Err(_) => return None,
+        Ok(other) => panic!("VOUCH_TEST_STORAGE={other}: expected s3 or files"),
+    }
+    static SEAWEED: std::sync::OnceLock<seaweedfs::SeaweedFs> = std::sync::OnceLock::new();
+    let store = SEAWEED.get_or_init(|| seaweedfs::SeaweedFs::start().expect("VOUCH_TEST_STORAGE=s3 needs weed"));
+    let prefix = format!("t{}", &sha256_hex(data.as_os_str().as_encoded_bytes())[..16]);
+    Some((store.url(&prefix), store.env()))
+}
+
 /// As [`start_server`], with vouch's own default policy (nothing admitted).
 pub fn start_server_with_defaults(data: &Path, stderr: Stdio) -> (Child, String) {
     spawn(data, &[], &[], stderr)
@@ -64,11 +82,16 @@ pub fn start_server_with_defaults_and(data: &Path, extra: &[&str], stderr: Stdio
 }
 
 fn spawn(data: &Path, policy: &[&str], extra: &[&str], stderr: Stdio) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    serve
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(policy)
-        .args(extra)
+        .args(extra);
+    if let Some((url, env)) = test_storage(data) {
+        serve.args(["--storage", &url]).envs(env);
+    }
+    let mut child = serve
         .env_remove("VOUCH_DATA")
         .env_remove("VOUCH_LISTEN")
         .env_remove("VOUCH_USERS")
@@ -236,6 +259,7 @@ pub fn podman(dir: &Path, args: &[&str]) -> (bool, String, String) {
 
 /// A server process killed when dropped, so a failing test leaves none
 /// running.
+#[derive(Debug)]
 pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {

@@ -25,6 +25,9 @@ pub struct SeaweedFs {
     pub endpoint: String,
     /// The master's address and gRPC port, for `weed shell`.
     pub master: String,
+    /// The filer's HTTP address, whose JSON listings show what the bucket
+    /// holds independently of vouch's client.
+    pub filer: String,
     child: Child,
     stdin: Option<ChildStdin>,
     _dir: tempfile::TempDir,
@@ -79,6 +82,7 @@ impl SeaweedFs {
             // SeaweedFS's notation for an explicit gRPC port (otherwise
             // taken as the HTTP port + 10000).
             master: format!("127.0.0.1:{master}.{master_grpc}"),
+            filer: format!("127.0.0.1:{filer}"),
             child,
             stdin: Some(stdin),
             _dir: dir,
@@ -145,6 +149,38 @@ impl SeaweedFs {
     /// credentials, as the AWS SDKs read them.
     pub fn env(&self) -> [(&'static str, &'static str); 2] {
         [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)]
+    }
+
+    /// Every object key under `prefix` (a folder, ending in `/`) in the
+    /// test bucket, read from the filer's own listing.
+    pub fn list_keys(&self, prefix: &str) -> Vec<String> {
+        let root = format!("/buckets/{BUCKET}/");
+        let mut out = Vec::new();
+        let mut dirs = vec![format!("{root}{prefix}")];
+        while let Some(dir) = dirs.pop() {
+            let r = super::http(
+                &self.filer,
+                "GET",
+                &format!("{dir}?limit=10000"),
+                &[("Accept", "application/json")],
+                b"",
+            )
+            .unwrap();
+            if r.status == 404 {
+                continue;
+            }
+            let listing: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            for e in listing["Entries"].as_array().into_iter().flatten() {
+                let path = e["FullPath"].as_str().unwrap();
+                // os.ModeDir, as Go's filer reports it.
+                if e["Mode"].as_u64().unwrap() & (1 << 31) != 0 {
+                    dirs.push(format!("{path}/"));
+                } else {
+                    out.push(path.strip_prefix(&root).unwrap().to_owned());
+                }
+            }
+        }
+        out
     }
 
     fn log(&self) -> String {

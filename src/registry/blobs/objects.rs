@@ -464,18 +464,21 @@ struct Session {
 
 /// A parsed `--storage` URL.
 #[derive(Debug, PartialEq)]
-struct StorageUrl {
-    bucket: String,
-    prefix: String,
-    options: Vec<(String, String)>,
+pub struct StorageUrl {
+    /// The bucket (the URL's host).
+    pub bucket: String,
+    /// The key prefix, without leading or trailing slashes; may be empty.
+    pub prefix: String,
+    /// The query's options, decoded, in order.
+    pub options: Vec<(String, String)>,
     /// `s3://bucket/prefix`.
-    identity: String,
+    pub identity: String,
     /// The URL without option values (which may hold secrets).
-    shown: String,
+    pub shown: String,
 }
 
 /// Parses `s3://bucket[/prefix][?k=v&...]`.
-fn parse_url(url: &str) -> Result<StorageUrl, String> {
+pub fn parse_url(url: &str) -> Result<StorageUrl, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("--storage {url:?}: {e}"))?;
     if parsed.scheme() != "s3" {
         return Err(format!(
