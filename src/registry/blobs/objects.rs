@@ -489,9 +489,24 @@ pub fn parse_url(url: &str) -> Result<StorageUrl, String> {
     if bucket.is_empty() {
         return Err(format!("--storage {url:?}: no bucket; write s3://bucket/prefix"));
     }
+    // Judged on the text as written: the URL parser would quietly resolve
+    // `..` and percent-escapes.
+    let written = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("--storage {url:?}: write it as s3://bucket/prefix"))?;
+    let written = written.split(['?', '#']).next().unwrap_or("");
+    let written = written.split_once('/').map_or("", |(_, p)| p);
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._-/".contains(c);
+    if !written.chars().all(plain) || written.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!(
+            "--storage {url:?}: the prefix may hold letters, digits, '.', '_', '-' and '/', and no . or .. segments"
+        ));
+    }
     let prefix = parsed.path().trim_matches('/').to_owned();
-    if prefix.split('/').any(|s| s == "." || s == "..") {
-        return Err(format!("--storage {url:?}: the prefix may not hold . or .. segments"));
+    if prefix != written.trim_matches('/') {
+        return Err(format!(
+            "--storage {url:?}: the prefix {written:?} does not read back as written"
+        ));
     }
     let options: Vec<(String, String)> = parsed
         .query_pairs()
@@ -533,7 +548,15 @@ mod tests {
             u.shown
         );
         assert_eq!(parse_url("s3://reg").unwrap().prefix, "");
-        for bad in ["http://reg/x", "s3:///x", "reg/x", "s3://reg/../x"] {
+        for bad in [
+            "http://reg/x",
+            "s3:///x",
+            "reg/x",
+            "s3://reg/../x",
+            "s3://reg/a/./x",
+            "s3://reg/%2e%2e/x",
+            "s3://reg/a b",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }
