@@ -57,17 +57,19 @@ impl SeaweedFs {
             "weed server -dir={} -ip=127.0.0.1 -ip.bind=127.0.0.1 \
              -master.port={master} -master.port.grpc={master_grpc} \
              -volume.port={volume} -volume.port.grpc={volume_grpc} \
-             -master.volumeSizeLimitMB=64 -volume.max=64 \
+             -master.volumeSizeLimitMB=64 -volume.max=64 -volume.minFreeSpace=256MiB \
              -filer -filer.port={filer} -filer.port.grpc={filer_grpc} \
              -s3 -s3.port={s3} -s3.port.grpc={s3_grpc} -s3.config={} \
              -s3.port.iceberg=0 -s3.port.lance=0",
             data.display(),
             config.display()
         );
-        // The wrapper kills weed when our end of its stdin closes (when this
-        // value drops, or the test process dies), and exits with weed.
+        // The wrapper stops weed when our end of its stdin closes (when this
+        // value drops, or the test process dies): SIGTERM, and SIGKILL if
+        // it has not exited 5 s later. It exits with weed.
         let script = format!(
-            "exec 3<&0; {weed} >{}/weed.log 2>&1 & pid=$!; (read _ <&3; kill $pid) & wait $pid",
+            "exec 3<&0; {weed} >{}/weed.log 2>&1 & pid=$!; \
+             (read _ <&3; kill $pid; sleep 5; kill -9 $pid 2>/dev/null) & wait $pid",
             dir.path().display()
         );
         let mut child = Command::new("sh")
@@ -91,6 +93,7 @@ impl SeaweedFs {
         running.shell(&format!(
             "fs.configure -locationPrefix=/buckets/ -fsync -apply\ns3.bucket.create -name {BUCKET}\n"
         ));
+        running.check_writable();
         Some(running)
     }
 
@@ -108,6 +111,20 @@ impl SeaweedFs {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+    }
+
+    /// Writes one file through the filer: a store that cannot allocate a
+    /// volume (a full disk) fails here, with its log, rather than leaving
+    /// the client under test retrying for minutes.
+    fn check_writable(&self) {
+        let put = super::http(&self.filer, "PUT", "/buckets/probe/writable", &[], b"probe");
+        let ok = put.as_ref().is_ok_and(|r| r.status == 201);
+        assert!(
+            ok,
+            "SeaweedFS cannot write ({:?}; is the disk full?): {}",
+            put.map(|r| r.status),
+            self.log()
+        );
     }
 
     /// Runs `weed shell` commands against this cluster; panics on failure.
