@@ -159,6 +159,47 @@ fn blobs_live_in_the_bucket_survive_kill_9_and_bind_the_data_directory() {
 }
 
 #[test]
+fn garbage_collection_and_upload_expiry_delete_from_the_bucket() {
+    let Some(store) = SeaweedFs::start() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "--storage",
+        &store.url("gc"),
+        "--min-gc-grace",
+        "0",
+        "--upload-ttl",
+        "2",
+    ];
+    let (_server, addr) = serve(data.path(), &args, &store).unwrap();
+    let (layer_d, _) = push_image(&addr, "team/app", "v1", b"a layer an image references");
+    let orphan = upload_chunked(&addr, "team/app", b"a blob no manifest references");
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+    let held = |d: &str| store.list_keys("gc/blobs/").iter().any(|k| k.ends_with(&hex(d)));
+    assert!(held(&layer_d) && held(&orphan));
+
+    let r = http(&addr, "POST", "/admin/gc?grace=0", &[], b"").unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let report: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(report["blobs_removed"], 1, "{report}");
+    assert!(!held(&orphan), "the unreferenced blob's object is deleted");
+    assert!(held(&layer_d), "the referenced layer stays");
+    let r = http(&addr, "GET", &format!("/v2/team/app/blobs/{layer_d}"), &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+
+    // An abandoned session's objects go when it expires.
+    let r = http(&addr, "POST", "/v2/team/app/blobs/uploads/", &[], b"").unwrap();
+    let session = r.header("Location").unwrap().to_owned();
+    assert_eq!(http(&addr, "PATCH", &session, &[], b"abandoned").unwrap().status, 202);
+    assert!(!store.list_keys("gc/uploads/").is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http(&addr, "GET", &session, &[], b"").unwrap().status != 404 {
+        assert!(std::time::Instant::now() < deadline, "the session never expired");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(store.list_keys("gc/uploads/"), Vec::<String>::new());
+}
+
+#[test]
 fn a_store_that_cannot_serve_stops_the_start_with_a_reason() {
     let Some(store) = SeaweedFs::start() else { return };
     let data = tempfile::tempdir().unwrap();

@@ -76,6 +76,7 @@ impl SeaweedFs {
             .args(["-c", &script])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
@@ -175,18 +176,13 @@ impl SeaweedFs {
         let mut out = Vec::new();
         let mut dirs = vec![format!("{root}{prefix}")];
         while let Some(dir) = dirs.pop() {
-            let r = super::http(
-                &self.filer,
-                "GET",
-                &format!("{dir}?limit=10000"),
-                &[("Accept", "application/json")],
-                b"",
-            )
-            .unwrap();
-            if r.status == 404 {
-                continue;
-            }
-            let listing: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            // ureq: the filer answers large listings in chunked encoding.
+            let url = format!("http://{}{dir}?limit=10000", self.filer);
+            let listing: serde_json::Value = match ureq::get(&url).header("Accept", "application/json").call() {
+                Ok(mut r) => serde_json::from_slice(&r.body_mut().read_to_vec().unwrap()).unwrap(),
+                Err(ureq::Error::StatusCode(404)) => continue,
+                Err(e) => panic!("GET {url}: {e}"),
+            };
             for e in listing["Entries"].as_array().into_iter().flatten() {
                 let path = e["FullPath"].as_str().unwrap();
                 // os.ModeDir, as Go's filer reports it.
