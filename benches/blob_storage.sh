@@ -59,11 +59,15 @@ log: { level: error }
 storage:
   s3: { accesskey: bench, secretkey: bench-secret-key, region: us-east-1, regionendpoint: "http://127.0.0.1:$sp",
         bucket: bench, rootdirectory: /distribution, secure: false, v4auth: true }
+  # Serve blob bytes itself, as vouch does, rather than redirect to the store.
+  redirect: { disable: true }
 http: { addr: "127.0.0.1:$dport" }
 YML
-docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
+# Its AWS SDK refuses a custom CA bundle with its transport: unset it.
+env -u AWS_CA_BUNDLE docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$dport/v2/" >/dev/null && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$dport/v2/" >/dev/null || { cat "$work/dist.log"; exit 1; }
 
 # push ADDR FILE: seconds for POST + PUT of the file as one blob.
 push() {
@@ -85,19 +89,22 @@ pull() {
   [ "${out%% *}" = 200 ] && cmp -s "$work/got" "$file" || { echo "pull from $addr: ${out%% *} or wrong bytes" >&2; exit 1; }
   echo "${out#* }"
 }
+# seconds OUTPUT: OUTPUT if it is a number of seconds; otherwise stops the
+# benchmark (a failed push or pull has said why).
+seconds() { [[ $1 =~ ^[0-9.]+$ ]] || { echo "benchmark stopped" >&2; exit 1; }; echo "$1"; }
 # run NAME ADDR: one table row.
 run() {
-  local name=$1 addr=$2 big=$((64 << 20)) small=$((1 << 20)) i f tp=0 tg=0 sp_=0 sg_=0 n_small=$((reps * 8))
+  local name=$1 addr=$2 big=$((64 << 20)) small=$((1 << 20)) i f t tp=0 tg=0 sp_=0 sg_=0 n_small=$((reps * 8))
   for i in $(seq "$reps"); do
     f="$work/big.$name.$i"; head -c "$big" /dev/urandom >"$f"
-    tp=$(echo "$tp $(push "$addr" "$f")" | awk '{ print $1 + $2 }')
-    tg=$(echo "$tg $(pull "$addr" "$f")" | awk '{ print $1 + $2 }')
+    t=$(push "$addr" "$f"); tp=$(echo "$tp $(seconds "$t")" | awk '{ print $1 + $2 }')
+    t=$(pull "$addr" "$f"); tg=$(echo "$tg $(seconds "$t")" | awk '{ print $1 + $2 }')
     rm -f "$f"
   done
   for i in $(seq "$n_small"); do
     f="$work/small.$name.$i"; head -c "$small" /dev/urandom >"$f"
-    sp_=$(echo "$sp_ $(push "$addr" "$f")" | awk '{ print $1 + $2 }')
-    sg_=$(echo "$sg_ $(pull "$addr" "$f")" | awk '{ print $1 + $2 }')
+    t=$(push "$addr" "$f"); sp_=$(echo "$sp_ $(seconds "$t")" | awk '{ print $1 + $2 }')
+    t=$(pull "$addr" "$f"); sg_=$(echo "$sg_ $(seconds "$t")" | awk '{ print $1 + $2 }')
     rm -f "$f"
   done
   awk -v n="$name" -v r="$reps" -v b="$big" -v tp="$tp" -v tg="$tg" -v k="$n_small" -v sp="$sp_" -v sg="$sg_" 'BEGIN {

@@ -206,7 +206,19 @@ async fn local_files_keep_the_promises() {
 async fn an_object_store_keeps_the_promises() {
     let Some(seaweed) = SeaweedFs::start() else { return };
     let store = BlobStore::object_store(&seaweed.url_with_keys("suite")).await.unwrap();
-    suite(store).await;
+    suite(store.clone()).await;
+    // A one-chunk session records the chunk's SHA-256 beside it (the store
+    // then copies the chunk to the blob's key, spec/storage-layout.md).
+    store.create_upload("one-chunk").await.unwrap();
+    append(&store, "one-chunk", body(&[b"one chunk"]), ROOM, None)
+        .await
+        .unwrap();
+    let keys = seaweed.list_keys("suite/uploads/one-chunk/");
+    let sidecar = "suite/uploads/one-chunk/00000000000000000000.sha256";
+    assert!(keys.iter().any(|k| k == sidecar), "{keys:?}");
+    let digest = sha256_of(b"one chunk");
+    assert_eq!(store.commit("one-chunk", &digest).await.unwrap(), 9);
+    assert_eq!(store.read_all(&digest).await.unwrap().unwrap(), b"one chunk");
     // Wrong credentials are refused when the store is opened, not later.
     let wrong = seaweed
         .url("suite")

@@ -37,6 +37,13 @@ use vouch_ledger::entry::Digest;
 /// parts this size beyond it (S3's smallest part is 5 MiB).
 const PART: usize = 8 << 20;
 
+/// The suffix of the object beside a session's first chunk that holds its
+/// SHA-256 (`uploads/<id>/<offset>.sha256`).
+const SHA256_SUFFIX: &str = ".sha256";
+
+/// The largest object one S3 CopyObject takes (5 GiB).
+const MAX_COPY: u64 = 5 << 30;
+
 /// Multipart parts in flight per upload.
 const PARTS_IN_FLIGHT: usize = 2;
 
@@ -173,12 +180,16 @@ impl ObjectBlobs {
             chunks: Vec::new(),
             size: 0,
             last_write: SystemTime::UNIX_EPOCH,
+            first_sha256: None,
         };
         let mut chunks: Vec<(u64, u64, Key)> = Vec::new();
         for o in objects {
             session.last_write = session.last_write.max(o.last_modified.into());
-            if let Some(offset) = o.location.filename().and_then(|n| n.parse::<u64>().ok()) {
+            let name = o.location.filename().unwrap_or("");
+            if let Ok(offset) = name.parse::<u64>() {
                 chunks.push((offset, o.size, o.location));
+            } else if name == format!("{:020}{SHA256_SUFFIX}", 0) {
+                session.first_sha256 = Some(o.location);
             }
         }
         chunks.sort_by_key(|c| c.0);
@@ -228,7 +239,16 @@ impl ObjectBlobs {
             .size;
         let limit = before.saturating_add(exact.map_or(room, |n| n.min(room)));
         let mut size = before;
-        let chunks: Chunks<'_> = Box::pin(body.map(|c| intake(c, &mut size, limit, &mut *charge)));
+        // The first chunk's SHA-256, computed as it streams by: a session
+        // of one chunk then finishes without reading it back (commit).
+        let mut sha256 = (before == 0).then(DigestHasher::sha256);
+        let chunks: Chunks<'_> = Box::pin(body.map(|c| {
+            let chunk = intake(c, &mut size, limit, &mut *charge)?;
+            if let Some(h) = sha256.as_mut() {
+                h.update(&chunk);
+            }
+            Ok(chunk)
+        }));
         let complete = |written: u64| match exact {
             Some(n) if written != n => Err(RegistryError::RangeNotSatisfiable {
                 got: format!("{n} bytes announced, {written} sent"),
@@ -241,6 +261,12 @@ impl ObjectBlobs {
         // nothing of it is visible; after, it is durable. A second writer
         // of the same offset (another request raced this one) fails here.
         let written = self.write_new(&self.chunk_key(id, before), chunks, complete).await?;
+        if let (Some(h), true) = (sha256, written > 0) {
+            // After the chunk: a crash in between only loses the shortcut.
+            let key = self.key(&format!("uploads/{id}/{:020}{SHA256_SUFFIX}", 0));
+            let digest = h.finish().to_string();
+            self.store.put_opts(&key, digest.into(), PutMode::Create.into()).await?;
+        }
         Ok(before + written)
     }
 
@@ -251,6 +277,9 @@ impl ObjectBlobs {
             .session(id)
             .await?
             .ok_or_else(|| RegistryError::BlobUploadUnknown(id.into()))?;
+        if let Some(size) = self.commit_one_chunk(id, &session, expected).await? {
+            return Ok(size);
+        }
         let hasher = Mutex::new(DigestHasher::for_digest(expected));
         let store = self.store.clone();
         let bytes: Chunks<'_> = Box::pin(
@@ -290,6 +319,39 @@ impl ObjectBlobs {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Finishes a session of one chunk whose SHA-256 vouch computed while
+    /// writing it (kept beside it): the digest is compared with that, and a
+    /// match is copied to the blob's key by the store itself, so the bytes
+    /// do not cross vouch again. `None` when the shortcut does not apply
+    /// (several chunks, another algorithm, no recorded digest, or a chunk
+    /// past what one copy takes).
+    async fn commit_one_chunk(
+        &self,
+        id: &str,
+        session: &Session,
+        expected: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
+        let ([chunk], Some(recorded)) = (session.chunks.as_slice(), &session.first_sha256) else {
+            return Ok(None);
+        };
+        if expected.algorithm() != "sha256" || session.size > MAX_COPY {
+            return Ok(None);
+        }
+        let text = self.store.get(recorded).await?.bytes().await?;
+        let Some(actual) = std::str::from_utf8(&text).ok().and_then(Digest::parse) else {
+            return Ok(None);
+        };
+        if &actual != expected {
+            self.remove_upload(id).await?;
+            return Err(mismatch(&actual, expected));
+        }
+        // COMMIT POINT (as in the streamed path): the copy makes the
+        // verified bytes visible at their address. The chunk is immutable
+        // (written once, under a new name), so it holds what was hashed.
+        self.store.copy(chunk, &self.blob_key(expected)).await?;
+        Ok(Some(session.size))
     }
 
     /// Stores bytes the registry writes itself as a blob (one PUT).
@@ -460,6 +522,8 @@ struct Session {
     size: u64,
     /// When the newest of its objects was written.
     last_write: SystemTime,
+    /// The object holding the first chunk's SHA-256, if recorded.
+    first_sha256: Option<Key>,
 }
 
 /// A parsed `--storage` URL.
