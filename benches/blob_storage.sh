@@ -92,24 +92,25 @@ pull() {
 # seconds OUTPUT: OUTPUT if it is a number of seconds; otherwise stops the
 # benchmark (a failed push or pull has said why).
 seconds() { [[ $1 =~ ^[0-9.]+$ ]] || { echo "benchmark stopped" >&2; exit 1; }; echo "$1"; }
+# measure ADDR SIZE COUNT: total seconds pushing and pulling COUNT new
+# blobs of SIZE bytes, as "push pull".
+measure() {
+  local addr=$1 size=$2 count=$3 i f t up=0 down=0
+  for i in $(seq "$count"); do
+    f="$work/blob.$i"; head -c "$size" /dev/urandom >"$f"
+    t=$(push "$addr" "$f"); up=$(echo "$up $(seconds "$t")" | awk '{ print $1 + $2 }')
+    t=$(pull "$addr" "$f"); down=$(echo "$down $(seconds "$t")" | awk '{ print $1 + $2 }')
+    rm -f "$f" "$f.digest"
+  done
+  echo "$up $down"
+}
 # run NAME ADDR: one table row.
 run() {
-  local name=$1 addr=$2 big=$((64 << 20)) small=$((1 << 20)) i f t tp=0 tg=0 sp_=0 sg_=0 n_small=$((reps * 8))
-  for i in $(seq "$reps"); do
-    f="$work/big.$name.$i"; head -c "$big" /dev/urandom >"$f"
-    t=$(push "$addr" "$f"); tp=$(echo "$tp $(seconds "$t")" | awk '{ print $1 + $2 }')
-    t=$(pull "$addr" "$f"); tg=$(echo "$tg $(seconds "$t")" | awk '{ print $1 + $2 }')
-    rm -f "$f"
-  done
-  for i in $(seq "$n_small"); do
-    f="$work/small.$name.$i"; head -c "$small" /dev/urandom >"$f"
-    t=$(push "$addr" "$f"); sp_=$(echo "$sp_ $(seconds "$t")" | awk '{ print $1 + $2 }')
-    t=$(pull "$addr" "$f"); sg_=$(echo "$sg_ $(seconds "$t")" | awk '{ print $1 + $2 }')
-    rm -f "$f"
-  done
-  awk -v n="$name" -v r="$reps" -v b="$big" -v tp="$tp" -v tg="$tg" -v k="$n_small" -v sp="$sp_" -v sg="$sg_" 'BEGIN {
+  local name=$1 addr=$2 big=$((64 << 20)) small=$((1 << 20)) n_small=$((reps * 8)) b s
+  b=$(measure "$addr" "$big" "$reps"); s=$(measure "$addr" "$small" "$n_small")
+  echo "$b $s" | awk -v n="$name" -v r="$reps" -v b="$big" -v k="$n_small" '{
     printf "| %s | %.0f | %.0f | %.1f | %.1f | %d × 64 MiB in %.2f s up, %.2f s down; %d × 1 MiB |\n",
-      n, r * b / tp / 1e6, r * b / tg / 1e6, sp / k * 1000, sg / k * 1000, r, tp, tg, k }'
+      n, r * b / $1 / 1e6, r * b / $2 / 1e6, $3 / k * 1000, $4 / k * 1000, r, $1, $2, k }'
 }
 echo "| server | push 64 MiB, MB/s | pull 64 MiB, MB/s | push 1 MiB, ms | pull 1 MiB, ms | raw |"
 echo "|---|---|---|---|---|---|"

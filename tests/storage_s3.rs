@@ -74,16 +74,7 @@ fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> (String, Strin
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": layer.len()}]
     })
     .to_string();
-    let r = http(
-        addr,
-        "PUT",
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-        manifest.as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    (layer_d, r.header("Docker-Content-Digest").unwrap().to_owned())
+    (layer_d, common::put_manifest(addr, repo, tag, manifest.as_bytes()))
 }
 
 #[test]

@@ -179,6 +179,21 @@ pub fn have(tool: &str) -> bool {
     found
 }
 
+/// PUTs an OCI image manifest to `repo` at `reference`; asserts 201 and
+/// returns the digest the registry answered with.
+pub fn put_manifest(addr: &str, repo: &str, reference: &str, manifest: &[u8]) -> String {
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        manifest,
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "manifest: {}", String::from_utf8_lossy(&r.body));
+    r.header("docker-content-digest").unwrap().to_owned()
+}
+
 pub fn sha256_hex(b: &[u8]) -> String {
     vouch::registry::digest::sha256_of(b).encoded().to_owned()
 }

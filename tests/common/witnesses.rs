@@ -168,16 +168,10 @@ pub fn push_tiny_image_sized(addr: &str, repo: &str, tag: &str, salt: &str) -> (
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{layer_size}}}]}}"#
     );
-    let r = super::http(
-        addr,
-        "PUT",
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-        manifest.as_bytes(),
+    (
+        super::put_manifest(addr, repo, tag, manifest.as_bytes()),
+        manifest.len(),
     )
-    .unwrap();
-    assert_eq!(r.status, 201, "manifest: {}", String::from_utf8_lossy(&r.body));
-    (r.header("docker-content-digest").unwrap().to_owned(), manifest.len())
 }
 
 /// The served checkpoint, waiting (up to 20 s) until it covers `size`

@@ -262,10 +262,14 @@ impl ObjectBlobs {
         // of the same offset (another request raced this one) fails here.
         let written = self.write_new(&self.chunk_key(id, before), chunks, complete).await?;
         if let (Some(h), true) = (sha256, written > 0) {
-            // After the chunk: a crash in between only loses the shortcut.
+            // After the chunk, which is stored and will be acknowledged
+            // whatever happens here: a crash or a failure in between only
+            // loses the shortcut.
             let key = self.key(&format!("uploads/{id}/{:020}{SHA256_SUFFIX}", 0));
             let digest = h.finish().to_string();
-            self.store.put_opts(&key, digest.into(), PutMode::Create.into()).await?;
+            if let Err(e) = self.store.put_opts(&key, digest.into(), PutMode::Create.into()).await {
+                tracing::warn!(upload = id, error = %e, "could not record the first chunk's digest; finishing will read it back");
+            }
         }
         Ok(before + written)
     }
