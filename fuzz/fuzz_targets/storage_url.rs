@@ -1,10 +1,10 @@
-//! `--storage` URLs (src/registry/blobs/objects.rs): any text parses or is
+//! `--storage` URLs (src/registry/blobs/storage_url.rs): any text parses or is
 //! refused with a reason, never a panic; a parsed URL names a bucket, a
 //! prefix without stray slashes, and shows no option's value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vouch::registry::blobs::objects::parse_url;
+use vouch::registry::blobs::storage_url::parse_url;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -20,6 +20,7 @@
 
 pub mod files;
 pub mod objects;
+pub mod storage_url;
 
 use super::error::RegistryError;
 use bytes::Bytes;
