@@ -30,8 +30,11 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 # server keeping its blobs in a real SeaweedFS (tests/common/mod.rs,
 # test_storage): one behaviour over both blob stores.
 step "black-box suites with blobs on SeaweedFS (VOUCH_TEST_STORAGE=s3)"
+# (Suites that inspect blob or session files on disk, and the upgrade from
+# a local data directory, run on local files only.)
 VOUCH_TEST_STORAGE=s3 cargo test --locked --test clients --test admission --test audit \
-  --test digests --test signing --test image_policy 2>&1 | tee -a "$log"
+  --test digests --test signing --test image_policy --test attestation_policy --test notation \
+  --test rekor_entries --test keyless_ct --test monitor --test witness --test policy_cli 2>&1 | tee -a "$log"
 
 step "fuzz (${FUZZ_SECS:-20} s per target)"
 tools/fuzz.sh "${FUZZ_SECS:-20}"
