@@ -257,13 +257,14 @@ async fn finish_session(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    if app.blobs.upload_size(id).await?.is_none() {
-        // The record outlived its data (an interrupted start): the session
-        // is over; nothing names content it did not upload.
-        drop_session(app, id).await?;
-        return Err(RegistryError::BlobUploadUnknown(id.into()));
+    if let Err(e) = append(app, id, h, body).await {
+        if matches!(e, RegistryError::BlobUploadUnknown(_)) {
+            // The record outlived its data (an interrupted start): the
+            // session is over; nothing names content it did not upload.
+            drop_session(app, id).await?;
+        }
+        return Err(e);
     }
-    append(app, id, h, body).await?;
     // From making the blob visible to linking it, no collection may run
     // (taken after the body is in, so a slow client never holds it).
     let _gc = app.gc_lock.read().await;
