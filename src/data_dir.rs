@@ -111,6 +111,10 @@ impl DataDir {
 /// The file naming where a data directory's blobs are kept, if not in it.
 const BLOB_STORAGE_FILE: &str = "blob-storage";
 
+/// The file naming the PostgreSQL database holding a data directory's
+/// registry metadata, if not its RocksDB.
+const DATABASE_FILE: &str = "metadata-database";
+
 impl DataDir {
     /// Checks that `storage` (`s3://bucket/prefix`, or `None` for local
     /// files) is where this directory's blobs are, and records it on first
@@ -119,34 +123,108 @@ impl DataDir {
     /// A directory that already holds blob files does not move to a bucket
     /// this way.
     pub fn bind_blob_storage(&self, storage: Option<&str>) -> Result<(), String> {
-        let file = self.root.join(BLOB_STORAGE_FILE);
-        let recorded = match std::fs::read_to_string(&file) {
-            Ok(text) => Some(text.trim().to_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("{}: {e}", file.display())),
+        let binding = Binding {
+            file: BLOB_STORAGE_FILE,
+            what: "its blobs",
+            flag: "--storage",
         };
-        match (recorded.as_deref(), storage) {
+        self.bind(&binding, storage, || {
+            if holds_files(&self.root.join("blobs")) {
+                return Err("it holds blob files".into());
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks that `database` (`postgres <instance id>`, or `None` for the
+    /// RocksDB here) holds this directory's registry metadata, and records
+    /// it on first use: the ledger here and the decisions there describe
+    /// one registry. `vacant` says why the pair cannot be joined (local
+    /// metadata, or a database already in use), if it cannot.
+    pub fn bind_database(
+        &self,
+        database: Option<&str>,
+        vacant: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
+        let binding = Binding {
+            file: DATABASE_FILE,
+            what: "its registry metadata",
+            flag: "--database",
+        };
+        self.bind(&binding, database, vacant)
+    }
+
+    /// Where this directory's blobs are recorded to be (`None`: in it).
+    pub fn blob_storage(&self) -> Result<Option<String>, String> {
+        self.recorded(BLOB_STORAGE_FILE)
+    }
+
+    /// Which database is recorded to hold this directory's registry
+    /// metadata (`None`: its RocksDB).
+    pub fn database(&self) -> Result<Option<String>, String> {
+        self.recorded(DATABASE_FILE)
+    }
+
+    /// Records that this directory's blobs were moved to `storage`
+    /// (`vouch migrate`, after the copy was checked).
+    pub fn bind_moved_blob_storage(&self, storage: &str) -> Result<(), String> {
+        let binding = Binding {
+            file: BLOB_STORAGE_FILE,
+            what: "its blobs",
+            flag: "--storage",
+        };
+        self.bind(&binding, Some(storage), || Ok(()))
+    }
+
+    /// Records that this directory's registry metadata was moved to
+    /// `database` (`vouch migrate`, after the copy was checked).
+    pub fn bind_moved_database(&self, database: &str) -> Result<(), String> {
+        let binding = Binding {
+            file: DATABASE_FILE,
+            what: "its registry metadata",
+            flag: "--database",
+        };
+        self.bind(&binding, Some(database), || Ok(()))
+    }
+
+    fn recorded(&self, name: &str) -> Result<Option<String>, String> {
+        let file = self.root.join(name);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", file.display())),
+        }
+    }
+
+    fn bind(
+        &self,
+        b: &Binding,
+        wanted: Option<&str>,
+        vacant: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
+        let file = self.root.join(b.file);
+        let recorded = self.recorded(b.file)?;
+        let (dir, what, flag) = (self.root.display(), b.what, b.flag);
+        match (recorded.as_deref(), wanted) {
             (None, None) => Ok(()),
             (Some(r), Some(s)) if r == s => Ok(()),
             (Some(r), Some(s)) => Err(format!(
-                "{} keeps its blobs in {r}, not {s}: start with --storage naming {r}",
-                self.root.display()
+                "{dir} keeps {what} in {r}, not {s}: start with {flag} naming {r}"
             )),
-            (Some(r), None) => Err(format!(
-                "{} keeps its blobs in {r}: start with --storage naming it",
-                self.root.display()
-            )),
+            (Some(r), None) => Err(format!("{dir} keeps {what} in {r}: start with {flag} naming it")),
             (None, Some(s)) => {
-                if holds_files(&self.root.join("blobs")) {
-                    return Err(format!(
-                        "{} holds blob files; it cannot switch to {s} (start without --storage)",
-                        self.root.display()
-                    ));
-                }
+                vacant().map_err(|why| format!("{dir} cannot keep {what} in {s}: {why} (start without {flag})"))?;
                 write_synced(&file, format!("{s}\n").as_bytes()).map_err(|e| format!("{}: {e}", file.display()))
             }
         }
     }
+}
+
+/// A data directory's record of where part of its state lives.
+struct Binding {
+    file: &'static str,
+    what: &'static str,
+    flag: &'static str,
 }
 
 /// Whether a directory tree holds any file.

@@ -4,6 +4,7 @@ mod audit;
 mod client;
 mod entry_view;
 mod ledger_cmd;
+mod migrate;
 mod monitor;
 mod policy_check;
 mod policy_cmd;
@@ -60,6 +61,10 @@ enum Command {
     /// denial.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Move a registry's blobs to an S3-compatible bucket and its metadata
+    /// to PostgreSQL, for `vouch serve --storage .. --database ..`; the
+    /// ledger stays in the data directory, unchanged.
+    Migrate(migrate::MigrateArgs),
     /// Run a witness (c2sp.org/tlog-witness) for vouch's or any C2SP log:
     /// it cosigns a log's checkpoints only when each is consistent with the
     /// last one it cosigned, so a log cannot show two histories to people
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
         Command::User(cmd) => user_command(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
         Command::Witness(args) => vouch::witness::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Monitor(args) => return monitor::run(args),
         Command::Policy(cmd) => match policy_cmd::run(cmd) {
             Ok(code) => return code,

@@ -114,7 +114,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         eprintln!("created a new log signing key in {}", dir.key_path().display());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let meta = Meta::new(opened.db.clone());
+    let meta = open_meta(&dir, &opened.db, args.database.as_deref())?;
     let indexed = meta.backfill_refs(|r| {
         vouch::registry::manifest::validate(&r.media_type, &r.bytes)
             .map(|refs| refs.all())
@@ -376,6 +376,31 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
     eprintln!("vouch: shutting down: finishing requests in flight");
+}
+
+/// The metadata store `--database` names (the data directory's RocksDB
+/// without it), checked to belong with this data directory: a database is
+/// joined to a directory only while neither holds registry metadata.
+fn open_meta(dir: &DataDir, db: &Arc<rocksdb::DB>, database: Option<&str>) -> Result<Meta, Box<dyn std::error::Error>> {
+    let local = Meta::new(db.clone());
+    let Some(url) = database else {
+        dir.bind_database(None, || Ok(()))?;
+        return Ok(local);
+    };
+    let pg = Arc::new(vouch::registry::meta::Postgres::open(url)?);
+    let identity = format!("PostgreSQL instance {}", pg.instance());
+    let remote = Meta::postgres(pg);
+    dir.bind_database(Some(&identity), || {
+        if !local.is_empty().map_err(|e| e.to_string())? {
+            return Err("its RocksDB already holds registry metadata".into());
+        }
+        if !remote.is_empty().map_err(|e| e.to_string())? {
+            return Err("the database already holds another registry's metadata".into());
+        }
+        Ok(())
+    })?;
+    eprintln!("registry metadata in {identity}");
+    Ok(remote)
 }
 
 /// The blob store `--storage` names (local files without it), checked to

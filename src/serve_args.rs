@@ -38,6 +38,15 @@ pub struct ServeArgs {
     /// remembers the bucket and refuses to start with another, or without.
     #[arg(long, value_name = "URL", env = "VOUCH_STORAGE")]
     pub storage: Option<String>,
+    /// Keep the registry's metadata (repositories, tags, manifests,
+    /// referrers, admission state, upload sessions) in PostgreSQL instead
+    /// of <data>/db: postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME
+    /// (or libpq's key=value form). A password missing from the URL comes
+    /// from PGPASSWORD. The tables are created on first use. The ledger
+    /// stays in <data>/db. The data directory remembers the database and
+    /// refuses to start with another, or without.
+    #[arg(long, value_name = "URL", env = "VOUCH_DATABASE")]
+    pub database: Option<String>,
     /// The ledger's origin, used only when a new log key is created on first
     /// start. Default: <hostname>/vouch.
     #[arg(long, value_name = "NAME")]
@@ -191,6 +200,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     storage: Option<String>,
+    database: Option<String>,
     origin: Option<String>,
     users: Option<PathBuf>,
     access: Option<PathBuf>,
@@ -277,6 +287,7 @@ impl ServeArgs {
             );
             take_some!(
                 storage,
+                database,
                 origin,
                 users,
                 access,

@@ -3,6 +3,9 @@
 //! through the real router.
 #![allow(dead_code)]
 
+#[path = "../common/postgres.rs"]
+mod postgres;
+
 pub use axum::body::Body;
 pub use axum::http::{Request, StatusCode};
 pub use axum::Router;
@@ -10,7 +13,7 @@ use http_body_util::BodyExt as _;
 pub use std::sync::Arc;
 pub use tower::ServiceExt as _;
 use vouch::data_dir::DataDir;
-pub use vouch::registry::{app, blobs::BlobStore, meta::Meta, AppState, Limits};
+pub use vouch::registry::{app, blobs::BlobStore, AppState, Limits};
 
 pub struct Registry {
     pub _dir: tempfile::TempDir,
@@ -47,7 +50,7 @@ pub fn state_with(
     };
     let mut state = AppState::new(
         BlobStore::files(dir.root()).unwrap(),
-        Meta::new(opened.db.clone()),
+        postgres::test_meta(dir.root(), opened.db.clone()),
         opened.ledger.clone(),
         limits,
     );

@@ -19,6 +19,7 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+pub mod postgres;
 pub mod seaweedfs;
 pub mod witnesses;
 
@@ -90,6 +91,9 @@ fn spawn(data: &Path, policy: &[&str], extra: &[&str], stderr: Stdio) -> (Child,
         .args(extra);
     if let Some((url, env)) = test_storage(data) {
         serve.args(["--storage", &url]).envs(env);
+    }
+    if let Some(url) = postgres::test_database(data) {
+        serve.args(["--database", &url]);
     }
     let mut child = serve
         .env_remove("VOUCH_DATA")

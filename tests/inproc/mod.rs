@@ -3,6 +3,9 @@
 //! API without a socket. Shared by the in-process test binaries.
 #![allow(dead_code)]
 
+#[path = "../common/postgres.rs"]
+mod postgres;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
@@ -10,7 +13,7 @@ use http_body_util::BodyExt as _;
 use std::sync::Arc;
 use tower::ServiceExt as _;
 use vouch::data_dir::DataDir;
-use vouch::registry::{app, blobs::BlobStore, meta::Meta, AppState, Limits};
+use vouch::registry::{app, blobs::BlobStore, AppState, Limits};
 
 /// Media type of an OCI image manifest.
 pub const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -120,7 +123,7 @@ pub fn state_in(dir: &std::path::Path) -> AppState {
     };
     AppState::new(
         BlobStore::files(data.root()).unwrap(),
-        Meta::new(opened.db.clone()),
+        postgres::test_meta(data.root(), opened.db.clone()),
         opened.ledger.clone(),
         limits,
     )

@@ -51,12 +51,13 @@ impl FileBlobs {
     }
 
     /// Where a blob lives.
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.encoded();
         self.blobs.join(digest.algorithm()).join(&hex[..2]).join(hex)
     }
 
-    fn upload_path(&self, id: &str) -> PathBuf {
+    /// Where an upload session's bytes live.
+    pub fn upload_path(&self, id: &str) -> PathBuf {
         self.uploads.join(id)
     }
 

@@ -28,22 +28,23 @@ fn now() -> u64 {
 impl Meta {
     /// An inline blob's bytes, if there is one.
     pub fn inline_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, RegistryError> {
-        let Some(value) = self.db.get_cf(self.cf(CF_INLINE), digest.as_str())? else {
+        let Some(bytes) = self.kv.get(CF_INLINE, digest.as_str().as_bytes(), |v| {
+            v.get(8..).map(<[u8]>::to_vec)
+        })?
+        else {
             return Ok(None);
         };
-        if value.len() < 8 {
-            return Err(RegistryError::Internal(format!("the inline blob {digest} is corrupt")));
-        }
-        Ok(Some(value[8..].to_vec()))
+        bytes
+            .map(Some)
+            .ok_or_else(|| RegistryError::Internal(format!("the inline blob {digest} is corrupt")))
     }
 
     /// Every inline blob: digest, size, and time since it was written.
     pub fn inline_blobs(&self) -> Result<Vec<(Digest, u64, std::time::Duration)>, RegistryError> {
         let mut out = Vec::new();
         let now = now();
-        for item in self.db.iterator_cf(self.cf(CF_INLINE), rocksdb::IteratorMode::Start) {
-            let (k, v) = item?;
-            let digest = std::str::from_utf8(&k)
+        self.scan_all(CF_INLINE, |k, v| {
+            let digest = std::str::from_utf8(k)
                 .ok()
                 .and_then(Digest::parse)
                 .ok_or_else(|| RegistryError::Internal("an inline blob's key is corrupt".into()))?;
@@ -52,7 +53,8 @@ impl Meta {
                 .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
             let age = std::time::Duration::from_secs(now.saturating_sub(written));
             out.push((digest, v.len().saturating_sub(8) as u64, age));
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }
@@ -64,13 +66,13 @@ impl Batch<'_> {
         debug_assert!(bytes.len() <= MAX_INLINE, "inline blobs are small");
         let digest = crate::registry::digest::sha256_of(bytes);
         let value = [&now().to_be_bytes()[..], bytes].concat();
-        self.b.put_cf(self.cf(CF_INLINE), digest.as_str(), value);
+        self.put(CF_INLINE, digest.as_str(), value);
         self.link_blob(repo, &digest, bytes.len() as u64);
         digest
     }
 
     /// Removes an inline blob (garbage collection).
     pub fn delete_inline_blob(&mut self, digest: &Digest) {
-        self.b.delete_cf(self.cf(CF_INLINE), digest.as_str());
+        self.delete(CF_INLINE, digest.as_str());
     }
 }

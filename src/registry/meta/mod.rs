@@ -35,15 +35,20 @@
 //! Writes go through a [`Batch`]: one WriteBatch per durable step.
 
 mod batch;
+mod copy;
 mod inline;
+mod kv;
+pub mod postgres;
 mod record;
 
 pub use batch::Batch;
 pub use inline::MAX_INLINE;
+pub use postgres::Postgres;
 pub use record::{AdmissionState, Evidence, EvidenceKind, ManifestRecord, RECORD_VERSION};
 
 use super::error::RegistryError;
 use super::names::{parse_digest, RepoName, Tag};
+use kv::{Kv, Range};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -63,34 +68,37 @@ const CF_STATE: &str = "reg_state";
 const CF_ATTACH: &str = "reg_attach";
 const CF_INLINE: &str = "reg_inline";
 
+/// Every family of the registry's metadata.
+const FAMILIES: [&str; 13] = [
+    CF_REPOS,
+    CF_BLOBS,
+    CF_MANIFESTS,
+    CF_TAGS,
+    CF_UPLOADS,
+    CF_REFERRERS,
+    CF_EVIDENCE,
+    CF_DECISIONS,
+    CF_POLICIES,
+    CF_REFS,
+    CF_STATE,
+    CF_ATTACH,
+    CF_INLINE,
+];
+
 /// The registry's column families, to open with the ledger's.
 pub fn column_families() -> Vec<ColumnFamilyDescriptor> {
-    [
-        CF_REPOS,
-        CF_BLOBS,
-        CF_MANIFESTS,
-        CF_TAGS,
-        CF_UPLOADS,
-        CF_REFERRERS,
-        CF_EVIDENCE,
-        CF_DECISIONS,
-        CF_POLICIES,
-        CF_REFS,
-        CF_STATE,
-        CF_ATTACH,
-        CF_INLINE,
-    ]
-    .into_iter()
-    .map(|n| {
-        // Small memtables: RocksDB's default (64 MiB each, two per family)
-        // would let a burst of large manifests hold hundreds of MiB in
-        // memory until a flush. Writes are fsync'd through the WAL anyway.
-        let mut o = Options::default();
-        o.set_write_buffer_size(MEMTABLE_BYTES);
-        o.set_max_write_buffer_number(2);
-        ColumnFamilyDescriptor::new(n, o)
-    })
-    .collect()
+    FAMILIES
+        .into_iter()
+        .map(|n| {
+            // Small memtables: RocksDB's default (64 MiB each, two per family)
+            // would let a burst of large manifests hold hundreds of MiB in
+            // memory until a flush. Writes are fsync'd through the WAL anyway.
+            let mut o = Options::default();
+            o.set_write_buffer_size(MEMTABLE_BYTES);
+            o.set_max_write_buffer_number(2);
+            ColumnFamilyDescriptor::new(n, o)
+        })
+        .collect()
 }
 
 /// Memtable size of each registry column family.
@@ -99,7 +107,7 @@ const MEMTABLE_BYTES: usize = 8 << 20;
 /// Handle to the registry's metadata.
 #[derive(Clone)]
 pub struct Meta {
-    db: Arc<DB>,
+    kv: Kv,
 }
 
 impl std::fmt::Debug for Meta {
@@ -154,13 +162,32 @@ pub struct UploadRecord {
 impl Meta {
     /// Metadata in `db`, which must have [`column_families`].
     pub fn new(db: Arc<DB>) -> Meta {
-        Meta { db }
+        Meta { kv: Kv::Rocks(db) }
     }
 
-    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .unwrap_or_else(|| panic!("column family {name} was opened with the database"))
+    /// Metadata in a PostgreSQL database.
+    pub fn postgres(db: Arc<Postgres>) -> Meta {
+        Meta { kv: Kv::Postgres(db) }
+    }
+
+    /// Whether no metadata is stored at all (a registry never used).
+    pub fn is_empty(&self) -> Result<bool, RegistryError> {
+        for family in FAMILIES {
+            let mut any = false;
+            let range = Range {
+                family,
+                start: b"",
+                prefix: b"",
+            };
+            self.kv.scan(range, &mut |_, _| {
+                any = true;
+                Ok(ControlFlow::Break(()))
+            })?;
+            if any {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A new batch of writes.
@@ -172,55 +199,69 @@ impl Meta {
     /// key order, until it breaks.
     fn scan(
         &self,
-        cf: &str,
+        family: &'static str,
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, RegistryError>,
     ) -> Result<(), RegistryError> {
-        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(cf), mode) {
-            let (k, v) = item?;
-            let Some(rest) = k.strip_prefix(prefix) else { break };
-            if f(rest, &v)?.is_break() {
-                break;
-            }
-        }
-        Ok(())
+        let range = Range {
+            family,
+            start: prefix,
+            prefix,
+        };
+        self.kv.scan(range, &mut |k, v| f(&k[prefix.len()..], v))
+    }
+
+    /// Runs `f` over every key and value of `family`, in key order.
+    fn scan_all(
+        &self,
+        family: &'static str,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), RegistryError>,
+    ) -> Result<(), RegistryError> {
+        self.scan(family, b"", |k, v| f(k, v).map(|()| ControlFlow::Continue(())))
+    }
+
+    /// Whether `family` holds `key`.
+    fn has(&self, family: &'static str, key: &[u8]) -> Result<bool, RegistryError> {
+        Ok(self.kv.get(family, key, |_| ())?.is_some())
     }
 
     /// Whether the repository exists (has had a blob or manifest pushed).
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool, RegistryError> {
-        Ok(self.db.get_pinned_cf(self.cf(CF_REPOS), repo.as_str())?.is_some())
+        self.has(CF_REPOS, repo.as_str().as_bytes())
     }
 
     /// Repositories in name order, after `after`, at most `limit`.
     pub fn repos(&self, after: Option<&str>, limit: usize) -> Result<Vec<RepoName>, RegistryError> {
         let start = after.map(|a| [a.as_bytes(), &[0]].concat()).unwrap_or_default();
         let mut out = Vec::new();
-        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(CF_REPOS), mode) {
-            let (k, _) = item?;
+        let range = Range {
+            family: CF_REPOS,
+            start: &start,
+            prefix: b"",
+        };
+        self.kv.scan(range, &mut |k, _| {
             if out.len() >= limit {
-                break;
+                return Ok(ControlFlow::Break(()));
             }
             let name =
-                std::str::from_utf8(&k).map_err(|_| RegistryError::Internal("a repository key is corrupt".into()))?;
+                std::str::from_utf8(k).map_err(|_| RegistryError::Internal("a repository key is corrupt".into()))?;
             out.push(RepoName::parse(name)?);
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(out)
     }
 
     /// The size a blob was linked into a repository with, if it is linked.
     pub fn blob_link(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        let v = self.db.get_pinned_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()))?;
-        Ok(v.and_then(|v| <[u8; 8]>::try_from(&v[..]).ok()).map(u64::from_be_bytes))
+        let v = self
+            .kv
+            .get(CF_BLOBS, &key(repo, digest.as_str()), |v| <[u8; 8]>::try_from(v).ok())?;
+        Ok(v.flatten().map(u64::from_be_bytes))
     }
 
     /// Whether a blob is linked into a repository.
     pub fn blob_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
-        Ok(self
-            .db
-            .get_pinned_cf(self.cf(CF_BLOBS), key(repo, digest.as_str()))?
-            .is_some())
+        self.has(CF_BLOBS, &key(repo, digest.as_str()))
     }
 
     /// Descriptors of the manifests in `repo` whose subject is `subject`,
@@ -274,42 +315,40 @@ impl Meta {
 
     /// The size of a stored manifest, without reading it into memory.
     pub fn manifest_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        let Some(v) = self
-            .db
-            .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
+        let Some(len) = self
+            .kv
+            .get(CF_MANIFESTS, &key(repo, digest.as_str()), ManifestRecord::bytes_len)?
         else {
             return Ok(None);
         };
-        let len = ManifestRecord::bytes_len(&v)
-            .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))?;
+        let len = len.ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))?;
         Ok(Some(len as u64))
     }
 
     /// A stored manifest.
     pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>, RegistryError> {
-        let Some(v) = self
-            .db
-            .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
+        let Some(record) = self
+            .kv
+            .get(CF_MANIFESTS, &key(repo, digest.as_str()), ManifestRecord::decode)?
         else {
             return Ok(None);
         };
-        ManifestRecord::decode(&v)
+        record
             .map(Some)
             .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))
     }
 
     /// Whether a manifest is stored.
     pub fn manifest_exists(&self, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
-        Ok(self
-            .db
-            .get_pinned_cf(self.cf(CF_MANIFESTS), key(repo, digest.as_str()))?
-            .is_some())
+        self.has(CF_MANIFESTS, &key(repo, digest.as_str()))
     }
 
     /// The digest a tag points to.
     pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>, RegistryError> {
-        let v = self.db.get_pinned_cf(self.cf(CF_TAGS), key(repo, tag.as_str()))?;
-        Ok(v.and_then(|v| Digest::parse(std::str::from_utf8(&v).ok()?)))
+        let v = self.kv.get(CF_TAGS, &key(repo, tag.as_str()), |v| {
+            Digest::parse(std::str::from_utf8(v).ok()?)
+        })?;
+        Ok(v.flatten())
     }
 
     /// All tags of a repository, sorted, with the digests they point to.
@@ -333,23 +372,25 @@ impl Meta {
 
     /// An upload session's record.
     pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, RegistryError> {
-        let v = self.db.get_cf(self.cf(CF_UPLOADS), id)?;
-        Ok(v.map(|v| {
-            let text = String::from_utf8_lossy(&v);
+        self.kv.get(CF_UPLOADS, id.as_bytes(), |v| {
+            let text = String::from_utf8_lossy(v);
             let (repo, owner) = text.split_once('\0').unwrap_or((&text, ""));
             UploadRecord {
                 repo: repo.to_owned(),
                 owner: owner.to_owned(),
             }
-        }))
+        })
     }
 
     /// Every open upload session: its id and record.
     pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, RegistryError> {
+        let mut ids = Vec::new();
+        self.scan_all(CF_UPLOADS, |k, _| {
+            ids.push(String::from_utf8_lossy(k).into_owned());
+            Ok(())
+        })?;
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_UPLOADS), rocksdb::IteratorMode::Start) {
-            let (k, _) = item?;
-            let id = String::from_utf8_lossy(&k).into_owned();
+        for id in ids {
             if let Some(r) = self.upload(&id)? {
                 out.push((id, r));
             }
@@ -363,15 +404,13 @@ impl Meta {
         &self,
         mut f: impl FnMut(&RepoName, &Digest, &ManifestRecord) -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
-        for item in self.db.iterator_cf(self.cf(CF_MANIFESTS), rocksdb::IteratorMode::Start) {
-            let (k, v) = item?;
-            let (repo, digest) = split_key(&k)?;
+        self.scan_all(CF_MANIFESTS, |k, v| {
+            let (repo, digest) = split_key(k)?;
             let (repo, digest) = (RepoName::parse(repo)?, parse_digest(digest)?);
-            let record = ManifestRecord::decode(&v)
+            let record = ManifestRecord::decode(v)
                 .ok_or_else(|| RegistryError::Internal(format!("manifest record {repo}@{digest} is corrupt")))?;
-            f(&repo, &digest, &record)?;
-        }
-        Ok(())
+            f(&repo, &digest, &record)
+        })
     }
 
     /// The first stored manifest of `repo` for which `wanted` holds.
@@ -438,8 +477,8 @@ impl Meta {
 
     /// A marker in `reg_state`.
     pub fn marker(&self, name: &str) -> Result<Option<String>, RegistryError> {
-        let v = self.db.get_cf(self.cf(CF_STATE), name)?;
-        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        self.kv
+            .get(CF_STATE, name.as_bytes(), |v| String::from_utf8_lossy(v).into_owned())
     }
 
     /// The digest of the last policy every pending or denied image was
@@ -459,11 +498,11 @@ impl Meta {
     /// Every blob link: repository and digest.
     pub fn all_blob_links(&self) -> Result<Vec<(String, Digest)>, RegistryError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_BLOBS), rocksdb::IteratorMode::Start) {
-            let (k, _) = item?;
-            let (repo, digest) = split_key(&k)?;
+        self.scan_all(CF_BLOBS, |k, _| {
+            let (repo, digest) = split_key(k)?;
             out.push((repo.to_owned(), parse_digest(digest)?));
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -472,12 +511,10 @@ impl Meta {
     pub fn pending_bundles(&self, limit: usize) -> Result<Vec<(RepoName, Digest, u64, bool)>, RegistryError> {
         let corrupt = || RegistryError::Internal("a pending bundle key is corrupt".into());
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_ATTACH), rocksdb::IteratorMode::Start)
-            .take(limit)
-        {
-            let (k, v) = item?;
+        self.scan(CF_ATTACH, b"", |k, v| {
+            if out.len() >= limit {
+                return Ok(ControlFlow::Break(()));
+            }
             let (head, index) = k.split_at(k.len().checked_sub(9).ok_or_else(corrupt)?);
             let index = u64::from_be_bytes(index[1..].try_into().map_err(|_| corrupt())?);
             let (repo, digest) = split_key(head)?;
@@ -487,16 +524,17 @@ impl Meta {
                 index,
                 v.first() == Some(&1),
             ));
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(out)
     }
 
     /// The summary of the latest decision about a manifest.
     pub fn decision(&self, repo: &RepoName, digest: &Digest) -> Result<Option<serde_json::Value>, RegistryError> {
-        let v = self
-            .db
-            .get_pinned_cf(self.cf(CF_DECISIONS), key(repo, digest.as_str()))?;
-        Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
+        let v = self.kv.get(CF_DECISIONS, &key(repo, digest.as_str()), |v| {
+            serde_json::from_slice(v).ok()
+        })?;
+        Ok(v.flatten())
     }
 
     /// The latest decision summaries of `repo`'s manifests, in digest
@@ -535,21 +573,22 @@ impl Meta {
             [key(repo, after), vec![0]].concat()
         };
         let mut out = Vec::new();
-        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(CF_TAGS), mode) {
-            let (k, v) = item?;
-            let Some(tag) = k.strip_prefix(prefix.as_slice()) else {
-                break;
-            };
+        let range = Range {
+            family: CF_TAGS,
+            start: &start,
+            prefix: &prefix,
+        };
+        self.kv.scan(range, &mut |k, v| {
             if out.len() >= limit {
-                break;
+                return Ok(ControlFlow::Break(()));
             }
-            let target = std::str::from_utf8(&v)
+            let target = std::str::from_utf8(v)
                 .ok()
                 .and_then(Digest::parse)
                 .ok_or_else(|| RegistryError::Internal("a tag record is corrupt".into()))?;
-            out.push((String::from_utf8_lossy(tag).into_owned(), target));
-        }
+            out.push((String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), target));
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(out)
     }
 
@@ -561,18 +600,19 @@ impl Meta {
 
     /// The ledger index of a policy's entry, by the policy's digest.
     pub fn policy_index(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        let v = self.db.get_cf(self.cf(CF_POLICIES), digest.as_str())?;
-        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map(u64::from_be_bytes))
+        let v = self
+            .kv
+            .get(CF_POLICIES, digest.as_str().as_bytes(), |v| <[u8; 8]>::try_from(v).ok())?;
+        Ok(v.flatten().map(u64::from_be_bytes))
     }
 
     /// How many policies have been logged.
     pub fn policy_count(&self) -> Result<u64, RegistryError> {
         let mut n = 0;
-        for item in self.db.iterator_cf(self.cf(CF_POLICIES), rocksdb::IteratorMode::Start) {
-            item?;
+        self.scan_all(CF_POLICIES, |_, _| {
             n += 1;
-        }
+            Ok(())
+        })?;
         Ok(n)
     }
 }

@@ -1,0 +1,172 @@
+//! `vouch serve --database postgres://...` against a real PostgreSQL: the
+//! registry's metadata lives in the database (read back here with `psql`,
+//! an independent client), what was acknowledged survives `kill -9`, and
+//! the data directory and the database are bound to each other.
+//!
+//! The rest of the black-box suite also runs on PostgreSQL
+//! (`VOUCH_TEST_DATABASE=postgres`, tools/test.sh).
+
+mod common;
+
+use common::postgres::PostgresServer;
+use common::{http, sha256_hex, KillOnDrop, OPEN_POLICY};
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// `vouch serve` on `data` with `args`: the server and its address, or
+/// what it printed when it refused to start.
+fn serve(data: &Path, args: &[&str]) -> Result<(KillOnDrop, String), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--policy", OPEN_POLICY, "--data"])
+        .arg(data)
+        .args(args)
+        .env_remove("VOUCH_DATABASE")
+        .env_remove("VOUCH_STORAGE")
+        .env_remove("VOUCH_CONFIG")
+        .env_remove("PGPASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    match lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned)) {
+        Some(addr) => Ok((KillOnDrop(child), addr)),
+        None => {
+            let out = child.wait_with_output().unwrap();
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+/// Pushes a one-layer image tagged `tag`; returns the manifest's digest.
+fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> String {
+    let put_blob = |bytes: &[u8]| {
+        let d = format!("sha256:{}", sha256_hex(bytes));
+        let path = format!("/v2/{repo}/blobs/uploads/?digest={d}");
+        let r = http(addr, "POST", &path, &[], bytes).unwrap();
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        d
+    };
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (layer_d, config_d) = (put_blob(layer), put_blob(config));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": layer.len()}]
+    })
+    .to_string();
+    common::put_manifest(addr, repo, tag, manifest.as_bytes())
+}
+
+#[test]
+fn metadata_lives_in_postgres_survives_kill_9_and_binds_the_data_directory() {
+    let Some(pg) = PostgresServer::start() else { return };
+    let url = pg.database("registry");
+    let data = tempfile::tempdir().unwrap();
+    let (server, addr) = serve(data.path(), &["--database", &url]).unwrap();
+    let digest = push_image(&addr, "team/app", "v1", b"layer one");
+
+    // The database holds the tag and the admitted manifest, as psql reads it.
+    let tag = pg.psql(
+        "registry",
+        "SELECT convert_from(v, 'UTF8') FROM vouch_kv WHERE family = 'reg_tags' AND k = convert_to('team/app', 'UTF8') || '\\x00'::bytea || convert_to('v1', 'UTF8')",
+    );
+    assert_eq!(tag, digest);
+    let families = pg.psql("registry", "SELECT string_agg(DISTINCT family, ',') FROM vouch_kv");
+    for f in [
+        "reg_manifests",
+        "reg_blobs",
+        "reg_decisions",
+        "reg_policies",
+        "reg_repos",
+    ] {
+        assert!(families.contains(f), "{f} in {families}");
+    }
+    let bound = std::fs::read_to_string(data.path().join("metadata-database")).unwrap();
+    assert!(bound.starts_with("PostgreSQL instance "), "{bound}");
+
+    // An upload in progress and everything acknowledged survive kill -9.
+    let r = http(&addr, "POST", "/v2/team/app/blobs/uploads/", &[], b"").unwrap();
+    let session = r.header("Location").unwrap().to_owned();
+    let r = http(&addr, "PATCH", &session, &[], b"first half|").unwrap();
+    assert_eq!(r.status, 202);
+    drop(server); // SIGKILL
+    let (server, addr) = serve(data.path(), &["--database", &url]).unwrap();
+    let r = http(&addr, "GET", "/v2/team/app/manifests/v1", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Docker-Content-Digest"), Some(digest.as_str()));
+    assert_eq!(r.header("Vouch-Admission-State"), Some("admitted"));
+    let r = http(&addr, "GET", "/v2/team/app/tags/list", &[], b"").unwrap();
+    let tags = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["tags"].clone();
+    // v1, and vouch's countersignature's cosign-style tag.
+    assert!(tags.as_array().unwrap().contains(&serde_json::json!("v1")), "{tags}");
+    let r = http(&addr, "GET", &session, &[], b"").unwrap();
+    assert_eq!(
+        (r.status, r.header("Range")),
+        (204, Some("0-10")),
+        "the session resumes"
+    );
+    let r = http(&addr, "GET", "/v2/_catalog", &[], b"").unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["repositories"],
+        serde_json::json!(["team/app"])
+    );
+    drop(server);
+
+    // The directory refuses to start on its RocksDB, or another database.
+    let e = serve(data.path(), &[]).unwrap_err();
+    assert!(e.contains("keeps its registry metadata in PostgreSQL instance"), "{e}");
+    let e = serve(data.path(), &["--database", &pg.database("other")]).unwrap_err();
+    assert!(e.contains("keeps its registry metadata in PostgreSQL instance"), "{e}");
+
+    // A new directory does not join a database another registry uses; a
+    // directory that served on its RocksDB does not move to a database.
+    let fresh = tempfile::tempdir().unwrap();
+    let e = serve(fresh.path(), &["--database", &url]).unwrap_err();
+    assert!(e.contains("already holds another registry's metadata"), "{e}");
+    let local = tempfile::tempdir().unwrap();
+    drop(serve(local.path(), &[]).unwrap());
+    let e = serve(local.path(), &["--database", &pg.database("third")]).unwrap_err();
+    assert!(e.contains("its RocksDB already holds registry metadata"), "{e}");
+}
+
+#[test]
+fn a_database_that_cannot_serve_stops_the_start_with_a_reason() {
+    let data = tempfile::tempdir().unwrap();
+    let e = serve(data.path(), &["--database", "postgres://vouch@127.0.0.1:1"]).unwrap_err();
+    assert!(e.contains("names no database"), "{e}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = serve(
+        data.path(),
+        &["--database", &format!("postgres://vouch:pw@127.0.0.1:{port}/x")],
+    )
+    .unwrap_err();
+    assert!(e.contains("--database") && e.to_lowercase().contains("refused"), "{e}");
+    let Some(pg) = PostgresServer::start() else { return };
+    let wrong = pg.database("registry").replace(common::postgres::PASSWORD, "wrong");
+    let e = serve(data.path(), &["--database", &wrong]).unwrap_err();
+    assert!(e.contains("password authentication failed"), "{e}");
+    // The password may come from PGPASSWORD instead of the URL.
+    let bare = pg
+        .database("registry")
+        .replace(&format!(":{}", common::postgres::PASSWORD), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--policy", OPEN_POLICY, "--data"])
+        .arg(data.path())
+        .args(["--database", &bare])
+        .env("PGPASSWORD", common::postgres::PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let up = lines.any(|l| l.is_ok_and(|l| l.starts_with("listening on ")));
+    drop(KillOnDrop(child));
+    assert!(up, "PGPASSWORD supplies the password");
+}
