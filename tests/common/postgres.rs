@@ -118,12 +118,14 @@ impl PostgresServer {
         ]);
         // The wrapper stops the server when our end of its stdin closes
         // (when this value drops, or the test process dies): SIGINT (a fast
-        // shutdown), and SIGKILL if it has not exited 5 s later.
+        // shutdown), and SIGKILL if it has not exited 5 s later. It exits
+        // with the server; once stopped, its directory is removed (a server
+        // kept in a static is never dropped).
         let script = format!(
-            "exec 3<&0; {} >{}/postgres.log 2>&1 & pid=$!; \
-             (read _ <&3; kill -INT $pid; sleep 5; kill -9 $pid 2>/dev/null) & wait $pid",
+            "exec 3<&0; {} >{dir}/postgres.log 2>&1 & pid=$!; \
+             (read _ <&3; kill -INT $pid; sleep 5; kill -9 $pid 2>/dev/null; rm -rf {dir}) & wait $pid",
             argv.join(" "),
-            dir.path().display()
+            dir = dir.path().display()
         );
         let mut child = Command::new("sh")
             .args(["-c", &script])

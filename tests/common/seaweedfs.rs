@@ -66,11 +66,12 @@ impl SeaweedFs {
         );
         // The wrapper stops weed when our end of its stdin closes (when this
         // value drops, or the test process dies): SIGTERM, and SIGKILL if
-        // it has not exited 5 s later. It exits with weed.
+        // it has not exited 5 s later. It exits with weed; once stopped, its
+        // directory is removed (a server kept in a static is never dropped).
         let script = format!(
-            "exec 3<&0; {weed} >{}/weed.log 2>&1 & pid=$!; \
-             (read _ <&3; kill $pid; sleep 5; kill -9 $pid 2>/dev/null) & wait $pid",
-            dir.path().display()
+            "exec 3<&0; {weed} >{dir}/weed.log 2>&1 & pid=$!; \
+             (read _ <&3; kill $pid; sleep 5; kill -9 $pid 2>/dev/null; rm -rf {dir}) & wait $pid",
+            dir = dir.path().display()
         );
         let mut child = Command::new("sh")
             .args(["-c", &script])
