@@ -42,9 +42,12 @@ pub struct ServeArgs {
     /// referrers, admission state, upload sessions) in PostgreSQL instead
     /// of <data>/db: postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME
     /// (or libpq's key=value form). A password missing from the URL comes
-    /// from PGPASSWORD. The tables are created on first use. The ledger
-    /// stays in <data>/db. The data directory remembers the database and
-    /// refuses to start with another, or without.
+    /// from PGPASSWORD. TLS is used when the server offers it and always
+    /// verified, against ?sslrootcert=FILE or the system's roots
+    /// (sslmode=verify-full requires it, sslmode=disable turns it off). The
+    /// tables are created on first use. The ledger stays in <data>/db. The
+    /// data directory remembers the database and refuses to start with
+    /// another, or without.
     #[arg(long, value_name = "URL", env = "VOUCH_DATABASE")]
     pub database: Option<String>,
     /// The ledger's origin, used only when a new log key is created on first

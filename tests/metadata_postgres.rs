@@ -170,3 +170,61 @@ fn a_database_that_cannot_serve_stops_the_start_with_a_reason() {
     drop(KillOnDrop(child));
     assert!(up, "PGPASSWORD supplies the password");
 }
+
+/// TLS to the database is verified against the CA the URL names
+/// (`sslrootcert`), or the system's roots: a server whose certificate they
+/// do not vouch for is refused, with a hint.
+#[test]
+fn tls_to_the_database_is_verified_against_sslrootcert() {
+    if !common::have("openssl") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let certs = common::test_certificates(work.path());
+    let ssl = [
+        "ssl=on",
+        "ssl_cert_file=$DIR/server.pem",
+        "ssl_key_file=$DIR/server.key",
+    ];
+    let files = [
+        ("server.pem", certs.cert.as_path()),
+        ("server.key", certs.key.as_path()),
+    ];
+    let Some(pg) = PostgresServer::start_with(&ssl, &files) else {
+        return;
+    };
+    let url = pg.database("registry");
+    let ca = certs.ca.display().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let (server, addr) = serve(data.path(), &["--database", &verified]).unwrap();
+    push_image(&addr, "tls/app", "v1", b"over TLS");
+    let encrypted = pg.psql(
+        "registry",
+        "SELECT count(*) FILTER (WHERE s.ssl) || '/' || count(*) FROM pg_stat_ssl s \
+         JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'vouch'",
+    );
+    let (tls, all) = encrypted.split_once('/').unwrap();
+    assert!(all != "0" && tls == all, "vouch's connections over TLS: {encrypted}");
+    drop(server);
+
+    // Another CA, or the system's roots, do not vouch for this server.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = common::test_certificates(other.path()).ca.display().to_string();
+    for url in [
+        format!("{url}?sslmode=require&sslrootcert={other_ca}"),
+        format!("{url}?sslmode=require"),
+    ] {
+        let e = serve(data.path(), &["--database", &url]).unwrap_err();
+        assert!(e.contains("certificate") && e.contains("sslrootcert=FILE"), "{e}");
+    }
+    // A CA file that does not exist is named.
+    let e = serve(
+        data.path(),
+        &["--database", &format!("{url}?sslrootcert=/nonexistent/ca.pem")],
+    )
+    .unwrap_err();
+    assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    // TLS turned off explicitly still connects (the server allows it).
+    drop(serve(data.path(), &["--database", &format!("{url}?sslmode=disable")]).unwrap());
+}

@@ -38,13 +38,15 @@ VOUCH_TEST_STORAGE=s3 VOUCH_TEST_DATABASE=postgres cargo test --locked --test cl
   --test audit --test digests --test signing --test image_policy --test attestation_policy --test notation \
   --test rekor_entries --test keyless_ct --test monitor --test witness --test policy_cli 2>&1 | tee -a "$log"
 
-# The in-process API suites (the real router, in the test process) once
-# more with their metadata in PostgreSQL.
-step "in-process API suites on PostgreSQL (VOUCH_TEST_DATABASE=postgres)"
+# The in-process API suites (the real router, in the test process), the
+# registry crash test, the bounds under attack and the web pages once more
+# with their metadata in PostgreSQL (blobs on local disk: the crash test
+# checks every blob file).
+step "in-process, crash, bounds and web suites on PostgreSQL (VOUCH_TEST_DATABASE=postgres)"
 VOUCH_TEST_DATABASE=postgres cargo test --locked --test access --test admission_api --test admission_attacks \
   --test admission_image --test conformance_blobs --test conformance_manifests --test integrity \
   --test quarantine --test quarantine_model --test races --test registry_api --test registry_listing \
-  --test registry_ops 2>&1 | tee -a "$log"
+  --test registry_ops --test crash_registry --test bounds --test ui 2>&1 | tee -a "$log"
 
 step "fuzz (${FUZZ_SECS:-20} s per target)"
 tools/fuzz.sh "${FUZZ_SECS:-20}"

@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match parse_url(text) {
         Err(reason) => assert!(reason.to_string().starts_with("--database: ")),
-        Ok(config) => {
+        Ok(settings) => {
+            let config = settings.config;
             assert!(config.get_user().is_some());
             assert!(config.get_dbname().is_some());
             assert_eq!(config.get_application_name(), Some("vouch"));

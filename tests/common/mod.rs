@@ -287,3 +287,71 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A test CA and a server certificate it issues for 127.0.0.1 (files).
+pub struct TestCertificates {
+    /// The CA's certificate (PEM).
+    pub ca: std::path::PathBuf,
+    /// The server's certificate (PEM), `subjectAltName=IP:127.0.0.1`.
+    pub cert: std::path::PathBuf,
+    /// The server's private key (PEM, P-256).
+    pub key: std::path::PathBuf,
+}
+
+/// Makes a test CA and a certificate for 127.0.0.1 in `dir` with the
+/// `openssl` command (an independent implementation), valid for a day.
+pub fn test_certificates(dir: &Path) -> TestCertificates {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ca_args = [
+        "-days",
+        "1",
+        "-subj",
+        "/CN=vouch test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    openssl(&[&["req", "-x509"][..], &ec, &ca_args].concat());
+    let leaf = ["-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"];
+    openssl(&[&["req"][..], &ec, &leaf].concat());
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    TestCertificates {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    }
+}

@@ -63,6 +63,13 @@ impl PostgresServer {
     /// Starts one, or returns `None` (reported) when PostgreSQL is not
     /// installed outside CI; under CI (CI=true) a missing server fails.
     pub fn start() -> Option<PostgresServer> {
+        Self::start_with(&[], &[])
+    }
+
+    /// As [`Self::start`], with `files` copied into the server's directory
+    /// (mode 0600, under the names given) and `settings` (`name=value`,
+    /// where `$DIR` stands for that directory).
+    pub fn start_with(settings: &[&str], files: &[(&str, &Path)]) -> Option<PostgresServer> {
         let Some(bin) = bin_dir() else {
             let why = "PostgreSQL is not installed (apt-get install postgresql)";
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
@@ -73,6 +80,11 @@ impl PostgresServer {
         let data = dir.path().join("data");
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, PASSWORD).unwrap();
+        for (name, from) in files {
+            let to = dir.path().join(name);
+            std::fs::copy(from, &to).unwrap();
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        }
         // As root, the server's files belong to `postgres`; otherwise they
         // are ours already, and this chown fails harmlessly.
         let _ = Command::new("chown")
@@ -116,6 +128,9 @@ impl PostgresServer {
             "-c".into(),
             "max_connections=300".into(),
         ]);
+        for setting in settings {
+            argv.extend(["-c".into(), setting.replace("$DIR", &dir.path().display().to_string())]);
+        }
         // The wrapper stops the server when our end of its stdin closes
         // (when this value drops, or the test process dies): SIGINT (a fast
         // shutdown), and SIGKILL if it has not exited 5 s later. It exits

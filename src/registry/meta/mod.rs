@@ -39,6 +39,7 @@ mod copy;
 mod inline;
 mod kv;
 pub mod postgres;
+mod postgres_tls;
 mod record;
 mod state;
 

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -84,6 +85,7 @@ impl std::ops::Deref for Runtime {
 
 struct Pool {
     config: Config,
+    tls: Option<MakeRustlsConnect>,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
 }
@@ -120,11 +122,23 @@ pub enum OpenError {
     Newer(i32),
 }
 
+/// A `--database` URL, parsed.
+#[derive(Debug)]
+pub struct Settings {
+    /// The connection settings.
+    pub config: Config,
+    /// The CA file the server's certificate is verified against
+    /// (`sslrootcert`); the system's roots without it.
+    pub rootcert: Option<std::path::PathBuf>,
+}
+
 /// The connection settings of `url` (a `postgres://` URL, or libpq's
 /// `key=value` form). A password missing from the URL is taken from
-/// `PGPASSWORD`, as libpq does.
-pub fn parse_url(url: &str) -> Result<Config, OpenError> {
-    let mut config = Config::from_str(url).map_err(|e| OpenError::Url(e.to_string()))?;
+/// `PGPASSWORD`, as libpq does; `sslrootcert` and `sslmode` as in
+/// `postgres_tls.rs`.
+pub fn parse_url(url: &str) -> Result<Settings, OpenError> {
+    let split = super::postgres_tls::split(url);
+    let mut config = Config::from_str(&split.url).map_err(|e| OpenError::Url(e.to_string()))?;
     if config.get_user().is_none() {
         return Err(OpenError::Url("it names no user".into()));
     }
@@ -140,7 +154,10 @@ pub fn parse_url(url: &str) -> Result<Config, OpenError> {
         config.connect_timeout(Duration::from_secs(10));
     }
     config.application_name("vouch");
-    Ok(config)
+    Ok(Settings {
+        config,
+        rootcert: split.rootcert,
+    })
 }
 
 impl From<tokio_postgres::Error> for RegistryError {
@@ -156,7 +173,8 @@ impl From<tokio_postgres::Error> for RegistryError {
 impl Postgres {
     /// Connects to the database at `url`, creating the schema on first use.
     pub fn open(url: &str) -> Result<Postgres, OpenError> {
-        let config = parse_url(url)?;
+        let Settings { config, rootcert } = parse_url(url)?;
+        let tls = super::postgres_tls::connector(config.get_ssl_mode(), rootcert.as_deref()).map_err(OpenError::Url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vouch-postgres")
@@ -166,13 +184,14 @@ impl Postgres {
         let runtime = Runtime(Some(runtime));
         let pool = Arc::new(Pool {
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         });
         let setup = {
             let pool = pool.clone();
             async move {
-                let mut client = connect(&pool.config).await?;
+                let mut client = connect(&pool).await?;
                 let instance = create_schema(&mut client).await?;
                 let conn = prepare(client).await?;
                 pool.idle.lock().expect("pool lock").push(conn);
@@ -181,10 +200,16 @@ impl Postgres {
         };
         let setup = async move { setup.await.map_err(|e| RegistryError::Unavailable(describe(&e))) };
         let (version, instance) = wait(&runtime, setup).map_err(|e| {
-            OpenError::Connect(match e {
+            let why = match e {
                 RegistryError::Unavailable(why) => why,
                 other => other.to_string(),
-            })
+            };
+            let hint = if why.contains("certificate") {
+                " (name the server's CA with sslrootcert=FILE in the URL, or turn TLS off with sslmode=disable)"
+            } else {
+                ""
+            };
+            OpenError::Connect(format!("{why}{hint}"))
         })?;
         if version > SCHEMA_VERSION {
             return Err(OpenError::Newer(version));
@@ -330,7 +355,7 @@ impl Pool {
         let idle = self.idle.lock().expect("pool lock").pop();
         let conn = match idle {
             Some(c) if !c.client.is_closed() => c,
-            _ => prepare(connect(&self.config).await?).await?,
+            _ => prepare(connect(self).await?).await?,
         };
         Ok(Lease { conn, _permit: permit })
     }
@@ -343,14 +368,26 @@ impl Pool {
     }
 }
 
-async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "metadata database connection ended");
+async fn connect(pool: &Pool) -> Result<Client, tokio_postgres::Error> {
+    fn watch<F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static>(connection: F) {
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "metadata database connection ended");
+            }
+        });
+    }
+    match &pool.tls {
+        Some(tls) => {
+            let (client, connection) = pool.config.connect(tls.clone()).await?;
+            watch(connection);
+            Ok(client)
         }
-    });
-    Ok(client)
+        None => {
+            let (client, connection) = pool.config.connect(NoTls).await?;
+            watch(connection);
+            Ok(client)
+        }
+    }
 }
 
 async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
