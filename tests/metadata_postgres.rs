@@ -9,7 +9,7 @@
 mod common;
 
 use common::postgres::PostgresServer;
-use common::{http, sha256_hex, KillOnDrop, OPEN_POLICY};
+use common::{http, KillOnDrop, OPEN_POLICY};
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,47 +17,12 @@ use std::process::{Command, Stdio};
 /// `vouch serve` on `data` with `args`: the server and its address, or
 /// what it printed when it refused to start.
 fn serve(data: &Path, args: &[&str]) -> Result<(KillOnDrop, String), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--policy", OPEN_POLICY, "--data"])
-        .arg(data)
-        .args(args)
-        .env_remove("VOUCH_DATABASE")
-        .env_remove("VOUCH_STORAGE")
-        .env_remove("VOUCH_CONFIG")
-        .env_remove("PGPASSWORD")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    match lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned)) {
-        Some(addr) => Ok((KillOnDrop(child), addr)),
-        None => {
-            let out = child.wait_with_output().unwrap();
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
+    common::try_serve(data, args, &[])
 }
 
 /// Pushes a one-layer image tagged `tag`; returns the manifest's digest.
 fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> String {
-    let put_blob = |bytes: &[u8]| {
-        let d = format!("sha256:{}", sha256_hex(bytes));
-        let path = format!("/v2/{repo}/blobs/uploads/?digest={d}");
-        let r = http(addr, "POST", &path, &[], bytes).unwrap();
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-        d
-    };
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let (layer_d, config_d) = (put_blob(layer), put_blob(config));
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": layer.len()}]
-    })
-    .to_string();
-    common::put_manifest(addr, repo, tag, manifest.as_bytes())
+    common::push_one_layer_image(addr, repo, tag, layer).1
 }
 
 #[test]

@@ -9,10 +9,9 @@ mod common;
 
 use common::postgres::PostgresServer;
 use common::seaweedfs::SeaweedFs;
-use common::{http, sha256_hex, KillOnDrop, OPEN_POLICY};
-use std::io::{BufRead as _, BufReader};
+use common::{http, sha256_hex, KillOnDrop};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn vouch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vouch"));
@@ -29,20 +28,7 @@ fn vouch() -> Command {
 }
 
 fn serve(data: &Path, args: &[&str], store: &SeaweedFs) -> Result<(KillOnDrop, String), String> {
-    let mut child = vouch()
-        .args(["serve", "--listen", "127.0.0.1:0", "--policy", OPEN_POLICY, "--data"])
-        .arg(data)
-        .args(args)
-        .envs(store.env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    match lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned)) {
-        Some(addr) => Ok((KillOnDrop(child), addr)),
-        None => Err(String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()),
-    }
+    common::try_serve(data, args, &store.env())
 }
 
 /// `vouch migrate` with `args`: whether it succeeded, and its stderr.
@@ -63,33 +49,6 @@ fn audit(addr: &str, data: &Path, state: &Path) {
     assert!(out.status.success(), "vouch audit failed: {text}");
 }
 
-/// Pushes a one-layer image tagged `tag`; returns (layer, manifest) digests.
-fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> (String, String) {
-    let put_blob = |bytes: &[u8]| {
-        let d = format!("sha256:{}", sha256_hex(bytes));
-        let r = http(
-            addr,
-            "POST",
-            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-            &[],
-            bytes,
-        )
-        .unwrap();
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-        d
-    };
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let (layer_d, config_d) = (put_blob(layer), put_blob(config));
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": layer.len()}]
-    })
-    .to_string();
-    (layer_d, common::put_manifest(addr, repo, tag, manifest.as_bytes()))
-}
-
 #[test]
 fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     let Some(store) = SeaweedFs::start() else { return };
@@ -101,7 +60,7 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     // A registry on local disk: an admitted image, an upload half done.
     let (server, addr) = serve(&data, &[], &store).unwrap();
     let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    let (layer_d, manifest_d) = push_image(&addr, "team/app", "v1", &layer);
+    let (layer_d, manifest_d) = common::push_one_layer_image(&addr, "team/app", "v1", &layer);
     let r = http(&addr, "POST", "/v2/team/app/blobs/uploads/", &[], b"").unwrap();
     let session = r.header("Location").unwrap().to_owned();
     assert_eq!(http(&addr, "PATCH", &session, &[], b"first half|").unwrap().status, 202);
@@ -160,7 +119,7 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 
     // The log grows on from the moved registry, and the audit follows it.
-    push_image(&addr, "team/app", "v2", b"another layer");
+    common::push_one_layer_image(&addr, "team/app", "v2", b"another layer");
     audit(&addr, &data, &state);
 
     // A database holding another registry is not a destination.

@@ -9,34 +9,15 @@
 mod common;
 
 use common::seaweedfs::SeaweedFs;
-use common::{http, sha256_hex, KillOnDrop, OPEN_POLICY};
-use std::io::{BufRead as _, BufReader};
+use common::{http, sha256_hex, KillOnDrop};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// `vouch serve` on `data` with `args` and the store's credentials in the
 /// environment: the server and its address, or what it printed when it
 /// refused to start.
 fn serve(data: &Path, args: &[&str], store: &SeaweedFs) -> Result<(KillOnDrop, String), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--policy", OPEN_POLICY, "--data"])
-        .arg(data)
-        .args(args)
-        .envs(store.env())
-        .env_remove("VOUCH_STORAGE")
-        .env_remove("VOUCH_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    match lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned)) {
-        Some(addr) => Ok((KillOnDrop(child), addr)),
-        None => {
-            let out = child.wait_with_output().unwrap();
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
+    common::try_serve(data, args, &store.env())
 }
 
 /// Uploads `bytes` to `repo` in two chunks (POST, PATCH, PATCH, PUT).
@@ -65,15 +46,8 @@ fn upload_chunked(addr: &str, repo: &str, bytes: &[u8]) -> String {
 /// Pushes a one-layer image (config, layer, manifest) tagged `tag`.
 fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> (String, String) {
     let layer_d = upload_chunked(addr, repo, layer);
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_d = upload_chunked(addr, repo, config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": layer.len()}]
-    })
-    .to_string();
+    let config_d = upload_chunked(addr, repo, common::IMAGE_CONFIG);
+    let manifest = common::one_layer_manifest(&config_d, &layer_d, layer.len());
     (layer_d, common::put_manifest(addr, repo, tag, manifest.as_bytes()))
 }
 

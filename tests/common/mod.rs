@@ -355,3 +355,74 @@ pub fn test_certificates(dir: &Path) -> TestCertificates {
         key: dir.join("key.pem"),
     }
 }
+
+/// `vouch serve` on `data` with the open policy, `args` and `envs`, and no
+/// `VOUCH_*` or `PGPASSWORD` setting inherited: the server and its address,
+/// or what it printed when it refused to start.
+pub fn try_serve(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<(KillOnDrop, String), String> {
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    for v in [
+        "VOUCH_STORAGE",
+        "VOUCH_DATABASE",
+        "VOUCH_CONFIG",
+        "VOUCH_DATA",
+        "PGPASSWORD",
+    ] {
+        serve.env_remove(v);
+    }
+    let mut child = serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--policy", OPEN_POLICY, "--data"])
+        .arg(data)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    match lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned)) {
+        Some(addr) => Ok((KillOnDrop(child), addr)),
+        None => Err(String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()),
+    }
+}
+
+/// The configuration blob of the test images.
+pub const IMAGE_CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+
+/// An OCI image manifest naming [`IMAGE_CONFIG`] (by `config`, its digest)
+/// and one layer.
+pub fn one_layer_manifest(config: &str, layer: &str, layer_size: usize) -> String {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": IMAGE_CONFIG.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}]
+    })
+    .to_string()
+}
+
+/// Pushes a blob in one request (POST with `?digest=`); returns its digest.
+pub fn push_blob_monolithic(addr: &str, repo: &str, bytes: &[u8]) -> String {
+    let d = format!("sha256:{}", sha256_hex(bytes));
+    let r = http(
+        addr,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+        &[],
+        bytes,
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    d
+}
+
+/// Pushes a one-layer image tagged `tag`, blobs in one request each;
+/// returns the layer's and the manifest's digests.
+pub fn push_one_layer_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> (String, String) {
+    let (layer_d, config_d) = (
+        push_blob_monolithic(addr, repo, layer),
+        push_blob_monolithic(addr, repo, IMAGE_CONFIG),
+    );
+    let manifest = one_layer_manifest(&config_d, &layer_d, layer.len());
+    (layer_d, put_manifest(addr, repo, tag, manifest.as_bytes()))
+}

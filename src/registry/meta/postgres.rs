@@ -304,7 +304,8 @@ impl Postgres {
 
 /// Runs `work` on `runtime` and waits for it on a channel, not by entering
 /// the runtime: the caller may itself be an async task of another runtime
-/// (an axum handler), where `block_on` would panic.
+/// (an axum handler), where `block_on` would panic, or of a current-thread
+/// runtime (the in-process tests), where `block_in_place` would.
 fn wait<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     work: impl Future<Output = Result<T, RegistryError>> + Send + 'static,
@@ -318,8 +319,16 @@ fn wait<T: Send + 'static>(
         });
         let _ = tx.send(result);
     });
-    rx.recv()
-        .map_err(|_| RegistryError::Internal("metadata database: the operation was dropped".into()))?
+    // On a worker of a multi-threaded runtime (an axum handler), tokio is
+    // told this thread blocks, and moves its other tasks to another thread:
+    // otherwise each of the few workers would wait out a round trip to the
+    // database with every request queued behind it.
+    let recv = || rx.recv();
+    let result = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(recv),
+        _ => recv(),
+    };
+    result.map_err(|_| RegistryError::Internal("metadata database: the operation was dropped".into()))?
 }
 
 /// One transaction: the writes pipelined in order, then the commit.
