@@ -193,3 +193,42 @@ fn tls_to_the_database_is_verified_against_sslrootcert() {
     // TLS turned off explicitly still connects (the server allows it).
     drop(serve(data.path(), &["--database", &format!("{url}?sslmode=disable")]).unwrap());
 }
+
+/// A database restart while vouch runs: requests meanwhile get
+/// `503 UNAVAILABLE` with `Retry-After` and change nothing; afterwards vouch
+/// reconnects by itself and serves as before.
+#[test]
+fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
+    let Some(mut pg) = PostgresServer::start() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve(data.path(), &["--database", &pg.database("registry")]).unwrap();
+    let digest = push_image(&addr, "team/app", "v1", b"before the restart");
+    pg.restart(|| {
+        let r = http(&addr, "GET", "/v2/team/app/manifests/v1", &[], b"").unwrap();
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert!(String::from_utf8_lossy(&r.body).contains("UNAVAILABLE"));
+        assert_eq!(r.header("Retry-After"), Some("1"));
+        let manifest = common::one_layer_manifest(&digest, &digest, 1);
+        let r = http(
+            &addr,
+            "PUT",
+            "/v2/team/app/manifests/v2",
+            &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+            manifest.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    });
+    let r = http(&addr, "GET", "/v2/team/app/manifests/v1", &[], b"").unwrap();
+    assert_eq!(
+        (r.status, r.header("Docker-Content-Digest")),
+        (200, Some(digest.as_str()))
+    );
+    let r = http(&addr, "GET", "/v2/team/app/tags/list", &[], b"").unwrap();
+    let tags = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["tags"].clone();
+    assert!(
+        !tags.as_array().unwrap().contains(&serde_json::json!("v2")),
+        "nothing of the refused push: {tags}"
+    );
+    push_image(&addr, "team/app", "v3", b"after the restart");
+}

@@ -23,7 +23,25 @@ pub struct PostgresServer {
     bin: PathBuf,
     child: Child,
     stdin: Option<ChildStdin>,
+    /// The wrappers of earlier runs of this server ([`Self::restart`]),
+    /// whose pipes stay open until the end (closing one removes the
+    /// directory).
+    retired: Vec<ChildStdin>,
+    script: String,
     dir: tempfile::TempDir,
+}
+
+/// Starts the wrapper script; returns it and our end of its stdin.
+fn spawn_wrapper(script: &str) -> (Child, ChildStdin) {
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
 }
 
 /// Where Debian installs the server's programs: the newest
@@ -142,23 +160,33 @@ impl PostgresServer {
             argv.join(" "),
             dir = dir.path().display()
         );
-        let mut child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
+        let (child, stdin) = spawn_wrapper(&script);
         let mut running = PostgresServer {
             port,
             bin,
             child,
             stdin: Some(stdin),
+            retired: Vec::new(),
+            script,
             dir,
         };
         running.wait_until_up();
         Some(running)
+    }
+
+    /// Stops the server (a fast shutdown, as an operator's restart does),
+    /// runs `while_down`, and starts it again on the same data and port.
+    pub fn restart(&mut self, while_down: impl FnOnce()) {
+        let pidfile = self.dir.path().join("data/postmaster.pid");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let pid = pid.lines().next().unwrap().trim().to_owned();
+        assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        self.child.wait().unwrap();
+        self.retired.extend(self.stdin.take());
+        while_down();
+        let (child, stdin) = spawn_wrapper(&self.script);
+        (self.child, self.stdin) = (child, Some(stdin));
+        self.wait_until_up();
     }
 
     /// Waits until the server answers a query.
@@ -243,6 +271,7 @@ impl Drop for PostgresServer {
         // Closing the pipe stops the server; the wrapper waits for it.
         self.stdin.take();
         let _ = self.child.wait();
+        self.retired.clear();
     }
 }
 
