@@ -121,8 +121,13 @@ impl DataDir {
     /// use: the manifests and links in the database name blobs in one
     /// place, and opening them against another would serve none of them.
     /// A directory that already holds blob files does not move to a bucket
-    /// this way.
-    pub fn bind_blob_storage(&self, storage: Option<&str>) -> Result<(), String> {
+    /// this way; `vacant` says why the bucket cannot take them, if it
+    /// cannot.
+    pub fn bind_blob_storage(
+        &self,
+        storage: Option<&str>,
+        vacant: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
         let binding = Binding {
             file: BLOB_STORAGE_FILE,
             what: "its blobs",
@@ -132,7 +137,7 @@ impl DataDir {
             if holds_files(&self.root.join("blobs")) {
                 return Err("it holds blob files".into());
             }
-            Ok(())
+            vacant()
         })
     }
 
@@ -241,7 +246,7 @@ fn holds_files(dir: &Path) -> bool {
 
 /// Writes a small file durably: a temporary file, fsync'd, renamed into
 /// place, the directory fsync'd.
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;

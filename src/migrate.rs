@@ -15,7 +15,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::io::ReaderStream;
-use vouch::data_dir::{default_origin, DataDir};
+use vouch::data_dir::{default_origin, write_synced, DataDir};
 use vouch::registry::blobs::{files::FileBlobs, BlobStore};
 use vouch::registry::meta::{Meta, Postgres};
 
@@ -77,19 +77,21 @@ pub fn run(args: MigrateArgs) -> Result<()> {
         runtime.block_on(move_blobs(&dir, url))?;
     }
     if let Some(url) = &args.to_database {
-        move_metadata(&dir, &Meta::new(opened.db.clone()), url)?;
+        let owner = opened.ledger.verifier().to_string();
+        move_metadata(&dir, &Meta::new(opened.db.clone()), url, &owner)?;
     }
     let after = (opened.ledger.size(), opened.ledger.root());
     if after != before {
         return Err("the ledger changed during the move; this is a bug, and nothing was removed from it".into());
     }
+    // (The URLs may carry secrets: they are not repeated here.)
     eprintln!("moved. Start the registry with:");
     let mut serve = format!("  vouch serve --data {}", args.from.display());
-    if let Some(s) = dir.blob_storage()? {
-        serve += &format!(" --storage '{}'", args.to_storage.as_deref().unwrap_or(&s));
+    if dir.blob_storage()?.is_some() {
+        serve += " --storage <the same URL>";
     }
     if dir.database()?.is_some() {
-        serve += &format!(" --database '{}'", args.to_database.as_deref().unwrap_or("<its URL>"));
+        serve += " --database <the same URL>";
     }
     eprintln!("{serve}");
     Ok(())
@@ -106,6 +108,14 @@ async fn move_blobs(dir: &DataDir, url: &str) -> Result<()> {
         Some(bound) if bound == identity => eprintln!("blobs: already in {bound}; removing local leftovers"),
         Some(bound) => return Err(format!("the blobs are in {bound} already, not local files").into()),
         None => {
+            // A prefix already written to is this move's own, interrupted
+            // (its marker file names it), or another registry's.
+            let marker = dir.root().join("migrating-blobs");
+            let ours = std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == identity);
+            if !ours && !target.all_blobs().await?.is_empty() {
+                return Err(format!("{} already holds blobs of another registry", target.describe()).into());
+            }
+            write_synced(&marker, format!("{identity}\n").as_bytes())?;
             let files = FileBlobs::open(dir.root())?;
             let source = BlobStore::Files(files.clone());
             let blobs = source.all_blobs().await?;
@@ -148,6 +158,7 @@ async fn move_blobs(dir: &DataDir, url: &str) -> Result<()> {
             dir.bind_moved_blob_storage(&identity)?;
         }
     }
+    remove_if_present(&dir.root().join("migrating-blobs"))?;
     for sub in ["blobs", "uploads"] {
         match std::fs::remove_dir_all(dir.root().join(sub)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
@@ -172,10 +183,10 @@ async fn copy_file(target: &BlobStore, id: &str, path: &Path, size: u64) -> Resu
 
 /// Copies every metadata row to the database, checks the counts, binds the
 /// directory to the database and clears the local rows.
-fn move_metadata(dir: &DataDir, local: &Meta, url: &str) -> Result<()> {
+fn move_metadata(dir: &DataDir, local: &Meta, url: &str, owner: &str) -> Result<()> {
     let pg = std::sync::Arc::new(Postgres::open(url)?);
     let identity = format!("PostgreSQL instance {}", pg.instance());
-    let remote = Meta::postgres(pg);
+    let remote = Meta::postgres(pg.clone());
     match dir.database()? {
         Some(bound) if bound == identity => eprintln!("metadata: already in {bound}; removing local leftovers"),
         Some(bound) => return Err(format!("the metadata is in {bound} already, not in RocksDB").into()),
@@ -187,7 +198,13 @@ fn move_metadata(dir: &DataDir, local: &Meta, url: &str) -> Result<()> {
             if !ours && !remote.is_empty()? {
                 return Err("the database already holds another registry's metadata".into());
             }
-            std::fs::write(&marker, format!("{identity}\n"))?;
+            if let Some(other) = pg.claim(owner)? {
+                return Err(format!("the database belongs to another registry (log key {other})").into());
+            }
+            write_synced(&marker, format!("{identity}\n").as_bytes())?;
+            // Rows of an interrupted copy go first: the directory may have
+            // served (and deleted rows) since, and a copy only puts.
+            remote.clear()?;
             let total: u64 = local.row_counts()?.iter().map(|(_, n)| n).sum();
             eprintln!("metadata: copying {total} rows to {identity}");
             let mut progress = Progress::new("metadata rows", total as usize, None);
@@ -206,11 +223,18 @@ fn move_metadata(dir: &DataDir, local: &Meta, url: &str) -> Result<()> {
             eprintln!("metadata: {total} rows copied and counted");
             // Commit point: from here on the directory's metadata is the database's.
             dir.bind_moved_database(&identity)?;
-            std::fs::remove_file(&marker)?;
         }
     }
+    remove_if_present(&dir.root().join("migrating-metadata"))?;
     local.clear()?;
     Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", path.display()).into()),
+        _ => Ok(()),
+    }
 }
 
 /// Progress on stderr, at most every two seconds.

@@ -114,7 +114,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         eprintln!("created a new log signing key in {}", dir.key_path().display());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let meta = open_meta(&dir, &opened.db, args.database.as_deref())?;
+    let meta = open_meta(&dir, &opened, args.database.as_deref())?;
     let indexed = meta.backfill_refs(|r| {
         vouch::registry::manifest::validate(&r.media_type, &r.bytes)
             .map(|refs| refs.all())
@@ -381,15 +381,27 @@ async fn shutdown_signal() {
 /// The metadata store `--database` names (the data directory's RocksDB
 /// without it), checked to belong with this data directory: a database is
 /// joined to a directory only while neither holds registry metadata.
-fn open_meta(dir: &DataDir, db: &Arc<rocksdb::DB>, database: Option<&str>) -> Result<Meta, Box<dyn std::error::Error>> {
-    let local = Meta::new(db.clone());
+fn open_meta(
+    dir: &DataDir,
+    opened: &vouch::data_dir::Opened,
+    database: Option<&str>,
+) -> Result<Meta, Box<dyn std::error::Error>> {
+    let local = Meta::new(opened.db.clone());
     let Some(url) = database else {
         dir.bind_database(None, || Ok(()))?;
         return Ok(local);
     };
     let pg = Arc::new(vouch::registry::meta::Postgres::open(url)?);
     let identity = format!("PostgreSQL instance {}", pg.instance());
-    let remote = Meta::postgres(pg);
+    // The database records which registry (by its log key) it belongs to:
+    // of two directories joining one empty database at once, one wins.
+    let owner = opened.ledger.verifier().to_string();
+    let claim = || match pg.claim(&owner) {
+        Ok(None) => Ok(()),
+        Ok(Some(other)) => Err(format!("the database belongs to another registry (log key {other})")),
+        Err(e) => Err(e.to_string()),
+    };
+    let remote = Meta::postgres(pg.clone());
     dir.bind_database(Some(&identity), || {
         if !local.is_empty().map_err(|e| e.to_string())? {
             return Err("its RocksDB already holds registry metadata".into());
@@ -397,8 +409,9 @@ fn open_meta(dir: &DataDir, db: &Arc<rocksdb::DB>, database: Option<&str>) -> Re
         if !remote.is_empty().map_err(|e| e.to_string())? {
             return Err("the database already holds another registry's metadata".into());
         }
-        Ok(())
+        claim()
     })?;
+    claim()?;
     eprintln!("registry metadata in {identity}");
     Ok(remote)
 }
@@ -410,6 +423,16 @@ async fn open_blobs(dir: &DataDir, storage: Option<&str>) -> Result<BlobStore, B
         None => BlobStore::files(dir.root())?,
         Some(url) => BlobStore::object_store(url).await?,
     };
-    dir.bind_blob_storage(blobs.identity().as_deref())?;
+    // A bucket prefix holding blobs belongs to another registry (or an
+    // earlier one): joining it would let either's garbage collection
+    // delete the other's blobs.
+    let in_use = match (&blobs, dir.blob_storage()?) {
+        (BlobStore::Objects(_), None) => !blobs.all_blobs().await?.is_empty(),
+        _ => false,
+    };
+    dir.bind_blob_storage(blobs.identity().as_deref(), || match in_use {
+        true => Err("the bucket prefix already holds blobs".into()),
+        false => Ok(()),
+    })?;
     Ok(blobs)
 }

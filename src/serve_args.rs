@@ -36,19 +36,20 @@ pub struct ServeArgs {
     /// object_store's S3 settings; credentials come from the environment
     /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). The data directory
     /// remembers the bucket and refuses to start with another, or without.
-    #[arg(long, value_name = "URL", env = "VOUCH_STORAGE")]
+    #[arg(long, value_name = "URL", env = "VOUCH_STORAGE", hide_env_values = true)]
     pub storage: Option<String>,
     /// Keep the registry's metadata (repositories, tags, manifests,
     /// referrers, admission state, upload sessions) in PostgreSQL instead
     /// of <data>/db: postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME
     /// (or libpq's key=value form). A password missing from the URL comes
-    /// from PGPASSWORD. TLS is used when the server offers it and always
-    /// verified, against ?sslrootcert=FILE or the system's roots
-    /// (sslmode=verify-full requires it, sslmode=disable turns it off). The
+    /// from PGPASSWORD. TLS is required of a server across the network
+    /// (offered to one on localhost) and always verified, against
+    /// ?sslrootcert=FILE or the system's roots (sslmode=disable turns it
+    /// off). The
     /// tables are created on first use. The ledger stays in <data>/db. The
     /// data directory remembers the database and refuses to start with
     /// another, or without.
-    #[arg(long, value_name = "URL", env = "VOUCH_DATABASE")]
+    #[arg(long, value_name = "URL", env = "VOUCH_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// The ledger's origin, used only when a new log key is created on first
     /// start. Default: <hostname>/vouch.

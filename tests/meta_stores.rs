@@ -286,6 +286,20 @@ fn postgres_schema_is_versioned_and_a_newer_one_is_refused() {
         "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'",
     );
     assert_eq!(tables, "vouch_kv,vouch_schema");
+    // A role that may only read and write the tables (no right to create
+    // any) starts on them, as the threat model advises.
+    server.psql(
+        name,
+        "CREATE ROLE app LOGIN PASSWORD 'app-pw'; GRANT SELECT, INSERT, UPDATE, DELETE ON vouch_kv, vouch_schema TO app",
+    );
+    let app = url.replace(
+        &format!("{}:{}", common::postgres::USER, common::postgres::PASSWORD),
+        "app:app-pw",
+    );
+    let restricted = Meta::postgres(Arc::new(Postgres::open(&app).unwrap()));
+    let mut b = restricted.batch();
+    b.set_tag(&repo("r"), &tag("t"), &digest(1));
+    b.commit(true).unwrap();
     server.psql(name, "UPDATE vouch_schema SET version = 99");
     let e = Postgres::open(&url).unwrap_err().to_string();
     assert!(e.contains("schema is version 99"), "{e}");

@@ -127,4 +127,12 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     drop(serve(&other, &[], &store).unwrap());
     let (ok, e) = migrate(&["--from", other.to_str().unwrap(), "--to-database", &database], &store);
     assert!(!ok && e.contains("already holds another registry's metadata"), "{e}");
+    // Nor is a bucket prefix holding another registry's blobs, for a move
+    // or for a new directory's first start.
+    let (ok, e) = migrate(&["--from", other.to_str().unwrap(), "--to-storage", &storage], &store);
+    assert!(!ok && e.contains("already holds blobs of another registry"), "{e}");
+    let e = serve(&work.path().join("fresh"), &["--storage", &storage], &store).unwrap_err();
+    assert!(e.contains("the bucket prefix already holds blobs"), "{e}");
+    // The URLs, which may hold secrets, are not printed back.
+    assert!(!out.contains(&database) && !out.contains("endpoint="), "{out}");
 }

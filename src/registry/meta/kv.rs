@@ -27,8 +27,7 @@ pub struct Write {
 }
 
 /// What a scan visits: the keys of `family` that are at least `start` and
-/// begin with `prefix` (`start` itself begins with `prefix`, or is below
-/// every key that does).
+/// begin with `prefix`.
 #[derive(Debug, Clone, Copy)]
 pub struct Range<'a> {
     /// The family scanned.
@@ -74,7 +73,9 @@ impl Kv {
     pub fn scan(&self, range: Range<'_>, visit: Visit<'_>) -> Result<(), RegistryError> {
         match self {
             Kv::Rocks(db) => {
-                let mode = rocksdb::IteratorMode::From(range.start, rocksdb::Direction::Forward);
+                // Keys below the prefix are not in the range.
+                let start = range.start.max(range.prefix);
+                let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
                 for item in db.iterator_cf(Self::cf(db, range.family), mode) {
                     let (k, v) = item?;
                     if !k.starts_with(range.prefix) || visit(&k, &v)?.is_break() {

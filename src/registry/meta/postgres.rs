@@ -30,8 +30,13 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// Connections one process opens at most.
 const MAX_CONNECTIONS: usize = 16;
 
-/// How long one operation may take before it fails as unavailable.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a read may take before it fails as unavailable.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a batch of writes may take (a garbage collection sweep is one
+/// batch). A commit that times out may still have committed, as any
+/// commit whose answer is lost.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Rows fetched per round trip of a scan: few first (most scans stop
 /// early), more once a scan has shown it reads on.
@@ -43,7 +48,7 @@ const PAGE: i64 = 1024;
 const SCHEMA_LOCK: i64 = 0x766f_7563_686b_7631;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS vouch_schema (version integer NOT NULL, instance text NOT NULL);
+CREATE TABLE IF NOT EXISTS vouch_schema (version integer NOT NULL, instance text NOT NULL, owner text);
 CREATE TABLE IF NOT EXISTS vouch_kv (
     family text NOT NULL,
     k bytea NOT NULL,
@@ -150,6 +155,16 @@ pub fn parse_url(url: &str) -> Result<Settings, OpenError> {
             config.password(p);
         }
     }
+    // Without an sslmode, TLS is required of a server across the network
+    // (a `prefer` connection can be downgraded to plain text by whoever is
+    // on the path); a server on this machine may answer without it.
+    let remote = config.get_hosts().iter().any(|h| match h {
+        tokio_postgres::config::Host::Tcp(name) => !is_loopback(name),
+        _ => false,
+    });
+    if remote && !split.url.contains("sslmode") {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
@@ -162,10 +177,18 @@ pub fn parse_url(url: &str) -> Result<Settings, OpenError> {
 
 impl From<tokio_postgres::Error> for RegistryError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.as_db_error().is_none() {
-            RegistryError::Unavailable(format!("metadata database: {e}"))
+        // Worth a retry (503): no answer, a lost connection, and the
+        // SQLSTATE classes of connection exceptions (08), insufficient
+        // resources (53), operator intervention such as a restart (57) and
+        // a transaction rolled back by the server (40).
+        let transient = e.is_closed()
+            || e.code()
+                .is_none_or(|c| matches!(c.code().get(..2), Some("08" | "53" | "57" | "40")));
+        let message = format!("metadata database: {}", describe(&e));
+        if transient {
+            RegistryError::Unavailable(message)
         } else {
-            RegistryError::Internal(format!("metadata database: {e}"))
+            RegistryError::Internal(message)
         }
     }
 }
@@ -199,7 +222,7 @@ impl Postgres {
             }
         };
         let setup = async move { setup.await.map_err(|e| RegistryError::Unavailable(describe(&e))) };
-        let (version, instance) = wait(&runtime, setup).map_err(|e| {
+        let (version, instance) = wait(&runtime, READ_TIMEOUT, setup).map_err(|e| {
             let why = match e {
                 RegistryError::Unavailable(why) => why,
                 other => other.to_string(),
@@ -227,12 +250,12 @@ impl Postgres {
         &self.instance
     }
 
-    /// Runs `work` on this module's runtime and waits for it.
+    /// Runs `work` (a read) on this module's runtime and waits for it.
     fn block<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, RegistryError>> + Send + 'static,
     ) -> Result<T, RegistryError> {
-        wait(&self.runtime, work)
+        wait(&self.runtime, READ_TIMEOUT, work)
     }
 
     /// A key's value.
@@ -249,7 +272,7 @@ impl Postgres {
     /// Visits the keys of `range` in order, a page per round trip.
     pub fn scan(&self, range: Range<'_>, visit: Visit<'_>) -> Result<(), RegistryError> {
         let below = successor(range.prefix);
-        let mut from = range.start.to_vec();
+        let mut from = range.start.max(range.prefix).to_vec();
         let mut page = FIRST_PAGE;
         loop {
             let (pool, family, start, below) = (self.pool.clone(), range.family, from.clone(), below.clone());
@@ -282,11 +305,40 @@ impl Postgres {
     /// for its WAL flush (`synchronous_commit`), otherwise not.
     pub fn write(&self, writes: Vec<Write>, sync: bool) -> Result<(), RegistryError> {
         let pool = self.pool.clone();
-        self.block(async move {
+        let work = async move {
             let mut lease = pool.take().await?;
             let result = apply(&mut lease.conn, &writes, sync).await;
             pool.give(lease);
             Ok(result?)
+        };
+        wait(&self.runtime, WRITE_TIMEOUT, work)
+    }
+
+    /// Records `owner` (a registry's log key) as the database's owner,
+    /// unless another registry owns it: then returns that owner. One
+    /// statement, so of two registries claiming an empty database at once
+    /// one wins.
+    pub fn claim(&self, owner: &str) -> Result<Option<String>, RegistryError> {
+        let (pool, owner) = (self.pool.clone(), owner.to_owned());
+        self.block(async move {
+            let lease = pool.take().await?;
+            let c = &lease.conn.client;
+            let claimed = c
+                .execute(
+                    "UPDATE vouch_schema SET owner = $1 WHERE owner IS NULL OR owner = $1",
+                    &[&owner],
+                )
+                .await;
+            let other = match claimed {
+                Ok(1) => Ok(None),
+                Ok(_) => c
+                    .query_one("SELECT coalesce(owner, '') FROM vouch_schema LIMIT 1", &[])
+                    .await
+                    .map(|r| Some(r.get(0))),
+                Err(e) => Err(e),
+            };
+            pool.give(lease);
+            Ok(other?)
         })
     }
 
@@ -308,14 +360,14 @@ impl Postgres {
 /// runtime (the in-process tests), where `block_in_place` would.
 fn wait<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
+    limit: Duration,
     work: impl Future<Output = Result<T, RegistryError>> + Send + 'static,
 ) -> Result<T, RegistryError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     runtime.spawn(async move {
-        let result = tokio::time::timeout(OPERATION_TIMEOUT, work).await.unwrap_or_else(|_| {
-            Err(RegistryError::Unavailable(
-                "metadata database: no answer in 30 s".into(),
-            ))
+        let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            let why = format!("metadata database: no answer in {} s", limit.as_secs());
+            Err(RegistryError::Unavailable(why))
         });
         let _ = tx.send(result);
     });
@@ -415,6 +467,14 @@ async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
     let delete = client
         .prepare("DELETE FROM vouch_kv WHERE family = $1 AND k = $2")
         .await?;
+    // A commit that acknowledges a push must be durable when it returns:
+    // a server or role configured with `synchronous_commit = off` is
+    // overruled for vouch's sessions (`local`, `on` and the stronger
+    // settings are kept).
+    let setting: String = client.query_one("SHOW synchronous_commit", &[]).await?.get(0);
+    if setting == "off" {
+        client.batch_execute("SET synchronous_commit = on").await?;
+    }
     Ok(Conn {
         client,
         get,
@@ -429,8 +489,14 @@ async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
 /// advisory lock) and returns the schema version and instance id.
 async fn create_schema(client: &mut Client) -> Result<(i32, String), tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await?;
-    tx.batch_execute(SCHEMA).await?;
+    // Tables that exist are not created again: `CREATE ... IF NOT EXISTS`
+    // needs the right to create, which a role that only reads and writes
+    // them lacks.
+    let exists = "SELECT to_regclass('vouch_schema') IS NOT NULL AND to_regclass('vouch_kv') IS NOT NULL";
+    if !tx.query_one(exists, &[]).await?.get::<_, bool>(0) {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await?;
+        tx.batch_execute(SCHEMA).await?;
+    }
     let found = tx
         .query_opt("SELECT version, instance FROM vouch_schema LIMIT 1", &[])
         .await?;
@@ -448,6 +514,15 @@ async fn create_schema(client: &mut Client) -> Result<(i32, String), tokio_postg
     };
     tx.commit().await?;
     Ok(row)
+}
+
+/// Whether a host name or address is this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The least key above every key that begins with `prefix`; `None` when
@@ -481,6 +556,17 @@ mod tests {
         assert_eq!(successor(b"\xff\xff"), None);
         assert_eq!(successor(b"a\x00"), Some(b"a\x01".to_vec()));
         assert_eq!(successor(b"ab\xff"), Some(b"ac".to_vec()));
+    }
+
+    #[test]
+    fn tls_is_required_across_the_network_unless_the_url_says() {
+        use tokio_postgres::config::SslMode;
+        let mode = |u: &str| parse_url(u).unwrap().config.get_ssl_mode();
+        assert_eq!(mode("postgres://v@db.example.net/r"), SslMode::Require);
+        assert_eq!(mode("postgres://v@db.example.net/r?sslmode=disable"), SslMode::Disable);
+        assert_eq!(mode("postgres://v@127.0.0.1/r"), SslMode::Prefer);
+        assert_eq!(mode("postgres://v@localhost/r"), SslMode::Prefer);
+        assert_eq!(mode("host=10.0.0.5 user=v dbname=r"), SslMode::Require);
     }
 
     #[test]
