@@ -136,3 +136,60 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     // The URLs, which may hold secrets, are not printed back.
     assert!(!out.contains(&database) && !out.contains("endpoint="), "{out}");
 }
+
+/// A move interrupted after some rows reached the database (simulated from
+/// the spec's layout: the marker file naming the database, rows in
+/// `vouch_kv`, and a registry that went on serving meanwhile) is finished
+/// by running the command again: the stale rows are gone, the registry's
+/// are all there. `--to-database` alone leaves the blobs on local disk, and
+/// `database = ".."` in `--config` serves the result.
+#[test]
+fn an_interrupted_move_is_finished_by_running_it_again() {
+    let Some(pg) = PostgresServer::start() else { return };
+    let url = pg.database("resumed");
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let (server, addr) = common::try_serve(&data, &[], &[]).unwrap();
+    let (_, manifest) = common::push_one_layer_image(&addr, "team/app", "v1", b"layer");
+    drop(server);
+
+    // What a first attempt left: the schema, the marker, and a row the
+    // registry has since deleted (a tag that no longer exists).
+    pg.psql(
+        "resumed",
+        "CREATE TABLE vouch_schema (version integer NOT NULL, instance text NOT NULL, owner text);
+         CREATE TABLE vouch_kv (family text NOT NULL, k bytea NOT NULL, v bytea NOT NULL, PRIMARY KEY (family, k));
+         INSERT INTO vouch_schema VALUES (1, '0123456789abcdef0123456789abcdef', NULL);
+         INSERT INTO vouch_kv VALUES ('reg_tags', convert_to('team/app', 'UTF8') || '\\x00'::bytea || convert_to('gone', 'UTF8'), convert_to('sha256:00', 'UTF8'))",
+    );
+    std::fs::write(
+        data.join("migrating-metadata"),
+        "PostgreSQL instance 0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+
+    let out = vouch()
+        .args(["migrate", "--from", data.to_str().unwrap(), "--to-database", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(!data.join("migrating-metadata").exists());
+    assert!(data.join("blobs").exists(), "--to-database alone leaves the blobs");
+    let stale = pg.psql(
+        "resumed",
+        "SELECT count(*) FROM vouch_kv WHERE family = 'reg_tags' AND position('gone'::bytea in k) > 0",
+    );
+    assert_eq!(stale, "0", "the interrupted copy's rows were cleared");
+
+    let config = work.path().join("vouch.toml");
+    std::fs::write(&config, format!("database = \"{url}\"\n")).unwrap();
+    let (_server, addr) = common::try_serve(&data, &["--config", config.to_str().unwrap()], &[]).unwrap();
+    let r = http(&addr, "GET", "/v2/team/app/manifests/v1", &[], b"").unwrap();
+    assert_eq!(
+        (r.status, r.header("Docker-Content-Digest")),
+        (200, Some(manifest.as_str()))
+    );
+    let r = http(&addr, "GET", "/v2/team/app/tags/list", &[], b"").unwrap();
+    assert!(!String::from_utf8_lossy(&r.body).contains("gone"));
+}
