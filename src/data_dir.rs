@@ -109,11 +109,19 @@ impl DataDir {
 }
 
 /// The file naming where a data directory's blobs are kept, if not in it.
-const BLOB_STORAGE_FILE: &str = "blob-storage";
+const BLOB_STORAGE: Binding = Binding {
+    file: "blob-storage",
+    what: "its blobs",
+    flag: "--storage",
+};
 
 /// The file naming the PostgreSQL database holding a data directory's
 /// registry metadata, if not its RocksDB.
-const DATABASE_FILE: &str = "metadata-database";
+const DATABASE: Binding = Binding {
+    file: "metadata-database",
+    what: "its registry metadata",
+    flag: "--database",
+};
 
 impl DataDir {
     /// Checks that `storage` (`s3://bucket/prefix`, or `None` for local
@@ -128,12 +136,7 @@ impl DataDir {
         storage: Option<&str>,
         vacant: impl FnOnce() -> Result<(), String>,
     ) -> Result<(), String> {
-        let binding = Binding {
-            file: BLOB_STORAGE_FILE,
-            what: "its blobs",
-            flag: "--storage",
-        };
-        self.bind(&binding, storage, || {
+        self.bind(&BLOB_STORAGE, storage, || {
             if holds_files(&self.root.join("blobs")) {
                 return Err("it holds blob files".into());
             }
@@ -151,45 +154,30 @@ impl DataDir {
         database: Option<&str>,
         vacant: impl FnOnce() -> Result<(), String>,
     ) -> Result<(), String> {
-        let binding = Binding {
-            file: DATABASE_FILE,
-            what: "its registry metadata",
-            flag: "--database",
-        };
-        self.bind(&binding, database, vacant)
+        self.bind(&DATABASE, database, vacant)
     }
 
     /// Where this directory's blobs are recorded to be (`None`: in it).
     pub fn blob_storage(&self) -> Result<Option<String>, String> {
-        self.recorded(BLOB_STORAGE_FILE)
+        self.recorded(BLOB_STORAGE.file)
     }
 
     /// Which database is recorded to hold this directory's registry
     /// metadata (`None`: its RocksDB).
     pub fn database(&self) -> Result<Option<String>, String> {
-        self.recorded(DATABASE_FILE)
+        self.recorded(DATABASE.file)
     }
 
     /// Records that this directory's blobs were moved to `storage`
     /// (`vouch migrate`, after the copy was checked).
     pub fn bind_moved_blob_storage(&self, storage: &str) -> Result<(), String> {
-        let binding = Binding {
-            file: BLOB_STORAGE_FILE,
-            what: "its blobs",
-            flag: "--storage",
-        };
-        self.bind(&binding, Some(storage), || Ok(()))
+        self.bind(&BLOB_STORAGE, Some(storage), || Ok(()))
     }
 
     /// Records that this directory's registry metadata was moved to
     /// `database` (`vouch migrate`, after the copy was checked).
     pub fn bind_moved_database(&self, database: &str) -> Result<(), String> {
-        let binding = Binding {
-            file: DATABASE_FILE,
-            what: "its registry metadata",
-            flag: "--database",
-        };
-        self.bind(&binding, Some(database), || Ok(()))
+        self.bind(&DATABASE, Some(database), || Ok(()))
     }
 
     fn recorded(&self, name: &str) -> Result<Option<String>, String> {

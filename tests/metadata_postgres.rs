@@ -53,10 +53,7 @@ fn metadata_lives_in_postgres_survives_kill_9_and_binds_the_data_directory() {
     assert!(bound.starts_with("PostgreSQL instance "), "{bound}");
 
     // An upload in progress and everything acknowledged survive kill -9.
-    let r = http(&addr, "POST", "/v2/team/app/blobs/uploads/", &[], b"").unwrap();
-    let session = r.header("Location").unwrap().to_owned();
-    let r = http(&addr, "PATCH", &session, &[], b"first half|").unwrap();
-    assert_eq!(r.status, 202);
+    let session = common::start_half_upload(&addr, "team/app");
     drop(server); // SIGKILL
     let (server, addr) = serve(data.path(), &["--database", &url]).unwrap();
     let r = http(&addr, "GET", "/v2/team/app/manifests/v1", &[], b"").unwrap();
@@ -67,12 +64,7 @@ fn metadata_lives_in_postgres_survives_kill_9_and_binds_the_data_directory() {
     let tags = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["tags"].clone();
     // v1, and vouch's countersignature's cosign-style tag.
     assert!(tags.as_array().unwrap().contains(&serde_json::json!("v1")), "{tags}");
-    let r = http(&addr, "GET", &session, &[], b"").unwrap();
-    assert_eq!(
-        (r.status, r.header("Range")),
-        (204, Some("0-10")),
-        "the session resumes"
-    );
+    common::finish_half_upload(&addr, &session);
     let r = http(&addr, "GET", "/v2/_catalog", &[], b"").unwrap();
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["repositories"],

@@ -9,23 +9,8 @@ mod common;
 
 use common::postgres::PostgresServer;
 use common::seaweedfs::SeaweedFs;
-use common::{http, sha256_hex, KillOnDrop};
+use common::{http, KillOnDrop};
 use std::path::Path;
-use std::process::Command;
-
-fn vouch() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vouch"));
-    for v in [
-        "VOUCH_STORAGE",
-        "VOUCH_DATABASE",
-        "VOUCH_CONFIG",
-        "VOUCH_DATA",
-        "PGPASSWORD",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
 
 fn serve(data: &Path, args: &[&str], store: &SeaweedFs) -> Result<(KillOnDrop, String), String> {
     common::try_serve(data, args, &store.env())
@@ -33,12 +18,17 @@ fn serve(data: &Path, args: &[&str], store: &SeaweedFs) -> Result<(KillOnDrop, S
 
 /// `vouch migrate` with `args`: whether it succeeded, and its stderr.
 fn migrate(args: &[&str], store: &SeaweedFs) -> (bool, String) {
-    let out = vouch().arg("migrate").args(args).envs(store.env()).output().unwrap();
+    let out = common::vouch_command()
+        .arg("migrate")
+        .args(args)
+        .envs(store.env())
+        .output()
+        .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn audit(addr: &str, data: &Path, state: &Path) {
-    let out = vouch()
+    let out = common::vouch_command()
         .args(["audit", "--replay", "--log", &format!("http://{addr}"), "--log-key"])
         .arg(data.join("ledger.vkey"))
         .arg("--state")
@@ -61,9 +51,7 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     let (server, addr) = serve(&data, &[], &store).unwrap();
     let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let (layer_d, manifest_d) = common::push_one_layer_image(&addr, "team/app", "v1", &layer);
-    let r = http(&addr, "POST", "/v2/team/app/blobs/uploads/", &[], b"").unwrap();
-    let session = r.header("Location").unwrap().to_owned();
-    assert_eq!(http(&addr, "PATCH", &session, &[], b"first half|").unwrap().status, 202);
+    let session = common::start_half_upload(&addr, "team/app");
     audit(&addr, &data, &state);
     let checkpoint = http(&addr, "GET", "/ledger/checkpoint", &[], b"").unwrap().body;
 
@@ -106,17 +94,7 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     assert_eq!(r.header("Vouch-Admission-State"), Some("admitted"));
     let r = http(&addr, "GET", &format!("/v2/team/app/blobs/{layer_d}"), &[], b"").unwrap();
     assert!(r.status == 200 && r.body == layer, "the layer reads back whole");
-    let r = http(&addr, "GET", &session, &[], b"").unwrap();
-    assert_eq!(
-        (r.status, r.header("Range")),
-        (204, Some("0-10")),
-        "the session resumes"
-    );
-    let whole = b"first half|second half";
-    let d = format!("sha256:{}", sha256_hex(whole));
-    let sep = if session.contains('?') { '&' } else { '?' };
-    let r = http(&addr, "PUT", &format!("{session}{sep}digest={d}"), &[], b"second half").unwrap();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    common::finish_half_upload(&addr, &session);
 
     // The log grows on from the moved registry, and the audit follows it.
     common::push_one_layer_image(&addr, "team/app", "v2", b"another layer");
@@ -168,7 +146,7 @@ fn an_interrupted_move_is_finished_by_running_it_again() {
     )
     .unwrap();
 
-    let out = vouch()
+    let out = common::vouch_command()
         .args(["migrate", "--from", data.to_str().unwrap(), "--to-database", &url])
         .output()
         .unwrap();

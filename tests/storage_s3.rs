@@ -91,29 +91,16 @@ fn blobs_live_in_the_bucket_survive_kill_9_and_bind_the_data_directory() {
     assert!(store.list_keys("team-a/uploads/").is_empty(), "every session ended");
 
     // An upload in progress and everything acknowledged survive kill -9.
-    let r = http(&addr, "POST", "/v2/team/app/blobs/uploads/", &[], b"").unwrap();
-    let session = r.header("Location").unwrap().to_owned();
-    let r = http(&addr, "PATCH", &session, &[], b"first half|").unwrap();
-    assert_eq!(r.status, 202);
+    let session = common::start_half_upload(&addr, "team/app");
     drop(server); // SIGKILL
     let (_server, addr) = serve(data.path(), &["--storage", &url], &store).unwrap();
     let r = http(&addr, "GET", &format!("/v2/team/app/manifests/{manifest_d}"), &[], b"").unwrap();
     assert_eq!(r.status, 200);
     let r = http(&addr, "GET", &format!("/v2/team/app/blobs/{layer_d}"), &[], b"").unwrap();
     assert!(r.status == 200 && r.body == layer);
-    let r = http(&addr, "GET", &session, &[], b"").unwrap();
-    assert_eq!(
-        (r.status, r.header("Range")),
-        (204, Some("0-10")),
-        "the session resumes"
-    );
-    let whole = b"first half|second half";
-    let d = format!("sha256:{}", sha256_hex(whole));
-    let sep = if session.contains('?') { '&' } else { '?' };
-    let r = http(&addr, "PUT", &format!("{session}{sep}digest={d}"), &[], b"second half").unwrap();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let d = common::finish_half_upload(&addr, &session);
     let r = http(&addr, "GET", &format!("/v2/team/app/blobs/{d}"), &[], b"").unwrap();
-    assert_eq!(r.body, whole);
+    assert_eq!(r.body, common::HALF_UPLOAD_WHOLE);
     drop(_server);
 
     // The data directory refuses another bucket prefix, and local files.

@@ -356,11 +356,11 @@ pub fn test_certificates(dir: &Path) -> TestCertificates {
     }
 }
 
-/// `vouch serve` on `data` with the open policy, `args` and `envs`, and no
-/// `VOUCH_*` or `PGPASSWORD` setting inherited: the server and its address,
-/// or what it printed when it refused to start.
-pub fn try_serve(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<(KillOnDrop, String), String> {
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_vouch"));
+/// The `vouch` binary, inheriting none of the settings of the
+/// environment it reads (`VOUCH_*` storage, database, config and data
+/// directory, `PGPASSWORD`).
+pub fn vouch_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vouch"));
     for v in [
         "VOUCH_STORAGE",
         "VOUCH_DATABASE",
@@ -368,8 +368,16 @@ pub fn try_serve(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<(K
         "VOUCH_DATA",
         "PGPASSWORD",
     ] {
-        serve.env_remove(v);
+        c.env_remove(v);
     }
+    c
+}
+
+/// `vouch serve` on `data` with the open policy, `args` and `envs`, and no
+/// `VOUCH_*` or `PGPASSWORD` setting inherited: the server and its address,
+/// or what it printed when it refused to start.
+pub fn try_serve(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<(KillOnDrop, String), String> {
+    let mut serve = vouch_command();
     let mut child = serve
         .args(["serve", "--listen", "127.0.0.1:0", "--policy", OPEN_POLICY, "--data"])
         .arg(data)
@@ -426,3 +434,33 @@ pub fn push_one_layer_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> 
     let manifest = one_layer_manifest(&config_d, &layer_d, layer.len());
     (layer_d, put_manifest(addr, repo, tag, manifest.as_bytes()))
 }
+
+/// Opens an upload session in `repo` and sends its first 11 bytes
+/// (`first half|`); returns the session's location.
+pub fn start_half_upload(addr: &str, repo: &str) -> String {
+    let r = http(addr, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"").unwrap();
+    let session = r.header("Location").unwrap().to_owned();
+    let r = http(addr, "PATCH", &session, &[], b"first half|").unwrap();
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    session
+}
+
+/// Checks that a session [`start_half_upload`] opened still holds its 11
+/// bytes, and finishes it with `second half`; returns the blob's digest
+/// (of [`HALF_UPLOAD_WHOLE`]).
+pub fn finish_half_upload(addr: &str, session: &str) -> String {
+    let r = http(addr, "GET", session, &[], b"").unwrap();
+    assert_eq!(
+        (r.status, r.header("Range")),
+        (204, Some("0-10")),
+        "the session resumes"
+    );
+    let d = format!("sha256:{}", sha256_hex(HALF_UPLOAD_WHOLE));
+    let sep = if session.contains('?') { '&' } else { '?' };
+    let r = http(addr, "PUT", &format!("{session}{sep}digest={d}"), &[], b"second half").unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    d
+}
+
+/// The blob a half upload finishes as.
+pub const HALF_UPLOAD_WHOLE: &[u8] = b"first half|second half";

@@ -2,10 +2,9 @@
 //! family, byte for byte, so the record formats and key encodings stay one
 //! specification (spec/storage-layout.md) whichever store holds them.
 
-use super::kv::{Range, Write};
+use super::kv::Write;
 use super::{Meta, FAMILIES};
 use crate::registry::error::RegistryError;
-use std::ops::ControlFlow;
 
 /// Rows written per transaction while copying.
 const COPY_BATCH: usize = 1000;
@@ -20,23 +19,14 @@ impl Meta {
         for family in FAMILIES {
             let mut writes = Vec::with_capacity(COPY_BATCH);
             let mut n = 0;
-            let range = Range {
-                family,
-                start: b"",
-                prefix: b"",
-            };
-            self.kv.scan(range, &mut |k, v| {
-                writes.push(Write {
-                    family,
-                    key: k.to_vec(),
-                    value: Some(v.to_vec()),
-                });
+            self.scan_all(family, |k, v| {
+                writes.push(put(family, k, Some(v)));
                 n += 1;
                 if writes.len() == COPY_BATCH {
                     target.kv.write(std::mem::take(&mut writes), true)?;
                     progress(family, n);
                 }
-                Ok(ControlFlow::Continue(()))
+                Ok(())
             })?;
             target.kv.write(writes, true)?;
             progress(family, n);
@@ -50,14 +40,9 @@ impl Meta {
         let mut out = Vec::new();
         for family in FAMILIES {
             let mut n = 0;
-            let range = Range {
-                family,
-                start: b"",
-                prefix: b"",
-            };
-            self.kv.scan(range, &mut |_, _| {
+            self.scan_all(family, |_, _| {
                 n += 1;
-                Ok(ControlFlow::Continue(()))
+                Ok(())
             })?;
             out.push((family, n));
         }
@@ -68,24 +53,24 @@ impl Meta {
     /// once the target is bound).
     pub fn clear(&self) -> Result<(), RegistryError> {
         for family in FAMILIES {
-            let mut keys = Vec::new();
-            let range = Range {
-                family,
-                start: b"",
-                prefix: b"",
-            };
-            self.kv.scan(range, &mut |k, _| {
-                keys.push(Write {
-                    family,
-                    key: k.to_vec(),
-                    value: None,
-                });
-                Ok(ControlFlow::Continue(()))
+            let mut deletes = Vec::new();
+            self.scan_all(family, |k, _| {
+                deletes.push(put(family, k, None));
+                Ok(())
             })?;
-            for chunk in keys.chunks(COPY_BATCH) {
+            for chunk in deletes.chunks(COPY_BATCH) {
                 self.kv.write(chunk.to_vec(), true)?;
             }
         }
         Ok(())
+    }
+}
+
+/// A write of `value` (a delete without one) at `key` in `family`.
+fn put(family: &'static str, key: &[u8], value: Option<&[u8]>) -> Write {
+    Write {
+        family,
+        key: key.to_vec(),
+        value: value.map(<[u8]>::to_vec),
     }
 }

@@ -39,7 +39,7 @@ mod copy;
 mod inline;
 mod kv;
 pub mod postgres;
-mod postgres_tls;
+mod postgres_url;
 mod record;
 mod state;
 

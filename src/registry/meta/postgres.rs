@@ -17,12 +17,13 @@
 use super::kv::{Range, Visit, Write};
 use crate::registry::error::RegistryError;
 use std::future::Future;
-use std::str::FromStr as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use super::postgres_url::{parse_url, Settings};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -127,54 +128,6 @@ pub enum OpenError {
     Newer(i32),
 }
 
-/// A `--database` URL, parsed.
-#[derive(Debug)]
-pub struct Settings {
-    /// The connection settings.
-    pub config: Config,
-    /// The CA file the server's certificate is verified against
-    /// (`sslrootcert`); the system's roots without it.
-    pub rootcert: Option<std::path::PathBuf>,
-}
-
-/// The connection settings of `url` (a `postgres://` URL, or libpq's
-/// `key=value` form). A password missing from the URL is taken from
-/// `PGPASSWORD`, as libpq does; `sslrootcert` and `sslmode` as in
-/// `postgres_tls.rs`.
-pub fn parse_url(url: &str) -> Result<Settings, OpenError> {
-    let split = super::postgres_tls::split(url);
-    let mut config = Config::from_str(&split.url).map_err(|e| OpenError::Url(e.to_string()))?;
-    if config.get_user().is_none() {
-        return Err(OpenError::Url("it names no user".into()));
-    }
-    if config.get_dbname().is_none() {
-        return Err(OpenError::Url("it names no database".into()));
-    }
-    if config.get_password().is_none() {
-        if let Ok(p) = std::env::var("PGPASSWORD") {
-            config.password(p);
-        }
-    }
-    // Without an sslmode, TLS is required of a server across the network
-    // (a `prefer` connection can be downgraded to plain text by whoever is
-    // on the path); a server on this machine may answer without it.
-    let remote = config.get_hosts().iter().any(|h| match h {
-        tokio_postgres::config::Host::Tcp(name) => !is_loopback(name),
-        _ => false,
-    });
-    if remote && !split.url.contains("sslmode") {
-        config.ssl_mode(tokio_postgres::config::SslMode::Require);
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    config.application_name("vouch");
-    Ok(Settings {
-        config,
-        rootcert: split.rootcert,
-    })
-}
-
 impl From<tokio_postgres::Error> for RegistryError {
     fn from(e: tokio_postgres::Error) -> Self {
         // Worth a retry (503): no answer, a lost connection, and the
@@ -197,7 +150,7 @@ impl Postgres {
     /// Connects to the database at `url`, creating the schema on first use.
     pub fn open(url: &str) -> Result<Postgres, OpenError> {
         let Settings { config, rootcert } = parse_url(url)?;
-        let tls = super::postgres_tls::connector(config.get_ssl_mode(), rootcert.as_deref()).map_err(OpenError::Url)?;
+        let tls = super::postgres_url::connector(config.get_ssl_mode(), rootcert.as_deref()).map_err(OpenError::Url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vouch-postgres")
@@ -516,15 +469,6 @@ async fn create_schema(client: &mut Client) -> Result<(i32, String), tokio_postg
     Ok(row)
 }
 
-/// Whether a host name or address is this machine.
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// The least key above every key that begins with `prefix`; `None` when
 /// there is none (an empty prefix, or one of 0xff bytes only).
 fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -556,29 +500,6 @@ mod tests {
         assert_eq!(successor(b"\xff\xff"), None);
         assert_eq!(successor(b"a\x00"), Some(b"a\x01".to_vec()));
         assert_eq!(successor(b"ab\xff"), Some(b"ac".to_vec()));
-    }
-
-    #[test]
-    fn tls_is_required_across_the_network_unless_the_url_says() {
-        use tokio_postgres::config::SslMode;
-        let mode = |u: &str| parse_url(u).unwrap().config.get_ssl_mode();
-        assert_eq!(mode("postgres://v@db.example.net/r"), SslMode::Require);
-        assert_eq!(mode("postgres://v@db.example.net/r?sslmode=disable"), SslMode::Disable);
-        assert_eq!(mode("postgres://v@127.0.0.1/r"), SslMode::Prefer);
-        assert_eq!(mode("postgres://v@localhost/r"), SslMode::Prefer);
-        assert_eq!(mode("host=10.0.0.5 user=v dbname=r"), SslMode::Require);
-    }
-
-    #[test]
-    fn urls_need_a_user_and_a_database() {
-        assert!(parse_url("postgres://vouch:pw@127.0.0.1:5432/registry").is_ok());
-        assert!(parse_url("host=127.0.0.1 user=vouch dbname=registry").is_ok());
-        let no_db = parse_url("postgres://vouch@127.0.0.1").unwrap_err().to_string();
-        assert!(no_db.contains("names no database"), "{no_db}");
-        let bad = parse_url("postgres://vouch@127.0.0.1:notaport/x")
-            .unwrap_err()
-            .to_string();
-        assert!(bad.contains("not a PostgreSQL URL"), "{bad}");
     }
 
     proptest::proptest! {

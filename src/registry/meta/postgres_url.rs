@@ -1,6 +1,7 @@
-//! TLS to the metadata database: rustls with ring, always verifying the
-//! server's certificate chain and name, against the CA file a URL names
-//! (`sslrootcert`, as libpq) or the system's roots.
+//! The `--database` URL: connection settings, and TLS to the metadata
+//! database: rustls with ring, always verifying the server's certificate
+//! chain and name, against the CA file a URL names (`sslrootcert`, as
+//! libpq) or the system's roots.
 //!
 //! tokio-postgres knows `sslmode` `disable`, `prefer` (its default) and
 //! `require`, and refuses options it does not know; so `sslrootcert` is
@@ -8,9 +9,70 @@
 //! read as `require` (with rustls every TLS connection is verified as
 //! `verify-full` asks: chain and host name).
 
+use super::postgres::OpenError;
 use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::time::Duration;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::Config;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// A `--database` URL, parsed.
+#[derive(Debug)]
+pub struct Settings {
+    /// The connection settings.
+    pub config: Config,
+    /// The CA file the server's certificate is verified against
+    /// (`sslrootcert`); the system's roots without it.
+    pub rootcert: Option<std::path::PathBuf>,
+}
+
+/// The connection settings of `url` (a `postgres://` URL, or libpq's
+/// `key=value` form). A password missing from the URL is taken from
+/// `PGPASSWORD`, as libpq does; `sslrootcert` and `sslmode` as in
+/// this file.
+pub fn parse_url(url: &str) -> Result<Settings, OpenError> {
+    let split = split(url);
+    let mut config = Config::from_str(&split.url).map_err(|e| OpenError::Url(e.to_string()))?;
+    if config.get_user().is_none() {
+        return Err(OpenError::Url("it names no user".into()));
+    }
+    if config.get_dbname().is_none() {
+        return Err(OpenError::Url("it names no database".into()));
+    }
+    if config.get_password().is_none() {
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            config.password(p);
+        }
+    }
+    // Without an sslmode, TLS is required of a server across the network
+    // (a `prefer` connection can be downgraded to plain text by whoever is
+    // on the path); a server on this machine may answer without it.
+    let remote = config.get_hosts().iter().any(|h| match h {
+        tokio_postgres::config::Host::Tcp(name) => !is_loopback(name),
+        _ => false,
+    });
+    if remote && !split.url.contains("sslmode") {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.application_name("vouch");
+    Ok(Settings {
+        config,
+        rootcert: split.rootcert,
+    })
+}
+
+/// Whether a host name or address is this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 /// A URL split into what tokio-postgres parses and vouch's own options.
 #[derive(Debug, PartialEq, Eq)]
@@ -105,6 +167,29 @@ pub fn connector(mode: SslMode, rootcert: Option<&Path>) -> Result<Option<MakeRu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_is_required_across_the_network_unless_the_url_says() {
+        use tokio_postgres::config::SslMode;
+        let mode = |u: &str| parse_url(u).unwrap().config.get_ssl_mode();
+        assert_eq!(mode("postgres://v@db.example.net/r"), SslMode::Require);
+        assert_eq!(mode("postgres://v@db.example.net/r?sslmode=disable"), SslMode::Disable);
+        assert_eq!(mode("postgres://v@127.0.0.1/r"), SslMode::Prefer);
+        assert_eq!(mode("postgres://v@localhost/r"), SslMode::Prefer);
+        assert_eq!(mode("host=10.0.0.5 user=v dbname=r"), SslMode::Require);
+    }
+
+    #[test]
+    fn urls_need_a_user_and_a_database() {
+        assert!(parse_url("postgres://vouch:pw@127.0.0.1:5432/registry").is_ok());
+        assert!(parse_url("host=127.0.0.1 user=vouch dbname=registry").is_ok());
+        let no_db = parse_url("postgres://vouch@127.0.0.1").unwrap_err().to_string();
+        assert!(no_db.contains("names no database"), "{no_db}");
+        let bad = parse_url("postgres://vouch@127.0.0.1:notaport/x")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("not a PostgreSQL URL"), "{bad}");
+    }
 
     #[test]
     fn sslrootcert_is_taken_out_of_either_form() {
