@@ -18,18 +18,22 @@
 //! level L from the full tiles of level L-1) and are rebuilt at open.
 
 mod keyfile;
+mod open;
+mod reader;
 mod reads;
+mod rows;
 mod sequencer;
 
 pub use keyfile::{load_or_create_signer, load_signer, KeyFileError};
+pub use rows::{CommitError, Family, RocksRows, Rows, Value};
 
 use crate::checkpoint::Checkpoint;
-use crate::edge::{levels, width_at, Edge};
-use crate::fsck::{fsck, FsckError, FsckReport, TileSource};
-use crate::hash::{leaf_hash, Hash, HASH_LEN};
+use crate::edge::{levels, Edge};
+use crate::fsck::{fsck, FsckError, FsckReport};
+use crate::hash::{Hash, HASH_LEN};
 use crate::note::{Note, NoteSigner, VerifierKey};
-use crate::tile::{encode_bundle, row_hash, TileAddr, TileKind, MAX_ENTRY_BYTES, TILE_HEIGHT, TILE_WIDTH};
-use crate::tree::HashReader;
+use crate::tile::{row_hash, TileAddr, TileKind, MAX_ENTRY_BYTES, TILE_HEIGHT, TILE_WIDTH};
+use reader::StoreReader;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -110,6 +114,9 @@ pub enum OpenError {
     /// The stored data contradicts itself.
     #[error("ledger store is corrupt: {0}")]
     Corrupt(String),
+    /// The rows' store failed.
+    #[error("ledger store: {0}")]
+    Store(String),
 }
 
 /// Why an append did not happen.
@@ -128,6 +135,11 @@ pub enum AppendError {
     /// The ledger is shutting down.
     #[error("ledger is closed")]
     Closed,
+    /// The store of rows shared with other processes did not answer, or
+    /// answered that an append's outcome is unknown. Nothing is
+    /// acknowledged; the next commit finds out what was stored.
+    #[error("ledger store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why a read failed.
@@ -165,7 +177,7 @@ struct State {
 }
 
 struct Shared {
-    db: Arc<DB>,
+    rows: Arc<dyn Rows>,
     state: RwLock<Arc<State>>,
     verifier: VerifierKey,
     /// Full tiles of level 1 and up, with every in-tile subtree computed.
@@ -206,32 +218,33 @@ impl Ledger {
     /// Opens the ledger inside `db`, which must have [`column_families`].
     /// The signer's key name is the log's origin.
     pub fn open_in(db: Arc<DB>, signer: NoteSigner) -> Result<Ledger, OpenError> {
+        Self::open_rows(Arc::new(RocksRows(db)), signer)
+    }
+
+    /// Opens (creating if needed) the ledger whose rows are in `rows`.
+    pub fn open_rows(rows: Arc<dyn Rows>, signer: NoteSigner) -> Result<Ledger, OpenError> {
         let origin = signer.verifier().name().to_owned();
-        let meta = cf(&db, CF_META);
-        match db.get_cf(meta, META_FORMAT)? {
+        let store = |e: String| OpenError::Store(e);
+        match rows.get(Family::Meta, META_FORMAT).map_err(store)? {
             Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_slice())
+                let found = <[u8; 4]>::try_from(&v[..])
                     .map(u32::from_be_bytes)
                     .map_err(|_| OpenError::Corrupt("format row is not 4 bytes".into()))?;
                 if found != FORMAT_VERSION {
                     return Err(OpenError::UnsupportedFormat { found });
                 }
             }
-            None => create(&db, &signer)?,
+            None => open::create(&*rows, &signer)?,
         }
-        let found = db.get_cf(meta, META_ORIGIN)?.unwrap_or_default();
-        if found != origin.as_bytes() {
+        let found = rows.get(Family::Meta, META_ORIGIN).map_err(store)?.map(|v| v.to_vec());
+        if found.as_deref() != Some(origin.as_bytes()) {
             return Err(OpenError::OriginMismatch {
-                found: String::from_utf8_lossy(&found).into(),
+                found: String::from_utf8_lossy(&found.unwrap_or_default()).into(),
                 expected: origin,
             });
         }
-        let note = db
-            .get_cf(meta, META_CHECKPOINT)?
-            .ok_or_else(|| OpenError::Corrupt("no checkpoint row".into()))?;
-        let checkpoint = Checkpoint::open(&note, signer.verifier())
-            .map_err(|e| OpenError::Corrupt(format!("stored checkpoint does not verify with the log key: {e}")))?;
-        let edge = rebuild_edge(&db, checkpoint.size)?;
+        let (note, checkpoint) = open::read_checkpoint(&*rows, signer.verifier()).map_err(OpenError::Corrupt)?;
+        let edge = open::rebuild_edge(&*rows, checkpoint.size)?;
         if edge.root() != checkpoint.root {
             return Err(OpenError::Corrupt(format!(
                 "entries give root {} at size {}, checkpoint says {}",
@@ -240,23 +253,20 @@ impl Ledger {
                 checkpoint.root
             )));
         }
-        if db
-            .get_pinned_cf(cf(&db, CF_ENTRIES), checkpoint.size.to_be_bytes())?
-            .is_some()
-        {
+        // Of a shared log, another writer may have appended meanwhile.
+        if !rows.shared() && !rows.entries(checkpoint.size, 1).map_err(store)?.is_empty() {
             return Err(OpenError::Corrupt(format!(
                 "an entry exists beyond tree size {}",
                 checkpoint.size
             )));
         }
-        let note = String::from_utf8(note).expect("checkpoint parsed as UTF-8");
         let state = State {
             root: checkpoint.root,
             edge,
             checkpoint: note.into(),
         };
         let shared = Arc::new(Shared {
-            db,
+            rows,
             state: RwLock::new(Arc::new(state)),
             verifier: signer.verifier().clone(),
             upper_tiles: Default::default(),
@@ -283,6 +293,22 @@ impl Ledger {
     /// [`Self::append`] for threads outside an async runtime.
     pub fn append_blocking(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         self.sequencer.append_blocking(entry)
+    }
+
+    /// Catches up with a log that other processes append to as well: reads
+    /// the checkpoint they last committed and publishes it, once its
+    /// entries are read and give its root. Resolves to the tree size. Of a
+    /// log this process alone writes, only the size.
+    pub async fn refresh(&self) -> Result<u64, AppendError> {
+        if !self.shared.rows.shared() {
+            return Ok(self.size());
+        }
+        self.sequencer.refresh().await
+    }
+
+    /// Whether other processes append to this log too.
+    pub fn is_shared(&self) -> bool {
+        self.shared.rows.shared()
     }
 
     /// The log's public key, for checkpoint verification.
@@ -360,11 +386,6 @@ fn corrupt_fsck(e: impl std::fmt::Display) -> FsckError<ReadError> {
     }
 }
 
-fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
-    db.cf_handle(name)
-        .unwrap_or_else(|| panic!("column family {name} was opened with the database"))
-}
-
 fn tile_key(level: u8, index: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = level;
@@ -385,212 +406,4 @@ fn tile_value(tile: &crate::edge::FullTile) -> Vec<u8> {
     let mut v = Vec::with_capacity(TILE_VALUE_BYTES);
     v.extend(tile.hashes.iter().chain(&tile.mid).flat_map(|h| h.0));
     v
-}
-
-/// First open: the format row, the origin and the signed empty checkpoint,
-/// in one synced batch, so a crash leaves either nothing or a complete log.
-fn create(db: &DB, signer: &NoteSigner) -> Result<(), OpenError> {
-    let meta = cf(db, CF_META);
-    if db.get_cf(meta, META_CHECKPOINT)?.is_some() {
-        return Err(OpenError::Corrupt("checkpoint row without a format row".into()));
-    }
-    let origin = signer.verifier().name();
-    let empty = Checkpoint {
-        origin: origin.to_owned(),
-        size: 0,
-        root: Hash::empty_tree(),
-        extensions: vec![],
-    };
-    let mut batch = rocksdb::WriteBatch::default();
-    batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
-    batch.put_cf(meta, META_ORIGIN, origin.as_bytes());
-    batch.put_cf(meta, META_CHECKPOINT, signer.sign(&empty.to_text()).as_bytes());
-    let mut opts = rocksdb::WriteOptions::default();
-    opts.set_sync(true);
-    db.write_opt(batch, &opts)?;
-    Ok(())
-}
-
-/// Rebuilds the partial tiles of a tree of `size` entries from the stored
-/// entries (level 0) and full tiles (levels above).
-fn rebuild_edge(db: &DB, size: u64) -> Result<Edge, OpenError> {
-    let mut rows = Vec::new();
-    for level in 0..levels(size) as u8 {
-        let width = width_at(size, level);
-        let count = size >> (u32::from(TILE_HEIGHT) * u32::from(level));
-        let first = count - width;
-        let mut row = Vec::with_capacity(width as usize);
-        for i in first..count {
-            let h = if level == 0 {
-                let e = db
-                    .get_pinned_cf(cf(db, CF_ENTRIES), i.to_be_bytes())?
-                    .ok_or_else(|| OpenError::Corrupt(format!("entry {i} is missing")))?;
-                leaf_hash(&e)
-            } else {
-                let v = db
-                    .get_pinned_cf(cf(db, CF_TILES), tile_key(level - 1, i))?
-                    .filter(|v| v.len() == TILE_VALUE_BYTES)
-                    .ok_or_else(|| OpenError::Corrupt(format!("tile {}/{i} is missing or short", level - 1)))?;
-                let mid = crate::tile::tile_hashes(&v[TILE_BYTES..]).expect("whole hashes");
-                row_hash(&mid, 0, MID_WIDTH)
-            };
-            row.push(h);
-        }
-        rows.push(row);
-    }
-    Edge::from_rows(size, rows).ok_or_else(|| OpenError::Corrupt("right edge has wrong widths".into()))
-}
-
-/// Reads complete subtree hashes of one committed tree state: full tiles from
-/// RocksDB, partial ones from the state's edge. Remembers the tiles it has
-/// read, since one proof takes most of its hashes from two or three tiles.
-struct StoreReader<'a> {
-    db: &'a DB,
-    shared: &'a Shared,
-    state: Arc<State>,
-    tiles: std::cell::RefCell<Vec<((u8, u64), rocksdb::DBPinnableSlice<'a>)>>,
-}
-
-impl<'a> StoreReader<'a> {
-    fn new(shared: &'a Shared, state: Arc<State>) -> Self {
-        Self {
-            db: &shared.db,
-            shared,
-            state,
-            tiles: Default::default(),
-        }
-    }
-
-    /// A full tile of level >= 1 with all its subtrees, from the cache.
-    fn upper_tile(&self, level: u8, index: u64) -> Result<Arc<crate::tree::MemoryTree>, ReadError> {
-        if let Some(t) = self.shared.upper_tiles.read().expect("cache lock").get(&(level, index)) {
-            return Ok(t.clone());
-        }
-        let value = self.full_tile(level, index)?;
-        let mut tree = crate::tree::MemoryTree::new();
-        for h in value[..TILE_BYTES].chunks_exact(HASH_LEN) {
-            tree.push_leaf_hash(Hash::from_slice(h).expect("32"));
-        }
-        let tree = Arc::new(tree);
-        let mut cache = self.shared.upper_tiles.write().expect("cache lock");
-        if cache.len() >= UPPER_TILE_CACHE {
-            cache.clear();
-        }
-        cache.insert((level, index), tree.clone());
-        Ok(tree)
-    }
-
-    fn full_tile(&self, level: u8, index: u64) -> Result<rocksdb::DBPinnableSlice<'a>, ReadError> {
-        let v = self.db.get_pinned_cf(cf(self.db, CF_TILES), tile_key(level, index))?;
-        v.filter(|v| v.len() == TILE_VALUE_BYTES)
-            .ok_or_else(|| ReadError::Corrupt(format!("tile {level}/{index} is missing or short")))
-    }
-
-    /// The hash of the subtree spanning `n <= 8` hashes from hash position
-    /// `from` of a full tile's stored value (positions 256.. are the mid row).
-    /// Each tile is read once per reader.
-    fn tile_subtree(&self, level: u8, index: u64, from: usize, n: usize) -> Result<Hash, ReadError> {
-        let mut tiles = self.tiles.borrow_mut();
-        let at = match tiles.iter().position(|(k, _)| *k == (level, index)) {
-            Some(at) => at,
-            None => {
-                tiles.push(((level, index), self.full_tile(level, index)?));
-                tiles.len() - 1
-            }
-        };
-        let value = &tiles[at].1;
-        let mut row = [Hash::default(); 8];
-        for (i, h) in row[..n].iter_mut().enumerate() {
-            *h = Hash::from_slice(&value[(from + i) * HASH_LEN..(from + i + 1) * HASH_LEN]).expect("32");
-        }
-        Ok(row_hash(&row[..n], 0, n))
-    }
-
-    /// The first `addr.width` hashes or entries of a tile that exists in this
-    /// state at that width or wider.
-    fn read_prefix(&self, addr: TileAddr) -> Result<Vec<u8>, ReadError> {
-        let width = usize::from(addr.width);
-        let full = TileAddr::for_tree(addr.kind, addr.index, self.state.edge.size()).is_some_and(|a| a.is_full());
-        match addr.kind {
-            TileKind::Entries => {
-                let entries = self.entries(addr.index * TILE_WIDTH, width)?;
-                Ok(encode_bundle(entries.iter().map(Vec::as_slice)).expect("stored entries fit"))
-            }
-            TileKind::Hashes { level } if full => Ok(self.full_tile(level, addr.index)?[..width * HASH_LEN].to_vec()),
-            TileKind::Hashes { level } => Ok(self.state.edge.row(level)[..width].iter().flat_map(|h| h.0).collect()),
-        }
-    }
-
-    fn entries(&self, start: u64, count: usize) -> Result<Vec<Vec<u8>>, ReadError> {
-        let mut out = Vec::with_capacity(count);
-        let mode = rocksdb::IteratorMode::From(&start.to_be_bytes()[..], rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(cf(self.db, CF_ENTRIES), mode).take(count) {
-            let (k, v) = item?;
-            if k[..] != (start + out.len() as u64).to_be_bytes() {
-                return Err(ReadError::Corrupt(format!(
-                    "entry {} is missing",
-                    start + out.len() as u64
-                )));
-            }
-            out.push(v.into_vec());
-        }
-        if out.len() != count {
-            return Err(ReadError::Corrupt(format!(
-                "entry {} is missing",
-                start + out.len() as u64
-            )));
-        }
-        Ok(out)
-    }
-}
-
-impl HashReader for StoreReader<'_> {
-    type Error = ReadError;
-
-    fn subtree_hash(&self, level: u8, index: u64) -> Result<Hash, ReadError> {
-        let tile_level = level / TILE_HEIGHT;
-        let k = level % TILE_HEIGHT;
-        let first = index << k; // position among tree-level-8L hashes
-        let (tile, offset) = (first / TILE_WIDTH, (first % TILE_WIDTH) as usize);
-        let count = self.state.edge.size() >> (u32::from(TILE_HEIGHT) * u32::from(tile_level));
-        if tile == count / TILE_WIDTH {
-            return self
-                .state
-                .edge
-                .row_subtree(tile_level, k, (offset >> k) as u64)
-                .ok_or_else(|| ReadError::Corrupt(format!("subtree {level}/{index} is not complete")));
-        }
-        if tile_level >= 1 {
-            let tree = self.upper_tile(tile_level, tile)?;
-            return tree
-                .subtree_hash(k, (offset >> k) as u64)
-                .map_err(|e| ReadError::Corrupt(e.to_string()));
-        }
-        if k >= MID_LEVEL {
-            // Start from the stored in-tile level-4 hashes.
-            self.tile_subtree(
-                tile_level,
-                tile,
-                TILE_WIDTH as usize + offset / 16,
-                1 << (k - MID_LEVEL),
-            )
-        } else {
-            self.tile_subtree(tile_level, tile, offset, 1 << k)
-        }
-    }
-}
-
-impl TileSource for StoreReader<'_> {
-    type Error = ReadError;
-
-    fn read_tile(&self, addr: TileAddr) -> Result<Vec<u8>, ReadError> {
-        let size = self.state.edge.size();
-        if TileAddr::for_tree(addr.kind, addr.index, size) != Some(addr) {
-            return Err(ReadError::OutOfRange {
-                what: addr.to_string(),
-                size,
-            });
-        }
-        self.read_prefix(addr)
-    }
 }

@@ -1,7 +1,8 @@
 //! The ledger's reads: entries, tiles, proofs (inclusion, consistency,
 //! offline tlog-proofs) and past roots, each from one committed state.
 
-use super::{cf, Ledger, ReadError, CF_ENTRIES};
+use super::rows::Family;
+use super::{Ledger, ReadError};
 use crate::hash::Hash;
 use crate::tile::TileAddr;
 use crate::tree::{consistency_proof, inclusion_proof};
@@ -12,10 +13,8 @@ impl Ledger {
         if index >= self.size() {
             return Ok(None);
         }
-        Ok(self
-            .shared
-            .db
-            .get_cf(cf(&self.shared.db, CF_ENTRIES), index.to_be_bytes())?)
+        let v = self.shared.rows.get(Family::Entries, &index.to_be_bytes());
+        Ok(v.map_err(ReadError::Db)?.map(|v| v.to_vec()))
     }
 
     /// The bytes of a tile or entry bundle (c2sp.org/tlog-tiles), or `None` if

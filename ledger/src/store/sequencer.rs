@@ -6,14 +6,24 @@
 //! appends wait in the queue, and the next batch takes all of them.
 //! Back-pressure: the queue is bounded, so submitters wait instead of growing
 //! memory without limit.
+//!
+//! Of rows that other processes append to as well (replicas sharing one
+//! database), each commit is conditional on the checkpoint this committer
+//! last read; when another committed first, the committer follows its
+//! entries and commits the batch again on top of them. The same thread
+//! re-reads the checkpoint every [`FOLLOW_EVERY`] and when asked
+//! ([`Handle::refresh`]), so readers of this process see the others'
+//! appends.
 
-use super::{cf, tile_key, tile_value, AppendError, Shared, State, CF_ENTRIES, CF_META, CF_TILES, META_CHECKPOINT};
+use super::rows::{CommitError, Family};
+use super::{open, tile_key, tile_value, AppendError, Shared, State, META_CHECKPOINT};
 use crate::checkpoint::Checkpoint;
 use crate::hash::{leaf_hash, Hash};
 use crate::note::NoteSigner;
 use crate::tile::MAX_ENTRY_BYTES;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Appends waiting to be committed, at most. Submitters beyond it wait.
@@ -21,12 +31,26 @@ const QUEUE_DEPTH: usize = 32 * 1024;
 /// Largest batch, in entries and in bytes.
 const MAX_BATCH_ENTRIES: usize = 16 * 1024;
 const MAX_BATCH_BYTES: usize = 32 << 20;
+/// How often a process sharing its rows re-reads the checkpoint.
+pub(super) const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// Commits of one batch lost to other writers before it is refused: each
+/// loss means another writer made progress, so this bounds only the wait.
+const MAX_CONFLICTS: usize = 1000;
+
+type Reply = oneshot::Sender<Result<u64, AppendError>>;
+
+/// What the committer is asked to do.
+enum Job {
+    Append(Request),
+    /// Re-read the checkpoint; answered with the tree size.
+    Refresh(Reply),
+}
 
 struct Request {
     entry: Vec<u8>,
     /// Hashed by the submitter, so hashing spreads over the caller's threads.
     leaf: Hash,
-    reply: oneshot::Sender<Result<u64, AppendError>>,
+    reply: Reply,
 }
 
 /// Joins the committer thread when the last handle goes away.
@@ -44,12 +68,15 @@ impl Drop for Joiner {
 pub(super) struct Handle {
     // Field order matters: the sender drops first, closing the queue, then the
     // joiner waits for the committer to drain it and exit.
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Job>,
     _joiner: Arc<Joiner>,
 }
 
 pub(super) fn start(shared: Arc<Shared>, signer: NoteSigner) -> Handle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    if shared.rows.shared() {
+        follow_now_and_then(tx.downgrade());
+    }
     let committer = Committer {
         shared,
         signer,
@@ -63,6 +90,23 @@ pub(super) fn start(shared: Arc<Shared>, signer: NoteSigner) -> Handle {
         tx,
         _joiner: Arc::new(Joiner(Mutex::new(Some(thread)))),
     }
+}
+
+/// Asks the committer to re-read the checkpoint every [`FOLLOW_EVERY`],
+/// until the ledger is dropped (the queue's last sender).
+fn follow_now_and_then(queue: mpsc::WeakSender<Job>) {
+    let ticker = move || loop {
+        std::thread::sleep(FOLLOW_EVERY);
+        let Some(tx) = queue.upgrade() else { return };
+        // A full queue means the committer is busy committing, which
+        // follows the others anyway.
+        let (reply, _) = oneshot::channel();
+        let _ = tx.try_send(Job::Refresh(reply));
+    };
+    std::thread::Builder::new()
+        .name("ledger-follow".into())
+        .spawn(ticker)
+        .expect("spawn ledger follow thread");
 }
 
 fn request(entry: Vec<u8>) -> Result<(Request, oneshot::Receiver<Result<u64, AppendError>>), AppendError> {
@@ -83,7 +127,7 @@ fn request(entry: Vec<u8>) -> Result<(Request, oneshot::Receiver<Result<u64, App
 impl Handle {
     pub(super) async fn append(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         let (req, rx) = request(entry)?;
-        self.tx.send(req).await.map_err(|_| AppendError::Closed)?;
+        self.tx.send(Job::Append(req)).await.map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
@@ -94,7 +138,7 @@ impl Handle {
         let requests: Vec<_> = entries.into_iter().map(request).collect::<Result<_, _>>()?;
         let mut replies = Vec::with_capacity(requests.len());
         for (req, rx) in requests {
-            self.tx.send(req).await.map_err(|_| AppendError::Closed)?;
+            self.tx.send(Job::Append(req)).await.map_err(|_| AppendError::Closed)?;
             replies.push(rx);
         }
         let mut out = Vec::with_capacity(replies.len());
@@ -104,9 +148,20 @@ impl Handle {
         Ok(out)
     }
 
+    pub(super) async fn refresh(&self) -> Result<u64, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Refresh(reply))
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
     pub(super) fn append_blocking(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         let (req, rx) = request(entry)?;
-        self.tx.blocking_send(req).map_err(|_| AppendError::Closed)?;
+        self.tx
+            .blocking_send(Job::Append(req))
+            .map_err(|_| AppendError::Closed)?;
         rx.blocking_recv().map_err(|_| AppendError::Closed)?
     }
 }
@@ -119,14 +174,37 @@ struct Committer {
 }
 
 impl Committer {
-    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        while let Some(first) = rx.blocking_recv() {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut waiting = None;
+        loop {
+            let first = match waiting.take() {
+                Some(job) => job,
+                None => match rx.blocking_recv() {
+                    Some(job) => job,
+                    None => return,
+                },
+            };
+            let first = match first {
+                Job::Append(r) => r,
+                Job::Refresh(reply) => {
+                    let _ = reply.send(self.follow());
+                    continue;
+                }
+            };
             let mut bytes = first.entry.len();
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH_ENTRIES && bytes < MAX_BATCH_BYTES {
-                let Ok(next) = rx.try_recv() else { break };
-                bytes += next.entry.len();
-                batch.push(next);
+                match rx.try_recv() {
+                    Ok(Job::Append(next)) => {
+                        bytes += next.entry.len();
+                        batch.push(next);
+                    }
+                    Ok(refresh) => {
+                        waiting = Some(refresh);
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
             let result = match &self.poisoned {
                 Some(why) => Err(AppendError::Poisoned(why.clone())),
@@ -139,17 +217,85 @@ impl Committer {
         }
     }
 
-    /// Commits one batch and publishes the new state; returns its first index.
+    fn state(&self) -> Arc<State> {
+        self.shared.state.read().expect("state lock").clone()
+    }
+
+    fn publish(&self, state: State) {
+        let size = state.edge.size();
+        *self.shared.state.write().expect("state lock") = Arc::new(state);
+        self.shared.published.send_replace(size);
+    }
+
+    /// Re-reads the checkpoint and, if another writer extended the log,
+    /// follows it. A stored log that forked or shrank stops this one.
+    fn follow(&mut self) -> Result<u64, AppendError> {
+        if let Some(why) = &self.poisoned {
+            return Err(AppendError::Poisoned(why.clone()));
+        }
+        let rows = &*self.shared.rows;
+        let current = self.state();
+        let (note, checkpoint) =
+            open::read_checkpoint(rows, &self.shared.verifier).map_err(AppendError::Unavailable)?;
+        if *note == *current.checkpoint {
+            return Ok(current.edge.size());
+        }
+        match open::follow(rows, &current, note, &checkpoint) {
+            Ok(state) => {
+                self.publish(state);
+                Ok(checkpoint.size)
+            }
+            Err(open::Unfollowed::Unreadable(why)) => Err(AppendError::Unavailable(why)),
+            Err(open::Unfollowed::Contradicts(why)) => {
+                self.poisoned = Some(why.clone());
+                Err(AppendError::Poisoned(why))
+            }
+        }
+    }
+
+    /// Commits one batch and publishes the new state; returns its first
+    /// index. Of shared rows, a commit another writer beat is followed and
+    /// made again on top of its entries.
     fn commit(&mut self, batch: &[Request]) -> Result<u64, AppendError> {
-        let db = &*self.shared.db;
-        let current = self.shared.state.read().expect("state lock").clone();
+        for _ in 0..MAX_CONFLICTS {
+            match self.commit_once(batch) {
+                Err(CommitError::Conflict) => {
+                    self.follow()?;
+                }
+                Err(CommitError::Failed(why)) if self.shared.rows.shared() => {
+                    // Whether it took effect is unknown; the next commit's
+                    // condition tells, and is followed either way.
+                    return Err(AppendError::Unavailable(why));
+                }
+                Err(CommitError::Failed(why)) => {
+                    self.poisoned = Some(why.clone());
+                    return Err(AppendError::Poisoned(why));
+                }
+                Ok(start) => return Ok(start),
+            }
+        }
+        Err(AppendError::Unavailable(format!(
+            "{MAX_CONFLICTS} commits in a row lost to other writers"
+        )))
+    }
+
+    fn commit_once(&mut self, batch: &[Request]) -> Result<u64, CommitError> {
+        let current = self.state();
         let start = current.edge.size();
         let mut edge = current.edge.clone();
-        let mut wb = rocksdb::WriteBatch::default();
+        let mut puts = Vec::with_capacity(batch.len() + 2);
         for (i, req) in batch.iter().enumerate() {
-            wb.put_cf(cf(db, CF_ENTRIES), (start + i as u64).to_be_bytes(), &req.entry);
+            puts.push((
+                Family::Entries,
+                (start + i as u64).to_be_bytes().to_vec(),
+                req.entry.clone(),
+            ));
             for tile in edge.push(req.leaf) {
-                wb.put_cf(cf(db, CF_TILES), tile_key(tile.level, tile.index), tile_value(&tile));
+                puts.push((
+                    Family::Tiles,
+                    tile_key(tile.level, tile.index).to_vec(),
+                    tile_value(&tile),
+                ));
             }
         }
         let size = edge.size();
@@ -166,33 +312,30 @@ impl Committer {
             extensions: vec![],
         };
         let note = self.signer.sign(&checkpoint.to_text());
-        wb.put_cf(cf(db, CF_META), META_CHECKPOINT, note.as_bytes());
+        puts.push((Family::Meta, META_CHECKPOINT.to_vec(), note.as_bytes().to_vec()));
 
         // COMMIT POINT. The entries, the tiles they complete and the checkpoint
-        // covering them are one WriteBatch, written with the WAL fsync'd: after
-        // a crash either all of it is on disk or none of it is. Nobody has seen
-        // this checkpoint yet, so if the batch is lost the same size may later
-        // be signed with other entries without any published statement being
-        // contradicted. Appends are acknowledged only after this returns Ok.
+        // covering them are one commit, durable when it returns Ok (RocksDB:
+        // one WriteBatch with the WAL fsync'd; PostgreSQL: one transaction,
+        // its WAL flushed): after a crash either all of it is stored or none
+        // of it is. The commit takes effect only if the checkpoint row still
+        // holds `current`'s note, so of writers sharing the rows, only one
+        // extends a given tree: the others' notes are never stored and
+        // never served, and no two stored checkpoints of one size differ.
+        // Nobody has seen this checkpoint before the commit, so if it is
+        // lost the same size may later be signed with other entries without
+        // any published statement being contradicted. Appends are
+        // acknowledged only after this returns Ok.
         //
-        // If the write fails, whether the batch reached the disk is unknown
-        // (a failed fsync may still have persisted it). The log stops taking
-        // appends; reopening reads back whatever is durably there.
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
-        if let Err(e) = db.write_opt(wb, &opts) {
-            let why = e.to_string();
-            self.poisoned = Some(why.clone());
-            return Err(AppendError::Poisoned(why));
-        }
-        let state = State {
+        // If the RocksDB write fails, whether the batch reached the disk is
+        // unknown (a failed fsync may still have persisted it). The log stops
+        // taking appends; reopening reads back whatever is durably there.
+        self.shared.rows.commit(puts, Some(current.checkpoint.as_bytes()))?;
+        self.publish(State {
             edge,
             root,
             checkpoint: note.into(),
-        };
-        let size = state.edge.size();
-        *self.shared.state.write().expect("state lock") = Arc::new(state);
-        self.shared.published.send_replace(size);
+        });
         Ok(start)
     }
 }
