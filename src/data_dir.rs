@@ -11,6 +11,10 @@
 //!   uploads/      upload sessions in progress
 //!   blob-storage  with `--storage`: the bucket and prefix that hold the blobs
 //!                 and sessions instead (`s3://bucket/prefix`, one line)
+//!   metadata-database  with `--database`: the PostgreSQL database holding
+//!                 the registry metadata instead (`PostgreSQL instance <id>`)
+//!   ledger-database    and the ledger too, when it is there (a directory
+//!                 first served with `--database`, or moved by `vouch migrate`)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -54,6 +58,8 @@ pub struct Opened {
     pub db: std::sync::Arc<rocksdb::DB>,
     /// Whether a new signing key was generated on this open.
     pub key_created: bool,
+    /// The log's signing key, for opening the ledger elsewhere.
+    pub signer: NoteSigner,
 }
 
 impl DataDir {
@@ -99,11 +105,12 @@ impl DataDir {
         let db = rocksdb::DB::open_cf_descriptors(&vouch_ledger::store::db_options(), self.db_path(), families)
             .map_err(OpenError::from)?;
         let db = std::sync::Arc::new(db);
-        let ledger = Ledger::open_in(db.clone(), signer)?;
+        let ledger = Ledger::open_in(db.clone(), signer.clone())?;
         Ok(Opened {
             ledger,
             db,
             key_created,
+            signer,
         })
     }
 }
@@ -123,7 +130,36 @@ const DATABASE: Binding = Binding {
     flag: "--database",
 };
 
+/// The file naming the PostgreSQL database holding a data directory's
+/// ledger, if not its RocksDB.
+const LEDGER_DATABASE: Binding = Binding {
+    file: "ledger-database",
+    what: "its ledger",
+    flag: "--database",
+};
+
 impl DataDir {
+    /// Checks that `database` holds this directory's ledger, or records it
+    /// on first use (`vacant` says why it cannot, if it cannot).
+    pub fn bind_ledger_database(
+        &self,
+        database: Option<&str>,
+        vacant: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.bind(&LEDGER_DATABASE, database, vacant)
+    }
+
+    /// Which database is recorded to hold this directory's ledger (`None`:
+    /// its RocksDB).
+    pub fn ledger_database(&self) -> Result<Option<String>, String> {
+        self.recorded(LEDGER_DATABASE.file)
+    }
+
+    /// Records that this directory's ledger was moved to `database`.
+    pub fn bind_moved_ledger_database(&self, database: &str) -> Result<(), String> {
+        self.bind(&LEDGER_DATABASE, Some(database), || Ok(()))
+    }
+
     /// Checks that `storage` (`s3://bucket/prefix`, or `None` for local
     /// files) is where this directory's blobs are, and records it on first
     /// use: the manifests and links in the database name blobs in one

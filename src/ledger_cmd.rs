@@ -243,6 +243,15 @@ fn open_existing(data: DataArgs) -> Result<vouch_ledger::store::Ledger> {
         )
         .into());
     }
+    // The copy in db/ is not the ledger once it moved to the database.
+    if let Some(database) = dir.ledger_database()? {
+        return Err(format!(
+            "the ledger of {} is in {database}, not in its db/: read it from a replica serving it \
+             (vouch audit, vouch verify, or GET /ledger/...)",
+            dir.root().display()
+        )
+        .into());
+    }
     // Read-only: no lock, so this works while `vouch serve` runs here.
     Ok(dir.open_ledger_read_only()?)
 }

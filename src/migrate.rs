@@ -1,9 +1,9 @@
 //! `vouch migrate`: moves a single-node registry's blobs and upload
-//! sessions to an S3-compatible bucket and its registry metadata to
-//! PostgreSQL, so that `vouch serve --storage .. --database ..` serves it
-//! unchanged. The ledger stays in the data directory, untouched: every
-//! checkpoint, proof and entry is the same after the move
-//! (spec/storage-layout.md, "Moving a registry").
+//! sessions to an S3-compatible bucket, and its registry metadata and its
+//! ledger to PostgreSQL, so that `vouch serve --storage .. --database ..`
+//! serves it unchanged, from as many replicas as share them. The ledger's
+//! rows are copied byte for byte: every checkpoint, proof and entry is the
+//! same after the move (spec/storage-layout.md, "Moving a registry").
 //!
 //! Each part is copied, checked, then recorded in the data directory's
 //! binding file, and only then removed from the directory. The binding is
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio_util::io::ReaderStream;
 use vouch::data_dir::{default_origin, write_synced, DataDir};
 use vouch::registry::blobs::{files::FileBlobs, BlobStore};
-use vouch::registry::meta::{Meta, Postgres};
+use vouch::registry::meta::{copy, Meta, Postgres, PostgresRows};
 
 /// `vouch migrate`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -42,8 +42,10 @@ pub struct MigrateArgs {
     /// registry.
     #[arg(long, value_name = "URL")]
     to_storage: Option<String>,
-    /// Move the registry metadata to this PostgreSQL database (a `vouch
-    /// serve --database` URL). It must hold no other registry's metadata.
+    /// Move the registry metadata and the ledger to this PostgreSQL
+    /// database (a `vouch serve --database` URL). It must hold no other
+    /// registry's. A directory whose metadata an earlier version moved
+    /// there has its ledger moved to join it.
     #[arg(long, value_name = "URL")]
     to_database: Option<String>,
 }
@@ -66,23 +68,33 @@ pub fn run(args: MigrateArgs) -> Result<()> {
         )
     })?;
     let before = (opened.ledger.size(), opened.ledger.root());
-    eprintln!(
-        "ledger: {} entries, root {} (stays in {})",
-        before.0,
-        hex::encode(before.1 .0),
-        dir.db_path().display()
-    );
+    let checkpoint = opened.ledger.checkpoint();
+    eprintln!("ledger: {} entries, root {}", before.0, hex::encode(before.1 .0));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Some(url) = &args.to_storage {
         runtime.block_on(move_blobs(&dir, url))?;
     }
     if let Some(url) = &args.to_database {
         let owner = opened.ledger.verifier().to_string();
-        move_metadata(&dir, &Meta::new(opened.db.clone()), url, &owner)?;
-    }
-    let after = (opened.ledger.size(), opened.ledger.root());
-    if after != before {
-        return Err("the ledger changed during the move; this is a bug, and nothing was removed from it".into());
+        let local = Meta::new(opened.db.clone());
+        let pg = std::sync::Arc::new(Postgres::open(url)?);
+        move_rows(&dir, &METADATA, &local, &pg, &owner, |_| Ok(()))?;
+        // The moved ledger must be the same log: the same checkpoint, opened
+        // and rebuilt from the database's rows, checked before the binding.
+        let same_log = |pg: &std::sync::Arc<Postgres>| -> Result<()> {
+            let rows = std::sync::Arc::new(PostgresRows::new(pg.clone()));
+            let moved = vouch_ledger::store::Ledger::open_rows(rows, opened.signer.clone())?;
+            if moved.checkpoint() != checkpoint || (moved.size(), moved.root()) != before {
+                return Err(format!(
+                    "the ledger in the database differs from this one (size {}, root {}): nothing was removed",
+                    moved.size(),
+                    hex::encode(moved.root().0)
+                )
+                .into());
+            }
+            Ok(())
+        };
+        move_rows(&dir, &LEDGER, &local, &pg, &owner, same_log)?;
     }
     // (The URLs may carry secrets: they are not repeated here.)
     eprintln!("moved. Start the registry with:");
@@ -183,20 +195,56 @@ async fn copy_file(target: &BlobStore, id: &str, path: &Path, size: u64) -> Resu
 
 /// Copies every metadata row to the database, checks the counts, binds the
 /// directory to the database and clears the local rows.
-fn move_metadata(dir: &DataDir, local: &Meta, url: &str, owner: &str) -> Result<()> {
-    let pg = std::sync::Arc::new(Postgres::open(url)?);
+/// A part of the registry that moves to the database as rows.
+struct Part {
+    what: &'static str,
+    families: &'static [&'static str],
+    /// The file naming the database while the move is under way.
+    marker: &'static str,
+    bound: fn(&DataDir) -> std::result::Result<Option<String>, String>,
+    bind: fn(&DataDir, &str) -> std::result::Result<(), String>,
+}
+
+const METADATA: Part = Part {
+    what: "metadata",
+    families: copy::METADATA,
+    marker: "migrating-metadata",
+    bound: DataDir::database,
+    bind: DataDir::bind_moved_database,
+};
+
+const LEDGER: Part = Part {
+    what: "ledger",
+    families: copy::LEDGER,
+    marker: "migrating-ledger",
+    bound: DataDir::ledger_database,
+    bind: DataDir::bind_moved_ledger_database,
+};
+
+/// Copies `part`'s rows to the database, counts them, runs `check`, binds
+/// the directory to the database (the commit point) and removes the local
+/// rows.
+fn move_rows(
+    dir: &DataDir,
+    part: &Part,
+    local: &Meta,
+    pg: &std::sync::Arc<Postgres>,
+    owner: &str,
+    check: impl FnOnce(&std::sync::Arc<Postgres>) -> Result<()>,
+) -> Result<()> {
     let identity = format!("PostgreSQL instance {}", pg.instance());
     let remote = Meta::postgres(pg.clone());
-    match dir.database()? {
-        Some(bound) if bound == identity => eprintln!("metadata: already in {bound}; removing local leftovers"),
-        Some(bound) => return Err(format!("the metadata is in {bound} already, not in RocksDB").into()),
+    let what = part.what;
+    match (part.bound)(dir)? {
+        Some(bound) if bound == identity => eprintln!("{what}: already in {bound}; removing local leftovers"),
+        Some(bound) => return Err(format!("the {what} is in {bound} already, not in RocksDB").into()),
         None => {
             // A database already written to is this move's own, interrupted
             // (its marker file names it), or another registry's.
-            let marker = dir.root().join("migrating-metadata");
+            let marker = dir.root().join(part.marker);
             let ours = std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == identity);
-            if !ours && !remote.is_empty()? {
-                return Err("the database already holds another registry's metadata".into());
+            if !ours && !remote.is_empty_in(part.families)? {
+                return Err(format!("the database already holds another registry's {what}").into());
             }
             if let Some(other) = pg.claim(owner)? {
                 return Err(format!("the database belongs to another registry (log key {other})").into());
@@ -204,29 +252,30 @@ fn move_metadata(dir: &DataDir, local: &Meta, url: &str, owner: &str) -> Result<
             write_synced(&marker, format!("{identity}\n").as_bytes())?;
             // Rows of an interrupted copy go first: the directory may have
             // served (and deleted rows) since, and a copy only puts.
-            remote.clear()?;
-            let total: u64 = local.row_counts()?.iter().map(|(_, n)| n).sum();
-            eprintln!("metadata: copying {total} rows to {identity}");
-            let mut progress = Progress::new("metadata rows", total as usize, None);
+            remote.clear(part.families)?;
+            let total: u64 = local.row_counts(part.families)?.iter().map(|(_, n)| n).sum();
+            eprintln!("{what}: copying {total} rows to {identity}");
+            let mut progress = Progress::new("rows", total as usize, None);
             let mut last = (String::new(), 0);
-            local.copy_into(&remote, |family, n| {
+            local.copy_into(part.families, &remote, |family, n| {
                 if last.0 != family {
                     last = (family.to_owned(), 0);
                 }
                 progress.add_many(n - last.1);
                 last.1 = n;
             })?;
-            let (theirs, ours) = (remote.row_counts()?, local.row_counts()?);
+            let (theirs, ours) = (remote.row_counts(part.families)?, local.row_counts(part.families)?);
             if theirs != ours {
                 return Err(format!("the copy differs: {theirs:?} in the database, {ours:?} here").into());
             }
-            eprintln!("metadata: {total} rows copied and counted");
-            // Commit point: from here on the directory's metadata is the database's.
-            dir.bind_moved_database(&identity)?;
+            check(pg)?;
+            eprintln!("{what}: {total} rows copied and checked");
+            // Commit point: from here on the directory's part is the database's.
+            (part.bind)(dir, &identity)?;
         }
     }
-    remove_if_present(&dir.root().join("migrating-metadata"))?;
-    local.clear()?;
+    remove_if_present(&dir.root().join(part.marker))?;
+    local.clear(part.families)?;
     Ok(())
 }
 

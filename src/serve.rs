@@ -8,7 +8,8 @@ use std::time::Duration;
 use vouch::admission::{Admission, Scope};
 use vouch::data_dir::{default_origin, DataDir};
 use vouch::registry::access::Access;
-use vouch::registry::{app, blobs::BlobStore, meta::Meta, AppState, Limits};
+use vouch::registry::meta::{Meta, PostgresRows};
+use vouch::registry::{app, blobs::BlobStore, AppState, Limits};
 use vouch::server::{serve, tls_acceptor, ConnLimits};
 
 type Error = Box<dyn std::error::Error>;
@@ -114,7 +115,8 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         eprintln!("created a new log signing key in {}", dir.key_path().display());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let meta = open_meta(&dir, &opened, args.database.as_deref())?;
+    let Stores { meta, ledger, replica } = open_stores(&dir, &opened, args.database.as_deref())?;
+    let opened = vouch::data_dir::Opened { ledger, ..opened };
     let indexed = meta.backfill_refs(|r| {
         vouch::registry::manifest::validate(&r.media_type, &r.bytes)
             .map(|refs| refs.all())
@@ -152,7 +154,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     };
     let admission = Arc::new(admission.with_registry_names(&names));
     let policy_digest = admission.policy_digest.clone();
-    let blobs = runtime.block_on(open_blobs(&dir, args.storage.as_deref()))?;
+    let blobs = runtime.block_on(open_blobs(&dir, args.storage.as_deref(), &meta, replica))?;
     eprintln!("blobs and upload sessions in {}", blobs.describe());
     let mut state = AppState::new(blobs, meta, opened.ledger.clone(), limits(&args));
     state.access = access;
@@ -381,15 +383,35 @@ async fn shutdown_signal() {
 /// The metadata store `--database` names (the data directory's RocksDB
 /// without it), checked to belong with this data directory: a database is
 /// joined to a directory only while neither holds registry metadata.
-fn open_meta(
+/// Where the registry metadata and the ledger are.
+struct Stores {
+    meta: Meta,
+    ledger: vouch_ledger::store::Ledger,
+    /// Whether this directory joined a database that another directory of
+    /// the same registry serves from (a replica).
+    replica: bool,
+}
+
+/// The registry metadata and the ledger: in this directory's RocksDB, or
+/// in the `--database`. A directory that never served, started with
+/// `--database`, keeps both there; one that served with its metadata
+/// there before its ledger could be (or was moved by an older `vouch
+/// migrate`) keeps its ledger here until `vouch migrate` moves it.
+fn open_stores(
     dir: &DataDir,
     opened: &vouch::data_dir::Opened,
     database: Option<&str>,
-) -> Result<Meta, Box<dyn std::error::Error>> {
+) -> Result<Stores, Box<dyn std::error::Error>> {
     let local = Meta::new(opened.db.clone());
     let Some(url) = database else {
         dir.bind_database(None, || Ok(()))?;
-        return Ok(local);
+        dir.bind_ledger_database(None, || Ok(()))?;
+        let ledger = opened.ledger.clone();
+        return Ok(Stores {
+            meta: local,
+            ledger,
+            replica: false,
+        });
     };
     let pg = Arc::new(vouch::registry::meta::Postgres::open(url)?);
     let identity = format!("PostgreSQL instance {}", pg.instance());
@@ -402,37 +424,94 @@ fn open_meta(
         Err(e) => Err(e.to_string()),
     };
     let remote = Meta::postgres(pg.clone());
-    dir.bind_database(Some(&identity), || {
+    let ledger_there = PostgresRows::exists(&pg)?;
+    let in_use = !remote.is_empty()?;
+    // A directory joins a database that holds metadata only as a replica:
+    // with the same log key (the claim), and the registry's ledger in the
+    // database, since two ledgers under one key would be a split view.
+    let joinable = || {
         if !local.is_empty().map_err(|e| e.to_string())? {
             return Err("its RocksDB already holds registry metadata".into());
         }
-        if !remote.is_empty().map_err(|e| e.to_string())? {
-            return Err("the database already holds another registry's metadata".into());
+        if in_use && !ledger_there {
+            return Err(
+                "the database already holds registry metadata whose ledger is not in it \
+                (another registry's, or one whose ledger is still on its own disk: vouch migrate moves it)"
+                    .into(),
+            );
         }
         claim()
-    })?;
+    };
+    let first = dir.database()?.is_none();
+    // The ledger's binding is written first: a crash before the metadata's
+    // is bound finds an unbound directory that never served, and binds it.
+    if first && dir.ledger_database()?.is_none() && opened.ledger.size() == 0 {
+        dir.bind_ledger_database(Some(&identity), &joinable)?;
+    }
+    dir.bind_database(Some(&identity), &joinable)?;
     claim()?;
     eprintln!("registry metadata in {identity}");
-    Ok(remote)
+    let replica = first && in_use;
+    let ledger = match dir.ledger_database()? {
+        Some(_) => {
+            dir.bind_ledger_database(Some(&identity), || Ok(()))?;
+            let rows = Arc::new(PostgresRows::new(pg.clone()));
+            let ledger = vouch_ledger::store::Ledger::open_rows(rows, opened.signer.clone())?;
+            eprintln!("ledger in {identity}, shared by every replica serving from it");
+            ledger
+        }
+        None => opened.ledger.clone(),
+    };
+    if replica {
+        eprintln!("joined the registry in {identity} as a replica");
+    }
+    Ok(Stores {
+        meta: remote,
+        ledger,
+        replica,
+    })
 }
+
+/// The `reg_state` marker naming the bucket prefix of a registry whose
+/// metadata is in a database.
+const BLOB_STORAGE_MARKER: &str = "blob-storage";
 
 /// The blob store `--storage` names (local files without it), checked to
 /// be the one this data directory's blobs are in.
-async fn open_blobs(dir: &DataDir, storage: Option<&str>) -> Result<BlobStore, Box<dyn std::error::Error>> {
+async fn open_blobs(
+    dir: &DataDir,
+    storage: Option<&str>,
+    meta: &Meta,
+    replica: bool,
+) -> Result<BlobStore, Box<dyn std::error::Error>> {
     let blobs = match storage {
         None => BlobStore::files(dir.root())?,
         Some(url) => BlobStore::object_store(url).await?,
     };
+    // The bucket prefix of a registry whose metadata is in a database is
+    // recorded there, so that a replica joins the same one.
+    let recorded = meta.marker(BLOB_STORAGE_MARKER)?;
     // A bucket prefix holding blobs belongs to another registry (or an
     // earlier one): joining it would let either's garbage collection
-    // delete the other's blobs.
+    // delete the other's blobs. A replica joins its registry's.
     let in_use = match (&blobs, dir.blob_storage()?) {
         (BlobStore::Objects(_), None) => !blobs.all_blobs().await?.is_empty(),
         _ => false,
     };
-    dir.bind_blob_storage(blobs.identity().as_deref(), || match in_use {
-        true => Err("the bucket prefix already holds blobs".into()),
-        false => Ok(()),
+    let identity = blobs.identity();
+    if replica && identity.is_none() {
+        return Err("a replica keeps no blobs of its own: start it with the --storage its registry uses".into());
+    }
+    dir.bind_blob_storage(identity.as_deref(), || match (in_use, replica, &recorded) {
+        (true, true, Some(r)) if Some(r) == identity.as_ref() => Ok(()),
+        (true, true, Some(r)) => Err(format!("the registry this directory joins keeps its blobs in {r}")),
+        (true, _, _) => Err("the bucket prefix already holds blobs".into()),
+        (false, _, _) => Ok(()),
     })?;
+    if meta.is_shared() && recorded.is_none() {
+        if let Some(id) = &identity {
+            meta.set_marker(BLOB_STORAGE_MARKER, id)?;
+        }
+    }
     Ok(blobs)
 }

@@ -45,10 +45,16 @@ pub struct ServeArgs {
     /// from PGPASSWORD. TLS is required of a server across the network
     /// (offered to one on localhost) and always verified, against
     /// ?sslrootcert=FILE or the system's roots (sslmode=disable turns it
-    /// off). The
-    /// tables are created on first use. The ledger stays in <data>/db. The
-    /// data directory remembers the database and refuses to start with
-    /// another, or without.
+    /// off). The tables are created on first use.
+    ///
+    /// A data directory first started with --database keeps its ledger
+    /// there too, and then any number of replicas serve one registry: each
+    /// with a data directory holding copies of ledger.key and
+    /// admission.key, the same --storage and the same --database. (A
+    /// directory whose metadata moved there before the ledger could keeps
+    /// its ledger in <data>/db until `vouch migrate --to-database` moves
+    /// it.) The data directory remembers the database and refuses to start
+    /// with another, or without.
     #[arg(long, value_name = "URL", env = "VOUCH_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// The ledger's origin, used only when a new log key is created on first

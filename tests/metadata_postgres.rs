@@ -46,11 +46,23 @@ fn metadata_lives_in_postgres_survives_kill_9_and_binds_the_data_directory() {
         "reg_decisions",
         "reg_policies",
         "reg_repos",
+        "ledger_meta",
+        "ledger_entries",
     ] {
         assert!(families.contains(f), "{f} in {families}");
     }
+    // A new directory keeps its ledger there too: the served checkpoint is
+    // the row's, byte for byte.
     let bound = std::fs::read_to_string(data.path().join("metadata-database")).unwrap();
     assert!(bound.starts_with("PostgreSQL instance "), "{bound}");
+    let ledger_bound = std::fs::read_to_string(data.path().join("ledger-database")).unwrap();
+    assert_eq!(ledger_bound, bound);
+    let row = pg.psql(
+        "registry",
+        "SELECT convert_from(v, 'UTF8') FROM vouch_kv WHERE family = 'ledger_meta' AND k = convert_to('checkpoint', 'UTF8')",
+    );
+    let served = http(&addr, "GET", "/ledger/checkpoint", &[], b"").unwrap();
+    assert_eq!(row.trim_end(), String::from_utf8_lossy(&served.body).trim_end());
 
     // An upload in progress and everything acknowledged survive kill -9.
     let session = common::start_half_upload(&addr, "team/app");
@@ -78,11 +90,13 @@ fn metadata_lives_in_postgres_survives_kill_9_and_binds_the_data_directory() {
     let e = serve(data.path(), &["--database", &pg.database("other")]).unwrap_err();
     assert!(e.contains("keeps its registry metadata in PostgreSQL instance"), "{e}");
 
-    // A new directory does not join a database another registry uses; a
-    // directory that served on its RocksDB does not move to a database.
+    // A new directory (a new log key) does not join a database another
+    // registry uses; a directory that served on its RocksDB does not move
+    // to a database.
     let fresh = tempfile::tempdir().unwrap();
     let e = serve(fresh.path(), &["--database", &url]).unwrap_err();
-    assert!(e.contains("already holds another registry's metadata"), "{e}");
+    assert!(e.contains("the database belongs to another registry (log key "), "{e}");
+    assert!(!fresh.path().join("ledger-database").exists());
     let local = tempfile::tempdir().unwrap();
     drop(serve(local.path(), &[]).unwrap());
     let e = serve(local.path(), &["--database", &pg.database("third")]).unwrap_err();

@@ -27,18 +27,6 @@ fn migrate(args: &[&str], store: &SeaweedFs) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn audit(addr: &str, data: &Path, state: &Path) {
-    let out = common::vouch_command()
-        .args(["audit", "--replay", "--log", &format!("http://{addr}"), "--log-key"])
-        .arg(data.join("ledger.vkey"))
-        .arg("--state")
-        .arg(state)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "vouch audit failed: {text}");
-}
-
 #[test]
 fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     let Some(store) = SeaweedFs::start() else { return };
@@ -52,7 +40,7 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let (layer_d, manifest_d) = common::push_one_layer_image(&addr, "team/app", "v1", &layer);
     let session = common::start_half_upload(&addr, "team/app");
-    audit(&addr, &data, &state);
+    common::audit(&addr, &data, &state);
     let checkpoint = http(&addr, "GET", "/ledger/checkpoint", &[], b"").unwrap().body;
 
     // Refused while the server runs, and without a destination.
@@ -70,7 +58,14 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
         out.contains("blobs: 2 copied and checked, and 1 upload session(s)"),
         "{out}"
     );
-    assert!(out.contains("rows copied and counted"), "{out}");
+    assert!(
+        out.contains("metadata: ") && out.contains("rows copied and checked"),
+        "{out}"
+    );
+    // The ledger moved too, row for row: served from the database from now on.
+    assert!(out.contains("ledger: 6 rows copied and checked"), "{out}");
+    let bound = std::fs::read_to_string(data.join("ledger-database")).unwrap();
+    assert_eq!(bound, std::fs::read_to_string(data.join("metadata-database")).unwrap());
     assert!(
         !data.join("blobs").exists() && !data.join("uploads").exists(),
         "local blobs removed"
@@ -87,7 +82,7 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
     let (_server, addr) = serve(&data, &["--storage", &storage, "--database", &database], &store).unwrap();
     let after = http(&addr, "GET", "/ledger/checkpoint", &[], b"").unwrap().body;
     assert_eq!(after, checkpoint, "the same checkpoint after the move");
-    audit(&addr, &data, &state);
+    common::audit(&addr, &data, &state);
     let r = http(&addr, "GET", "/v2/team/app/manifests/v1", &[], b"").unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Docker-Content-Digest"), Some(manifest_d.as_str()));
@@ -98,7 +93,7 @@ fn a_registry_moves_to_a_bucket_and_postgres_with_its_ledger_unchanged() {
 
     // The log grows on from the moved registry, and the audit follows it.
     common::push_one_layer_image(&addr, "team/app", "v2", b"another layer");
-    audit(&addr, &data, &state);
+    common::audit(&addr, &data, &state);
 
     // A database holding another registry is not a destination.
     let other = work.path().join("other");

@@ -98,9 +98,8 @@ fn two_writers_share_one_log_without_contradicting_checkpoints() {
     );
     // Both follow to the whole tree, whose root an independent
     // implementation computes from the acknowledged entries.
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    assert_eq!(rt.block_on(a.refresh()).unwrap(), total);
-    assert_eq!(rt.block_on(b.refresh()).unwrap(), total);
+    assert_eq!(a.refresh().unwrap(), total);
+    assert_eq!(b.refresh().unwrap(), total);
     let entries: Vec<Vec<u8>> = by_index.into_values().collect();
     assert_eq!(a.root(), common::rs_root(&entries));
     assert_eq!(a.checkpoint(), b.checkpoint());
@@ -148,8 +147,7 @@ fn a_writer_refuses_a_log_that_forked_under_it() {
             signer().sign(&cp.to_text()).into_bytes().into(),
         );
     }
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let err = rt.block_on(a.refresh()).unwrap_err().to_string();
+    let err = a.refresh().unwrap_err().to_string();
     assert!(err.contains("forked"), "{err}");
     assert_eq!(a.size(), 1, "the forged tree is not published");
     let err = a.append_blocking(b"three".to_vec()).unwrap_err().to_string();

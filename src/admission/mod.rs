@@ -202,20 +202,23 @@ pub(crate) async fn append_all(ledger: &Ledger, entries: Vec<Entry>) -> Result<V
                 .map_err(|e| RegistryError::Internal(format!("encoding a ledger entry: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    ledger
-        .append_all(encoded)
-        .await
-        .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))
+    ledger.append_all(encoded).await.map_err(ledger_error)
+}
+
+/// A failed append as the registry answers it: the shared ledger store
+/// not answering is 503 (try again), anything else 500.
+fn ledger_error(e: vouch_ledger::store::AppendError) -> RegistryError {
+    match e {
+        vouch_ledger::store::AppendError::Unavailable(_) => RegistryError::Unavailable(format!("ledger: {e}")),
+        e => RegistryError::Internal(format!("ledger: {e}")),
+    }
 }
 
 pub(crate) async fn append(ledger: &Ledger, entry: Entry) -> Result<u64, RegistryError> {
     let bytes = entry
         .encode()
         .map_err(|e| RegistryError::Internal(format!("encoding a ledger entry: {e}")))?;
-    ledger
-        .append(bytes)
-        .await
-        .map_err(|e| RegistryError::Internal(format!("ledger: {e}")))
+    ledger.append(bytes).await.map_err(ledger_error)
 }
 
 impl Gate for Admission {

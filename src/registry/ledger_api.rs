@@ -59,6 +59,20 @@ pub async fn checkpoint(State(app): State<App>) -> Response {
         .into_response()
 }
 
+/// Makes sure this process has seen a tree of at least `size` entries, if
+/// there is one: a replica sharing its ledger with others follows their
+/// appends now and then, and at once before it says something is beyond
+/// its tree (a decision made on another replica, a proof asked of a size
+/// another replica served).
+fn seen(app: &AppState, size: u64) -> Result<(), RegistryError> {
+    use vouch_ledger::store::AppendError;
+    match app.ledger.refresh_to(size) {
+        Ok(_) => Ok(()),
+        Err(e @ AppendError::Unavailable(_)) => Err(RegistryError::Unavailable(format!("ledger: {e}"))),
+        Err(e) => Err(RegistryError::Internal(format!("ledger: {e}"))),
+    }
+}
+
 /// An offline proof of entry `index`: against the published cosigned
 /// checkpoint if it covers the entry, else against the newest checkpoint
 /// (a verifier asking for cosignatures then says the entry is not yet
@@ -77,7 +91,12 @@ pub fn proof_of(app: &AppState, index: u64) -> Result<vouch_ledger::tlog_proof::
 pub async fn tile(State(app): State<App>, Path(rest): Path<String>) -> Result<Response, RegistryError> {
     let path = format!("tile/{rest}");
     let addr = TileAddr::parse(&path).map_err(|e| RegistryError::LedgerNotFound(e.to_string()))?;
-    let bytes = app.ledger.tile(addr).map_err(read_error)?.ok_or_else(|| {
+    let mut bytes = app.ledger.tile(addr).map_err(read_error)?;
+    if bytes.is_none() && app.ledger.is_shared() {
+        seen(&app, app.ledger.size() + 1)?;
+        bytes = app.ledger.tile(addr).map_err(read_error)?;
+    }
+    let bytes = bytes.ok_or_else(|| {
         RegistryError::LedgerNotFound(format!("{path} is not in the tree of size {}", app.ledger.size()))
     })?;
     Ok((
@@ -111,6 +130,7 @@ pub async fn inclusion(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, RegistryError> {
     let (index, size) = (number(&q, "index")?, number(&q, "size")?);
+    seen(&app, size)?;
     let proof = app.ledger.inclusion_proof(index, size).map_err(read_error)?;
     Ok(proof_json(serde_json::json!({ "index": index, "size": size }), &proof))
 }
@@ -121,6 +141,7 @@ pub async fn consistency(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, RegistryError> {
     let (old, new) = (number(&q, "old")?, number(&q, "new")?);
+    seen(&app, new)?;
     let proof = app.ledger.consistency_proof(old, new).map_err(read_error)?;
     Ok(proof_json(serde_json::json!({ "old": old, "new": new }), &proof))
 }
@@ -131,6 +152,7 @@ pub async fn tlog_proof(State(app): State<App>, Path(index): Path<String>) -> Re
     let index: u64 = index
         .parse()
         .map_err(|_| RegistryError::LedgerBadRequest(format!("{index:?} is not an entry index")))?;
+    seen(&app, index.saturating_add(1))?;
     let proof = proof_of(&app, index)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], proof.to_text()).into_response())
 }
@@ -165,6 +187,7 @@ pub fn bundle(
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let none = || RegistryError::LedgerNotFound(format!("no admission decision about {repo}@{digest}"));
+    seen(app, index.saturating_add(1))?;
     let entry = app.ledger.entry(index).map_err(read_error)?.ok_or_else(none)?;
     let policy_index = match vouch_ledger::entry::Entry::decode(&entry) {
         Ok(vouch_ledger::entry::Entry::Decision(d)) => d.policy_index,
@@ -206,6 +229,7 @@ pub async fn entry(State(app): State<App>, Path(index): Path<String>) -> Result<
     let index: u64 = index
         .parse()
         .map_err(|_| RegistryError::LedgerBadRequest(format!("{index:?} is not an entry index")))?;
+    seen(&app, index.saturating_add(1))?;
     let bytes = app
         .ledger
         .entry(index)

@@ -43,8 +43,9 @@ impl Metrics {
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// The exposition text; `ledger_size` is the ledger's current tree size.
-    pub fn render(&self, ledger_size: u64) -> String {
+    /// The exposition text; `ledger_size` is the ledger's current tree
+    /// size, `commits_lost` its commits other replicas beat.
+    pub fn render(&self, ledger_size: u64, commits_lost: u64) -> String {
         let mut out = String::new();
         out.push_str("# HELP vouch_http_requests_total HTTP requests answered, by method and status.\n");
         out.push_str("# TYPE vouch_http_requests_total counter\n");
@@ -77,13 +78,18 @@ impl Metrics {
         out.push_str("# HELP vouch_ledger_entries Entries in the ledger.\n");
         out.push_str("# TYPE vouch_ledger_entries gauge\n");
         out.push_str(&format!("vouch_ledger_entries {ledger_size}\n"));
+        out.push_str(
+            "# HELP vouch_ledger_commits_lost_total Ledger commits another replica beat, made again on its tree.\n",
+        );
+        out.push_str("# TYPE vouch_ledger_commits_lost_total counter\n");
+        out.push_str(&format!("vouch_ledger_commits_lost_total {commits_lost}\n"));
         out
     }
 }
 
 /// `GET /metrics`.
 pub async fn serve_metrics(State(app): State<Arc<super::AppState>>) -> Response {
-    let body = app.metrics.render(app.ledger.size());
+    let body = app.metrics.render(app.ledger.size(), app.ledger.commits_lost());
     ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

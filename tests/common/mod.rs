@@ -464,3 +464,18 @@ pub fn finish_half_upload(addr: &str, session: &str) -> String {
 
 /// The blob a half upload finishes as.
 pub const HALF_UPLOAD_WHOLE: &[u8] = b"first half|second half";
+
+/// `vouch audit --replay` of the log served at `addr`, under the log key
+/// in `data` and with the audit state in `state`: panics with its output
+/// unless the log verifies and only grew since the state's checkpoint.
+pub fn audit(addr: &str, data: &Path, state: &Path) {
+    let out = vouch_command()
+        .args(["audit", "--replay", "--log", &format!("http://{addr}"), "--log-key"])
+        .arg(data.join("ledger.vkey"))
+        .arg("--state")
+        .arg(state)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vouch audit failed: {text}");
+}

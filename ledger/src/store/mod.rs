@@ -186,6 +186,10 @@ struct Shared {
     upper_tiles: RwLock<std::collections::HashMap<(u8, u64), Arc<crate::tree::MemoryTree>>>,
     /// The size of each newly published state, for [`Ledger::subscribe`].
     published: tokio::sync::watch::Sender<u64>,
+    /// Why appends stopped, if they did (see [`AppendError::Poisoned`]).
+    poisoned: std::sync::Mutex<Option<String>>,
+    /// Commits another writer of shared rows beat.
+    lost: std::sync::atomic::AtomicU64,
 }
 
 /// Most expanded upper tiles kept (16 KiB each): 64 MiB, enough for logs of
@@ -271,6 +275,8 @@ impl Ledger {
             verifier: signer.verifier().clone(),
             upper_tiles: Default::default(),
             published: tokio::sync::watch::Sender::new(checkpoint.size),
+            poisoned: Default::default(),
+            lost: Default::default(),
         });
         let sequencer = sequencer::start(shared.clone(), signer);
         Ok(Ledger { shared, sequencer })
@@ -299,11 +305,26 @@ impl Ledger {
     /// the checkpoint they last committed and publishes it, once its
     /// entries are read and give its root. Resolves to the tree size. Of a
     /// log this process alone writes, only the size.
-    pub async fn refresh(&self) -> Result<u64, AppendError> {
+    pub fn refresh(&self) -> Result<u64, AppendError> {
         if !self.shared.rows.shared() {
             return Ok(self.size());
         }
-        self.sequencer.refresh().await
+        self.shared.follow()
+    }
+
+    /// [`Self::refresh`] if the tree this process has seen is smaller than
+    /// `size`: before a reader is told that something is beyond the tree.
+    pub fn refresh_to(&self, size: u64) -> Result<u64, AppendError> {
+        match self.size() {
+            seen if seen >= size => Ok(seen),
+            _ => self.refresh(),
+        }
+    }
+
+    /// How many of this process's commits another writer beat (each then
+    /// made again on top of the other's entries).
+    pub fn commits_lost(&self) -> u64 {
+        self.shared.lost.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether other processes append to this log too.

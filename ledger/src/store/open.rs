@@ -4,8 +4,8 @@
 
 use super::rows::{CommitError, Family, Rows};
 use super::{
-    tile_key, OpenError, State, FORMAT_VERSION, META_CHECKPOINT, META_FORMAT, META_ORIGIN, MID_WIDTH, TILE_BYTES,
-    TILE_VALUE_BYTES,
+    tile_key, AppendError, OpenError, Shared, State, FORMAT_VERSION, META_CHECKPOINT, META_FORMAT, META_ORIGIN,
+    MID_WIDTH, TILE_BYTES, TILE_VALUE_BYTES,
 };
 use crate::checkpoint::Checkpoint;
 use crate::edge::{levels, width_at, Edge};
@@ -153,4 +153,62 @@ pub(super) fn follow(
         edge,
         checkpoint: note.into(),
     })
+}
+
+impl Shared {
+    /// Replaces the published state with `state`, unless a state at least
+    /// as large is already published (followers and the committer publish
+    /// states of one tree, in whichever order they finish).
+    pub(super) fn publish(&self, state: State) {
+        let size = state.edge.size();
+        let mut published = self.state.write().expect("state lock");
+        if size > published.edge.size() {
+            *published = std::sync::Arc::new(state);
+            drop(published);
+            self.published.send_replace(size);
+        }
+    }
+
+    /// Why appends stopped, if they did.
+    pub(super) fn poisoned(&self) -> Option<String> {
+        self.poisoned.lock().expect("poison lock").clone()
+    }
+
+    /// Stops appends for good (until reopened).
+    pub(super) fn poison(&self, why: String) {
+        self.poisoned.lock().expect("poison lock").get_or_insert(why);
+    }
+
+    /// Re-reads the checkpoint and, if another writer extended the log,
+    /// follows it and publishes the result; the tree size. A stored log
+    /// that forked or shrank stops this one's appends.
+    pub(super) fn follow(&self) -> Result<u64, AppendError> {
+        if let Some(why) = self.poisoned() {
+            return Err(AppendError::Poisoned(why));
+        }
+        let rows = &*self.rows;
+        let current = self.state.read().expect("state lock").clone();
+        let (note, checkpoint) = read_checkpoint(rows, &self.verifier).map_err(AppendError::Unavailable)?;
+        if *note == *current.checkpoint {
+            return Ok(current.edge.size());
+        }
+        match follow(rows, &current, note, &checkpoint) {
+            Ok(state) => {
+                self.publish(state);
+                Ok(checkpoint.size)
+            }
+            Err(Unfollowed::Unreadable(why)) => Err(AppendError::Unavailable(why)),
+            // A state published meanwhile (by the committer, or another
+            // follower) may be newer than the row read: not a contradiction.
+            Err(Unfollowed::Contradicts(_))
+                if self.state.read().expect("state lock").edge.size() > current.edge.size() =>
+            {
+                Ok(self.state.read().expect("state lock").edge.size())
+            }
+            Err(Unfollowed::Contradicts(why)) => {
+                self.poison(why.clone());
+                Err(AppendError::Poisoned(why))
+            }
+        }
+    }
 }

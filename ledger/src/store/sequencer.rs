@@ -10,13 +10,12 @@
 //! Of rows that other processes append to as well (replicas sharing one
 //! database), each commit is conditional on the checkpoint this committer
 //! last read; when another committed first, the committer follows its
-//! entries and commits the batch again on top of them. The same thread
-//! re-reads the checkpoint every [`FOLLOW_EVERY`] and when asked
-//! ([`Handle::refresh`]), so readers of this process see the others'
-//! appends.
+//! entries and commits the batch again on top of them. A thread of its own
+//! re-reads the checkpoint every [`FOLLOW_EVERY`], so readers of this
+//! process see the others' appends.
 
 use super::rows::{CommitError, Family};
-use super::{open, tile_key, tile_value, AppendError, Shared, State, META_CHECKPOINT};
+use super::{tile_key, tile_value, AppendError, Shared, State, META_CHECKPOINT};
 use crate::checkpoint::Checkpoint;
 use crate::hash::{leaf_hash, Hash};
 use crate::note::NoteSigner;
@@ -37,20 +36,11 @@ pub(super) const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// loss means another writer made progress, so this bounds only the wait.
 const MAX_CONFLICTS: usize = 1000;
 
-type Reply = oneshot::Sender<Result<u64, AppendError>>;
-
-/// What the committer is asked to do.
-enum Job {
-    Append(Request),
-    /// Re-read the checkpoint; answered with the tree size.
-    Refresh(Reply),
-}
-
 struct Request {
     entry: Vec<u8>,
     /// Hashed by the submitter, so hashing spreads over the caller's threads.
     leaf: Hash,
-    reply: Reply,
+    reply: oneshot::Sender<Result<u64, AppendError>>,
 }
 
 /// Joins the committer thread when the last handle goes away.
@@ -68,20 +58,16 @@ impl Drop for Joiner {
 pub(super) struct Handle {
     // Field order matters: the sender drops first, closing the queue, then the
     // joiner waits for the committer to drain it and exit.
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Request>,
     _joiner: Arc<Joiner>,
 }
 
 pub(super) fn start(shared: Arc<Shared>, signer: NoteSigner) -> Handle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     if shared.rows.shared() {
-        follow_now_and_then(tx.downgrade());
+        follow_now_and_then(Arc::downgrade(&shared));
     }
-    let committer = Committer {
-        shared,
-        signer,
-        poisoned: None,
-    };
+    let committer = Committer { shared, signer };
     let thread = std::thread::Builder::new()
         .name("ledger-sequencer".into())
         .spawn(move || committer.run(rx))
@@ -92,16 +78,14 @@ pub(super) fn start(shared: Arc<Shared>, signer: NoteSigner) -> Handle {
     }
 }
 
-/// Asks the committer to re-read the checkpoint every [`FOLLOW_EVERY`],
-/// until the ledger is dropped (the queue's last sender).
-fn follow_now_and_then(queue: mpsc::WeakSender<Job>) {
+/// Re-reads the checkpoint every [`FOLLOW_EVERY`] until the ledger is
+/// dropped. A failure is left for the next round, or for an append or a
+/// reader to meet.
+fn follow_now_and_then(shared: std::sync::Weak<Shared>) {
     let ticker = move || loop {
         std::thread::sleep(FOLLOW_EVERY);
-        let Some(tx) = queue.upgrade() else { return };
-        // A full queue means the committer is busy committing, which
-        // follows the others anyway.
-        let (reply, _) = oneshot::channel();
-        let _ = tx.try_send(Job::Refresh(reply));
+        let Some(shared) = shared.upgrade() else { return };
+        let _ = shared.follow();
     };
     std::thread::Builder::new()
         .name("ledger-follow".into())
@@ -127,7 +111,7 @@ fn request(entry: Vec<u8>) -> Result<(Request, oneshot::Receiver<Result<u64, App
 impl Handle {
     pub(super) async fn append(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         let (req, rx) = request(entry)?;
-        self.tx.send(Job::Append(req)).await.map_err(|_| AppendError::Closed)?;
+        self.tx.send(req).await.map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
@@ -138,7 +122,7 @@ impl Handle {
         let requests: Vec<_> = entries.into_iter().map(request).collect::<Result<_, _>>()?;
         let mut replies = Vec::with_capacity(requests.len());
         for (req, rx) in requests {
-            self.tx.send(Job::Append(req)).await.map_err(|_| AppendError::Closed)?;
+            self.tx.send(req).await.map_err(|_| AppendError::Closed)?;
             replies.push(rx);
         }
         let mut out = Vec::with_capacity(replies.len());
@@ -148,20 +132,9 @@ impl Handle {
         Ok(out)
     }
 
-    pub(super) async fn refresh(&self) -> Result<u64, AppendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Refresh(reply))
-            .await
-            .map_err(|_| AppendError::Closed)?;
-        rx.await.map_err(|_| AppendError::Closed)?
-    }
-
     pub(super) fn append_blocking(&self, entry: Vec<u8>) -> Result<u64, AppendError> {
         let (req, rx) = request(entry)?;
-        self.tx
-            .blocking_send(Job::Append(req))
-            .map_err(|_| AppendError::Closed)?;
+        self.tx.blocking_send(req).map_err(|_| AppendError::Closed)?;
         rx.blocking_recv().map_err(|_| AppendError::Closed)?
     }
 }
@@ -169,86 +142,25 @@ impl Handle {
 struct Committer {
     shared: Arc<Shared>,
     signer: NoteSigner,
-    /// Set after a failed commit; see [`AppendError::Poisoned`].
-    poisoned: Option<String>,
 }
 
 impl Committer {
-    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut waiting = None;
-        loop {
-            let first = match waiting.take() {
-                Some(job) => job,
-                None => match rx.blocking_recv() {
-                    Some(job) => job,
-                    None => return,
-                },
-            };
-            let first = match first {
-                Job::Append(r) => r,
-                Job::Refresh(reply) => {
-                    let _ = reply.send(self.follow());
-                    continue;
-                }
-            };
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.blocking_recv() {
             let mut bytes = first.entry.len();
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH_ENTRIES && bytes < MAX_BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(Job::Append(next)) => {
-                        bytes += next.entry.len();
-                        batch.push(next);
-                    }
-                    Ok(refresh) => {
-                        waiting = Some(refresh);
-                        break;
-                    }
-                    Err(_) => break,
-                }
+                let Ok(next) = rx.try_recv() else { break };
+                bytes += next.entry.len();
+                batch.push(next);
             }
-            let result = match &self.poisoned {
-                Some(why) => Err(AppendError::Poisoned(why.clone())),
+            let result = match self.shared.poisoned() {
+                Some(why) => Err(AppendError::Poisoned(why)),
                 None => self.commit(&batch),
             };
             for (i, req) in batch.into_iter().enumerate() {
                 // A submitter that gave up waiting is not an error here.
                 let _ = req.reply.send(result.clone().map(|start| start + i as u64));
-            }
-        }
-    }
-
-    fn state(&self) -> Arc<State> {
-        self.shared.state.read().expect("state lock").clone()
-    }
-
-    fn publish(&self, state: State) {
-        let size = state.edge.size();
-        *self.shared.state.write().expect("state lock") = Arc::new(state);
-        self.shared.published.send_replace(size);
-    }
-
-    /// Re-reads the checkpoint and, if another writer extended the log,
-    /// follows it. A stored log that forked or shrank stops this one.
-    fn follow(&mut self) -> Result<u64, AppendError> {
-        if let Some(why) = &self.poisoned {
-            return Err(AppendError::Poisoned(why.clone()));
-        }
-        let rows = &*self.shared.rows;
-        let current = self.state();
-        let (note, checkpoint) =
-            open::read_checkpoint(rows, &self.shared.verifier).map_err(AppendError::Unavailable)?;
-        if *note == *current.checkpoint {
-            return Ok(current.edge.size());
-        }
-        match open::follow(rows, &current, note, &checkpoint) {
-            Ok(state) => {
-                self.publish(state);
-                Ok(checkpoint.size)
-            }
-            Err(open::Unfollowed::Unreadable(why)) => Err(AppendError::Unavailable(why)),
-            Err(open::Unfollowed::Contradicts(why)) => {
-                self.poisoned = Some(why.clone());
-                Err(AppendError::Poisoned(why))
             }
         }
     }
@@ -260,7 +172,8 @@ impl Committer {
         for _ in 0..MAX_CONFLICTS {
             match self.commit_once(batch) {
                 Err(CommitError::Conflict) => {
-                    self.follow()?;
+                    self.shared.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.shared.follow()?;
                 }
                 Err(CommitError::Failed(why)) if self.shared.rows.shared() => {
                     // Whether it took effect is unknown; the next commit's
@@ -268,7 +181,7 @@ impl Committer {
                     return Err(AppendError::Unavailable(why));
                 }
                 Err(CommitError::Failed(why)) => {
-                    self.poisoned = Some(why.clone());
+                    self.shared.poison(why.clone());
                     return Err(AppendError::Poisoned(why));
                 }
                 Ok(start) => return Ok(start),
@@ -280,7 +193,7 @@ impl Committer {
     }
 
     fn commit_once(&mut self, batch: &[Request]) -> Result<u64, CommitError> {
-        let current = self.state();
+        let current = self.shared.state.read().expect("state lock").clone();
         let start = current.edge.size();
         let mut edge = current.edge.clone();
         let mut puts = Vec::with_capacity(batch.len() + 2);
@@ -319,9 +232,9 @@ impl Committer {
         // one WriteBatch with the WAL fsync'd; PostgreSQL: one transaction,
         // its WAL flushed): after a crash either all of it is stored or none
         // of it is. The commit takes effect only if the checkpoint row still
-        // holds `current`'s note, so of writers sharing the rows, only one
-        // extends a given tree: the others' notes are never stored and
-        // never served, and no two stored checkpoints of one size differ.
+        // holds `current`'s note, so of writers sharing the rows only one
+        // extends a given tree: the others' notes are never stored nor
+        // served, and no two stored checkpoints of one size differ.
         // Nobody has seen this checkpoint before the commit, so if it is
         // lost the same size may later be signed with other entries without
         // any published statement being contradicted. Appends are
@@ -331,7 +244,7 @@ impl Committer {
         // unknown (a failed fsync may still have persisted it). The log stops
         // taking appends; reopening reads back whatever is durably there.
         self.shared.rows.commit(puts, Some(current.checkpoint.as_bytes()))?;
-        self.publish(State {
+        self.shared.publish(State {
             edge,
             root,
             checkpoint: note.into(),

@@ -35,9 +35,10 @@
 //! Writes go through a [`Batch`]: one WriteBatch per durable step.
 
 mod batch;
-mod copy;
+pub mod copy;
 mod inline;
 mod kv;
+mod ledger_rows;
 pub mod postgres;
 mod postgres_url;
 mod record;
@@ -45,6 +46,7 @@ mod state;
 
 pub use batch::Batch;
 pub use inline::MAX_INLINE;
+pub use ledger_rows::PostgresRows;
 pub use postgres::Postgres;
 pub use record::{AdmissionState, Evidence, EvidenceKind, ManifestRecord, RECORD_VERSION};
 
@@ -174,7 +176,12 @@ impl Meta {
 
     /// Whether no metadata is stored at all (a registry never used).
     pub fn is_empty(&self) -> Result<bool, RegistryError> {
-        for family in FAMILIES {
+        self.is_empty_in(&FAMILIES)
+    }
+
+    /// Whether no row of `families` is stored.
+    pub fn is_empty_in(&self, families: &[&'static str]) -> Result<bool, RegistryError> {
+        for &family in families {
             let mut any = false;
             let range = Range {
                 family,

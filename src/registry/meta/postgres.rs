@@ -48,6 +48,10 @@ const PAGE: i64 = 1024;
 /// arbitrary constant: "vouchkv1" as a big-endian integer).
 const SCHEMA_LOCK: i64 = 0x766f_7563_686b_7631;
 
+/// Serialises conditional commits ([`Postgres::write_if`]): the ledger's
+/// appends from every replica ("vouchlg1").
+const LEDGER_LOCK: i64 = 0x766f_7563_686c_6731;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS vouch_schema (version integer NOT NULL, instance text NOT NULL, owner text);
 CREATE TABLE IF NOT EXISTS vouch_kv (
@@ -263,6 +267,55 @@ impl Postgres {
             let result = apply(&mut lease.conn, &writes, sync).await;
             pool.give(lease);
             Ok(result?)
+        };
+        wait(&self.runtime, WRITE_TIMEOUT, work)
+    }
+
+    /// Applies `writes` in one durable transaction if the row `guard`
+    /// (family, key) holds `expect` (`None`: no such row) when it commits;
+    /// otherwise writes nothing and answers false. Conditional commits are
+    /// serialised by a transaction-scoped advisory lock, taken before the
+    /// row is read, so the check and the writes are one step for every
+    /// other conditional commit (READ COMMITTED reads the row as the lock
+    /// holder before left it).
+    pub fn write_if(
+        &self,
+        guard: (&'static str, &[u8]),
+        expect: Option<&[u8]>,
+        writes: Vec<Write>,
+    ) -> Result<bool, RegistryError> {
+        let pool = self.pool.clone();
+        let (family, key) = (guard.0, guard.1.to_vec());
+        let expect = expect.map(<[u8]>::to_vec);
+        let work = async move {
+            let mut lease = pool.take().await?;
+            let conn = &mut lease.conn;
+            let result = async {
+                let tx = conn.client.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEDGER_LOCK]).await?;
+                let now = tx.query_opt(&conn.get, &[&family, &key]).await?;
+                if now.map(|r| r.get::<_, Vec<u8>>(0)) != expect {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                let (put, delete) = (&conn.put, &conn.delete);
+                let pending = writes.iter().map(|w| {
+                    let tx = &tx;
+                    async move {
+                        match &w.value {
+                            Some(v) => tx.execute(put, &[&w.family, &w.key, v]).await,
+                            None => tx.execute(delete, &[&w.family, &w.key]).await,
+                        }
+                    }
+                });
+                futures_util::future::try_join_all(pending).await?;
+                // Commit point: durable once COMMIT returns (synchronous
+                // commit), and the advisory lock is released with it.
+                tx.commit().await.map(|()| true)
+            }
+            .await;
+            pool.give(lease);
+            Ok(result.map_err(|e: tokio_postgres::Error| e)?)
         };
         wait(&self.runtime, WRITE_TIMEOUT, work)
     }

@@ -31,6 +31,18 @@ impl Meta {
             .get(CF_STATE, name.as_bytes(), |v| String::from_utf8_lossy(v).into_owned())
     }
 
+    /// Sets a marker in `reg_state`, durably.
+    pub fn set_marker(&self, name: &str, value: &str) -> Result<(), RegistryError> {
+        let mut b = self.batch();
+        b.set_marker(name, value.as_bytes());
+        b.commit(true)
+    }
+
+    /// Whether this metadata is in a database other processes may share.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.kv, super::kv::Kv::Postgres(_))
+    }
+
     /// The digest of the last policy every pending or denied image was
     /// re-evaluated under.
     pub fn evaluated_policy(&self) -> Result<Option<String>, RegistryError> {

@@ -1,0 +1,293 @@
+//! Several `vouch serve` replicas sharing one bucket (a real SeaweedFS) and
+//! one database (a real PostgreSQL 15): any replica takes pushes and serves
+//! pulls, proofs and admission bundles of what the others admitted; a
+//! replica killed with SIGKILL during a push storm through both loses no
+//! acknowledged push and rejoins when restarted; a replica paused with
+//! SIGSTOP mid-storm and resumed never publishes a checkpoint that
+//! contradicts another's. `vouch audit` proves across replicas and restarts
+//! that the one log only grew.
+
+mod common;
+
+use common::postgres::PostgresServer;
+use common::seaweedfs::SeaweedFs;
+use common::{http, KillOnDrop};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One registry: its bucket prefix, database and first data directory.
+struct Registry {
+    store: SeaweedFs,
+    _pg: PostgresServer,
+    storage: String,
+    database: String,
+    work: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        let store = SeaweedFs::start()?;
+        let pg = PostgresServer::start()?;
+        Some(Registry {
+            storage: store.url("shared"),
+            database: pg.database("shared"),
+            store,
+            _pg: pg,
+            work: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// A replica on data directory `name`.
+    fn serve(&self, name: &str) -> Result<(KillOnDrop, String), String> {
+        let args = ["--storage", &self.storage, "--database", &self.database];
+        common::try_serve(&self.dir(name), &args, &self.store.env())
+    }
+
+    /// A new replica's data directory: the registry's keys, nothing else,
+    /// as an operator provisions one.
+    fn provision(&self, from: &str, name: &str) {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        let to = self.dir(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&to).unwrap();
+        for key in ["ledger.key", "admission.key"] {
+            std::fs::copy(self.dir(from).join(key), to.join(key)).unwrap();
+            std::fs::set_permissions(to.join(key), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
+/// Pushes a one-layer image unless a step is refused or the replica is
+/// gone: the manifest's digest if the push was acknowledged.
+fn try_push(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> Option<String> {
+    let blob = |bytes: &[u8]| {
+        let d = format!("sha256:{}", common::sha256_hex(bytes));
+        let path = format!("/v2/{repo}/blobs/uploads/?digest={d}");
+        let r = http(addr, "POST", &path, &[], bytes).ok()?;
+        (r.status == 201).then_some(d)
+    };
+    let (layer_d, config_d) = (blob(layer)?, blob(common::IMAGE_CONFIG)?);
+    let manifest = common::one_layer_manifest(&config_d, &layer_d, layer.len());
+    let ct = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+    let path = format!("/v2/{repo}/manifests/{tag}");
+    let r = http(addr, "PUT", &path, &[ct], manifest.as_bytes()).ok()?;
+    (r.status == 201).then(|| r.header("Docker-Content-Digest").unwrap().to_owned())
+}
+
+/// Reads `/ledger/checkpoint` of every address in turn until stopped, and
+/// keeps each distinct note seen.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(addrs: Vec<String>) -> Watcher {
+        let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let (s, n) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for a in &addrs {
+                    if let Ok(r) = http(a, "GET", "/ledger/checkpoint", &[], b"") {
+                        let note = String::from_utf8_lossy(&r.body).into_owned();
+                        let mut n = n.lock().unwrap();
+                        if r.status == 200 && !n.contains(&note) {
+                            n.push(note);
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        Watcher {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every checkpoint seen, checked to be of one tree: for each size one
+    /// root (C2SP tlog-checkpoint: origin, size, base64 root).
+    fn finish(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        let seen = self.seen.lock().unwrap();
+        let mut roots: BTreeMap<u64, &str> = BTreeMap::new();
+        for note in seen.iter() {
+            let mut lines = note.lines();
+            let (_, size, root) = (lines.next(), lines.next().unwrap(), lines.next().unwrap());
+            let size: u64 = size.parse().unwrap();
+            let before = roots.insert(size, root);
+            assert!(
+                before.is_none_or(|b| b == root),
+                "two checkpoints of size {size}: roots {before:?} and {root}"
+            );
+        }
+        roots.len()
+    }
+}
+
+/// The manifest `digest` of `repo` reads back through `addr`, admitted,
+/// with an admission bundle whose proofs that replica serves.
+fn served_admitted(addr: &str, repo: &str, digest: &str) {
+    let r = http(addr, "GET", &format!("/v2/{repo}/manifests/{digest}"), &[], b"").unwrap();
+    assert_eq!(r.status, 200, "{repo}@{digest}: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("Vouch-Admission-State"), Some("admitted"));
+    let r = http(addr, "GET", &format!("/v2/{repo}/admission/{digest}"), &[], b"").unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "{repo}@{digest} bundle: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+/// Storm pushes: `n` images through each of `addrs` from a thread each,
+/// stopping a thread at its first push not acknowledged; the
+/// acknowledged ones as (repository, manifest digest).
+fn storm(addrs: &[String], n: usize, tag: &str) -> Vec<Vec<(String, String)>> {
+    std::thread::scope(|s| {
+        let threads: Vec<_> = addrs
+            .iter()
+            .enumerate()
+            .map(|(t, addr)| {
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    for i in 0..n {
+                        let repo = format!("storm/r{t}");
+                        let layer = format!("{tag} layer {i} of replica {t}");
+                        match try_push(addr, &repo, &format!("{tag}-{i}"), layer.as_bytes()) {
+                            Some(d) => done.push((repo, d)),
+                            None => break,
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+/// `vouch_ledger_commits_lost_total` from a replica's metrics.
+fn commits_lost(addr: &str) -> u64 {
+    let r = http(addr, "GET", "/metrics", &[], b"").unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("vouch_ledger_commits_lost_total "))
+        .unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn audit(addr: &str, data: &Path, state: &Path) {
+    common::audit(addr, data, state);
+}
+
+#[test]
+fn replicas_share_one_registry_and_survive_a_replica_killed_mid_storm() {
+    let Some(reg) = Registry::start() else { return };
+    let state = reg.dir("audit.state");
+    let (a, addr_a) = reg.serve("a").unwrap();
+    let (layer, v1) = common::push_one_layer_image(&addr_a, "team/app", "v1", b"pushed through a");
+
+    // A second replica: the registry's keys and the same bucket and database.
+    reg.provision("a", "b");
+    let (_b, addr_b) = reg.serve("b").unwrap();
+    served_admitted(&addr_b, "team/app", &v1);
+    let r = http(&addr_b, "GET", &format!("/v2/team/app/blobs/{layer}"), &[], b"").unwrap();
+    assert_eq!((r.status, &r.body[..]), (200, &b"pushed through a"[..]));
+    let r = http(&addr_b, "GET", "/ledger/checkpoint", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    audit(&addr_b, &reg.dir("b"), &state);
+
+    // A push storm through both; replica a is killed (SIGKILL) during it.
+    let watcher = Watcher::start(vec![addr_a.clone(), addr_b.clone()]);
+    let addrs = [addr_a.clone(), addr_b.clone(), addr_a.clone(), addr_b.clone()];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(a);
+    });
+    let acked = storm(&addrs, 40, "storm");
+    killer.join().unwrap();
+    let through_b = acked[1].len() + acked[3].len();
+    assert_eq!(
+        through_b, 80,
+        "every push through the surviving replica is acknowledged"
+    );
+    assert!(
+        acked[0].len() < 40,
+        "replica a was killed mid-storm: {}",
+        acked[0].len()
+    );
+
+    // Every acknowledged manifest is intact and admitted, through b, and
+    // its decision is in the log.
+    for (repo, digest) in acked.iter().flatten() {
+        served_admitted(&addr_b, repo, digest);
+    }
+    audit(&addr_b, &reg.dir("b"), &state);
+
+    // The killed replica restarts and rejoins: it serves what b admitted
+    // meanwhile, takes pushes, and the one log only grew.
+    let (_a, addr_a) = reg.serve("a").unwrap();
+    let (repo, digest) = acked[3].last().unwrap();
+    served_admitted(&addr_a, repo, digest);
+    let v2 = try_push(&addr_a, "team/app", "v2", b"after the restart").unwrap();
+    served_admitted(&addr_b, "team/app", &v2);
+    audit(&addr_a, &reg.dir("a"), &state);
+    audit(&addr_b, &reg.dir("b"), &state);
+    assert!(watcher.finish() > 2);
+    // The replicas did race for the log: each lost commits to the other,
+    // and made them again on the winner's tree.
+    assert!(commits_lost(&addr_a) + commits_lost(&addr_b) > 0);
+}
+
+#[test]
+fn a_paused_replica_resumes_without_contradicting_the_log() {
+    let Some(reg) = Registry::start() else { return };
+    let state = reg.dir("audit.state");
+    let (a, addr_a) = reg.serve("a").unwrap();
+    common::push_one_layer_image(&addr_a, "team/app", "v1", b"first");
+    reg.provision("a", "b");
+    let (_b, addr_b) = reg.serve("b").unwrap();
+    let watcher = Watcher::start(vec![addr_a.clone(), addr_b.clone()]);
+
+    // Replica a is stopped (SIGSTOP) in the middle of its pushes, b goes on
+    // appending, and a is resumed (SIGCONT): a's commits in flight were
+    // made on a tree b has since extended, so they take effect only after
+    // a follows b's entries.
+    let pid = a.0.id().to_string();
+    let signal = |s: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    let acked = std::thread::scope(|s| {
+        let pusher = s.spawn(|| storm(&[addr_a.clone(), addr_b.clone()], 30, "paused"));
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        signal("-STOP");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        signal("-CONT");
+        pusher.join().unwrap()
+    });
+    assert_eq!(acked[0].len() + acked[1].len(), 60, "every push is acknowledged");
+    for (repo, digest) in acked.iter().flatten() {
+        served_admitted(&addr_a, repo, digest);
+        served_admitted(&addr_b, repo, digest);
+    }
+    audit(&addr_a, &reg.dir("a"), &state);
+    audit(&addr_b, &reg.dir("b"), &state);
+    assert!(watcher.finish() > 2);
+    // The replicas did race for the log: each lost commits to the other,
+    // and made them again on the winner's tree.
+    assert!(commits_lost(&addr_a) + commits_lost(&addr_b) > 0);
+}
