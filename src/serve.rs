@@ -446,9 +446,9 @@ fn open_stores(
     // The ledger's binding is written first: a crash before the metadata's
     // is bound finds an unbound directory that never served, and binds it.
     if first && dir.ledger_database()?.is_none() && opened.ledger.size() == 0 {
-        dir.bind_ledger_database(Some(&identity), &joinable)?;
+        dir.bind_ledger_database(Some(&identity), joinable)?;
     }
-    dir.bind_database(Some(&identity), &joinable)?;
+    dir.bind_database(Some(&identity), joinable)?;
     claim()?;
     eprintln!("registry metadata in {identity}");
     let replica = first && in_use;
