@@ -206,6 +206,34 @@ impl PostgresServer {
         }
     }
 
+    /// Runs the SQL file `path` (a `pg_dump` of a database, meta-commands
+    /// included) in `database` with `psql -f`, panicking on failure.
+    pub fn psql_file(&self, database: &str, path: &std::path::Path) {
+        let psql = self.bin.join("psql");
+        let out = Command::new(if psql.exists() { psql } else { "psql".into() })
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                USER,
+                "-d",
+                database,
+            ])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(path)
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql -f {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn try_psql(&self, database: &str, sql: &str) -> Result<String, String> {
         let psql = self.bin.join("psql");
         let out = Command::new(if psql.exists() { psql } else { "psql".into() })
