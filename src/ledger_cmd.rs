@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
-use vouch::mirror::{export, DirSource};
+use vouch::mirror::{export, DirSource, HttpSource};
 use vouch_ledger::entry::Entry;
 use vouch_ledger::fsck::fsck;
 use vouch_ledger::tile::TileAddr;
@@ -40,15 +40,19 @@ pub enum LedgerCommand {
     /// with the stored tiles and the signed checkpoint. Exits non-zero naming
     /// the first difference.
     ///
-    /// With --mirror, check a tlog-tiles mirror directory instead (as written
-    /// by `vouch ledger export`, or copied from any server), trusting nothing
-    /// but the log key: no database is opened.
+    /// With --mirror, check a tlog-tiles mirror instead, trusting nothing
+    /// but the log key: a directory (as written by `vouch ledger export`,
+    /// or copied from any server), or an http(s) URL under which the log is
+    /// published (the bucket `vouch serve --storage` publishes it to, behind
+    /// any static server or CDN, or a registry's /ledger). No database is
+    /// opened.
     Fsck {
         #[command(flatten)]
         data: DataArgs,
-        /// A mirror directory holding `checkpoint` and `tile/...` files.
-        #[arg(long, value_name = "DIR", requires = "log_key")]
-        mirror: Option<PathBuf>,
+        /// A mirror directory holding `checkpoint` and `tile/...` files, or
+        /// the URL they are published under.
+        #[arg(long, value_name = "DIR|URL", requires = "log_key")]
+        mirror: Option<String>,
         /// The log's verifier key (`<origin>+<id>+<key>`), or a file holding
         /// it such as <data>/ledger.vkey. Required with --mirror.
         #[arg(long, value_name = "VKEY|FILE")]
@@ -132,15 +136,19 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             ..
         } => {
             let key = parse_log_key(log_key.as_deref().expect("clap requires --log-key"))?;
-            let note =
-                std::fs::read(dir.join("checkpoint")).map_err(|e| format!("{}/checkpoint: {e}", dir.display()))?;
-            let checkpoint = Checkpoint::open(&note, &key)?;
             let start = Instant::now();
-            let size = checkpoint.size;
-            let report = fsck(&DirSource::new(&dir), &checkpoint, progress("fsck", size))?;
+            let report = if dir.starts_with("http://") || dir.starts_with("https://") {
+                let source = HttpSource::new(&dir);
+                let checkpoint = Checkpoint::open(&source.read("checkpoint")?, &key)?;
+                fsck(&source, &checkpoint, progress("fsck", checkpoint.size))?
+            } else {
+                let source = DirSource::new(&dir);
+                let checkpoint = Checkpoint::open(&source.read("checkpoint")?, &key)?;
+                fsck(&source, &checkpoint, progress("fsck", checkpoint.size))?
+            };
             println!(
                 "fsck: ok: mirror {}: {} entries, {} tiles and the root {} match the checkpoint signed by {} ({:.1?})",
-                dir.display(),
+                dir,
                 report.entries,
                 report.tiles,
                 report.root.to_base64(),

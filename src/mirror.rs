@@ -23,17 +23,65 @@ impl DirSource {
 
 /// A mirror file that could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{path}: {why}")]
 pub struct MirrorError {
-    path: PathBuf,
-    source: std::io::Error,
+    path: String,
+    why: String,
 }
 
 impl TileSource for DirSource {
     type Error = MirrorError;
     fn read_tile(&self, addr: TileAddr) -> Result<Vec<u8>, MirrorError> {
-        let path = self.root.join(addr.to_string());
-        std::fs::read(&path).map_err(|source| MirrorError { path, source })
+        self.read(&addr.to_string())
+    }
+}
+
+impl DirSource {
+    /// The file at `path` (`checkpoint`, `tile/...`) in the mirror.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, MirrorError> {
+        let path = self.root.join(path);
+        std::fs::read(&path).map_err(|e| MirrorError {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })
+    }
+}
+
+/// Reads a log published over HTTP at its tlog-tiles paths under a base
+/// URL: a static web server, a CDN, a bucket (`vouch serve --storage`
+/// publishes one under `<prefix>/ledger/`), or a registry's `/ledger`.
+#[derive(Debug)]
+pub struct HttpSource {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl HttpSource {
+    /// The log at `base` (`https://host/path`, no trailing slash needed).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            agent: ureq::Agent::new_with_defaults(),
+        }
+    }
+
+    /// The file at `path` (`checkpoint`, `tile/...`) under the base URL.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, MirrorError> {
+        let url = format!("{}/{path}", self.base);
+        let fail = |why: String| MirrorError { path: url.clone(), why };
+        let mut resp = self.agent.get(&url).call().map_err(|e| fail(e.to_string()))?;
+        resp.body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| fail(e.to_string()))
+    }
+}
+
+impl TileSource for HttpSource {
+    type Error = MirrorError;
+    fn read_tile(&self, addr: TileAddr) -> Result<Vec<u8>, MirrorError> {
+        self.read(&addr.to_string())
     }
 }
 
@@ -59,8 +107,7 @@ pub fn export(
     let checkpoint = vouch_ledger::Checkpoint::open(note.as_bytes(), ledger.verifier())?;
     let size = checkpoint.size;
     let mut report = ExportReport::default();
-    let mut kinds = vec![TileKind::Entries];
-    kinds.extend((0..vouch_ledger::edge::levels(size) as u8).map(|level| TileKind::Hashes { level }));
+    let kinds = kinds(size);
     let total: u64 = kinds.iter().map(|k| tiles_at(*k, size)).sum();
     let mut done = 0;
     for kind in kinds {
@@ -86,12 +133,37 @@ pub fn export(
 }
 
 /// Tiles (or bundles) of `kind` in a tree of `size` entries.
-fn tiles_at(kind: TileKind, size: u64) -> u64 {
+pub fn tiles_at(kind: TileKind, size: u64) -> u64 {
+    (size >> shift(kind)).div_ceil(TILE_WIDTH)
+}
+
+/// The indexes of the tiles of `kind` that a tree of `size` entries has
+/// and one of `from <= size` entries lacks at that width: from the tile
+/// holding the old right edge on.
+pub fn tiles_grown(kind: TileKind, from: u64, size: u64) -> std::ops::Range<u64> {
+    let (had, has) = (from >> shift(kind), size >> shift(kind));
+    let first = had / TILE_WIDTH;
+    match had == has {
+        true => first..first,
+        false => first..tiles_at(kind, size),
+    }
+}
+
+/// Every kind of tile a tree of `size` entries has: entry bundles, and
+/// hash tiles of each level.
+pub fn kinds(size: u64) -> Vec<TileKind> {
+    let mut kinds = vec![TileKind::Entries];
+    kinds.extend((0..vouch_ledger::edge::levels(size) as u8).map(|level| TileKind::Hashes { level }));
+    kinds
+}
+
+/// log2 of the entries under one hash of `kind`'s level.
+fn shift(kind: TileKind) -> u32 {
     let level = match kind {
         TileKind::Hashes { level } => level,
         TileKind::Entries => 0,
     };
-    (size >> (u32::from(TILE_HEIGHT) * u32::from(level))).div_ceil(TILE_WIDTH)
+    u32::from(TILE_HEIGHT) * u32::from(level)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -101,4 +173,33 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tiles_grown_are_those_a_wider_tree_names_differently() {
+        // Every tile of the larger tree whose path differs from the
+        // smaller's (new, or wider) is in the range, and no tile before it.
+        for (from, size) in [
+            (0, 1),
+            (1, 2),
+            (255, 256),
+            (256, 257),
+            (300, 70_000),
+            (65_536, 65_537),
+            (5, 5),
+        ] {
+            for kind in kinds(size) {
+                let grown = tiles_grown(kind, from, size);
+                for index in 0..tiles_at(kind, size) {
+                    let now = TileAddr::for_tree(kind, index, size);
+                    let before = TileAddr::for_tree(kind, index, from);
+                    assert_eq!(now != before, grown.contains(&index), "{kind:?} {index} {from}->{size}");
+                }
+            }
+        }
+    }
 }

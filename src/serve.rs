@@ -259,6 +259,14 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         spawn_upload_sweeper(state.clone(), Duration::from_secs(args.upload_ttl));
         spawn_bundle_attacher(state.clone(), admission.clone());
         spawn_reloader(state.clone());
+        if let BlobStore::Objects(objects) = &state.blobs {
+            eprintln!(
+                "publishing the ledger (tlog-tiles) to {} under ledger/",
+                objects.describe()
+            );
+            let publish = vouch::registry::blobs::ledger_tiles::keep_published(objects.clone(), state.ledger.clone());
+            tokio::spawn(publish);
+        }
         if let Some(every) = args.reevaluate_every {
             eprintln!(
                 "re-evaluating every image every {}",

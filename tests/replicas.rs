@@ -186,6 +186,25 @@ fn commits_lost(addr: &str) -> u64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
+/// The checkpoint published under `base`, once it covers the tree
+/// `replica` serves now.
+fn published_checkpoint(base: &str, replica: &str) -> String {
+    let size_of = |note: &str| note.lines().nth(1).and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
+    let served = String::from_utf8(http(replica, "GET", "/ledger/checkpoint", &[], b"").unwrap().body).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got = ureq::get(&format!("{base}/checkpoint"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok());
+        match got {
+            Some(note) if size_of(&note) >= size_of(&served) => return note,
+            _ if std::time::Instant::now() > deadline => panic!("the bucket's checkpoint did not reach the served one"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
 fn audit(addr: &str, data: &Path, state: &Path) {
     common::audit(addr, data, state);
 }
@@ -243,6 +262,25 @@ fn replicas_share_one_registry_and_survive_a_replica_killed_mid_storm() {
     served_admitted(&addr_b, "team/app", &v2);
     audit(&addr_a, &reg.dir("a"), &state);
     audit(&addr_b, &reg.dir("b"), &state);
+
+    // The log is published to the bucket at its tlog-tiles paths: read
+    // through SeaweedFS's filer, a plain HTTP server in front of the
+    // bucket, it is checked from its tiles alone and is the same tree.
+    let published = format!(
+        "http://{}/buckets/{}/shared/ledger",
+        reg.store.filer,
+        common::seaweedfs::BUCKET
+    );
+    let note = published_checkpoint(&published, &addr_b);
+    watcher.seen.lock().unwrap().push(note);
+    let out = common::vouch_command()
+        .args(["ledger", "fsck", "--mirror", &published, "--log-key"])
+        .arg(reg.dir("a").join("ledger.vkey"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("fsck: ok"), "{text}{err}");
     assert!(watcher.finish() > 2);
     // The replicas did race for the log: each lost commits to the other,
     // and made them again on the winner's tree.

@@ -40,6 +40,24 @@ impl SeaweedFs {
         if !super::have("weed") {
             return None;
         }
+        // The ports are picked free, then bound by weed a moment later: a
+        // server another test starts meanwhile may take one, and weed then
+        // exits at once. That start is retried on new ports.
+        for attempt in 1.. {
+            match Self::try_start() {
+                Ok(running) => return Some(running),
+                Err(log) if attempt < 3 => {
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    eprintln!("SeaweedFS exited while starting; again on new ports: {tail:?}");
+                }
+                Err(log) => panic!("SeaweedFS did not start: {log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// Starts one on free ports, or returns its log if it exits first.
+    fn try_start() -> Result<SeaweedFs, String> {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("s3.json");
         let identity = serde_json::json!({
@@ -91,28 +109,32 @@ impl SeaweedFs {
             stdin: Some(stdin),
             _dir: dir,
         };
-        running.wait_until_up(s3, filer);
+        running.wait_until_up(s3, filer)?;
         running.shell(&format!(
             "fs.configure -locationPrefix=/buckets/ -fsync -apply\ns3.bucket.create -name {BUCKET}\n"
         ));
         running.check_writable();
-        Some(running)
+        Ok(running)
     }
 
-    /// Waits for the S3 gateway and filer to answer.
-    fn wait_until_up(&mut self, s3: u16, filer: u16) {
+    /// Waits for the S3 gateway and filer to answer; the log if weed
+    /// exited first.
+    fn wait_until_up(&mut self, s3: u16, filer: u16) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         for port in [filer, s3] {
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                let exited = self.child.try_wait().unwrap().is_some();
+                if self.child.try_wait().unwrap().is_some() {
+                    return Err(self.log());
+                }
                 assert!(
-                    !exited && Instant::now() < deadline,
-                    "SeaweedFS did not start: {}",
+                    Instant::now() < deadline,
+                    "SeaweedFS did not start in 60 s: {}",
                     self.log()
                 );
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+        Ok(())
     }
 
     /// Writes one file through the filer: a store that cannot allocate a

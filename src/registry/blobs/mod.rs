@@ -19,6 +19,7 @@
 //! links and the gate (`super::gate`) decide that before a byte is read.
 
 pub mod files;
+pub mod ledger_tiles;
 pub mod objects;
 pub mod storage_url;
 

@@ -121,7 +121,12 @@ impl ObjectBlobs {
         &self.identity
     }
 
-    fn key(&self, rest: &str) -> Key {
+    /// The store (for the ledger's publication, `ledger_tiles.rs`).
+    pub(super) fn store(&self) -> &dyn ObjectStore {
+        &*self.store
+    }
+
+    pub(super) fn key(&self, rest: &str) -> Key {
         if self.prefix.is_empty() {
             Key::from(rest)
         } else {
