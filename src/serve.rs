@@ -115,7 +115,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         eprintln!("created a new log signing key in {}", dir.key_path().display());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let Stores { meta, ledger, replica } = open_stores(&dir, &opened, args.database.as_deref())?;
+    let Stores { meta, ledger } = open_stores(&dir, &opened, args.database.as_deref())?;
     let opened = vouch::data_dir::Opened { ledger, ..opened };
     let indexed = meta.backfill_refs(|r| {
         vouch::registry::manifest::validate(&r.media_type, &r.bytes)
@@ -154,7 +154,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     };
     let admission = Arc::new(admission.with_registry_names(&names));
     let policy_digest = admission.policy_digest.clone();
-    let blobs = runtime.block_on(open_blobs(&dir, args.storage.as_deref(), &meta, replica))?;
+    let blobs = runtime.block_on(open_blobs(&dir, args.storage.as_deref(), &meta))?;
     eprintln!("blobs and upload sessions in {}", blobs.describe());
     let mut state = AppState::new(blobs, meta, opened.ledger.clone(), limits(&args));
     state.access = access;
@@ -395,9 +395,6 @@ async fn shutdown_signal() {
 struct Stores {
     meta: Meta,
     ledger: vouch_ledger::store::Ledger,
-    /// Whether this directory joined a database that another directory of
-    /// the same registry serves from (a replica).
-    replica: bool,
 }
 
 /// The registry metadata and the ledger: in this directory's RocksDB, or
@@ -415,11 +412,7 @@ fn open_stores(
         dir.bind_database(None, || Ok(()))?;
         dir.bind_ledger_database(None, || Ok(()))?;
         let ledger = opened.ledger.clone();
-        return Ok(Stores {
-            meta: local,
-            ledger,
-            replica: false,
-        });
+        return Ok(Stores { meta: local, ledger });
     };
     let pg = Arc::new(vouch::registry::meta::Postgres::open(url)?);
     let identity = format!("PostgreSQL instance {}", pg.instance());
@@ -459,7 +452,6 @@ fn open_stores(
     dir.bind_database(Some(&identity), joinable)?;
     claim()?;
     eprintln!("registry metadata in {identity}");
-    let replica = first && in_use;
     let ledger = match dir.ledger_database()? {
         Some(_) => {
             dir.bind_ledger_database(Some(&identity), || Ok(()))?;
@@ -470,14 +462,10 @@ fn open_stores(
         }
         None => opened.ledger.clone(),
     };
-    if replica {
+    if first && in_use {
         eprintln!("joined the registry in {identity} as a replica");
     }
-    Ok(Stores {
-        meta: remote,
-        ledger,
-        replica,
-    })
+    Ok(Stores { meta: remote, ledger })
 }
 
 /// The `reg_state` marker naming the bucket prefix of a registry whose
@@ -490,7 +478,6 @@ async fn open_blobs(
     dir: &DataDir,
     storage: Option<&str>,
     meta: &Meta,
-    replica: bool,
 ) -> Result<BlobStore, Box<dyn std::error::Error>> {
     let blobs = match storage {
         None => BlobStore::files(dir.root())?,
@@ -507,14 +494,20 @@ async fn open_blobs(
         _ => false,
     };
     let identity = blobs.identity();
-    if replica && identity.is_none() {
-        return Err("a replica keeps no blobs of its own: start it with the --storage its registry uses".into());
+    // The database names its registry's bucket: a directory joining the
+    // registry (a replica) uses that one, and only that one.
+    if let Some(r) = recorded.as_ref().filter(|r| Some(*r) != identity.as_ref()) {
+        if dir.blob_storage()?.is_none() {
+            return Err(format!(
+                "the registry in this database keeps its blobs in {r}: start with --storage naming it"
+            )
+            .into());
+        }
     }
-    dir.bind_blob_storage(identity.as_deref(), || match (in_use, replica, &recorded) {
-        (true, true, Some(r)) if Some(r) == identity.as_ref() => Ok(()),
-        (true, true, Some(r)) => Err(format!("the registry this directory joins keeps its blobs in {r}")),
-        (true, _, _) => Err("the bucket prefix already holds blobs".into()),
-        (false, _, _) => Ok(()),
+    dir.bind_blob_storage(identity.as_deref(), || match (in_use, &recorded) {
+        (true, Some(r)) if Some(r) == identity.as_ref() => Ok(()),
+        (true, _) => Err("the bucket prefix already holds blobs".into()),
+        (false, _) => Ok(()),
     })?;
     if meta.is_shared() && recorded.is_none() {
         if let Some(id) = &identity {

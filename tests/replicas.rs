@@ -217,7 +217,16 @@ fn replicas_share_one_registry_and_survive_a_replica_killed_mid_storm() {
     let (layer, v1) = common::push_one_layer_image(&addr_a, "team/app", "v1", b"pushed through a");
 
     // A second replica: the registry's keys and the same bucket and database.
+    // Started with another bucket prefix, or none, it is refused, naming
+    // the registry's; a directory with another log key is refused too.
     reg.provision("a", "b");
+    for storage in [vec!["--storage", &reg.store.url("elsewhere")], vec![]] {
+        let args = [storage, vec!["--database", &reg.database]].concat();
+        let e = common::try_serve(&reg.dir("b"), &args, &reg.store.env()).unwrap_err();
+        assert!(e.contains("keeps its blobs in s3://vouch/shared"), "{e}");
+    }
+    let e = reg.serve("stranger").unwrap_err();
+    assert!(e.contains("the database belongs to another registry"), "{e}");
     let (_b, addr_b) = reg.serve("b").unwrap();
     served_admitted(&addr_b, "team/app", &v1);
     let r = http(&addr_b, "GET", &format!("/v2/team/app/blobs/{layer}"), &[], b"").unwrap();
