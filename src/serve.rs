@@ -126,6 +126,10 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         eprintln!("indexed the references of {indexed} stored manifest(s)");
     }
     let admission = runtime.block_on(Admission::load(policy, &opened.ledger, &meta))?;
+    let admission = match meta.database() {
+        Some(pg) => admission.with_shared_locks(pg),
+        None => admission,
+    };
     eprintln!(
         "policy {:?} ({}) in force, logged at ledger entry {}",
         admission.policy.name, admission.policy_digest, admission.policy_index

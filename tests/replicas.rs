@@ -338,3 +338,57 @@ fn a_paused_replica_resumes_without_contradicting_the_log() {
     // and made them again on the winner's tree.
     assert!(commits_lost(&addr_a) + commits_lost(&addr_b) > 0);
 }
+
+/// The ledger's tag entries for `repo:tag`, in log order: (previous, digest).
+fn tag_history(addr: &str, repo: &str, tag: &str) -> Vec<(Option<String>, String)> {
+    // Up to the first index the replica does not have after following the
+    // others (it follows before answering 404).
+    let mut out = Vec::new();
+    for i in 0.. {
+        let r = http(addr, "GET", &format!("/ledger/entry/{i}"), &[], b"").unwrap();
+        if r.status == 404 {
+            break;
+        }
+        assert_eq!(r.status, 200, "entry {i}");
+        if let vouch_ledger::entry::Entry::Tag(t) = vouch_ledger::entry::Entry::decode(&r.body).unwrap() {
+            if t.repo == repo && t.tag == tag {
+                out.push((t.previous.map(|d| d.to_string()), t.digest.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn one_tag_pushed_through_two_replicas_at_once_is_logged_as_it_moved() {
+    let Some(reg) = Registry::start() else { return };
+    let (_a, addr_a) = reg.serve("a").unwrap();
+    reg.provision("a", "b");
+    let (_b, addr_b) = reg.serve("b").unwrap();
+    // Rounds of two pushes of one tag, one through each replica, at once.
+    for round in 0..12 {
+        std::thread::scope(|s| {
+            for (i, addr) in [&addr_a, &addr_b].into_iter().enumerate() {
+                s.spawn(move || {
+                    let layer = format!("round {round} through replica {i}");
+                    try_push(addr, "team/app", "latest", layer.as_bytes()).expect("acknowledged")
+                });
+            }
+        });
+    }
+    // One winner: both replicas serve the same image under the tag, and the
+    // ledger's entries for the tag form one chain, each move from the
+    // image the previous one moved it to, ending at that image.
+    let r = http(&addr_a, "GET", "/v2/team/app/manifests/latest", &[], b"").unwrap();
+    let now = r.header("Docker-Content-Digest").unwrap().to_owned();
+    let r = http(&addr_b, "GET", "/v2/team/app/manifests/latest", &[], b"").unwrap();
+    assert_eq!(r.header("Docker-Content-Digest"), Some(now.as_str()));
+    let history = tag_history(&addr_a, "team/app", "latest");
+    assert_eq!(history.len(), 24, "every move is logged: {history:?}");
+    let mut at: Option<String> = None;
+    for (previous, digest) in &history {
+        assert_eq!(previous, &at, "a move logged from where the tag was: {history:?}");
+        at = Some(digest.clone());
+    }
+    assert_eq!(at.as_deref(), Some(now.as_str()));
+}

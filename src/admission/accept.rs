@@ -82,7 +82,7 @@ impl Admission {
         };
         // The commit point: the tag is checked, the decision logged and
         // everything committed under the repository's tag lock.
-        let tags = self.tag_locks(repo, push.tags).await;
+        let tags = self.tag_locks(repo, push.tags).await?;
         let previous = self.tag_previous(app, &push)?;
         let mut decided = None;
         if let (Some(subject), Some(outcome)) = (subject, outcome) {
@@ -126,7 +126,7 @@ impl Admission {
         // keeps its decision: new evidence, not a new tag, re-evaluates it.
         if let Some(prior) = prior.as_ref().filter(|p| p.state != AdmissionState::Pending) {
             push.stage(&mut batch, None)?;
-            let _tags = self.tag_locks(repo, push.tags).await;
+            let _tags = self.tag_locks(repo, push.tags).await?;
             let previous = self.tag_previous(app, &push)?;
             self.log_tag_move(app, &push, &previous, prior.state == AdmissionState::Admitted)
                 .await?;
@@ -141,7 +141,7 @@ impl Admission {
         // The commit point: the tag is checked (before anything is logged,
         // so a refusal leaves no trace), the decision and the tag logged,
         // and the batch committed, under the repository's tag lock.
-        let tags = self.tag_locks(repo, push.tags).await;
+        let tags = self.tag_locks(repo, push.tags).await?;
         let previous = self.tag_previous(app, &push)?;
         // The tag entries go to the ledger with the decision (one group
         // commit for both), in that order.
@@ -285,7 +285,7 @@ impl Admission {
                 .map(|(tag, _)| tag)
                 .collect();
             // Under their locks, each read again: a push may have moved it.
-            let _tags = self.tag_locks(repo, &pointing).await;
+            let _tags = self.tag_locks(repo, &pointing).await?;
             for tag in pointing {
                 let still = Tag::parse(&tag)
                     .ok()

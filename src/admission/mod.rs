@@ -65,7 +65,15 @@ pub struct Admission {
     registry_names: Vec<String>,
     locks: Vec<tokio::sync::Mutex<()>>,
     tag_locks: Vec<tokio::sync::Mutex<()>>,
+    /// The same locks across replicas, when the metadata is shared.
+    shared_locks: Option<crate::registry::meta::SharedLocks>,
     evidence_memory: tokio::sync::Semaphore,
+}
+
+/// The locks of some tags: this process's, then every replica's.
+pub(crate) struct TagLocks<'a> {
+    _local: Vec<tokio::sync::MutexGuard<'a, ()>>,
+    _shared: Option<crate::registry::meta::SharedGuard>,
 }
 
 impl Admission {
@@ -111,8 +119,16 @@ impl Admission {
             registry_names: vec!["localhost".into()],
             locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tag_locks: (0..TAG_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            shared_locks: None,
             evidence_memory: tokio::sync::Semaphore::new(EVIDENCE_MEMORY),
         })
+    }
+
+    /// Takes tag locks in `pg` too, where every replica sharing the
+    /// metadata takes them (`meta/shared_locks.rs`).
+    pub fn with_shared_locks(mut self, pg: std::sync::Arc<crate::registry::meta::Postgres>) -> Admission {
+        self.shared_locks = Some(crate::registry::meta::SharedLocks::new(pg));
+        self
     }
 
     /// Countersigns every image admitted from now on (`countersign.rs`).
@@ -172,7 +188,9 @@ impl Admission {
     /// (repository, tag) hash, taken in ascending order (so two pushes of
     /// several tags cannot deadlock), after an image's [`Self::lock`],
     /// never before. Pushes of different tags do not wait for each other.
-    async fn tag_locks<T: AsRef<str>>(&self, repo: &RepoName, tags: &[T]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+    /// With shared metadata, the same tags' locks in the database follow,
+    /// so replicas see each other's changes whole too.
+    async fn tag_locks<T: AsRef<str>>(&self, repo: &RepoName, tags: &[T]) -> Result<TagLocks<'_>, RegistryError> {
         use std::hash::{Hash as _, Hasher as _};
         let mut stripes: Vec<usize> = tags
             .iter()
@@ -188,7 +206,20 @@ impl Admission {
         for i in stripes {
             guards.push(self.tag_locks[i].lock().await);
         }
-        guards
+        let shared = match &self.shared_locks {
+            Some(locks) => {
+                let keys = tags
+                    .iter()
+                    .map(|t| crate::registry::meta::tag_key(repo.as_str(), t.as_ref()))
+                    .collect();
+                Some(locks.lock(keys)?)
+            }
+            None => None,
+        };
+        Ok(TagLocks {
+            _local: guards,
+            _shared: shared,
+        })
     }
 }
 
@@ -259,6 +290,8 @@ impl Gate for Admission {
     ) -> BoxFuture<'a, Box<dyn Send + 'a>> {
         Box::pin(async move {
             let image = self.lock(repo, digest).await;
+            // Without the database's locks (it does not answer), the
+            // destructive change's own commit fails the same way.
             let tags = self.tag_locks(repo, tags).await;
             Box::new((image, tags)) as Box<dyn Send + 'a>
         })

@@ -42,6 +42,7 @@ mod ledger_rows;
 pub mod postgres;
 mod postgres_url;
 mod record;
+mod shared_locks;
 mod state;
 
 pub use batch::Batch;
@@ -49,6 +50,7 @@ pub use inline::MAX_INLINE;
 pub use ledger_rows::PostgresRows;
 pub use postgres::Postgres;
 pub use record::{AdmissionState, Evidence, EvidenceKind, ManifestRecord, RECORD_VERSION};
+pub use shared_locks::{tag_key, SharedGuard, SharedLocks};
 
 use super::error::RegistryError;
 use super::names::{parse_digest, RepoName, Tag};

@@ -32,7 +32,7 @@ pub const SCHEMA_VERSION: i32 = 1;
 const MAX_CONNECTIONS: usize = 16;
 
 /// How long a read may take before it fails as unavailable.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a batch of writes may take (a garbage collection sweep is one
 /// batch). A commit that times out may still have committed, as any
@@ -63,8 +63,8 @@ CREATE TABLE IF NOT EXISTS vouch_kv (
 
 /// The metadata database.
 pub struct Postgres {
-    runtime: Runtime,
-    pool: Arc<Pool>,
+    pub(super) runtime: Runtime,
+    pub(super) pool: Arc<Pool>,
     instance: String,
 }
 
@@ -76,7 +76,7 @@ impl std::fmt::Debug for Postgres {
 
 /// The module's runtime. Dropping a runtime blocks on its threads, which
 /// an async caller must not do: this one is shut down in the background.
-struct Runtime(Option<tokio::runtime::Runtime>);
+pub(super) struct Runtime(Option<tokio::runtime::Runtime>);
 
 impl Drop for Runtime {
     fn drop(&mut self) {
@@ -93,7 +93,7 @@ impl std::ops::Deref for Runtime {
     }
 }
 
-struct Pool {
+pub(super) struct Pool {
     config: Config,
     tls: Option<MakeRustlsConnect>,
     idle: Mutex<Vec<Conn>>,
@@ -364,7 +364,7 @@ impl Postgres {
 /// the runtime: the caller may itself be an async task of another runtime
 /// (an axum handler), where `block_on` would panic, or of a current-thread
 /// runtime (the in-process tests), where `block_in_place` would.
-fn wait<T: Send + 'static>(
+pub(super) fn wait<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     limit: Duration,
     work: impl Future<Output = Result<T, RegistryError>> + Send + 'static,
@@ -435,7 +435,7 @@ impl Pool {
     }
 }
 
-async fn connect(pool: &Pool) -> Result<Client, tokio_postgres::Error> {
+pub(super) async fn connect(pool: &Pool) -> Result<Client, tokio_postgres::Error> {
     fn watch<F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static>(connection: F) {
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -38,6 +38,14 @@ impl Meta {
         b.commit(true)
     }
 
+    /// The database this metadata is in, if it is in one.
+    pub fn database(&self) -> Option<std::sync::Arc<super::Postgres>> {
+        match &self.kv {
+            super::kv::Kv::Postgres(pg) => Some(pg.clone()),
+            super::kv::Kv::Rocks(_) => None,
+        }
+    }
+
     /// Whether this metadata is in a database other processes may share.
     pub fn is_shared(&self) -> bool {
         matches!(self.kv, super::kv::Kv::Postgres(_))
