@@ -41,6 +41,7 @@ pub fn state_with(
 ) -> AppState {
     let dir = DataDir::new(path);
     let opened = dir.open_ledger("api.test/vouch").unwrap();
+    let (meta, ledger) = postgres::test_stores(dir.root(), &opened);
     let limits = Limits {
         max_manifest_bytes: 4 << 20,
         max_blob_bytes,
@@ -48,12 +49,7 @@ pub fn state_with(
         min_gc_grace: 0,
         ..Limits::default()
     };
-    let mut state = AppState::new(
-        BlobStore::files(dir.root()).unwrap(),
-        postgres::test_meta(dir.root(), opened.db.clone()),
-        opened.ledger.clone(),
-        limits,
-    );
+    let mut state = AppState::new(BlobStore::files(dir.root()).unwrap(), meta, ledger, limits);
     if let Some(access) = users {
         state.access = access;
     }

@@ -322,12 +322,22 @@ pub fn test_database(data: &Path) -> Option<String> {
     Some(server.database(&format!("t{}", &hex[..16])))
 }
 
-/// The metadata of an in-process test registry over the data directory
-/// `data`, whose RocksDB is `db`: as [`test_database`] chooses.
-pub fn test_meta(data: &Path, db: std::sync::Arc<rocksdb::DB>) -> vouch::registry::meta::Meta {
-    use vouch::registry::meta::{Meta, Postgres};
+/// The metadata and the ledger of an in-process test registry over the
+/// data directory `data`, opened as `opened`: in its RocksDB, or, as
+/// [`test_database`] chooses, both in PostgreSQL (as `vouch serve
+/// --database` keeps a new directory's).
+pub fn test_stores(
+    data: &Path,
+    opened: &vouch::data_dir::Opened,
+) -> (vouch::registry::meta::Meta, vouch_ledger::store::Ledger) {
+    use vouch::registry::meta::{Meta, Postgres, PostgresRows};
     match test_database(data) {
-        Some(url) => Meta::postgres(std::sync::Arc::new(Postgres::open(&url).unwrap())),
-        None => Meta::new(db),
+        Some(url) => {
+            let pg = std::sync::Arc::new(Postgres::open(&url).unwrap());
+            let rows = std::sync::Arc::new(PostgresRows::new(pg.clone()));
+            let ledger = vouch_ledger::store::Ledger::open_rows(rows, opened.signer.clone()).unwrap();
+            (Meta::postgres(pg), ledger)
+        }
+        None => (Meta::new(opened.db.clone()), opened.ledger.clone()),
     }
 }

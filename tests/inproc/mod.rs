@@ -115,18 +115,14 @@ pub struct Registry {
 pub fn state_in(dir: &std::path::Path) -> AppState {
     let data = DataDir::new(dir.join("data"));
     let opened = data.open_ledger("inproc.test/vouch").unwrap();
+    let (meta, ledger) = postgres::test_stores(data.root(), &opened);
     let limits = Limits {
         max_manifest_bytes: 4 << 20,
         max_blob_bytes: 1 << 20,
         min_gc_grace: 0,
         ..Limits::default()
     };
-    AppState::new(
-        BlobStore::files(data.root()).unwrap(),
-        postgres::test_meta(data.root(), opened.db.clone()),
-        opened.ledger.clone(),
-        limits,
-    )
+    AppState::new(BlobStore::files(data.root()).unwrap(), meta, ledger, limits)
 }
 
 /// Users "pusher" (read, push, delete everywhere), "reader" (read
