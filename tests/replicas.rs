@@ -5,7 +5,9 @@
 //! acknowledged push and rejoins when restarted; a replica paused with
 //! SIGSTOP mid-storm and resumed never publishes a checkpoint that
 //! contradicts another's. `vouch audit` proves across replicas and restarts
-//! that the one log only grew.
+//! that the one log only grew. A tag pushed through both at once is logged
+//! as one chain of moves; reads go on through both while one of two
+//! SeaweedFS volume servers is killed.
 
 mod common;
 
@@ -28,7 +30,10 @@ struct Registry {
 
 impl Registry {
     fn start() -> Option<Registry> {
-        let store = SeaweedFs::start()?;
+        Self::on(SeaweedFs::start()?)
+    }
+
+    fn on(store: SeaweedFs) -> Option<Registry> {
         let pg = PostgresServer::start()?;
         Some(Registry {
             storage: store.url("shared"),
@@ -391,4 +396,70 @@ fn one_tag_pushed_through_two_replicas_at_once_is_logged_as_it_moved() {
         at = Some(digest.clone());
     }
     assert_eq!(at.as_deref(), Some(now.as_str()));
+}
+
+#[test]
+fn reads_go_on_while_a_seaweedfs_volume_server_is_killed() {
+    let Some(store) = SeaweedFs::start_replicated() else {
+        return;
+    };
+    let Some(mut reg) = Registry::on(store) else { return };
+    let (_a, addr_a) = reg.serve("a").unwrap();
+    reg.provision("a", "b");
+    let (_b, addr_b) = reg.serve("b").unwrap();
+    // Layers large enough to live in volumes (each stored on both volume
+    // servers), pushed through a.
+    let images: Vec<(String, Vec<u8>)> = (0..8u8)
+        .map(|i| {
+            let layer: Vec<u8> = (0..200_000u32).map(|j| (j % 251) as u8 ^ i).collect();
+            let (digest, _) = common::push_one_layer_image(&addr_a, "team/app", &format!("v{i}"), &layer);
+            (digest, layer)
+        })
+        .collect();
+    // Readers through both replicas, before and after one volume server
+    // is killed with SIGKILL: every read answers the whole blob.
+    let nodes = reg.store.shell("volume.list\n");
+    assert!(
+        nodes.matches("DataNode 127.0.0.1:").count() >= 2,
+        "two volume servers: {nodes}"
+    );
+    let (stop, killed) = (AtomicBool::new(false), AtomicBool::new(false));
+    let reads = std::thread::scope(|s| {
+        let readers: Vec<_> = [&addr_a, &addr_b]
+            .into_iter()
+            .map(|addr| {
+                let (images, stop, killed) = (&images, &stop, &killed);
+                s.spawn(move || {
+                    let (mut n, mut after) = (0, 0);
+                    while !stop.load(Ordering::Relaxed) {
+                        // Half the images are read only after the kill, so
+                        // no cache in front of the volumes holds them.
+                        let pick = match killed.load(Ordering::Relaxed) {
+                            false => n % (images.len() / 2),
+                            true => after % images.len(),
+                        };
+                        let (digest, layer) = &images[pick];
+                        let r = http(addr, "GET", &format!("/v2/team/app/blobs/{digest}"), &[], b"").unwrap();
+                        assert_eq!(r.status, 200, "read {n} of {digest} through {addr}");
+                        assert!(r.body == *layer, "read {n} of {digest} through {addr} is whole");
+                        n += 1;
+                        after += usize::from(killed.load(Ordering::Relaxed));
+                    }
+                    after
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        reg.store.kill_volume_server();
+        killed.store(true, Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(4000));
+        stop.store(true, Ordering::Relaxed);
+        readers.into_iter().map(|r| r.join().unwrap()).sum::<usize>()
+    });
+    assert!(reads > 20, "reads after the kill: {reads}");
+    // Manifests and the ledger too.
+    for i in 0..8 {
+        let r = http(&addr_b, "GET", &format!("/v2/team/app/manifests/v{i}"), &[], b"").unwrap();
+        assert_eq!(r.status, 200);
+    }
 }

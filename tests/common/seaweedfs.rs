@@ -30,6 +30,9 @@ pub struct SeaweedFs {
     pub filer: String,
     child: Child,
     stdin: Option<ChildStdin>,
+    /// A second volume server (with [`Self::start_replicated`]): its
+    /// wrapper, the wrapper's stdin, and the file holding weed's pid.
+    second: Option<(Child, Option<ChildStdin>, std::path::PathBuf)>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,6 +40,17 @@ impl SeaweedFs {
     /// Starts one, or returns `None` (reported) when `weed` is not
     /// installed outside CI; under CI (CI=true) a missing `weed` fails.
     pub fn start() -> Option<SeaweedFs> {
+        Self::start_with(false)
+    }
+
+    /// As [`Self::start`], with a second volume server and every volume
+    /// replicated on both (`-master.defaultReplication=001`), so that one
+    /// can be killed ([`Self::kill_volume_server`]) while reads go on.
+    pub fn start_replicated() -> Option<SeaweedFs> {
+        Self::start_with(true)
+    }
+
+    fn start_with(replicated: bool) -> Option<SeaweedFs> {
         if !super::have("weed") {
             return None;
         }
@@ -44,7 +58,7 @@ impl SeaweedFs {
         // server another test starts meanwhile may take one, and weed then
         // exits at once. That start is retried on new ports.
         for attempt in 1.. {
-            match Self::try_start() {
+            match Self::try_start(replicated) {
                 Ok(running) => return Some(running),
                 Err(log) if attempt < 3 => {
                     let tail: Vec<&str> = log.lines().rev().take(5).collect();
@@ -57,7 +71,7 @@ impl SeaweedFs {
     }
 
     /// Starts one on free ports, or returns its log if it exits first.
-    fn try_start() -> Result<SeaweedFs, String> {
+    fn try_start(replicated: bool) -> Result<SeaweedFs, String> {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("s3.json");
         let identity = serde_json::json!({
@@ -78,9 +92,14 @@ impl SeaweedFs {
              -master.volumeSizeLimitMB=64 -volume.max=64 -volume.minFreeSpace=256MiB \
              -filer -filer.port={filer} -filer.port.grpc={filer_grpc} \
              -s3 -s3.port={s3} -s3.port.grpc={s3_grpc} -s3.config={} \
-             -s3.port.iceberg=0 -s3.port.lance=0",
+             -s3.port.iceberg=0 -s3.port.lance=0{}",
             data.display(),
-            config.display()
+            config.display(),
+            if replicated {
+                " -master.defaultReplication=001"
+            } else {
+                ""
+            }
         );
         // The wrapper stops weed when our end of its stdin closes (when this
         // value drops, or the test process dies): SIGTERM, and SIGKILL if
@@ -91,14 +110,26 @@ impl SeaweedFs {
              (read _ <&3; kill $pid; sleep 5; kill -9 $pid 2>/dev/null; rm -rf {dir}) & wait $pid",
             dir = dir.path().display()
         );
-        let mut child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
+        let (child, stdin) = wrapped(&script);
+        let second = replicated.then(|| {
+            let [port, grpc, ..] = free_ports();
+            let volumes = dir.path().join("volume2");
+            std::fs::create_dir(&volumes).unwrap();
+            let pidfile = dir.path().join("volume2.pid");
+            let weed = format!(
+                "weed volume -dir={} -ip=127.0.0.1 -ip.bind=127.0.0.1 -port={port} -port.grpc={grpc} \
+                 -mserver=127.0.0.1:{master}.{master_grpc} -max=64 -minFreeSpace=256MiB",
+                volumes.display()
+            );
+            let script = format!(
+                "exec 3<&0; {weed} >{dir}/volume2.log 2>&1 & pid=$!; echo $pid >{pidfile}; \
+                 (read _ <&3; kill $pid; sleep 5; kill -9 $pid 2>/dev/null) & wait $pid",
+                dir = dir.path().display(),
+                pidfile = pidfile.display()
+            );
+            let (child, stdin) = wrapped(&script);
+            (child, Some(stdin), pidfile)
+        });
         let mut running = SeaweedFs {
             endpoint: format!("http://127.0.0.1:{s3}"),
             // SeaweedFS's notation for an explicit gRPC port (otherwise
@@ -107,6 +138,7 @@ impl SeaweedFs {
             filer: format!("127.0.0.1:{filer}"),
             child,
             stdin: Some(stdin),
+            second,
             _dir: dir,
         };
         running.wait_until_up(s3, filer)?;
@@ -141,7 +173,15 @@ impl SeaweedFs {
     /// volume (a full disk) fails here, with its log, rather than leaving
     /// the client under test retrying for minutes.
     fn check_writable(&self) {
-        let put = super::http(&self.filer, "PUT", "/buckets/probe/writable", &[], b"probe");
+        // A replicated store writes once both volume servers have joined.
+        let deadline = Instant::now() + Duration::from_secs(if self.second.is_some() { 30 } else { 0 });
+        let put = loop {
+            let put = super::http(&self.filer, "PUT", "/buckets/probe/writable", &[], b"probe");
+            if put.as_ref().is_ok_and(|r| r.status == 201) || Instant::now() >= deadline {
+                break put;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         let ok = put.as_ref().is_ok_and(|r| r.status == 201);
         assert!(
             ok,
@@ -224,12 +264,40 @@ impl SeaweedFs {
     }
 }
 
+impl SeaweedFs {
+    /// Kills the second volume server with SIGKILL, as a machine that
+    /// dies takes it (with [`Self::start_replicated`] only).
+    pub fn kill_volume_server(&mut self) {
+        let (_, _, pidfile) = self.second.as_ref().expect("started with start_replicated");
+        let pid = std::fs::read_to_string(pidfile).unwrap();
+        let killed = Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+        assert!(killed.success(), "kill -9 {pid}");
+    }
+}
+
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
+        if let Some((mut child, stdin, _)) = self.second.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
         // Closing the pipe stops weed; the wrapper waits for it to exit.
         self.stdin.take();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `script` under `sh`, its stdin a pipe whose closing stops it.
+fn wrapped(script: &str) -> (Child, ChildStdin) {
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
 }
 
 /// Eight ports free a moment ago (held together, so they differ).
