@@ -14,10 +14,13 @@ use std::sync::{Arc, Mutex};
 use vouch_ledger::store::{CommitError, Family, Ledger, Rows, Value};
 use vouch_ledger::{Checkpoint, NoteSigner};
 
+/// Values by family and key.
+type Map = HashMap<(Family, Vec<u8>), Arc<[u8]>>;
+
 /// Rows in a map, with every checkpoint ever committed kept aside.
 #[derive(Default)]
 struct MapRows {
-    rows: Mutex<HashMap<(Family, Vec<u8>), Arc<[u8]>>>,
+    rows: Mutex<Map>,
     checkpoints: Mutex<Vec<Vec<u8>>>,
 }
 

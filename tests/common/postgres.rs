@@ -31,8 +31,9 @@ pub struct PostgresServer {
     dir: tempfile::TempDir,
 }
 
-/// Starts the wrapper script; returns it and our end of its stdin.
-fn spawn_wrapper(script: &str) -> (Child, ChildStdin) {
+/// Starts a wrapper script under `sh` (a test server's: it stops the
+/// server when its stdin closes); returns it and our end of its stdin.
+pub fn spawn_wrapper(script: &str) -> (Child, std::process::ChildStdin) {
     let mut child = Command::new("sh")
         .args(["-c", script])
         .stdin(Stdio::piped())
@@ -206,49 +207,38 @@ impl PostgresServer {
         }
     }
 
+    /// `psql` connected to `database` as the test user, reading no
+    /// `.psqlrc`, stopping at the first error.
+    fn psql_command(&self, database: &str) -> Command {
+        let psql = self.bin.join("psql");
+        let mut c = Command::new(if psql.exists() { psql } else { "psql".into() });
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            USER,
+            "-d",
+            database,
+        ])
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .env("PGPASSWORD", PASSWORD);
+        c
+    }
+
     /// Runs the SQL file `path` (a `pg_dump` of a database, meta-commands
     /// included) in `database` with `psql -f`, panicking on failure.
     pub fn psql_file(&self, database: &str, path: &std::path::Path) {
-        let psql = self.bin.join("psql");
-        let out = Command::new(if psql.exists() { psql } else { "psql".into() })
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                USER,
-                "-d",
-                database,
-            ])
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
-            .arg(path)
-            .env("PGPASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "psql -f {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = self.psql_command(database).arg("-f").arg(path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "psql -f {}: {err}", path.display());
     }
 
     fn try_psql(&self, database: &str, sql: &str) -> Result<String, String> {
-        let psql = self.bin.join("psql");
-        let out = Command::new(if psql.exists() { psql } else { "psql".into() })
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                USER,
-                "-d",
-                database,
-            ])
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .env("PGPASSWORD", PASSWORD)
+        let out = self
+            .psql_command(database)
+            .args(["-A", "-t", "-c", sql])
             .output()
             .map_err(|e| e.to_string())?;
         if out.status.success() {

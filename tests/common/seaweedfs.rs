@@ -110,7 +110,7 @@ impl SeaweedFs {
              (read _ <&3; kill $pid; sleep 5; kill -9 $pid 2>/dev/null; rm -rf {dir}) & wait $pid",
             dir = dir.path().display()
         );
-        let (child, stdin) = wrapped(&script);
+        let (child, stdin) = super::postgres::spawn_wrapper(&script);
         let second = replicated.then(|| {
             let [port, grpc, ..] = free_ports();
             let volumes = dir.path().join("volume2");
@@ -127,7 +127,7 @@ impl SeaweedFs {
                 dir = dir.path().display(),
                 pidfile = pidfile.display()
             );
-            let (child, stdin) = wrapped(&script);
+            let (child, stdin) = super::postgres::spawn_wrapper(&script);
             (child, Some(stdin), pidfile)
         });
         let mut running = SeaweedFs {
@@ -285,19 +285,6 @@ impl Drop for SeaweedFs {
         self.stdin.take();
         let _ = self.child.wait();
     }
-}
-
-/// Runs `script` under `sh`, its stdin a pipe whose closing stops it.
-fn wrapped(script: &str) -> (Child, ChildStdin) {
-    let mut child = Command::new("sh")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    (child, stdin)
 }
 
 /// Eight ports free a moment ago (held together, so they differ).
