@@ -240,6 +240,16 @@ fn replicas_share_one_registry_and_survive_a_replica_killed_mid_storm() {
     assert_eq!(r.status, 200);
     audit(&addr_b, &reg.dir("b"), &state);
 
+    // b appends, then a at once, before a next follows b (every 500 ms):
+    // a's commit extends a tree b has already extended, so it does not
+    // take effect; a follows b's entries and commits again on top.
+    for i in 0..6 {
+        try_push(&addr_b, "race/app", &format!("b{i}"), format!("b {i}").as_bytes()).unwrap();
+        try_push(&addr_a, "race/app", &format!("a{i}"), format!("a {i}").as_bytes()).unwrap();
+    }
+    assert!(commits_lost(&addr_a) > 0, "a lost a commit to b and made it again");
+    audit(&addr_a, &reg.dir("a"), &state);
+
     // A push storm through both; replica a is killed (SIGKILL) during it.
     let watcher = Watcher::start(vec![addr_a.clone(), addr_b.clone()]);
     let addrs = [addr_a.clone(), addr_b.clone(), addr_a.clone(), addr_b.clone()];
@@ -296,9 +306,6 @@ fn replicas_share_one_registry_and_survive_a_replica_killed_mid_storm() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains("fsck: ok"), "{text}{err}");
     assert!(watcher.finish() > 2);
-    // The replicas did race for the log: each lost commits to the other,
-    // and made them again on the winner's tree.
-    assert!(commits_lost(&addr_a) + commits_lost(&addr_b) > 0);
 }
 
 #[test]
@@ -339,9 +346,6 @@ fn a_paused_replica_resumes_without_contradicting_the_log() {
     audit(&addr_a, &reg.dir("a"), &state);
     audit(&addr_b, &reg.dir("b"), &state);
     assert!(watcher.finish() > 2);
-    // The replicas did race for the log: each lost commits to the other,
-    // and made them again on the winner's tree.
-    assert!(commits_lost(&addr_a) + commits_lost(&addr_b) > 0);
 }
 
 /// The ledger's tag entries for `repo:tag`, in log order: (previous, digest).
