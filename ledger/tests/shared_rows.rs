@@ -21,6 +21,9 @@ type Map = HashMap<(Family, Vec<u8>), Arc<[u8]>>;
 #[derive(Default)]
 struct MapRows {
     rows: Mutex<Map>,
+    /// The next commit's answer is lost: after it took effect (true), or
+    /// before (false).
+    lose_answer: Mutex<Option<bool>>,
     checkpoints: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -39,6 +42,10 @@ impl Rows for MapRows {
     }
 
     fn commit(&self, puts: Vec<(Family, Vec<u8>, Vec<u8>)>, expect: Option<&[u8]>) -> Result<(), CommitError> {
+        let lose = self.lose_answer.lock().unwrap().take();
+        if lose == Some(false) {
+            return Err(CommitError::Failed("connection lost before COMMIT".into()));
+        }
         let mut rows = self.rows.lock().unwrap();
         let now = rows.get(&(Family::Meta, b"checkpoint".to_vec()));
         if now.map(|v| &v[..]) != expect {
@@ -55,7 +62,10 @@ impl Rows for MapRows {
             }
             rows.insert((f, k), v.into());
         }
-        Ok(())
+        match lose {
+            Some(true) => Err(CommitError::Failed("connection lost during COMMIT".into())),
+            _ => Ok(()),
+        }
     }
 
     fn shared(&self) -> bool {
@@ -155,4 +165,25 @@ fn a_writer_refuses_a_log_that_forked_under_it() {
     assert_eq!(a.size(), 1, "the forged tree is not published");
     let err = a.append_blocking(b"three".to_vec()).unwrap_err().to_string();
     assert!(err.contains("forked"), "appends stop too: {err}");
+}
+
+#[test]
+fn a_commit_whose_answer_is_lost_is_acknowledged_if_it_took_effect() {
+    let rows = Arc::new(MapRows::default());
+    let a = Ledger::open_rows(rows.clone(), signer()).unwrap();
+    a.append_blocking(b"zero".to_vec()).unwrap();
+    // Lost before it took effect: not acknowledged, nothing stored, and
+    // the log goes on from where it was.
+    *rows.lose_answer.lock().unwrap() = Some(false);
+    let err = a.append_blocking(b"lost".to_vec()).unwrap_err().to_string();
+    assert!(err.contains("unavailable"), "{err}");
+    assert_eq!(a.size(), 1);
+    // Lost after it took effect: the checkpoint row holds this commit's
+    // note, so the append is acknowledged at its index.
+    *rows.lose_answer.lock().unwrap() = Some(true);
+    assert_eq!(a.append_blocking(b"one".to_vec()).unwrap(), 1);
+    assert_eq!(a.append_blocking(b"two".to_vec()).unwrap(), 2);
+    let entries: Vec<Vec<u8>> = [&b"zero"[..], b"one", b"two"].iter().map(|e| e.to_vec()).collect();
+    assert_eq!(a.root(), common::rs_root(&entries));
+    assert_eq!(a.refresh().unwrap(), 3);
 }

@@ -176,7 +176,8 @@ impl Committer {
                     self.shared.follow()?;
                 }
                 Err(CommitError::Failed(why)) if self.shared.rows.shared() => {
-                    // Whether it took effect is unknown; the next commit's
+                    // Whether it took effect is unknown (see commit_once,
+                    // which found out if it could); the next commit's
                     // condition tells, and is followed either way.
                     return Err(AppendError::Unavailable(why));
                 }
@@ -243,7 +244,22 @@ impl Committer {
         // If the RocksDB write fails, whether the batch reached the disk is
         // unknown (a failed fsync may still have persisted it). The log stops
         // taking appends; reopening reads back whatever is durably there.
-        self.shared.rows.commit(puts, Some(current.checkpoint.as_bytes()))?;
+        let result = self.shared.rows.commit(puts, Some(current.checkpoint.as_bytes()));
+        // A shared store's commit whose answer was lost (the connection
+        // dropped during COMMIT) may have taken effect: the checkpoint row
+        // says. If it holds this very note, the batch is stored, and is
+        // acknowledged rather than reported as failed.
+        let stored = match &result {
+            Ok(()) => true,
+            Err(CommitError::Failed(_)) if self.shared.rows.shared() => {
+                let row = self.shared.rows.get(Family::Meta, META_CHECKPOINT);
+                matches!(row, Ok(Some(v)) if *v == *note.as_bytes())
+            }
+            Err(_) => false,
+        };
+        if !stored {
+            return result.map(|()| start);
+        }
         self.shared.publish(State {
             edge,
             root,
