@@ -17,6 +17,11 @@ pub struct DataArgs {
     /// (ledger.key, mode 0600) and its public verifier key (ledger.vkey).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR, env = "VOUCH_DATA")]
     data: PathBuf,
+    /// The PostgreSQL database holding the ledger of a directory served
+    /// with --database (the URL `vouch serve --database` takes; its file
+    /// `ledger-database` names the instance). Read, never written.
+    #[arg(long, value_name = "URL", env = "VOUCH_DATABASE", hide_env_values = true)]
+    database: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,13 +257,26 @@ fn open_existing(data: DataArgs) -> Result<vouch_ledger::store::Ledger> {
         .into());
     }
     // The copy in db/ is not the ledger once it moved to the database.
-    if let Some(database) = dir.ledger_database()? {
-        return Err(format!(
-            "the ledger of {} is in {database}, not in its db/: read it from a replica serving it \
-             (vouch audit, vouch verify, or GET /ledger/...)",
-            dir.root().display()
-        )
-        .into());
+    if let Some(bound) = dir.ledger_database()? {
+        let Some(url) = data.database else {
+            return Err(format!(
+                "the ledger of {} is in {bound}, not in its db/: give --database naming it",
+                dir.root().display()
+            )
+            .into());
+        };
+        let pg = std::sync::Arc::new(vouch::registry::meta::Postgres::open(&url)?);
+        let identity = format!("PostgreSQL instance {}", pg.instance());
+        if identity != bound {
+            return Err(format!(
+                "the ledger of {} is in {bound}, not in {identity}",
+                dir.root().display()
+            )
+            .into());
+        }
+        let signer = vouch_ledger::store::load_signer(&dir.key_path())?;
+        let rows = std::sync::Arc::new(vouch::registry::meta::PostgresRows::new(pg));
+        return Ok(vouch_ledger::store::Ledger::open_rows(rows, signer)?);
     }
     // Read-only: no lock, so this works while `vouch serve` runs here.
     Ok(dir.open_ledger_read_only()?)

@@ -7,8 +7,9 @@
 //! serves what was admitted, its ledger stays in the data directory and
 //! grows on from the old checkpoint; `vouch migrate --to-database` then
 //! moves the ledger to the database row for row, the same checkpoint is
-//! served from there, and `vouch audit --state` proves the log only grew
-//! across all of it.
+//! served from there, `vouch ledger fsck --database` checks it in the
+//! database, and `vouch audit --state` proves the log only grew across all
+//! of it.
 
 mod common;
 
@@ -88,7 +89,23 @@ fn metadata_in_postgres_from_the_previous_version_serves_on_and_its_ledger_moves
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("is in PostgreSQL instance"),
+        !out.status.success() && err.contains("give --database naming it"),
         "{err}"
     );
+    // With the database, they read it there: fsck recomputes every tile
+    // and the root from the rows.
+    let after = String::from_utf8(http(&addr, "GET", "/ledger/checkpoint", &[], b"").unwrap().body).unwrap();
+    let ledger = |cmd: &str| {
+        let out = common::vouch_command()
+            .args(["ledger", cmd, "--data", data.to_str().unwrap(), "--database", &url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let fsck = ledger("fsck");
+    assert!(fsck.contains("fsck: ok"), "{fsck}");
+    let status = ledger("status");
+    assert!(status.contains(after.trim_end()), "{status}");
 }
