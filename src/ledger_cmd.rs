@@ -7,7 +7,7 @@ use std::time::Instant;
 use vouch::data_dir::{default_origin, DataDir, DEFAULT_DATA_DIR};
 use vouch::mirror::{export, DirSource, HttpSource};
 use vouch_ledger::entry::Entry;
-use vouch_ledger::fsck::fsck;
+use vouch_ledger::fsck::{fsck, FsckReport, TileSource};
 use vouch_ledger::tile::TileAddr;
 use vouch_ledger::{Checkpoint, VerifierKey};
 
@@ -144,12 +144,10 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
             let start = Instant::now();
             let report = if dir.starts_with("http://") || dir.starts_with("https://") {
                 let source = HttpSource::new(&dir);
-                let checkpoint = Checkpoint::open(&source.read("checkpoint")?, &key)?;
-                fsck(&source, &checkpoint, progress("fsck", checkpoint.size))?
+                fsck_mirror(&source, source.read("checkpoint")?, &key)?
             } else {
                 let source = DirSource::new(&dir);
-                let checkpoint = Checkpoint::open(&source.read("checkpoint")?, &key)?;
-                fsck(&source, &checkpoint, progress("fsck", checkpoint.size))?
+                fsck_mirror(&source, source.read("checkpoint")?, &key)?
             };
             println!(
                 "fsck: ok: mirror {}: {} entries, {} tiles and the root {} match the checkpoint signed by {} ({:.1?})",
@@ -221,6 +219,13 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
 
 /// A progress printer for long work: at most twice a second, to stderr.
 /// With `total` 0 the value is a percentage.
+/// Checks a mirror from its tiles alone against its checkpoint `note`,
+/// whose signature by `key` is checked first.
+fn fsck_mirror<S: TileSource>(source: &S, note: Vec<u8>, key: &VerifierKey) -> Result<FsckReport> {
+    let checkpoint = Checkpoint::open(&note, key)?;
+    Ok(fsck(source, &checkpoint, progress("fsck", checkpoint.size))?)
+}
+
 fn progress(what: &'static str, total: u64) -> impl FnMut(u64) {
     let mut last = Instant::now();
     move |done| {
@@ -266,7 +271,7 @@ fn open_existing(data: DataArgs) -> Result<vouch_ledger::store::Ledger> {
             .into());
         };
         let pg = std::sync::Arc::new(vouch::registry::meta::Postgres::open(&url)?);
-        let identity = format!("PostgreSQL instance {}", pg.instance());
+        let identity = pg.identity();
         if identity != bound {
             return Err(format!(
                 "the ledger of {} is in {bound}, not in {identity}",

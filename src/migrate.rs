@@ -232,7 +232,7 @@ fn move_rows(
     owner: &str,
     check: impl FnOnce(&std::sync::Arc<Postgres>) -> Result<()>,
 ) -> Result<()> {
-    let identity = format!("PostgreSQL instance {}", pg.instance());
+    let identity = pg.identity();
     let remote = Meta::postgres(pg.clone());
     let what = part.what;
     match (part.bound)(dir)? {

@@ -392,9 +392,6 @@ async fn shutdown_signal() {
     eprintln!("vouch: shutting down: finishing requests in flight");
 }
 
-/// The metadata store `--database` names (the data directory's RocksDB
-/// without it), checked to belong with this data directory: a database is
-/// joined to a directory only while neither holds registry metadata.
 /// Where the registry metadata and the ledger are.
 struct Stores {
     meta: Meta,
@@ -419,7 +416,7 @@ fn open_stores(
         return Ok(Stores { meta: local, ledger });
     };
     let pg = Arc::new(vouch::registry::meta::Postgres::open(url)?);
-    let identity = format!("PostgreSQL instance {}", pg.instance());
+    let identity = pg.identity();
     // The database records which registry (by its log key) it belongs to:
     // of two directories joining one empty database at once, one wins.
     let owner = opened.ledger.verifier().to_string();
@@ -513,7 +510,7 @@ async fn open_blobs(
         (true, _) => Err("the bucket prefix already holds blobs".into()),
         (false, _) => Ok(()),
     })?;
-    if meta.is_shared() && recorded.is_none() {
+    if meta.database().is_some() && recorded.is_none() {
         if let Some(id) = &identity {
             meta.set_marker(BLOB_STORAGE_MARKER, id)?;
         }

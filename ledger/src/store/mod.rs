@@ -47,9 +47,12 @@ pub const CF_ENTRIES: &str = "ledger_entries";
 /// Column family of the full tiles.
 pub const CF_TILES: &str = "ledger_tiles";
 
-const META_FORMAT: &[u8] = b"format";
+/// Key of the `ledger_meta` row holding the storage format version.
+pub const META_FORMAT: &[u8] = b"format";
 const META_ORIGIN: &[u8] = b"origin";
-const META_CHECKPOINT: &[u8] = b"checkpoint";
+/// Key of the `ledger_meta` row holding the latest signed checkpoint: the
+/// row every commit is conditional on ([`Rows::commit`]).
+pub const META_CHECKPOINT: &[u8] = b"checkpoint";
 /// Hashes of the in-tile level 4 stored after each full tile's 256 hashes, so
 /// that no in-tile subtree hash costs more than 7 hash computations.
 const MID_LEVEL: u8 = 4;

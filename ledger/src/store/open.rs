@@ -198,13 +198,9 @@ impl Shared {
                 Ok(checkpoint.size)
             }
             Err(Unfollowed::Unreadable(why)) => Err(AppendError::Unavailable(why)),
-            // A state published meanwhile (by the committer, or another
-            // follower) may be newer than the row read: not a contradiction.
-            Err(Unfollowed::Contradicts(_))
-                if self.state.read().expect("state lock").edge.size() > current.edge.size() =>
-            {
-                Ok(self.state.read().expect("state lock").edge.size())
-            }
+            // `current` was read before the row, and every published state
+            // was a row's once: the row is never older than `current`, so
+            // a contradiction is the stored log's, never a race.
             Err(Unfollowed::Contradicts(why)) => {
                 self.poison(why.clone());
                 Err(AppendError::Poisoned(why))

@@ -13,7 +13,7 @@ use super::kv::Write;
 use super::postgres::Postgres;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use vouch_ledger::store::{CommitError, Family, Rows, Value};
+use vouch_ledger::store::{CommitError, Family, Rows, Value, META_CHECKPOINT, META_FORMAT};
 
 /// Bytes of entries and tiles cached at most (then the cache starts over).
 const CACHE_BYTES: usize = 256 << 20;
@@ -24,10 +24,24 @@ pub struct PostgresRows {
     cache: RwLock<Cache>,
 }
 
+/// Entries and tiles by key, one map per family, so that a lookup borrows
+/// the key instead of copying it.
 #[derive(Default)]
 struct Cache {
-    rows: HashMap<(Family, Vec<u8>), Arc<[u8]>>,
+    entries: HashMap<Vec<u8>, Arc<[u8]>>,
+    tiles: HashMap<Vec<u8>, Arc<[u8]>>,
     bytes: usize,
+}
+
+impl Cache {
+    /// The map of `family`; none for the meta rows, which change.
+    fn of(&self, family: Family) -> Option<&HashMap<Vec<u8>, Arc<[u8]>>> {
+        match family {
+            Family::Entries => Some(&self.entries),
+            Family::Tiles => Some(&self.tiles),
+            Family::Meta => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresRows {
@@ -47,7 +61,7 @@ impl PostgresRows {
 
     /// Whether the database holds a ledger (its format row).
     pub fn exists(pg: &Postgres) -> Result<bool, String> {
-        let v = pg.get(Family::Meta.name(), b"format").map_err(|e| e.to_string())?;
+        let v = pg.get(Family::Meta.name(), META_FORMAT).map_err(|e| e.to_string())?;
         Ok(v.is_some())
     }
 
@@ -57,25 +71,31 @@ impl PostgresRows {
             *cache = Cache::default();
         }
         cache.bytes += value.len() + key.len();
-        cache.rows.insert((family, key.to_vec()), value.clone());
+        let map = match family {
+            Family::Entries => &mut cache.entries,
+            Family::Tiles => &mut cache.tiles,
+            Family::Meta => return,
+        };
+        map.insert(key.to_vec(), value.clone());
     }
 }
 
 impl Rows for PostgresRows {
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Value<'_>>, String> {
-        let immutable = family != Family::Meta;
-        if immutable {
-            if let Some(v) = self.cache.read().expect("cache lock").rows.get(&(family, key.to_vec())) {
-                return Ok(Some(Value::Shared(v.clone())));
-            }
+        let cached = self
+            .cache
+            .read()
+            .expect("cache lock")
+            .of(family)
+            .and_then(|m| m.get(key).cloned());
+        if let Some(v) = cached {
+            return Ok(Some(Value::Shared(v)));
         }
         let Some(v) = self.pg.get(family.name(), key).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
         let v: Arc<[u8]> = v.into();
-        if immutable {
-            self.remember(family, key, &v);
-        }
+        self.remember(family, key, &v);
         Ok(Some(Value::Shared(v)))
     }
 
@@ -108,7 +128,7 @@ impl Rows for PostgresRows {
                 value: Some(value),
             })
             .collect();
-        match self.pg.write_if((Family::Meta.name(), b"checkpoint"), expect, writes) {
+        match self.pg.write_if((Family::Meta.name(), META_CHECKPOINT), expect, writes) {
             Ok(true) => Ok(()),
             Ok(false) => Err(CommitError::Conflict),
             Err(e) => Err(CommitError::Failed(e.to_string())),

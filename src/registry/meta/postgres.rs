@@ -207,6 +207,12 @@ impl Postgres {
         &self.instance
     }
 
+    /// How a data directory's binding files name this database:
+    /// `PostgreSQL instance <id>`.
+    pub fn identity(&self) -> String {
+        format!("PostgreSQL instance {}", self.instance)
+    }
+
     /// Runs `work` (a read) on this module's runtime and waits for it.
     fn block<T: Send + 'static>(
         &self,
@@ -290,7 +296,7 @@ impl Postgres {
         let work = async move {
             let mut lease = pool.take().await?;
             let conn = &mut lease.conn;
-            let result = async {
+            let result: Result<bool, tokio_postgres::Error> = async {
                 let tx = conn.client.transaction().await?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEDGER_LOCK]).await?;
                 let now = tx.query_opt(&conn.get, &[&family, &key]).await?;
@@ -315,7 +321,7 @@ impl Postgres {
             }
             .await;
             pool.give(lease);
-            Ok(result.map_err(|e: tokio_postgres::Error| e)?)
+            Ok(result?)
         };
         wait(&self.runtime, WRITE_TIMEOUT, work)
     }

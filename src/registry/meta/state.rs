@@ -46,11 +46,6 @@ impl Meta {
         }
     }
 
-    /// Whether this metadata is in a database other processes may share.
-    pub fn is_shared(&self) -> bool {
-        matches!(self.kv, super::kv::Kv::Postgres(_))
-    }
-
     /// The digest of the last policy every pending or denied image was
     /// re-evaluated under.
     pub fn evaluated_policy(&self) -> Result<Option<String>, RegistryError> {
