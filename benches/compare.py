@@ -11,19 +11,23 @@ machine, same run) and passes their addresses. Measures, for each registry:
     one keep-alive connection, as a client pushing layers would)
   server peak RSS (VmHWM from /proc)
 
-and prints each figure with the ratio vouch / distribution; then the two
-reads (the manifest, a full ledger hash tile and the blob, the bytes copied
-from vouch into nginx's root under the same paths) for vouch and nginx, with the ratio vouch / nginx.
+and prints each figure with the ratio vouch / distribution; then the
+reads (the manifest, a full ledger hash tile, inclusion proofs at random
+indexes of the whole log, and the blob, the bytes copied from vouch into
+nginx's root under the same paths, the proofs one file per index) for vouch
+and nginx, with the ratio vouch / nginx.
 """
 import hashlib
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 
 SECS = int(os.environ.get("BENCH_SECS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 OCI = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -93,9 +97,37 @@ def mirror_to_nginx(vouch_addr, root, blob):
             f.write(fetch(vouch_addr, path))
 
 
-def manifest_rps(addr, path="/v2/bench/get/manifests/v1"):
+def checkpoint_size(addr):
+    return int(fetch(addr, "/ledger/checkpoint").split(b"\n")[1])
+
+
+def mirror_proofs(vouch_addr, root, size):
+    """Writes vouch's inclusion proof of every entry (at most the first
+    PROOFS) in a tree of `size` as `root/proofs/<index>`, which nginx serves
+    for `/ledger/proof/inclusion?index=<index>&size=<size>`. Returns the
+    wrk script that asks for them at random."""
+    count = min(size, PROOFS)
+    os.makedirs(f"{root}/proofs", exist_ok=True)
+    for i in range(count):
+        with open(f"{root}/proofs/{i}", "wb") as f:
+            f.write(fetch(vouch_addr, f"/ledger/proof/inclusion?index={i}&size={size}"))
+    script = f"{root}/../proofs.lua"
+    with open(script, "w") as f:
+        f.write(
+            "math.randomseed(os.time())\n"
+            "request = function()\n"
+            f"  return wrk.format(\"GET\", \"/ledger/proof/inclusion?index=\" .. math.random(0, {count - 1}) .. \"&size={size}\")\n"
+            "end\n")
+    return script
+
+
+PROOFS = 1000
+
+
+def manifest_rps(addr, path="/v2/bench/get/manifests/v1", script=None):
+    args = ["-s", script] if script else []
     out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{SECS}s", "-H", f"Accept: {OCI}", f"http://{addr}{path}"],
+        ["wrk", "-t2", "-c64", f"-d{SECS}s", "-H", f"Accept: {OCI}", *args, f"http://{addr}{path}"],
         capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
@@ -159,21 +191,32 @@ def main():
 
     # The same reads from nginx, and from vouch again, in turn.
     mirror_to_nginx(vouch_addr, nginx_root, blobs["vouch"])
-    reads = {}
-    for name, addr in [("nginx", nginx_addr), ("vouch", vouch_addr)]:
-        reads[name] = {
-            "manifest GET req/s (64 conns)": manifest_rps(addr),
-            "ledger tile GET req/s (64 conns)": manifest_rps(addr, TILE),
-            "blob GET MiB/s (256 MiB)": blob_throughput(addr, blobs["vouch"]),
-        }
-        print(f"{name} reads: {json.dumps(reads[name])}", file=sys.stderr)
+    size = checkpoint_size(vouch_addr)
+    proofs = mirror_proofs(vouch_addr, nginx_root, size)
+    print(f"inclusion proofs: {min(size, PROOFS)} indexes of a {size}-entry log", file=sys.stderr)
+    # Rounds alternate which server goes first; each figure is the median
+    # of its rounds (this VM's rates drift by tens of percent within a run).
+    reads = {"vouch": {}, "nginx": {}}
+    order = [("nginx", nginx_addr), ("vouch", vouch_addr)]
+    for r in range(ROUNDS):
+        for name, addr in (order if r % 2 == 0 else order[::-1]):
+            got = {
+                "manifest GET req/s (64 conns)": manifest_rps(addr),
+                "ledger tile GET req/s (64 conns)": manifest_rps(addr, TILE),
+                "inclusion proof GET req/s (64 conns)": manifest_rps(addr, "/", proofs),
+                "blob GET MiB/s (256 MiB)": blob_throughput(addr, blobs["vouch"]),
+            }
+            for k, v in got.items():
+                reads[name].setdefault(k, []).append(v)
+            print(f"round {r + 1}, {name} reads: {json.dumps(got)}", file=sys.stderr)
     print()
-    print(f"| read | vouch | nginx (static files) | vouch / nginx |")
-    print(f"|---|---|---|---|")
+    print(f"| read (median of {ROUNDS} rounds) | vouch | nginx (static files) | vouch / nginx | rounds, vouch / nginx |")
+    print(f"|---|---|---|---|---|")
     for k in reads["vouch"]:
         v, n = reads["vouch"][k], reads["nginx"][k]
-        print(f"| {k} | {v:,.1f} | {n:,.1f} | {v / n:.2f}x |")
-
+        each = ", ".join(f"{a / b:.2f}" for a, b in zip(v, n))
+        print(f"| {k} | {statistics.median(v):,.1f} | {statistics.median(n):,.1f} "
+              f"| {statistics.median(v) / statistics.median(n):.2f}x | {each} |")
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@
 # practical limit for a read), same machine, same run, all on loopback with
 # their data on the same disk. Prints markdown tables (figures, and ratios
 # to distribution and to nginx). BENCH_SECS sets the wrk duration (default
-# 10); VOUCH_SERVE_FLAGS adds flags to `vouch serve` (e.g. --no-countersign).
+# 10) and BENCH_ROUNDS the rounds of the vouch/nginx reads, alternating
+# which goes first (default 3); VOUCH_SERVE_FLAGS adds flags to `vouch serve` (e.g. --no-countersign).
 #
 #   benches/compare.sh
 #   VOUCH_SERVE_FLAGS=--no-countersign benches/compare.sh
@@ -71,6 +72,9 @@ http {
     listen 127.0.0.1:$nport;
     root $work/nginx/root;
     location /v2/bench/get/manifests/ { default_type application/vnd.oci.image.manifest.v1+json; }
+    # An inclusion proof is a file per index, written by compare.py with
+    # the bytes vouch served for it.
+    location = /ledger/proof/inclusion { default_type application/json; try_files /proofs/\$arg_index =404; }
   }
 }
 CONF
