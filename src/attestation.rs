@@ -12,9 +12,9 @@
 //! the payload bytes. The Statement names the image among its `subject`s
 //! and carries a `predicateType` (SPDX, CycloneDX, SLSA provenance, ...).
 
+use crate::policy::attested::Body;
 use crate::signature::PublicKey;
 use base64::Engine as _;
-use serde_json::value::RawValue;
 use vouch_ledger::entry::Digest;
 
 /// The DSSE payload type of in-toto Statements.
@@ -32,65 +32,8 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     .concat()
 }
 
-/// An in-toto Statement's predicate type (at most 200 characters), and
-/// whether one of its subjects is `image`; `None` if it is not a Statement.
-pub fn read_statement(payload: &[u8], image: &Digest) -> Option<(String, bool)> {
-    read_statement_with_predicate(payload, image).map(|(t, names, _)| (t, names))
-}
-
-/// [`read_statement`], with the predicate's JSON text (`null` if it has
-/// none), in the same pass: the predicate is copied out, never built into
-/// a tree (an SBOM can be megabytes).
-pub fn read_statement_with_predicate(payload: &[u8], image: &Digest) -> Option<(String, bool, Box<RawValue>)> {
-    #[derive(serde::Deserialize)]
-    struct Statement {
-        #[serde(rename = "predicateType")]
-        predicate_type: String,
-        #[serde(default)]
-        subject: Vec<Subject>,
-        #[serde(default)]
-        predicate: Option<Box<RawValue>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Subject {
-        #[serde(default)]
-        digest: std::collections::BTreeMap<String, serde_json::Value>,
-    }
-    let statement: Statement = serde_json::from_slice(payload).ok()?;
-    let names_image = statement
-        .subject
-        .iter()
-        .any(|s| s.digest.get(image.algorithm()).and_then(|v| v.as_str()) == Some(image.encoded()));
-    Some((
-        statement.predicate_type.chars().take(200).collect(),
-        names_image,
-        statement.predicate.unwrap_or_else(crate::policy::attested::null),
-    ))
-}
-
-/// The digests an in-toto Statement names as its subjects (at most 64),
-/// in every algorithm vouch knows; `None` if it is not a Statement.
-pub fn statement_subjects(payload: &[u8]) -> Option<Vec<Digest>> {
-    #[derive(serde::Deserialize)]
-    struct Statement {
-        subject: Vec<Subject>,
-        #[serde(rename = "predicateType")]
-        _predicate_type: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Subject {
-        digest: std::collections::BTreeMap<String, serde_json::Value>,
-    }
-    let statement: Statement = serde_json::from_slice(payload).ok()?;
-    let digests = statement
-        .subject
-        .iter()
-        .flat_map(|s| &s.digest)
-        .filter_map(|(alg, hex)| Digest::parse(&format!("{alg}:{}", hex.as_str()?)))
-        .take(64)
-        .collect();
-    Some(digests)
-}
+use crate::statement::{into_body, read_prepared, Prepared};
+pub use crate::statement::{read_statement, read_statement_body, read_statement_with_predicate, statement_subjects};
 
 /// A DSSE envelope, typed: its payload stays one string, never a tree.
 #[derive(serde::Deserialize)]
@@ -165,12 +108,12 @@ pub struct Attested {
     /// Fingerprints of the trusted keys whose signatures verified.
     pub signers: Vec<String>,
     /// The predicate's JSON, as signed.
-    pub predicate: Box<RawValue>,
+    pub predicate: Body,
 }
 
-/// An opened envelope: the Statement's bytes, its predicate type, and the
-/// envelope's signatures.
-type Opened = (Vec<u8>, String, Vec<Vec<u8>>, Box<RawValue>);
+/// An opened envelope: the Statement's bytes, its predicate type, the
+/// envelope's signatures, and its predicate.
+type Opened = (Vec<u8>, String, Vec<Vec<u8>>, Prepared);
 
 /// A DSSE envelope of an in-toto Statement, decoded: its payload and its
 /// signatures (those that are base64).
@@ -192,9 +135,7 @@ fn decode_envelope(envelope: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), Attestati
 }
 
 /// A Statement's predicate type and predicate, if it names `image`.
-fn statement_about(
-    statement: Option<(String, bool, Box<RawValue>)>,
-) -> Result<(String, Box<RawValue>), AttestationProblem> {
+fn statement_about(statement: Option<(String, bool, Prepared)>) -> Result<(String, Prepared), AttestationProblem> {
     let (predicate_type, names_image, predicate) = statement.ok_or(AttestationProblem::NotInToto)?;
     if !names_image {
         return Err(AttestationProblem::OtherSubject { predicate_type });
@@ -205,7 +146,7 @@ fn statement_about(
 /// A DSSE envelope of an in-toto Statement about `image`, opened.
 fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationProblem> {
     let (payload, signatures) = decode_envelope(envelope)?;
-    let (predicate_type, predicate) = statement_about(read_statement_with_predicate(&payload, image))?;
+    let (predicate_type, predicate) = statement_about(read_prepared(&payload, image))?;
     Ok((payload, predicate_type, signatures, predicate))
 }
 
@@ -240,7 +181,7 @@ pub fn verify_keyless_envelope(
     image: &Digest,
     annotations: &serde_json::Value,
     envelope: &[u8],
-) -> Result<(String, crate::keyless::Identity, Box<RawValue>), AttestationProblem> {
+) -> Result<(String, crate::keyless::Identity, Body), AttestationProblem> {
     let (payload, predicate_type, signatures, predicate) = open_envelope(image, envelope)?;
     let signature = signatures.first().ok_or(AttestationProblem::NotInToto)?;
     let (key, identity) = crate::keyless::verify_logged(root, annotations, &payload, signature)
@@ -251,6 +192,7 @@ pub fn verify_keyless_envelope(
             crate::keyless::KeylessProblem::BadSignature,
         ));
     }
+    let predicate = into_body(payload, &predicate_type, predicate);
     Ok((predicate_type, identity, predicate))
 }
 
@@ -265,23 +207,20 @@ pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> R
     let (signers, statement) = if payload.len() >= PARALLEL_FROM {
         std::thread::scope(|s| {
             let signed = s.spawn(|| signers_of(&payload, &signatures, keys));
-            let statement = read_statement_with_predicate(&payload, image);
+            let statement = read_prepared(&payload, image);
             (signed.join().unwrap_or_default(), statement)
         })
     } else {
-        (
-            signers_of(&payload, &signatures, keys),
-            read_statement_with_predicate(&payload, image),
-        )
+        (signers_of(&payload, &signatures, keys), read_prepared(&payload, image))
     };
     let (predicate_type, predicate) = statement_about(statement)?;
     if signers.is_empty() {
         return Err(AttestationProblem::Untrusted { predicate_type });
     }
     Ok(Attested {
+        predicate: into_body(payload, &predicate_type, predicate),
         predicate_type,
         signers,
-        predicate,
     })
 }
 

@@ -21,6 +21,7 @@ pub mod sct;
 pub mod server;
 pub mod signature;
 pub mod sigstore_bundle;
+pub mod statement;
 pub mod trusted_root;
 pub mod witness;
 pub mod witnessing;

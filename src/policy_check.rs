@@ -473,7 +473,7 @@ fn bundles(
                     found.predicates.extend(Predicate::for_signers(
                         &v.predicate_type,
                         &signers,
-                        &v.predicate,
+                        &vouch::policy::attested::Body::new(v.predicate.clone()),
                         signed_at,
                     ));
                 }

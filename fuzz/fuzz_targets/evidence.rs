@@ -2,7 +2,8 @@
 //! signature annotations and Sigstore trusted roots never panic on any
 //! input, and nothing made of fuzz bytes verifies. Image configurations,
 //! scan and provenance predicates and policy durations parse or fail
-//! without panicking.
+//! without panicking; an in-toto Statement reads the same in one pass as
+//! in two.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -41,6 +42,20 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // A Statement read in one pass (with an SBOM's packages) comes to
+    // what reading it in two does.
+    let one = vouch::attestation::read_statement_body(data.to_vec(), &image).map(|(t, n, body)| {
+        let p = vouch::policy::attested::Predicate::for_signers(&t, &["k".to_owned()], &body, None)
+            .next()
+            .unwrap();
+        let packages = vouch::policy::sbom::read_packages(&p).cloned();
+        (t, n, body.get().to_owned(), packages)
+    });
+    let two = vouch::attestation::read_statement_with_predicate(data, &image).map(|(t, n, raw)| {
+        let packages = vouch::policy::sbom::parse_packages(&t, raw.get());
+        (t, n, raw.get().to_owned(), packages)
+    });
+    assert_eq!(one, two);
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(secs) = vouch::policy::image::parse_duration(text) {
             assert!(secs > 0);

@@ -8,7 +8,7 @@
 
 use super::evidence::{payload_image, MAX_EVIDENCE_BYTES, MAX_SIGNATURE_PAYLOAD};
 use super::Admission;
-use crate::policy::attested::Predicate;
+use crate::policy::attested::{Body, Predicate};
 use crate::policy::identities_matching;
 use crate::policy::SignedIdentity;
 use crate::registry::error::RegistryError;
@@ -58,8 +58,12 @@ impl Findings {
         signed_at: Option<i64>,
     ) {
         if self.keep_predicates {
-            self.predicates
-                .extend(Predicate::for_signers(predicate_type, signers, &predicate, signed_at));
+            self.predicates.extend(Predicate::for_signers(
+                predicate_type,
+                signers,
+                &Body::new(predicate),
+                signed_at,
+            ));
         }
     }
 }

@@ -23,8 +23,9 @@ pub struct Predicate {
     pub signer: String,
     /// The predicate's JSON, as signed: each reading parses what it needs
     /// straight from it (an SBOM can be megabytes; a tree of it would cost
-    /// many times that, and the time to build it).
-    pub predicate: Box<RawValue>,
+    /// many times that, and the time to build it). Shared by the Predicate
+    /// of each signer.
+    pub predicate: Body,
     /// When it was signed, if a transparency log vouches for it (keyless
     /// attestations: the Rekor entry's integrated time, checked with its
     /// SET); `None` for a key's signature, which carries no time.
@@ -34,13 +35,92 @@ pub struct Predicate {
     pub parsed: std::sync::Arc<Parsed>,
 }
 
-/// What the rules read of a predicate (an SBOM's packages, a scan),
-/// parsed at most once: ahead of the evaluation, on the thread that
-/// verified it, or when a rule first asks.
+/// What the rules read of a predicate that depends on its signer (a
+/// scan names it), parsed at most once: ahead of the evaluation, on the
+/// thread that verified it, or when a rule first asks.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    pub(super) packages: std::sync::OnceLock<Option<Result<Vec<super::sbom::Package>, String>>>,
     pub(super) scan: std::sync::OnceLock<Option<Result<Scan, String>>>,
+}
+
+/// A predicate's JSON text as signed, and the SBOM packages read from it
+/// (parsed at most once, however many signers share it).
+///
+/// Read from a verified Statement whose `predicateType` comes before its
+/// `predicate` (as in-toto's and cosign's writers order them), an SBOM's
+/// packages are parsed while the Statement is read, in one pass
+/// (`crate::attestation`); its text is then cut out of the Statement only
+/// if something asks for it (Rego's input, `vouch policy check`).
+#[derive(Clone)]
+pub struct Body(std::sync::Arc<BodyText>);
+
+struct BodyText {
+    /// The whole Statement, when the text is cut out on demand.
+    statement: Vec<u8>,
+    text: std::sync::OnceLock<Box<RawValue>>,
+    packages: std::sync::OnceLock<Option<Result<Vec<super::sbom::Package>, String>>>,
+}
+
+impl Body {
+    /// A predicate whose text is at hand.
+    pub fn new(text: Box<RawValue>) -> Body {
+        Body(std::sync::Arc::new(BodyText {
+            statement: Vec::new(),
+            text: text.into(),
+            packages: Default::default(),
+        }))
+    }
+
+    /// The predicate of `statement` (a Statement already read as valid
+    /// JSON), with the SBOM packages read from it then.
+    pub fn in_statement(statement: Vec<u8>, packages: Option<Result<Vec<super::sbom::Package>, String>>) -> Body {
+        Body(std::sync::Arc::new(BodyText {
+            statement,
+            text: Default::default(),
+            packages: packages.into(),
+        }))
+    }
+
+    /// Its JSON text.
+    pub fn get(&self) -> &str {
+        self.raw().get()
+    }
+
+    /// Its JSON text, as a raw value.
+    pub fn raw(&self) -> &RawValue {
+        self.0.text.get_or_init(|| {
+            #[derive(serde::Deserialize)]
+            struct Statement {
+                #[serde(default)]
+                predicate: Option<Box<RawValue>>,
+            }
+            serde_json::from_slice::<Statement>(&self.0.statement)
+                .ok()
+                .and_then(|s| s.predicate)
+                .unwrap_or_else(null)
+        })
+    }
+
+    /// The SBOM packages, parsed from the text on first asking unless
+    /// they were read with the Statement.
+    pub(super) fn packages(
+        &self,
+        parse: impl FnOnce(&str) -> Option<Result<Vec<super::sbom::Package>, String>>,
+    ) -> Option<&Result<Vec<super::sbom::Package>, String>> {
+        self.0.packages.get_or_init(|| parse(self.get())).as_ref()
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.raw().fmt(f)
+    }
+}
+
+impl Serialize for Body {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw().serialize(s)
+    }
 }
 
 impl PartialEq for Predicate {
@@ -63,7 +143,7 @@ impl Predicate {
         Predicate {
             predicate_type: predicate_type.to_owned(),
             signer: signer.to_owned(),
-            predicate: serde_json::value::to_raw_value(predicate).expect("a JSON value serialises"),
+            predicate: Body::new(serde_json::value::to_raw_value(predicate).expect("a JSON value serialises")),
             signed_at: None,
             parsed: Default::default(),
         }
@@ -81,13 +161,13 @@ impl Predicate {
     pub fn for_signers<'a>(
         predicate_type: &'a str,
         signers: &'a [String],
-        predicate: &'a RawValue,
+        predicate: &'a Body,
         signed_at: Option<i64>,
     ) -> impl Iterator<Item = Predicate> + 'a {
         signers.iter().map(move |signer| Predicate {
             predicate_type: predicate_type.to_owned(),
             signer: signer.clone(),
-            predicate: predicate.to_owned(),
+            predicate: predicate.clone(),
             signed_at,
             parsed: Default::default(),
         })

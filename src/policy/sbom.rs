@@ -37,13 +37,52 @@ pub struct Package {
 /// few fields (an SBOM can be megabytes); one whose fields have other
 /// types than the formats say is an error, never an empty SBOM.
 pub fn read_packages(p: &Predicate) -> Option<&Result<Vec<Package>, String>> {
-    p.parsed.packages.get_or_init(|| parse_packages(p)).as_ref()
+    p.predicate.packages(|text| parse_packages(&p.predicate_type, text))
 }
 
-fn parse_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
+/// Whether predicates of this type are SBOMs vouch reads packages from.
+pub fn is_sbom(predicate_type: &str) -> bool {
+    predicate_type == SPDX || predicate_type == CYCLONEDX
+}
+
+/// The packages of an SBOM predicate's JSON text; `None` for other
+/// predicate types.
+pub fn parse_packages(predicate_type: &str, text: &str) -> Option<Result<Vec<Package>, String>> {
+    if !is_sbom(predicate_type) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let read = deserialize_packages(predicate_type, &mut de).and_then(|list| de.end().map(|()| list));
+    Some(match read {
+        Ok(list) => bounded(predicate_type, list),
+        Err(e) => Err(format!("{predicate_type} SBOM is not readable: {e}")),
+    })
+}
+
+/// No more than [`MAX_PACKAGES`]: a larger SBOM is an error naming the
+/// bound.
+pub fn bounded(predicate_type: &str, list: Vec<Package>) -> Result<Vec<Package>, String> {
+    match list.len() > MAX_PACKAGES {
+        true => Err(format!(
+            "{predicate_type} SBOM lists over {MAX_PACKAGES} packages; not read"
+        )),
+        false => Ok(list),
+    }
+}
+
+/// The packages of an SBOM predicate of `predicate_type` (SPDX or
+/// CycloneDX; any other reads as none), deserialized straight into these
+/// few fields: from the predicate's text, or from the Statement while it is
+/// read (`crate::attestation`), in one pass over a multi-megabyte SBOM. One
+/// whose fields have other types than the formats say is an error, never
+/// an empty SBOM.
+pub fn deserialize_packages<'de, D: serde::Deserializer<'de>>(
+    predicate_type: &str,
+    d: D,
+) -> Result<Vec<Package>, D::Error> {
     use std::borrow::Cow;
-    // Strings borrowed from the predicate's text where they have no
-    // escapes: a large SBOM's packages are read without a copy each.
+    // Strings borrowed from the text where they have no escapes: a large
+    // SBOM's packages are read without a copy each.
     #[derive(Deserialize)]
     struct Spdx<'a> {
         #[serde(default, borrow)]
@@ -101,54 +140,42 @@ fn parse_packages(p: &Predicate) -> Option<Result<Vec<Package>, String>> {
         #[serde(default)]
         name: Option<String>,
     }
-    let text = p.predicate.get();
-    let unreadable = |e: serde_json::Error| format!("{} SBOM is not readable: {e}", p.predicate_type);
-    let list: Vec<Package> = match p.predicate_type.as_str() {
-        SPDX => match serde_json::from_str::<Spdx>(text) {
-            Ok(doc) => doc
-                .packages
-                .into_iter()
-                .map(|pkg| Package {
-                    licenses: [pkg.concluded, pkg.declared]
-                        .iter()
-                        .flatten()
-                        .flat_map(|e| license_ids(e))
-                        .collect(),
-                    name: pkg.name.into_owned(),
-                    version: pkg.version.into_owned(),
-                })
-                .collect(),
-            Err(e) => return Some(Err(unreadable(e))),
-        },
-        CYCLONEDX => match serde_json::from_str::<CycloneDx>(text) {
-            Ok(doc) => flattened(doc.components)
-                .into_iter()
-                .map(|c| Package {
-                    licenses: c
-                        .licenses
-                        .iter()
-                        .flat_map(
-                            |l| match l.license.as_ref().and_then(|x| x.id.clone().or_else(|| x.name.clone())) {
-                                Some(id) => vec![id],
-                                None => license_ids(l.expression.as_deref().unwrap_or("")),
-                            },
-                        )
-                        .collect(),
-                    name: c.name,
-                    version: c.version,
-                })
-                .collect(),
-            Err(e) => return Some(Err(unreadable(e))),
-        },
-        _ => return None,
-    };
-    if list.len() > MAX_PACKAGES {
-        return Some(Err(format!(
-            "{} SBOM lists over {MAX_PACKAGES} packages; not read",
-            p.predicate_type
-        )));
-    }
-    Some(Ok(list))
+    Ok(match predicate_type {
+        SPDX => Spdx::deserialize(d)?
+            .packages
+            .into_iter()
+            .map(|pkg| Package {
+                licenses: [pkg.concluded, pkg.declared]
+                    .iter()
+                    .flatten()
+                    .flat_map(|e| license_ids(e))
+                    .collect(),
+                name: pkg.name.into_owned(),
+                version: pkg.version.into_owned(),
+            })
+            .collect(),
+        CYCLONEDX => flattened(CycloneDx::deserialize(d)?.components)
+            .into_iter()
+            .map(|c| Package {
+                licenses: c
+                    .licenses
+                    .iter()
+                    .flat_map(
+                        |l| match l.license.as_ref().and_then(|x| x.id.clone().or_else(|| x.name.clone())) {
+                            Some(id) => vec![id],
+                            None => license_ids(l.expression.as_deref().unwrap_or("")),
+                        },
+                    )
+                    .collect(),
+                name: c.name,
+                version: c.version,
+            })
+            .collect(),
+        _ => {
+            serde::de::IgnoredAny::deserialize(d)?;
+            Vec::new()
+        }
+    })
 }
 
 /// The license ids an SPDX license expression names: `MIT OR (GPL-2.0-only
