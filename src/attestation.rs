@@ -32,7 +32,7 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     .concat()
 }
 
-use crate::statement::{into_body, read_prepared, Prepared};
+use crate::statement::{read_prepared, Statement};
 pub use crate::statement::{read_statement, read_statement_body, read_statement_with_predicate, statement_subjects};
 
 /// A DSSE envelope, typed: its payload stays one string, never a tree.
@@ -109,10 +109,6 @@ pub struct Attested {
     pub predicate: Body,
 }
 
-/// An opened envelope: the Statement's bytes, its predicate type, the
-/// envelope's signatures, and its predicate.
-type Opened = (Vec<u8>, String, Vec<Vec<u8>>, Prepared);
-
 /// An envelope's payload, from standard base64 with padding (RFC 4648
 /// §4), decoded with SIMD: a 5 MB SBOM's payload is 6.7 MB of it. Accepts
 /// exactly what the `base64` crate's standard engine does (a property
@@ -138,34 +134,126 @@ fn decode_envelope(envelope: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), Attestati
     Ok((payload, signatures))
 }
 
-/// A Statement's predicate type and predicate, if it names `image`.
-fn statement_about(statement: Option<(String, bool, Prepared)>) -> Result<(String, Prepared), AttestationProblem> {
-    let (predicate_type, names_image, predicate) = statement.ok_or(AttestationProblem::NotInToto)?;
-    if !names_image {
-        return Err(AttestationProblem::OtherSubject { predicate_type });
+/// A DSSE envelope of an in-toto Statement, opened: all that depends on
+/// its bytes alone, whichever image it is asked about and whatever keys
+/// the policy trusts, so that it can be opened once and kept (admission
+/// keeps envelopes it opened, by blob digest: `src/admission/opened.rs`).
+pub struct Opened {
+    payload: std::sync::Arc<Vec<u8>>,
+    signatures: Vec<Vec<u8>>,
+    /// SHA-256 of the payload's DSSE PAE, which ECDSA and RSA keys verify.
+    pae_digest: [u8; 32],
+    /// `None` if the payload is not a Statement.
+    statement: Option<Statement>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("payload_bytes", &self.payload.len())
+            .field("signatures", &self.signatures.len())
+            .field("predicate_type", &self.statement.as_ref().map(|s| &s.predicate_type))
+            .finish()
     }
-    Ok((predicate_type, predicate))
 }
 
-/// A DSSE envelope of an in-toto Statement about `image`, opened.
-fn open_envelope(image: &Digest, envelope: &[u8]) -> Result<Opened, AttestationProblem> {
-    let (payload, signatures) = decode_envelope(envelope)?;
-    let (predicate_type, predicate) = statement_about(read_prepared(&payload, image))?;
-    Ok((payload, predicate_type, signatures, predicate))
+impl Opened {
+    /// Decodes a DSSE envelope of an in-toto payload and reads its
+    /// Statement. A large payload (an SBOM can be megabytes) is hashed on a
+    /// second thread while this one reads the Statement.
+    pub fn open(envelope: &[u8]) -> Result<Opened, AttestationProblem> {
+        let (payload, signatures) = decode_envelope(envelope)?;
+        const PARALLEL_FROM: usize = 256 << 10;
+        let (pae_digest, read) = if payload.len() >= PARALLEL_FROM {
+            std::thread::scope(|s| {
+                let hashed = s.spawn(|| pae_digest(&payload));
+                let read = read_prepared(&payload);
+                (hashed.join().unwrap_or_default(), read)
+            })
+        } else {
+            (pae_digest(&payload), read_prepared(&payload))
+        };
+        let payload = std::sync::Arc::new(payload);
+        let statement = read.map(|r| Statement::from_read(r, &payload));
+        Ok(Opened {
+            payload,
+            signatures,
+            pae_digest,
+            statement,
+        })
+    }
+
+    /// About how much memory it holds: its payload, and as much again for
+    /// what was read of it.
+    pub fn size(&self) -> usize {
+        2 * self.payload.len() + self.signatures.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Its Statement, if it names `image`.
+    fn statement_about(&self, image: &Digest) -> Result<&Statement, AttestationProblem> {
+        let s = self.statement.as_ref().ok_or(AttestationProblem::NotInToto)?;
+        match s.names(image) {
+            true => Ok(s),
+            false => Err(AttestationProblem::OtherSubject {
+                predicate_type: s.predicate_type.clone(),
+            }),
+        }
+    }
+
+    /// Verifies it as an attestation about `image` signed by one of
+    /// `keys`; the Statement counts only if a signature verifies.
+    pub fn verify(&self, image: &Digest, keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
+        let s = self.statement_about(image)?;
+        let signers = signers_of(&self.payload, &self.pae_digest, &self.signatures, keys);
+        if signers.is_empty() {
+            return Err(AttestationProblem::Untrusted {
+                predicate_type: s.predicate_type.clone(),
+            });
+        }
+        Ok(Attested {
+            predicate_type: s.predicate_type.clone(),
+            signers,
+            predicate: s.predicate.clone(),
+        })
+    }
+
+    /// Verifies it as a keyless attestation (an `.att` layer whose
+    /// annotations carry a Fulcio certificate and a Rekor SET, as cosign's
+    /// keyless `attest` writes them) about `image` against the trusted
+    /// root; returns its predicate type, the signer's identity and the
+    /// predicate.
+    pub fn verify_keyless(
+        &self,
+        root: &crate::keyless::TrustedRoot,
+        image: &Digest,
+        annotations: &serde_json::Value,
+    ) -> Result<(String, crate::keyless::Identity, Body), AttestationProblem> {
+        let s = self.statement_about(image)?;
+        let predicate_type = s.predicate_type.clone();
+        let signature = self.signatures.first().ok_or(AttestationProblem::NotInToto)?;
+        let (key, identity) = crate::keyless::verify_logged(root, annotations, &self.payload, signature)
+            .map_err(|e| AttestationProblem::Keyless(predicate_type.clone(), e))?;
+        if !PublicKey::EcdsaP256(key).verifies_digest(&self.pae_digest, signature) {
+            return Err(AttestationProblem::Keyless(
+                predicate_type,
+                crate::keyless::KeylessProblem::BadSignature,
+            ));
+        }
+        Ok((predicate_type, identity, s.predicate.clone()))
+    }
 }
 
-/// Which of `keys` signed `payload`'s PAE with one of `signatures`, by
-/// fingerprint. The PAE is hashed once for every ECDSA and RSA key (they
-/// verify the digest); Ed25519 keys need the PAE itself.
-fn signers_of(payload: &[u8], signatures: &[Vec<u8>], keys: &[PublicKey]) -> Vec<String> {
-    let digest = pae_digest(payload);
+/// Which of `keys` signed `payload`'s PAE (whose SHA-256 is `digest`) with
+/// one of `signatures`, by fingerprint. ECDSA and RSA keys verify the
+/// digest; Ed25519 keys need the PAE itself.
+fn signers_of(payload: &[u8], digest: &[u8; 32], signatures: &[Vec<u8>], keys: &[PublicKey]) -> Vec<String> {
     let whole = std::sync::OnceLock::new();
     let mut signers: Vec<String> = Vec::new();
     for sig in signatures {
         for key in keys {
             let ok = match key {
                 PublicKey::Ed25519(_) => key.verifies(whole.get_or_init(|| pae(IN_TOTO, payload)), sig),
-                _ => key.verifies_digest(&digest, sig),
+                _ => key.verifies_digest(digest, sig),
             };
             let f = key.fingerprint();
             if ok && !signers.contains(&f) {
@@ -176,56 +264,21 @@ fn signers_of(payload: &[u8], signatures: &[Vec<u8>], keys: &[PublicKey]) -> Vec
     signers
 }
 
-/// Verifies a keyless DSSE envelope (an `.att` layer whose annotations carry
-/// a Fulcio certificate and a Rekor SET, as cosign's keyless `attest`
-/// writes them) about `image` against the trusted root; returns its
-/// predicate type, the signer's identity and the predicate's JSON.
+/// Verifies a keyless DSSE envelope about `image` against the trusted
+/// root ([`Opened::verify_keyless`]).
 pub fn verify_keyless_envelope(
     root: &crate::keyless::TrustedRoot,
     image: &Digest,
     annotations: &serde_json::Value,
     envelope: &[u8],
 ) -> Result<(String, crate::keyless::Identity, Body), AttestationProblem> {
-    let (payload, predicate_type, signatures, predicate) = open_envelope(image, envelope)?;
-    let signature = signatures.first().ok_or(AttestationProblem::NotInToto)?;
-    let (key, identity) = crate::keyless::verify_logged(root, annotations, &payload, signature)
-        .map_err(|e| AttestationProblem::Keyless(predicate_type.clone(), e))?;
-    if !PublicKey::EcdsaP256(key).verifies(&pae(IN_TOTO, &payload), signature) {
-        return Err(AttestationProblem::Keyless(
-            predicate_type,
-            crate::keyless::KeylessProblem::BadSignature,
-        ));
-    }
-    let predicate = into_body(payload, &predicate_type, predicate);
-    Ok((predicate_type, identity, predicate))
+    Opened::open(envelope)?.verify_keyless(root, image, annotations)
 }
 
-/// Verifies one DSSE envelope about `image` against `keys`.
-///
-/// A large envelope (an SBOM can be megabytes) is hashed for its signature
-/// on a second thread while this one parses the Statement; the Statement
-/// counts only if the signature verifies.
+/// Verifies one DSSE envelope about `image` against `keys`
+/// ([`Opened::verify`]).
 pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> Result<Attested, AttestationProblem> {
-    let (payload, signatures) = decode_envelope(envelope)?;
-    const PARALLEL_FROM: usize = 256 << 10;
-    let (signers, statement) = if payload.len() >= PARALLEL_FROM {
-        std::thread::scope(|s| {
-            let signed = s.spawn(|| signers_of(&payload, &signatures, keys));
-            let statement = read_prepared(&payload, image);
-            (signed.join().unwrap_or_default(), statement)
-        })
-    } else {
-        (signers_of(&payload, &signatures, keys), read_prepared(&payload, image))
-    };
-    let (predicate_type, predicate) = statement_about(statement)?;
-    if signers.is_empty() {
-        return Err(AttestationProblem::Untrusted { predicate_type });
-    }
-    Ok(Attested {
-        predicate: into_body(payload, &predicate_type, predicate),
-        predicate_type,
-        signers,
-    })
+    Opened::open(envelope)?.verify(image, keys)
 }
 
 #[cfg(test)]

@@ -17,10 +17,6 @@ mod witness_trust;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc (spec/design.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// vouch: a trusted OCI artifact registry backed by a verifiable ledger.
 ///
 /// Every policy version and admission decision is appended to an append-only

@@ -17,6 +17,12 @@ pub fn read_statement(payload: &[u8], image: &Digest) -> Option<(String, bool)> 
 /// none), in the same pass: the predicate is copied out, never built into
 /// a tree (an SBOM can be megabytes).
 pub fn read_statement_with_predicate(payload: &[u8], image: &Digest) -> Option<(String, bool, Box<RawValue>)> {
+    let (predicate_type, subjects, predicate) = two_passes(payload)?;
+    Some((predicate_type, names(&subjects, image), predicate))
+}
+
+/// The Statement's fields, its predicate as text.
+fn two_passes(payload: &[u8]) -> Option<(String, Vec<Subject>, Box<RawValue>)> {
     #[derive(serde::Deserialize)]
     struct Statement {
         #[serde(rename = "predicateType")]
@@ -29,14 +35,14 @@ pub fn read_statement_with_predicate(payload: &[u8], image: &Digest) -> Option<(
     let statement: Statement = serde_json::from_slice(payload).ok()?;
     Some((
         statement.predicate_type.chars().take(200).collect(),
-        names(&statement.subject, image),
+        statement.subject,
         statement.predicate.unwrap_or_else(crate::policy::attested::null),
     ))
 }
 
 /// A Statement's subject.
-#[derive(serde::Deserialize)]
-struct Subject {
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Subject {
     #[serde(default)]
     digest: std::collections::BTreeMap<String, serde_json::Value>,
 }
@@ -48,7 +54,52 @@ fn names(subjects: &[Subject], image: &Digest) -> bool {
         .any(|s| s.digest.get(image.algorithm()).and_then(|v| v.as_str()) == Some(image.encoded()))
 }
 
+/// An in-toto Statement, read: what it says whoever asks about which
+/// image.
+#[derive(Debug)]
+pub struct Statement {
+    /// Its `predicateType` (at most 200 characters).
+    pub predicate_type: String,
+    subjects: Vec<Subject>,
+    /// Its predicate (`null` if it has none).
+    pub predicate: Body,
+}
+
+impl Statement {
+    /// Reads `payload` as a Statement; `None` if it is not one. An SBOM's
+    /// packages are read in the same pass where the Statement allows
+    /// ([`read_prepared`]).
+    pub fn read(payload: &std::sync::Arc<Vec<u8>>) -> Option<Statement> {
+        read_prepared(payload).map(|r| Statement::from_read(r, payload))
+    }
+
+    /// What [`read_prepared`] read of `payload`, as a Statement.
+    pub(crate) fn from_read(
+        (predicate_type, subjects, prepared): (String, Vec<Subject>, Prepared),
+        payload: &std::sync::Arc<Vec<u8>>,
+    ) -> Statement {
+        let predicate = match prepared {
+            Prepared::Text(text) => Body::new(text),
+            Prepared::Packages(list) => Body::in_statement(
+                payload.clone(),
+                Some(crate::policy::sbom::bounded(&predicate_type, list)),
+            ),
+        };
+        Statement {
+            predicate_type,
+            subjects,
+            predicate,
+        }
+    }
+
+    /// Whether one of its subjects is `image`.
+    pub fn names(&self, image: &Digest) -> bool {
+        names(&self.subjects, image)
+    }
+}
+
 /// A Statement's predicate as [`read_prepared`] leaves it.
+#[derive(Debug)]
 pub(crate) enum Prepared {
     /// Its JSON text.
     Text(Box<RawValue>),
@@ -56,22 +107,24 @@ pub(crate) enum Prepared {
     Packages(Vec<crate::policy::sbom::Package>),
 }
 
+/// What [`read_prepared`] reads.
+pub(crate) type Read = (String, Vec<Subject>, Prepared);
+
 /// [`read_statement_with_predicate`] in one pass for an SBOM: when the
 /// `predicateType` (an SPDX or CycloneDX one) comes before the
 /// `predicate`, as in-toto's and cosign's writers put them, the packages
 /// are parsed as the Statement is read, instead of the predicate's text
 /// being copied out and parsed again (a 5 MB SBOM is two passes of
 /// milliseconds each). Anything else, an SBOM whose packages do not read,
-/// or a Statement this pass refuses, is read by
-/// [`read_statement_with_predicate`], so the outcome never depends on the
-/// pass: it accepts the same documents (duplicate fields refused alike).
-pub(crate) fn read_prepared(payload: &[u8], image: &Digest) -> Option<(String, bool, Prepared)> {
+/// or a Statement this pass refuses, is read by the two-pass reading, so
+/// the outcome never depends on the pass: it accepts the same documents
+/// (duplicate fields refused alike).
+pub(crate) fn read_prepared(payload: &[u8]) -> Option<Read> {
     let mut de = serde_json::Deserializer::from_slice(payload);
-    let one_pass =
-        serde::Deserializer::deserialize_map(&mut de, StatementVisitor(image)).and_then(|v| de.end().map(|()| v));
+    let one_pass = serde::Deserializer::deserialize_map(&mut de, StatementVisitor).and_then(|v| de.end().map(|()| v));
     match one_pass {
         Ok(read) => Some(read),
-        Err(_) => read_statement_with_predicate(payload, image).map(|(t, n, p)| (t, n, Prepared::Text(p))),
+        Err(_) => two_passes(payload).map(|(t, s, p)| (t, s, Prepared::Text(p))),
     }
 }
 
@@ -79,25 +132,15 @@ pub(crate) fn read_prepared(payload: &[u8], image: &Digest) -> Option<(String, b
 /// predicate (an SBOM's packages read with it, in one pass where the
 /// Statement allows; see [`read_prepared`]).
 pub fn read_statement_body(payload: Vec<u8>, image: &Digest) -> Option<(String, bool, Body)> {
-    let (predicate_type, names_image, prepared) = read_prepared(&payload, image)?;
-    let body = into_body(payload, &predicate_type, prepared);
-    Some((predicate_type, names_image, body))
+    let s = Statement::read(&std::sync::Arc::new(payload))?;
+    let names_image = s.names(image);
+    Some((s.predicate_type, names_image, s.predicate))
 }
 
-/// The predicate [`read_prepared`] left, with the Statement it is in.
-pub(crate) fn into_body(statement: Vec<u8>, predicate_type: &str, p: Prepared) -> Body {
-    match p {
-        Prepared::Text(text) => Body::new(text),
-        Prepared::Packages(list) => {
-            Body::in_statement(statement, Some(crate::policy::sbom::bounded(predicate_type, list)))
-        }
-    }
-}
+struct StatementVisitor;
 
-struct StatementVisitor<'i>(&'i Digest);
-
-impl<'de> serde::de::Visitor<'de> for StatementVisitor<'_> {
-    type Value = (String, bool, Prepared);
+impl<'de> serde::de::Visitor<'de> for StatementVisitor {
+    type Value = Read;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an in-toto Statement")
@@ -134,7 +177,7 @@ impl<'de> serde::de::Visitor<'de> for StatementVisitor<'_> {
         let predicate_type = predicate_type.ok_or_else(|| A::Error::missing_field("predicateType"))?;
         Ok((
             predicate_type.chars().take(200).collect(),
-            names(&subject.unwrap_or_default(), self.0),
+            subject.unwrap_or_default(),
             predicate.unwrap_or_else(|| Prepared::Text(crate::policy::attested::null())),
         ))
     }
@@ -287,8 +330,8 @@ mod tests {
             r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"digest":{{"sha256":"{}"}}}}],"predicateType":"{SPDX}","predicate":{{"packages":[{{"name":"a","versionInfo":"1","licenseDeclared":"MIT"}}]}}}}"#,
             "ab".repeat(32)
         );
-        let (_, names, prepared) = read_prepared(statement.as_bytes(), &image()).unwrap();
-        assert!(names);
+        let (_, subjects, prepared) = read_prepared(statement.as_bytes()).unwrap();
+        assert!(names(&subjects, &image()));
         assert!(matches!(prepared, Prepared::Packages(ref p) if p.len() == 1 && p[0].licenses == ["MIT"]));
         assert_eq!(one_pass(statement.as_bytes()), two_passes(statement.as_bytes()));
     }

@@ -41,9 +41,21 @@ impl Registry {
 
     /// Pushes a new image to `repo:v1` with skopeo; returns its digest.
     fn push(&self, repo: &str) -> String {
-        let w = self.work.path();
-        let layout = w.join(repo.replace('/', "-"));
-        common::write_layout(&layout, "v1", &format!("content of {repo}\n"));
+        self.prepare(repo);
+        self.push_prepared(repo)
+    }
+
+    /// Writes a new image for `repo` as an OCI layout, not yet pushed;
+    /// returns its digest.
+    fn prepare(&self, repo: &str) -> String {
+        let layout = self.work.path().join(repo.replace('/', "-"));
+        common::write_layout(&layout, "v1", &format!("content of {repo}\n"))
+    }
+
+    /// Pushes the image [`Self::prepare`] wrote to `repo:v1`; returns its
+    /// digest.
+    fn push_prepared(&self, repo: &str) -> String {
+        let layout = self.work.path().join(repo.replace('/', "-"));
         let (ok, out) = run(Command::new("skopeo").args([
             "copy",
             "--dest-tls-verify=false",
@@ -268,4 +280,52 @@ fn an_sbom_rule_denies_a_gpl_package_and_a_denied_package_and_admits_a_clean_sbo
         ])),
     );
     r.pull("team/clean").expect("a clean SBOM admits");
+}
+
+/// Attestations pushed before their image (its digest known from its
+/// layout) are opened as they arrive and kept; the image's push is then
+/// decided on them exactly as if they were read afresh: the GPL package
+/// denies, the clean SBOM admits, and a kept envelope counts in no other
+/// repository.
+#[test]
+fn attestations_pushed_before_their_image_decide_its_push() {
+    if !common::have_python_module("cryptography") || !common::have("skopeo") {
+        return;
+    }
+    let r = Registry::start(&policy("sbom = { keys = [\"scanner\"], deny_licenses = [\"GPL-*\"] }"));
+    let spdx = |name: &str, license: &str| {
+        serde_json::json!({
+            "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "app",
+            "packages": [{"name": name, "SPDXID": "SPDXRef-1", "versionInfo": "1.0", "licenseConcluded": license}]
+        })
+    };
+    let gpl = r.prepare("team/early");
+    r.attest(
+        "team/early",
+        &gpl,
+        "https://spdx.dev/Document",
+        spdx("readline", "GPL-3.0-only"),
+    );
+    assert_eq!(r.push_prepared("team/early"), gpl);
+    let denied = r.pull("team/early").unwrap_err();
+    assert!(denied.contains("readline@1.0 is licensed GPL-3.0-only"), "{denied}");
+
+    let clean = r.prepare("team/clean");
+    r.attest("team/clean", &clean, "https://spdx.dev/Document", spdx("musl", "MIT"));
+    assert_eq!(r.push_prepared("team/clean"), clean);
+    r.pull("team/clean")
+        .expect("a clean SBOM pushed first admits the image at its push");
+
+    // The same image pushed to another repository, where no attestation
+    // is linked: the envelope kept for it in team/clean does not count.
+    let layout = r.work.path().join("team-clean");
+    let (ok, out) = run(Command::new("skopeo").args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/team/copy:v1", r.addr),
+    ]));
+    assert!(ok, "{out}");
+    let copy = r.pull("team/copy").unwrap_err();
+    assert!(copy.contains("needs an SBOM"), "{copy}");
 }

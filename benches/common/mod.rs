@@ -7,11 +7,6 @@ use std::time::Instant;
 use vouch_ledger::store::Ledger;
 use vouch_ledger::NoteSigner;
 
-/// The allocator the `vouch` binary uses (src/main.rs), so that servers
-/// run in process measure as the binary would.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The benches' log key.
 pub fn signer() -> NoteSigner {
     NoteSigner::new("bench.local/vouch", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap()

@@ -106,9 +106,20 @@ impl Admission {
         batch.commit(true)?;
         drop(tags);
         drop(guard);
-        if let Some((subject, state)) = decided {
-            self.follow_up(app, repo, &e.subject, &subject, state, Tags::LogExcept(Vec::new()))
-                .await;
+        match decided {
+            Some((subject, state)) => {
+                self.follow_up(app, repo, &e.subject, &subject, state, Tags::LogExcept(Vec::new()))
+                    .await
+            }
+            // Attestations pushed ahead of their image: opened now, so
+            // that the image's push does not wait for that work. Stored
+            // and committed already; a failure here costs only that.
+            None if new && e.kind == EvidenceKind::CosignAttestation => {
+                if let Err(err) = self.open_ahead(app, repo, push.bytes).await {
+                    tracing::warn!(%repo, subject = %e.subject, error = %err, "opening attestations ahead of their image failed");
+                }
+            }
+            None => {}
         }
         Ok(Accepted {
             state: Some(AdmissionState::Evidence),

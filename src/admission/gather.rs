@@ -140,6 +140,14 @@ pub(super) struct Reader<'a> {
     pub(super) seen: HashSet<(Digest, String)>,
 }
 
+/// A blob [`Reader::read_all`] found.
+pub(super) enum Found {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// Linked, within the bounds, and its content at hand elsewhere.
+    AtHand,
+}
+
 impl<'a> Reader<'a> {
     /// The blob's bytes (at most `max`), with the permit that holds its
     /// room in memory; `Ok(None)` if missing, too large, or over budget
@@ -175,12 +183,15 @@ impl<'a> Reader<'a> {
     /// [`Self::read`] for several blobs at once, with one permit for all
     /// (taken in one step: an evaluation never holds room while it waits
     /// for more, so concurrent evaluations cannot starve each other). Each
-    /// is `None` if missing, too large or over budget (noted).
+    /// is `None` if missing, too large or over budget (noted). A blob
+    /// `at_hand` (its content known already) is checked and counted
+    /// against the bounds all the same, but not read.
     pub(super) async fn read_all(
         &mut self,
         wanted: &[(Digest, u64)],
         f: &mut Findings,
-    ) -> Result<(Vec<Option<Vec<u8>>>, Option<tokio::sync::SemaphorePermit<'a>>), RegistryError> {
+        at_hand: impl Fn(&Digest) -> bool,
+    ) -> Result<(Vec<Option<Found>>, Option<tokio::sync::SemaphorePermit<'a>>), RegistryError> {
         let mut sizes = Vec::with_capacity(wanted.len());
         for (digest, max) in wanted {
             let size = match self.app.meta.blob_linked(self.repo, digest)? {
@@ -199,7 +210,13 @@ impl<'a> Reader<'a> {
             });
             sizes.push(size);
         }
-        let total: u64 = sizes.iter().flatten().map(|s| s.max(&1)).sum();
+        let total: u64 = wanted
+            .iter()
+            .zip(&sizes)
+            .filter(|((d, _), _)| !at_hand(d))
+            .filter_map(|(_, s)| *s)
+            .map(|s| s.max(1))
+            .sum();
         let permit = match total {
             0 => None,
             n => Some(
@@ -213,7 +230,8 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(wanted.len());
         for ((digest, _), size) in wanted.iter().zip(&sizes) {
             out.push(match size {
-                Some(_) => Some(self.app.read_blob(digest).await?),
+                Some(_) if at_hand(digest) => Some(Found::AtHand),
+                Some(_) => Some(Found::Bytes(self.app.read_blob(digest).await?)),
                 None => None,
             });
         }

@@ -6,13 +6,18 @@
 //! for them on the same thread ([`Predicate::warm`]). A 5 MB SBOM takes
 //! milliseconds to verify and as many to parse, and a scan beside it need
 //! not wait. The outcomes are then recorded in layer order, as before.
+//! Envelopes opened before, by this evaluation or another, are not read or
+//! opened again (`opened.rs`); their signatures are verified all the same.
 
-use super::evidence::MAX_ENVELOPE;
-use super::gather::{Findings, Reader};
+use super::evidence::{MAX_ENVELOPE, MAX_EVIDENCE_LAYERS};
+use super::gather::{Findings, Found, Reader};
 use super::Admission;
+use crate::attestation::Opened;
 use crate::policy::attested::Predicate;
 use crate::policy::identities_matching;
 use crate::registry::error::RegistryError;
+use std::collections::HashMap;
+use std::sync::Arc;
 use vouch_ledger::entry::Digest;
 
 /// Threads verifying one manifest's attestations at once.
@@ -46,15 +51,34 @@ impl Admission {
             }
         }
         let sizes: Vec<(Digest, u64)> = wanted.iter().map(|(_, d)| (d.clone(), MAX_ENVELOPE)).collect();
-        let (envelopes, _room) = reader.read_all(&sizes, f).await?;
-        let jobs: Vec<(usize, &serde_json::Value, Vec<u8>)> = wanted
+        // Envelopes opened before are not read again (`opened.rs`).
+        let opened: HashMap<Digest, Arc<Opened>> = wanted
+            .iter()
+            .filter_map(|(_, d)| Some((d.clone(), self.opened.get(d)?)))
+            .collect();
+        let (envelopes, _room) = reader.read_all(&sizes, f, |d| opened.contains_key(d)).await?;
+        let jobs: Vec<(usize, &serde_json::Value, &Digest, Found)> = wanted
             .iter()
             .zip(envelopes)
-            .filter_map(|((i, _), e)| Some((*i, &layers[*i]["annotations"], e?)))
+            .filter_map(|((i, d), e)| Some((*i, &layers[*i]["annotations"], d, e?)))
             .collect();
         let keep = f.keep_predicates;
-        let outcomes = on_workers(&jobs, |(i, annotations, envelope)| {
-            self.verify_attestation(image, *i, annotations, envelope, keep)
+        let outcomes = on_workers(&jobs, |(i, annotations, digest, found)| {
+            if is_keyless(annotations) && self.policy.trusted_root.is_none() {
+                return Outcome::Note(format!("attestation {i}: keyless, but the policy has no trusted_root"));
+            }
+            let envelope = match found {
+                Found::AtHand => opened[*digest].clone(),
+                Found::Bytes(bytes) => match Opened::open(bytes) {
+                    Ok(o) => {
+                        let o = Arc::new(o);
+                        self.opened.keep(digest, o.clone());
+                        o
+                    }
+                    Err(e) => return Outcome::Note(format!("attestation {i}: {e}")),
+                },
+            };
+            self.verify_attestation(image, *i, annotations, &envelope, keep)
         });
         for ((i, ..), outcome) in jobs.iter().zip(outcomes) {
             match outcome {
@@ -70,39 +94,86 @@ impl Admission {
         Ok(())
     }
 
+    /// Opens the envelopes of an `.att` manifest (`manifest`, evidence
+    /// just stored in `repo`) whose image is not here yet, so that the
+    /// image's push finds them open (`opened.rs`): the work moves from the
+    /// image's push, which waits for its decision, to the attestations'.
+    /// Nothing is decided here; a blob not read or not opened is simply
+    /// read by the image's evaluation.
+    pub(super) async fn open_ahead(
+        &self,
+        app: &crate::registry::AppState,
+        repo: &crate::registry::names::RepoName,
+        manifest: &[u8],
+    ) -> Result<(), RegistryError> {
+        let doc: serde_json::Value = serde_json::from_slice(manifest).unwrap_or_default();
+        let mut todo = Vec::new();
+        let mut total = 0u64;
+        for layer in doc["layers"].as_array().into_iter().flatten().take(MAX_EVIDENCE_LAYERS) {
+            let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
+                continue;
+            };
+            if todo.contains(&d) || self.opened.get(&d).is_some() || !app.meta.blob_linked(repo, &d)? {
+                continue;
+            }
+            if let Some(size) = app.blob_size(&d).await?.filter(|s| *s <= MAX_ENVELOPE) {
+                total += size.max(1);
+                todo.push(d);
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let _room = self
+            .evidence_memory
+            .acquire_many(u32::try_from(total).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let mut blobs = Vec::with_capacity(todo.len());
+        for d in todo {
+            let bytes = app.read_blob(&d).await?;
+            blobs.push((d, bytes));
+        }
+        on_workers(&blobs, |(d, bytes)| {
+            if let Ok(o) = Opened::open(bytes) {
+                self.opened.keep(d, Arc::new(o));
+            }
+        });
+        Ok(())
+    }
+
     /// Verifies one envelope (layer `i`), keyless or by the policy's keys.
     fn verify_attestation(
         &self,
         image: &Digest,
         i: usize,
         annotations: &serde_json::Value,
-        envelope: &[u8],
+        envelope: &Opened,
         keep: bool,
     ) -> Outcome {
-        let (predicate_type, signers, predicate, signed_at) =
-            if annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_some() {
-                let Some(root) = &self.policy.trusted_root else {
-                    return Outcome::Note(format!("attestation {i}: keyless, but the policy has no trusted_root"));
-                };
-                match crate::attestation::verify_keyless_envelope(root, image, annotations, envelope) {
-                    Ok((predicate_type, id, predicate)) => {
-                        let matched = identities_matching(&self.identities, &id);
-                        if matched.is_empty() {
-                            return Outcome::Note(format!(
-                                "attestation {i}: keyless {predicate_type} by {} from {} is not a trusted identity",
-                                id.subject, id.issuer
-                            ));
-                        }
-                        (predicate_type, matched, predicate, Some(id.logged_at))
-                    }
-                    Err(e) => return Outcome::Note(format!("attestation {i}: {e}")),
-                }
-            } else {
-                match crate::attestation::verify_envelope(image, envelope, &self.keys) {
-                    Ok(a) => (a.predicate_type, a.signers, a.predicate, None),
-                    Err(e) => return Outcome::Note(format!("attestation {i}: {e}")),
-                }
+        let (predicate_type, signers, predicate, signed_at) = if is_keyless(annotations) {
+            let Some(root) = &self.policy.trusted_root else {
+                return Outcome::Note(format!("attestation {i}: keyless, but the policy has no trusted_root"));
             };
+            match envelope.verify_keyless(root, image, annotations) {
+                Ok((predicate_type, id, predicate)) => {
+                    let matched = identities_matching(&self.identities, &id);
+                    if matched.is_empty() {
+                        return Outcome::Note(format!(
+                            "attestation {i}: keyless {predicate_type} by {} from {} is not a trusted identity",
+                            id.subject, id.issuer
+                        ));
+                    }
+                    (predicate_type, matched, predicate, Some(id.logged_at))
+                }
+                Err(e) => return Outcome::Note(format!("attestation {i}: {e}")),
+            }
+        } else {
+            match envelope.verify(image, &self.keys) {
+                Ok(a) => (a.predicate_type, a.signers, a.predicate, None),
+                Err(e) => return Outcome::Note(format!("attestation {i}: {e}")),
+            }
+        };
         let predicates: Vec<Predicate> = match keep {
             true => Predicate::for_signers(&predicate_type, &signers, &predicate, signed_at).collect(),
             false => Vec::new(),
@@ -112,6 +183,11 @@ impl Admission {
         }
         Outcome::Counted(predicate_type, signers, predicates)
     }
+}
+
+/// Whether a layer's annotations carry a keyless signature's certificate.
+fn is_keyless(annotations: &serde_json::Value) -> bool {
+    annotations.get(crate::keyless::CERTIFICATE_ANNOTATION).is_some()
 }
 
 /// `f` of each item, on up to [`WORKERS`] threads (this one among them),

@@ -22,6 +22,7 @@ mod gather;
 mod gather_attest;
 mod gather_notation;
 mod image;
+mod opened;
 mod reevaluate;
 pub mod visibility;
 
@@ -68,6 +69,8 @@ pub struct Admission {
     /// The same locks across replicas, when the metadata is shared.
     shared_locks: Option<crate::registry::meta::SharedLocks>,
     evidence_memory: tokio::sync::Semaphore,
+    /// Attestation envelopes opened before (`opened.rs`).
+    opened: opened::OpenedEnvelopes,
 }
 
 /// The locks of some tags: this process's, then every replica's.
@@ -121,6 +124,7 @@ impl Admission {
             tag_locks: (0..TAG_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             shared_locks: None,
             evidence_memory: tokio::sync::Semaphore::new(EVIDENCE_MEMORY),
+            opened: Default::default(),
         })
     }
 

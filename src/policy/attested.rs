@@ -56,7 +56,7 @@ pub struct Body(std::sync::Arc<BodyText>);
 
 struct BodyText {
     /// The whole Statement, when the text is cut out on demand.
-    statement: Vec<u8>,
+    statement: std::sync::Arc<Vec<u8>>,
     text: std::sync::OnceLock<Box<RawValue>>,
     packages: std::sync::OnceLock<Option<Result<Vec<super::sbom::Package>, String>>>,
 }
@@ -65,7 +65,7 @@ impl Body {
     /// A predicate whose text is at hand.
     pub fn new(text: Box<RawValue>) -> Body {
         Body(std::sync::Arc::new(BodyText {
-            statement: Vec::new(),
+            statement: Default::default(),
             text: text.into(),
             packages: Default::default(),
         }))
@@ -73,7 +73,10 @@ impl Body {
 
     /// The predicate of `statement` (a Statement already read as valid
     /// JSON), with the SBOM packages read from it then.
-    pub fn in_statement(statement: Vec<u8>, packages: Option<Result<Vec<super::sbom::Package>, String>>) -> Body {
+    pub fn in_statement(
+        statement: std::sync::Arc<Vec<u8>>,
+        packages: Option<Result<Vec<super::sbom::Package>, String>>,
+    ) -> Body {
         Body(std::sync::Arc::new(BodyText {
             statement,
             text: Default::default(),
