@@ -55,7 +55,13 @@ impl Registry {
     /// Pushes the image [`Self::prepare`] wrote to `repo:v1`; returns its
     /// digest.
     fn push_prepared(&self, repo: &str) -> String {
-        let layout = self.work.path().join(repo.replace('/', "-"));
+        self.push_prepared_as(repo, repo)
+    }
+
+    /// Pushes the image [`Self::prepare`] wrote for `prepared` to
+    /// `repo:v1`; returns its digest.
+    fn push_prepared_as(&self, prepared: &str, repo: &str) -> String {
+        let layout = self.work.path().join(prepared.replace('/', "-"));
         let (ok, out) = run(Command::new("skopeo").args([
             "copy",
             "--dest-tls-verify=false",
@@ -318,14 +324,7 @@ fn attestations_pushed_before_their_image_decide_its_push() {
 
     // The same image pushed to another repository, where no attestation
     // is linked: the envelope kept for it in team/clean does not count.
-    let layout = r.work.path().join("team-clean");
-    let (ok, out) = run(Command::new("skopeo").args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", layout.display()),
-        &format!("docker://{}/team/copy:v1", r.addr),
-    ]));
-    assert!(ok, "{out}");
+    assert_eq!(r.push_prepared_as("team/clean", "team/copy"), clean);
     let copy = r.pull("team/copy").unwrap_err();
     assert!(copy.contains("needs an SBOM"), "{copy}");
 }
