@@ -14,8 +14,11 @@
 
 use crate::policy::attested::Body;
 use crate::signature::PublicKey;
+use crate::statement::{read_prepared, Statement};
 use base64::Engine as _;
 use vouch_ledger::entry::Digest;
+
+pub use crate::statement::{read_statement, read_statement_body, read_statement_with_predicate, statement_subjects};
 
 /// The DSSE payload type of in-toto Statements.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
@@ -31,9 +34,6 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     ]
     .concat()
 }
-
-use crate::statement::{read_prepared, Statement};
-pub use crate::statement::{read_statement, read_statement_body, read_statement_with_predicate, statement_subjects};
 
 /// A DSSE envelope, typed: its payload stays one string, never a tree.
 #[derive(serde::Deserialize)]
