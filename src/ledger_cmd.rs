@@ -217,8 +217,6 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
     Ok(())
 }
 
-/// A progress printer for long work: at most twice a second, to stderr.
-/// With `total` 0 the value is a percentage.
 /// Checks a mirror from its tiles alone against its checkpoint `note`,
 /// whose signature by `key` is checked first.
 fn fsck_mirror<S: TileSource>(source: &S, note: Vec<u8>, key: &VerifierKey) -> Result<FsckReport> {
@@ -226,6 +224,8 @@ fn fsck_mirror<S: TileSource>(source: &S, note: Vec<u8>, key: &VerifierKey) -> R
     Ok(fsck(source, &checkpoint, progress("fsck", checkpoint.size))?)
 }
 
+/// A progress printer for long work: at most twice a second, to stderr.
+/// With `total` 0 the value is a percentage.
 fn progress(what: &'static str, total: u64) -> impl FnMut(u64) {
     let mut last = Instant::now();
     move |done| {

@@ -149,6 +149,17 @@ pub(super) enum Found {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader for one evaluation (or one look ahead) in `repo`.
+    pub(super) fn new(app: &'a AppState, admission: &'a Admission, repo: &'a RepoName) -> Reader<'a> {
+        Reader {
+            app,
+            admission,
+            repo,
+            read: 0,
+            seen: HashSet::new(),
+        }
+    }
+
     /// The blob's bytes (at most `max`), with the permit that holds its
     /// room in memory; `Ok(None)` if missing, too large, or over budget
     /// (noted).
@@ -269,13 +280,7 @@ impl Admission {
         if let Some((d, _)) = extra {
             manifests.retain(|m| m != d);
         }
-        let mut reader = Reader {
-            app,
-            admission: self,
-            repo,
-            read: 0,
-            seen: HashSet::new(),
-        };
+        let mut reader = Reader::new(app, self, repo);
         let mut records = Vec::new();
         if let Some((d, r)) = extra {
             records.push((d.clone(), r.clone()));

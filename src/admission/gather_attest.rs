@@ -107,33 +107,27 @@ impl Admission {
         manifest: &[u8],
     ) -> Result<(), RegistryError> {
         let doc: serde_json::Value = serde_json::from_slice(manifest).unwrap_or_default();
-        let mut todo = Vec::new();
-        let mut total = 0u64;
+        let mut wanted: Vec<(Digest, u64)> = Vec::new();
         for layer in doc["layers"].as_array().into_iter().flatten().take(MAX_EVIDENCE_LAYERS) {
-            let Some(d) = layer["digest"].as_str().and_then(Digest::parse) else {
-                continue;
-            };
-            if todo.contains(&d) || self.opened.get(&d).is_some() || !app.meta.blob_linked(repo, &d)? {
-                continue;
-            }
-            if let Some(size) = app.blob_size(&d).await?.filter(|s| *s <= MAX_ENVELOPE) {
-                total += size.max(1);
-                todo.push(d);
+            match layer["digest"].as_str().and_then(Digest::parse) {
+                Some(d) if !wanted.iter().any(|(w, _)| *w == d) => wanted.push((d, MAX_ENVELOPE)),
+                _ => {}
             }
         }
-        if todo.is_empty() {
-            return Ok(());
-        }
-        let _room = self
-            .evidence_memory
-            .acquire_many(u32::try_from(total).unwrap_or(u32::MAX))
-            .await
-            .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        let mut blobs = Vec::with_capacity(todo.len());
-        for d in todo {
-            let bytes = app.read_blob(&d).await?;
-            blobs.push((d, bytes));
-        }
+        // Read as an evaluation would (linked here, within the bounds and
+        // the evidence memory), skipping those already open.
+        let mut reader = Reader::new(app, self, repo);
+        let (found, _room) = reader
+            .read_all(&wanted, &mut Findings::default(), |d| self.opened.get(d).is_some())
+            .await?;
+        let blobs: Vec<(&Digest, Vec<u8>)> = wanted
+            .iter()
+            .zip(found)
+            .filter_map(|((d, _), f)| match f? {
+                Found::Bytes(bytes) => Some((d, bytes)),
+                Found::AtHand => None,
+            })
+            .collect();
         on_workers(&blobs, |(d, bytes)| {
             if let Ok(o) = Opened::open(bytes) {
                 self.opened.keep(d, Arc::new(o));

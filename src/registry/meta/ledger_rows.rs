@@ -42,6 +42,14 @@ impl Cache {
             Family::Meta => None,
         }
     }
+
+    fn of_mut(&mut self, family: Family) -> Option<&mut HashMap<Vec<u8>, Arc<[u8]>>> {
+        match family {
+            Family::Entries => Some(&mut self.entries),
+            Family::Tiles => Some(&mut self.tiles),
+            Family::Meta => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresRows {
@@ -66,17 +74,17 @@ impl PostgresRows {
     }
 
     fn remember(&self, family: Family, key: &[u8], value: &Arc<[u8]>) {
+        if family == Family::Meta {
+            return;
+        }
         let mut cache = self.cache.write().expect("cache lock");
         if cache.bytes + value.len() > CACHE_BYTES {
             *cache = Cache::default();
         }
         cache.bytes += value.len() + key.len();
-        let map = match family {
-            Family::Entries => &mut cache.entries,
-            Family::Tiles => &mut cache.tiles,
-            Family::Meta => return,
-        };
-        map.insert(key.to_vec(), value.clone());
+        if let Some(map) = cache.of_mut(family) {
+            map.insert(key.to_vec(), value.clone());
+        }
     }
 }
 
