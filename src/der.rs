@@ -75,6 +75,23 @@ pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A GeneralizedTime's content, `YYYYMMDDHHMMSS[.f+]Z` (X.690 §11.7: UTC,
+/// fractions ignored), as seconds since the epoch.
+pub fn generalized_time(text: &[u8]) -> Result<i64, DerError> {
+    let text = std::str::from_utf8(text).map_err(|_| DerError)?;
+    let text = text.strip_suffix('Z').ok_or(DerError)?;
+    let whole = text.split('.').next().unwrap_or("");
+    if whole.len() != 14 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DerError);
+    }
+    let n = |r: std::ops::Range<usize>| whole[r].parse::<u8>().map_err(|_| DerError);
+    let year: i32 = whole[..4].parse().map_err(|_| DerError)?;
+    let month = time::Month::try_from(n(4..6)?).map_err(|_| DerError)?;
+    let date = time::Date::from_calendar_date(year, month, n(6..8)?).map_err(|_| DerError)?;
+    let t = time::Time::from_hms(n(8..10)?, n(10..12)?, n(12..14)?).map_err(|_| DerError)?;
+    Ok(time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod registry;
 pub mod rego;
 pub mod rekor_v2;
+pub mod revocation;
 pub mod rfc3161;
 pub mod sct;
 pub mod server;

@@ -520,6 +520,9 @@ fn notation(
         .collect();
     truncated(found, "Notation signatures", signatures.len());
     let now = now();
+    // OCSP responders and CRLs the signing chains name, fetched as the
+    // server would (vouch::revocation).
+    let revocation = vouch::revocation::Checker::new();
     for m in signatures.into_iter().take(MAX_READ) {
         let Some(d) = m["digest"].as_str() else { continue };
         let Some(doc) = manifest(reg, repo, d)? else { continue };
@@ -540,7 +543,7 @@ fn notation(
         let parsed = vouch::notation::parse(&bytes);
         for (fingerprint, t) in &trust {
             let verified = match &parsed {
-                Ok(env) => vouch::notation::verify_parsed(env, target, t, now),
+                Ok(env) => vouch::notation::verify_parsed(env, target, t, now, &revocation),
                 Err(e) => Err(e.clone()),
             };
             match verified {

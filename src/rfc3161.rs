@@ -93,19 +93,7 @@ fn algorithm<'a>(t: &Tlv<'a>) -> Result<&'a [u8], TimestampProblem> {
 
 /// `YYYYMMDDHHMMSS[.f+]Z` as seconds since the epoch.
 fn generalized_time(text: &[u8]) -> Result<i64, TimestampProblem> {
-    let bad = TimestampProblem::Malformed("genTime is not a GeneralizedTime");
-    let text = std::str::from_utf8(text).map_err(|_| bad.clone())?;
-    let text = text.strip_suffix('Z').ok_or(bad.clone())?;
-    let whole = text.split('.').next().unwrap_or("");
-    if whole.len() != 14 || !whole.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad);
-    }
-    let n = |r: std::ops::Range<usize>| whole[r].parse::<u8>().map_err(|_| bad.clone());
-    let year: i32 = whole[..4].parse().map_err(|_| bad.clone())?;
-    let month = time::Month::try_from(n(4..6)?).map_err(|_| bad.clone())?;
-    let date = time::Date::from_calendar_date(year, month, n(6..8)?).map_err(|_| bad.clone())?;
-    let t = time::Time::from_hms(n(8..10)?, n(10..12)?, n(12..14)?).map_err(|_| bad.clone())?;
-    Ok(time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp())
+    crate::der::generalized_time(text).map_err(|_| TimestampProblem::Malformed("genTime is not a GeneralizedTime"))
 }
 
 /// What a token says, before any signature is checked.

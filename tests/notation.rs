@@ -60,15 +60,7 @@ fn push_image(addr: &str, repo: &str) -> (String, usize) {
 }
 
 fn pull(addr: &str, repo: &str) -> (u16, String) {
-    let r = common::http(
-        addr,
-        "GET",
-        &format!("/v2/{repo}/manifests/v1"),
-        &[("Accept", MANIFEST)],
-        &[],
-    )
-    .unwrap();
-    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    common::pull_manifest(addr, repo, "v1")
 }
 
 fn pki(w: &Path) {
@@ -167,15 +159,7 @@ fn the_example_policy_admits_notation_signatures_under_its_ca_and_refuses_each_b
     }
     // `vouch policy check` reads the same signatures over the OCI API and
     // comes to the same verdicts, without admitting anything.
-    let check = |policy: &Path, reference: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
-            .args(["policy", "check", "--policy"])
-            .arg(policy)
-            .arg(format!("{addr}/{reference}"))
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let check = |policy: &Path, reference: &str| common::policy_check(&addr, policy, reference);
     let (code, out) = check(&policy, "team/ok-referrers:v1");
     assert_eq!(code, Some(0), "{out}");
     assert!(

@@ -59,12 +59,20 @@ impl Admission {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |t| t.as_secs() as i64);
+        let verdicts = match parsed {
+            // Revocation may fetch (2 s per OCSP responder, 5 s per CRL at
+            // most): off the async threads.
+            Ok(env) if env.names_revocation_sources() => {
+                let (trusts, revocation) = (self.notation.clone(), self.revocation.clone());
+                tokio::task::spawn_blocking(move || verify_each(&env, &target, &trusts, &*revocation, now))
+                    .await
+                    .map_err(|e| RegistryError::Internal(format!("Notation verification stopped: {e}")))?
+            }
+            Ok(env) => verify_each(&env, &target, &self.notation, &*self.revocation, now),
+            Err(e) => self.notation.iter().map(|_| Err(e.clone())).collect(),
+        };
         let mut counted = false;
-        for (position, (fingerprint, trust)) in self.notation.iter().enumerate() {
-            let verified = match &parsed {
-                Ok(env) => crate::notation::verify_parsed(env, &target, trust, now),
-                Err(e) => Err(e.clone()),
-            };
+        for (position, ((fingerprint, trust), verified)) in self.notation.iter().zip(verdicts).enumerate() {
             match verified {
                 Ok(v) => {
                     f.signers.insert(fingerprint.clone());
@@ -92,4 +100,18 @@ impl Admission {
         }
         Ok(())
     }
+}
+
+/// The envelope verified under each trust policy, in order.
+fn verify_each(
+    env: &crate::notation::Envelope,
+    target: &crate::notation::Target,
+    trusts: &[(String, std::sync::Arc<crate::notation::TrustPolicy>)],
+    revocation: &dyn crate::notation::Revocation,
+    now: i64,
+) -> Vec<Result<crate::notation::Verified, crate::notation::NotationProblem>> {
+    trusts
+        .iter()
+        .map(|(_, trust)| crate::notation::verify_parsed(env, target, trust, now, revocation))
+        .collect()
 }

@@ -62,6 +62,8 @@ pub struct Admission {
     keys: Vec<PublicKey>,
     identities: Vec<(String, IdentityMatcher)>,
     notation: Vec<(String, std::sync::Arc<crate::notation::TrustPolicy>)>,
+    /// Notation chains' revocation status, fetched and kept.
+    revocation: std::sync::Arc<crate::revocation::Checker>,
     countersigner: Option<Countersigner>,
     registry_names: Vec<String>,
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -118,6 +120,7 @@ impl Admission {
             keys,
             identities,
             notation,
+            revocation: Default::default(),
             countersigner: None,
             registry_names: vec!["localhost".into()],
             locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),

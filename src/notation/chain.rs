@@ -2,7 +2,7 @@
 //! the Notary Project's certificate requirements
 //! (signature-specification.md, "Certificate Requirements"), the trust
 //! store it must end in, and the facts the later checks read (validity
-//! periods, revocation pointers, the signing certificate's subject and key).
+//! periods, the signing certificate's subject and key).
 
 use super::NotationProblem;
 use x509_parser::prelude::{FromDer as _, X509Certificate};
@@ -14,9 +14,6 @@ const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
-const OID_AIA: &str = "1.3.6.1.5.5.7.1.1";
-const OID_OCSP: &str = "1.3.6.1.5.5.7.48.1";
-const OID_CRL_DP: &str = "2.5.29.31";
 
 /// The signing key's algorithm, which decides the JWS `alg`
 /// (signature-specification.md, "Algorithm Selection").
@@ -282,26 +279,6 @@ impl Chain<'_> {
                     v.not_before.to_datetime(),
                     v.not_after.to_datetime()
                 )
-            })
-        })
-    }
-
-    /// Whether any certificate names an OCSP responder or CRL distribution
-    /// point, so that its revocation status would need a fetch
-    /// (trust-store-trust-policy.md, "Certificate Revocation Evaluation":
-    /// one that names neither is considered not revoked).
-    pub fn names_revocation_sources(&self) -> bool {
-        self.certs.iter().any(|c| {
-            c.extensions().iter().any(|e| match e.oid.to_id_string().as_str() {
-                OID_CRL_DP => true,
-                OID_AIA => match e.parsed_extension() {
-                    x509_parser::extensions::ParsedExtension::AuthorityInfoAccess(aia) => aia
-                        .accessdescs
-                        .iter()
-                        .any(|d| d.access_method.to_id_string() == OID_OCSP),
-                    _ => true,
-                },
-                _ => false,
             })
         })
     }

@@ -20,6 +20,7 @@ pub mod trust;
 use base64::Engine as _;
 pub use trust::TrustPolicy;
 use trust::{Action, Identity};
+use x509_parser::prelude::X509Certificate;
 
 /// The signature manifest's `config.mediaType` (and referrers' artifact type).
 pub const SIGNATURE_CONFIG: &str = "application/vnd.cncf.notary.signature";
@@ -219,6 +220,12 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, NotationProblem> {
 }
 
 impl Envelope {
+    /// Whether its chain names revocation sources, so that verifying it
+    /// may fetch (the caller then verifies off the async threads).
+    pub fn names_revocation_sources(&self) -> bool {
+        chain::parse(&self.chain).is_ok_and(|c| crate::revocation::first_naming_sources(&c.certs).is_some())
+    }
+
     /// The `targetArtifact` the payload names (unverified: the signature
     /// decides whether to believe it).
     pub fn target(&self) -> Result<Target, NotationProblem> {
@@ -333,17 +340,53 @@ fn apply(action: Action, failure: NotationProblem, logged: &mut Vec<String>) -> 
 /// `trust` at `now`, in the order of trust-store-trust-policy.md,
 /// "Signature Verification": integrity, authenticity, expiry, authentic
 /// timestamp, revocation; each enforced or logged as the level says.
+/// Offline: revocation as [`Offline`] finds it.
 pub fn verify(envelope: &[u8], target: &Target, trust: &TrustPolicy, now: i64) -> Result<Verified, NotationProblem> {
-    verify_parsed(&parse(envelope)?, target, trust, now)
+    verify_parsed(&parse(envelope)?, target, trust, now, &Offline)
+}
+
+/// Where the revocation step learns a chain's status
+/// (trust-store-trust-policy.md, "Certificate Revocation Evaluation").
+pub trait Revocation {
+    /// `Ok` if no certificate of `chain` (signing certificate first) is
+    /// revoked for a signature made at `signed_at`; else why, naming the
+    /// certificate: revoked, or its status unavailable.
+    fn check(&self, chain: &[X509Certificate<'_>], signed_at: Option<i64>, now: i64) -> Result<(), String>;
+}
+
+impl Revocation for crate::revocation::Checker {
+    fn check(&self, chain: &[X509Certificate<'_>], signed_at: Option<i64>, now: i64) -> Result<(), String> {
+        self.check_chain(chain, signed_at, now)
+    }
+}
+
+/// Fetches nothing: a chain whose certificates name no OCSP responder and
+/// no CRL distribution point is not revoked, as the specification says;
+/// any other has no status available.
+#[derive(Debug, Clone, Copy)]
+pub struct Offline;
+
+impl Revocation for Offline {
+    fn check(&self, chain: &[X509Certificate<'_>], _: Option<i64>, _: i64) -> Result<(), String> {
+        match crate::revocation::first_naming_sources(chain) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "x5c[{i}] names OCSP or CRL sources, and this check fetches nothing"
+            )),
+        }
+    }
 }
 
 /// [`verify`] of an envelope already parsed (one envelope is checked
-/// against each of a policy's trust policies).
+/// against each of a policy's trust policies), revocation found by
+/// `revocation`. It is asked last, so that only URLs named by a chain
+/// that leads to the trust store are ever fetched.
 pub fn verify_parsed(
     env: &Envelope,
     target: &Target,
     trust: &TrustPolicy,
     now: i64,
+    revocation: &dyn Revocation,
 ) -> Result<Verified, NotationProblem> {
     let chain = chain::parse(&env.chain)?;
     env.check_integrity(&chain, target)?;
@@ -445,12 +488,11 @@ pub fn verify_parsed(
             &mut logged,
         )?;
     }
-    // Revocation.
-    if chain.names_revocation_sources() {
-        let failure = NotationProblem::Revocation(
-            "the chain names OCSP or CRL sources, and vouch does not fetch them offline (override revocation = \"skip\" or \"log\" to accept)".into(),
-        );
-        apply(trust.actions.revocation, failure, &mut logged)?;
+    // Revocation, judged at the upper end of the authentic signing time.
+    if trust.actions.revocation != Action::Skip {
+        if let Err(why) = revocation.check(&chain.certs, signed_at.map(|(t, accuracy)| t + accuracy), now) {
+            apply(trust.actions.revocation, NotationProblem::Revocation(why), &mut logged)?;
+        }
     }
     Ok(Verified {
         subject,

@@ -479,3 +479,24 @@ pub fn audit(addr: &str, data: &Path, state: &Path) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "vouch audit failed: {text}");
 }
+
+/// GET `/v2/<repo>/manifests/<reference>` accepting an OCI image
+/// manifest: the status and the body as text.
+pub fn pull_manifest(addr: &str, repo: &str, reference: &str) -> (u16, String) {
+    let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+    let r = http(addr, "GET", &format!("/v2/{repo}/manifests/{reference}"), &accept, &[]).unwrap();
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// `vouch policy check --policy <policy> <addr>/<reference>`: its exit
+/// code, and its output then its errors.
+pub fn policy_check(addr: &str, policy: &Path, reference: &str) -> (Option<i32>, String) {
+    let out = vouch_command()
+        .args(["policy", "check", "--policy"])
+        .arg(policy)
+        .arg(format!("{addr}/{reference}"))
+        .output()
+        .unwrap();
+    let text = [out.stdout, out.stderr].concat();
+    (out.status.code(), String::from_utf8_lossy(&text).into_owned())
+}
