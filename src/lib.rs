@@ -12,6 +12,7 @@ pub mod der;
 pub mod keyless;
 pub mod mirror;
 pub mod notation;
+pub mod p521;
 pub mod policy;
 pub mod registry;
 pub mod rego;

@@ -54,6 +54,13 @@ fn sign_as(
     out.lines().rev().find(|l| l.starts_with("sha256:")).unwrap().to_owned()
 }
 
+/// `vouch serve` under `policy`, written to `w/policy.toml`.
+fn serve_policy(w: &Path, policy: &str) -> (std::process::Child, String) {
+    std::fs::write(w.join("policy.toml"), policy).unwrap();
+    let path = w.join("policy.toml");
+    common::start_server(&w.join("data"), &["--policy", path.to_str().unwrap()], Stdio::null())
+}
+
 /// Pushes a small image to `<repo>:v1`: its digest and manifest size.
 fn push_image(addr: &str, repo: &str) -> (String, usize) {
     common::witnesses::push_tiny_image_sized(addr, repo, "v1", repo)
@@ -189,8 +196,8 @@ fn subjects_signing_authorities_timestamps_and_levels_follow_the_trust_policy() 
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     pki(w);
-    std::fs::write(
-        w.join("policy.toml"),
+    let (mut server, addr) = serve_policy(
+        w,
         r#"version = 1
 name = "notation-subjects"
 [notation.acme]
@@ -209,11 +216,7 @@ signatures = { keys = ["lax"] }
 repositories = "**"
 signatures = { keys = ["acme"] }
 "#,
-    )
-    .unwrap();
-    let policy = w.join("policy.toml");
-    let (mut server, addr) =
-        common::start_server(&w.join("data"), &["--policy", policy.to_str().unwrap()], Stdio::null());
+    );
     for (repo, variant, admitted, why) in [
         (
             "team/wrong-subject",
@@ -308,4 +311,67 @@ fn timestamp_outlives_the_certificate(
     // A timestamp authority not in the store does not count either.
     let e = vouch::notation::verify(&envelope, &target, &trust(certs("other-ca.crt")), later).unwrap_err();
     assert!(e.to_string().contains("timestamp"), "{e}");
+}
+
+const P521: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/notation_p521.py");
+
+/// ES512 signatures (P-521 keys, which ring lacks) from the independent
+/// signer: a P-521 signer under the P-384 intermediate, and one under a
+/// P-521 root, in JWS and COSE, admitted where their root is trusted and
+/// refused where it is not.
+#[test]
+fn p521_signers_and_roots_are_verified() {
+    if !common::have_python_module("cryptography") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (ok, out) = run(Command::new("python3").arg(P521).arg("pki").arg(w));
+    assert!(ok, "{out}");
+    let (mut server, addr) = serve_policy(
+        w,
+        r#"version = 1
+name = "notation-p521"
+[notation.acme]
+ca = ["notation-ca.crt"]
+identities = ["*"]
+[notation.p521]
+ca = ["p521-root.crt"]
+identities = ["x509.subject: C=US, ST=WA, O=acme-rockets.io"]
+[[rule]]
+repositories = "p521/**"
+signatures = { keys = ["p521"] }
+[[rule]]
+repositories = "**"
+signatures = { keys = ["acme"] }
+"#,
+    );
+    for (repo, variant, envelope, why) in [
+        ("team/es512", "p521", "jws", ""),
+        ("team/es512-cose", "p521", "cose", ""),
+        ("p521/es512", "p521-ca", "jws", ""),
+        ("p521/es512-cose", "p521-ca", "cose", ""),
+        ("team/p521-root", "p521-ca", "jws", "is not in acme's ca trust store"),
+    ] {
+        let (digest, size) = push_image(&addr, repo);
+        let (ok, out) = run(Command::new("python3")
+            .args([
+                P521,
+                "sign",
+                &addr,
+                repo,
+                &digest,
+                w.to_str().unwrap(),
+                variant,
+                envelope,
+            ])
+            .env("SUBJECT_SIZE", size.to_string())
+            .env("SUBJECT_MEDIA_TYPE", MANIFEST));
+        assert!(ok, "{repo}: {out}");
+        let (status, body) = pull(&addr, repo);
+        assert_eq!(status == 200, why.is_empty(), "{repo}: {status} {body}");
+        assert!(body.contains(why), "{repo}: expected {why:?} in {body}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

@@ -295,23 +295,26 @@ impl Envelope {
             )));
         }
         use ring::signature as rs;
-        let verifier: &dyn rs::VerificationAlgorithm = match alg {
-            chain::KeyAlg::Ps256 => &rs::RSA_PSS_2048_8192_SHA256,
-            chain::KeyAlg::Ps384 => &rs::RSA_PSS_2048_8192_SHA384,
-            chain::KeyAlg::Ps512 => &rs::RSA_PSS_2048_8192_SHA512,
-            chain::KeyAlg::Es256 => &rs::ECDSA_P256_SHA256_FIXED,
-            chain::KeyAlg::Es384 => &rs::ECDSA_P384_SHA384_FIXED,
-            chain::KeyAlg::Es512 => {
-                return Err(NotationProblem::Integrity(
-                    "ES512 (ECDSA P-521) is not supported by vouch".into(),
-                ))
-            }
+        let by_ring: Option<&'static dyn rs::VerificationAlgorithm> = match alg {
+            chain::KeyAlg::Ps256 => Some(&rs::RSA_PSS_2048_8192_SHA256),
+            chain::KeyAlg::Ps384 => Some(&rs::RSA_PSS_2048_8192_SHA384),
+            chain::KeyAlg::Ps512 => Some(&rs::RSA_PSS_2048_8192_SHA512),
+            chain::KeyAlg::Es256 => Some(&rs::ECDSA_P256_SHA256_FIXED),
+            chain::KeyAlg::Es384 => Some(&rs::ECDSA_P384_SHA384_FIXED),
+            // ring has no P-521.
+            chain::KeyAlg::Es512 => None,
         };
-        rs::UnparsedPublicKey::new(verifier, key)
-            .verify(&self.signed_input, &self.signature)
-            .map_err(|_| {
-                NotationProblem::Integrity("the signature does not verify with the signing certificate's key".into())
-            })?;
+        let verified = match by_ring {
+            Some(v) => rs::UnparsedPublicKey::new(v, key)
+                .verify(&self.signed_input, &self.signature)
+                .is_ok(),
+            None => crate::p521::verify_es512(key, &self.signed_input, &self.signature),
+        };
+        if !verified {
+            return Err(NotationProblem::Integrity(
+                "the signature does not verify with the signing certificate's key".into(),
+            ));
+        }
         let named = self.target()?;
         if named.digest != target.digest || named.size != target.size || named.media_type != target.media_type {
             return Err(NotationProblem::Integrity(format!(

@@ -192,3 +192,47 @@ fn an_independent_cose_signature_verifies_and_any_change_to_it_is_refused() {
         Err(NotationProblem::Authenticity(_))
     ));
 }
+
+/// An ES512 envelope from the independent signer (tests/notation_p521.py,
+/// variant `p521-ca`: a P-521 signer under a P-521 root) for the same
+/// target, and that root. ring has no P-521; `crate::p521` verifies both
+/// the JWS signature and the certificate's.
+const ES512_ENVELOPE: &[u8] = include_bytes!("../../fuzz/seeds/notation/es512.json");
+const P521_CA: &[u8] = include_bytes!("../../fuzz/seeds/notation/p521-ca.pem");
+
+#[test]
+fn an_independent_es512_signature_under_a_p521_root_verifies_and_any_change_is_refused() {
+    let env = parse(ES512_ENVELOPE).unwrap();
+    assert_eq!(env.header_str("alg"), Some("ES512"));
+    let now = time_of(Format::Jws, "t", &env.header[SIGNING_TIME]).unwrap() + 3600;
+    let mut trust = fixture_trust("x509.subject: C=US, ST=WA, O=acme-rockets.io");
+    trust.ca = trust::read_certificates(P521_CA).unwrap();
+    let v = verify(ES512_ENVELOPE, &fixture_target(), &trust, now).unwrap();
+    assert!(v.subject.contains("acme-rockets.io"), "{v:?}");
+    // Any change to the signature or the signed parts is refused.
+    let doc: serde_json::Value = serde_json::from_slice(ES512_ENVELOPE).unwrap();
+    for field in ["signature", "protected", "payload"] {
+        let text = doc[field].as_str().unwrap();
+        for i in (0..text.len()).step_by(7) {
+            let mut changed = doc.clone();
+            let mut t = text.as_bytes().to_vec();
+            t[i] = if t[i] == b'A' { b'B' } else { b'A' };
+            changed[field] = String::from_utf8(t).unwrap().into();
+            let bytes = serde_json::to_vec(&changed).unwrap();
+            assert!(verify(&bytes, &fixture_target(), &trust, now).is_err(), "{field}[{i}]");
+        }
+    }
+    // Any byte of the P-521 certificates' signatures.
+    let chain = env.chain.clone();
+    for (c, der) in chain.iter().enumerate() {
+        for back in 1..=8 {
+            let mut bad = env.clone();
+            let at = der.len() - back * 4;
+            bad.chain[c][at] ^= 0x01;
+            assert!(
+                verify_parsed(&bad, &fixture_target(), &trust, now, &Offline).is_err(),
+                "x5c[{c}] byte {at}"
+            );
+        }
+    }
+}

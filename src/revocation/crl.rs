@@ -84,7 +84,8 @@ pub fn read(der: &[u8], cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>
     if issuer.key_usage().ok().flatten().is_some_and(|k| !k.value.crl_sign()) {
         return Err(format!("the issuer {} may not sign CRLs (keyUsage)", issuer.subject()));
     }
-    if crl.verify_signature(issuer.public_key()).is_err() {
+    let (alg, signature) = (&crl.signature_algorithm, &crl.signature_value.data);
+    if !crate::p521::verify_signature(issuer.public_key(), alg, signature, crl.tbs_cert_list.as_ref()) {
         return Err(format!(
             "the CRL's signature does not verify with {}'s key",
             issuer.subject()

@@ -135,8 +135,7 @@ fn signed_by(key: &X509Certificate<'_>, alg: &Tlv<'_>, signature: &Tlv<'_>, sign
     let Some((0, bits)) = signature.content.split_first() else {
         return false;
     };
-    let bits = x509_parser::der_parser::asn1_rs::BitString::new(0, bits);
-    x509_parser::verify::verify_signature(key.public_key(), &alg, &bits, signed).is_ok()
+    crate::p521::verify_signature(key.public_key(), &alg, bits, signed)
 }
 
 /// A responder the issuer delegated to (§4.2.2.2): issued and signed by
@@ -144,7 +143,7 @@ fn signed_by(key: &X509Certificate<'_>, alg: &Tlv<'_>, signature: &Tlv<'_>, sign
 fn delegated_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>, now: i64) -> bool {
     let v = cert.validity();
     cert.issuer() == issuer.subject()
-        && cert.verify_signature(Some(issuer.public_key())).is_ok()
+        && crate::p521::signed_by(cert, issuer.public_key())
         && v.not_before.timestamp() <= now
         && now <= v.not_after.timestamp()
         && cert
