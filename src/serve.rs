@@ -10,7 +10,7 @@ use vouch::data_dir::{default_origin, DataDir};
 use vouch::registry::access::Access;
 use vouch::registry::meta::{Meta, PostgresRows};
 use vouch::registry::{app, blobs::BlobStore, AppState, Limits};
-use vouch::server::{serve, tls_acceptor, ConnLimits};
+use vouch::server::{serve, serve_with_readers, tls_acceptor, ConnLimits};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -226,6 +226,12 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
     let drain = Duration::from_secs(args.shutdown_timeout);
+    let readers = args
+        .reader_threads
+        .unwrap_or_else(|| match (&args.storage, &args.database) {
+            (None, None) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => 0,
+        });
     runtime.block_on(async move {
         match state.access.users() {
             None => eprintln!(
@@ -301,7 +307,13 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         }
         println!("listening on {addr}");
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let drained = serve(listener, tls, app(state.clone()), conn_limits, shutdown_signal(), drain).await;
+        let drained = match readers {
+            0 => serve(listener, tls, app(state.clone()), conn_limits, shutdown_signal(), drain).await,
+            n => {
+                let app = app(state.clone());
+                serve_with_readers(listener, tls, app, conn_limits, shutdown_signal(), drain, n).await?
+            }
+        };
         if drained {
             eprintln!("vouch: shut down cleanly");
         } else {

@@ -150,6 +150,15 @@ pub struct ServeArgs {
     /// Seconds a connection may go without a byte moving either way.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub idle_timeout: u64,
+    /// Threads that serve reads (GET and HEAD), each a single-threaded
+    /// runtime accepting its own share of the connections; every other
+    /// request (pushes, admission) runs on the main runtime. 0 serves
+    /// everything on the main runtime. Default: one per core when the
+    /// metadata and blobs are local (no --database, no --storage), else 0:
+    /// a remote store's client blocks or spawns on the thread it is called
+    /// from.
+    #[arg(long, value_name = "N")]
+    pub reader_threads: Option<usize>,
     /// Upload sessions one client (user, or address) may have open.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_upload_sessions_per_client: u32,
@@ -233,6 +242,7 @@ struct FileConfig {
     max_connections_per_client: Option<usize>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
+    reader_threads: Option<usize>,
     max_upload_sessions_per_client: Option<u32>,
     max_upload_sessions: Option<u32>,
     max_upload_bytes_per_client: Option<u64>,
@@ -296,6 +306,7 @@ impl ServeArgs {
                 shutdown_timeout
             );
             take_some!(
+                reader_threads,
                 storage,
                 database,
                 origin,

@@ -357,9 +357,20 @@ fn sigterm(child: &std::process::Child) {
 
 #[test]
 fn sigterm_drains_then_exits_and_an_interrupted_upload_resumes_after_restart() {
+    // Connections served on the main runtime (0), and by reader threads
+    // (the default on local storage is one per core; 3 here).
+    for readers in ["0", "3"] {
+        sigterm_drains_with_reader_threads(readers);
+    }
+}
+
+fn sigterm_drains_with_reader_threads(readers: &str) {
     use std::io::Write as _;
     let data = tempfile::tempdir().unwrap();
-    let start = |extra: &[&str]| common::start_server(data.path(), extra, Stdio::piped());
+    let start = |extra: &[&str]| {
+        let args = [&["--reader-threads", readers], extra].concat();
+        common::start_server(data.path(), &args, Stdio::piped())
+    };
     let (mut child, addr) = start(&["--shutdown-timeout", "1"]);
     let s = common::http(&addr, "POST", "/v2/term/app/blobs/uploads/", &[], &[]).unwrap();
     let loc = s.header("location").unwrap().to_owned();
@@ -381,7 +392,7 @@ fn sigterm_drains_then_exits_and_an_interrupted_upload_resumes_after_restart() {
     let waited = t0.elapsed();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(status.success(), "exit status {status}: {err}");
+    assert!(status.success(), "readers {readers}: exit status {status}: {err}");
     assert!(
         err.contains("shutting down") && err.contains("requests still in flight"),
         "{err}"

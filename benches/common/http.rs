@@ -60,8 +60,9 @@ impl Conn {
 /// Serves `state` on 127.0.0.1:0 in `rt`; returns the address.
 pub fn serve(rt: &tokio::runtime::Runtime, state: Arc<AppState>) -> std::net::SocketAddr {
     rt.block_on(async {
-        // The registry's own accept loop (src/server.rs), as `vouch serve`
-        // runs it, without its connection caps getting in the way of the load.
+        // The registry's own accept loop (src/server/), as `vouch serve`
+        // runs it on local storage (reader threads, one per core), without
+        // its connection caps getting in the way of the load.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = vouch::server::ConnLimits {
@@ -70,13 +71,15 @@ pub fn serve(rt: &tokio::runtime::Runtime, state: Arc<AppState>) -> std::net::So
             ..Default::default()
         };
         let drain = Duration::from_secs(1);
-        tokio::spawn(vouch::server::serve(
+        let readers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::spawn(vouch::server::serve_with_readers(
             listener,
             None,
             app(state),
             limits,
             std::future::pending(),
             drain,
+            readers,
         ));
         addr
     })

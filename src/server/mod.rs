@@ -14,6 +14,10 @@
 //! Shutdown: stop accepting, let requests in flight finish, and after
 //! `drain` close what is left.
 
+mod readers;
+
+pub use readers::serve_with_readers;
+
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -200,6 +204,44 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tok
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// What every accept loop of one server shares: the bounds, the TLS
+/// acceptor, and the graceful shutdown its connections watch.
+struct Shared {
+    permits: Arc<tokio::sync::Semaphore>,
+    per_client: Arc<PerClient>,
+    graceful: hyper_util::server::graceful::GracefulShutdown,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnLimits,
+}
+
+impl Shared {
+    fn new(tls: Option<tokio_rustls::TlsAcceptor>, limits: ConnLimits) -> Shared {
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        builder.http2().timer(TokioTimer::new());
+        Shared {
+            permits: Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1))),
+            per_client: Arc::new(PerClient::default()),
+            graceful: hyper_util::server::graceful::GracefulShutdown::new(),
+            builder,
+            tls,
+            limits,
+        }
+    }
+
+    /// After `drain`, or once every connection has finished: whether they did.
+    async fn drain(self, drain: Duration) -> bool {
+        tokio::select! {
+            () = self.graceful.shutdown() => true,
+            () = tokio::time::sleep(drain) => false,
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then drains for
 /// at most `drain`. Returns whether every connection finished in time.
 pub async fn serve(
@@ -210,20 +252,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> bool {
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let per_client = Arc::new(PerClient::default());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    tokio::pin!(shutdown);
+    let shared = Shared::new(tls, limits);
+    accept_loop(&listener, &shared, &app, None, shutdown).await;
+    drop(listener);
+    shared.drain(drain).await
+}
+
+/// Accepts connections on `listener` until `stop` completes, serving `app`
+/// on each: in a task of the current runtime, or of the least busy of
+/// `readers` (whose requests other than reads come back to this one).
+async fn accept_loop(
+    listener: &tokio::net::TcpListener,
+    shared: &Shared,
+    app: &Router,
+    readers: Option<&readers::Readers>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
     loop {
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
+            p = shared.permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            () = &mut stop => break,
         };
         let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
@@ -235,71 +284,145 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut stop => break,
         };
-        let Some(slot) = ClientSlot::take(&per_client, addr.ip(), limits.max_per_client) else {
+        let Some(slot) = ClientSlot::take(&shared.per_client, addr.ip(), shared.limits.max_per_client) else {
             tracing::debug!(%addr, "connection refused: too many from this client");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = service(app.clone(), addr);
-        let (builder, watcher, tls, limits) = (builder.clone(), graceful.watcher(), tls.clone(), limits.clone());
-        tokio::spawn(async move {
-            let _held = (permit, slot);
-            let io = Idle::new(stream, limits.idle_timeout);
-            let result = match tls {
-                None => {
+        let svc = Conn {
+            app: app.clone(),
+            addr,
+            main: readers.map(|_| tokio::runtime::Handle::current()),
+        };
+        let connection = Connection {
+            builder: shared.builder.clone(),
+            watcher: shared.graceful.watcher(),
+            tls: shared.tls.clone(),
+            limits: shared.limits.clone(),
+            svc,
+            addr,
+        };
+        match readers {
+            None => {
+                tokio::spawn(async move {
+                    let _held = (permit, slot);
+                    connection.serve(stream).await;
+                });
+            }
+            Some(readers) => readers.hand_over(stream, connection, (permit, slot)),
+        }
+    }
+}
+
+/// One accepted connection's settings, to be served where it is placed.
+struct Connection {
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnLimits,
+    svc: Conn,
+    addr: SocketAddr,
+}
+
+impl Connection {
+    /// Serves HTTP on `stream` (after the TLS handshake, with TLS) until
+    /// it closes, fails or goes idle.
+    async fn serve(self, stream: tokio::net::TcpStream) {
+        let Connection {
+            builder,
+            watcher,
+            tls,
+            limits,
+            svc,
+            addr,
+        } = self;
+        let io = Idle::new(stream, limits.idle_timeout);
+        let result = match tls {
+            None => {
+                watcher
+                    .watch(
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                            .into_owned(),
+                    )
+                    .await
+            }
+            Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+                Ok(Ok(tls)) => {
                     watcher
                         .watch(
                             builder
-                                .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                                 .into_owned(),
                         )
                         .await
                 }
-                Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
-                    Ok(Ok(tls)) => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
-                    Ok(Err(e)) => Err(e.into()),
-                    Err(_) => Err("TLS handshake timed out".into()),
-                },
-            };
-            if let Err(e) = result {
-                tracing::debug!(%addr, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => true,
-        () = tokio::time::sleep(drain) => false,
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err("TLS handshake timed out".into()),
+            },
+        };
+        if let Err(e) = result {
+            tracing::debug!(%addr, error = %e, "connection ended with an error");
+        }
     }
 }
 
+/// Whether a reader thread serves a request itself: reads, a lookup and a
+/// write to the socket. Everything else (pushes, whose admission checks
+/// signatures and runs Rego for up to 250 ms) runs on the main runtime, so
+/// that no connection of a reader thread waits behind it.
+fn served_in_place(method: &hyper::Method) -> bool {
+    method == hyper::Method::GET || method == hyper::Method::HEAD
+}
+
 /// The app for one connection: its peer address reaches the handlers (for
-/// per-client limits and loopback checks).
-fn service(
+/// per-client limits and loopback checks). With `main`, requests not
+/// [`served_in_place`] run there, and are cancelled, as they would be in
+/// place, if the connection drops them.
+#[derive(Clone)]
+struct Conn {
     app: Router,
     addr: SocketAddr,
-) -> hyper_util::service::TowerToHyperService<
-    impl tower::Service<
-            hyper::Request<hyper::body::Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-            Future = impl Send,
-        > + Clone,
-> {
-    use tower::ServiceExt as _;
-    let svc = app.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(addr));
-        req.map(axum::body::Body::new)
-    });
-    hyper_util::service::TowerToHyperService::new(svc)
+    main: Option<tokio::runtime::Handle>,
+}
+
+/// A task of another runtime, aborted if dropped.
+struct Remote<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Remote<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Conn {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        use axum::response::IntoResponse as _;
+        use tower::ServiceExt as _;
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(ConnectInfo(self.addr));
+        let app = self.app.clone();
+        match &self.main {
+            Some(main) if !served_in_place(req.method()) => {
+                let mut task = Remote(main.spawn(app.oneshot(req)));
+                Box::pin(async move {
+                    Ok(match (&mut task.0).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(e) => {
+                            tracing::error!(error = %e, "a request's task on the main runtime failed");
+                            hyper::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                        }
+                    })
+                })
+            }
+            _ => Box::pin(app.oneshot(req)),
+        }
+    }
 }
