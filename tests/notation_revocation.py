@@ -20,6 +20,9 @@ WORKDIR (URLs naming that port):
     delegated     OCSP /ocsp-delegated: good, signed by a responder the
                   intermediate delegated to (EKU OCSPSigning, ocsp-nocheck)
     forged        OCSP /ocsp-forged: good, signed by a key the CA never certified
+    delta-good    CRL /base.crl only (empty, cRLNumber 10), which names the
+                  delta CRL /delta.crl (cRLNumber 11, deltaCRLIndicator 10)
+    delta-revoked the same; listed on the delta CRL only
 and prints "READY <port>". It serves until killed; GET /hits answers a JSON
 count of requests by path.
 
@@ -44,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import notation_sign as ns   # noqa: E402  the independent Notation signer
 
 LEAVES = ("good", "revoked", "crl-good", "crl-revoked", "ocsp-down", "unavailable", "unknown", "delegated",
-          "forged")
+          "forged", "delta-good", "delta-revoked")
 OCSP_PATH = {"good": "/ocsp", "revoked": "/ocsp", "ocsp-down": "/down", "unavailable": "/down",
              "unknown": "/ocsp", "delegated": "/ocsp-delegated", "forged": "/ocsp-forged"}
 CRL_ONLY_OR_BOTH = {"good", "revoked", "crl-good", "crl-revoked", "ocsp-down"}
@@ -93,11 +96,18 @@ def save(work, base, cert, key):
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
-def crl(issuer, issuer_key, revoked):
-    """A complete CRL by `issuer` listing `revoked` (certificates) for keyCompromise."""
+def crl(issuer, issuer_key, revoked, number=1, freshest=None, delta_of=None):
+    """A CRL by `issuer` listing `revoked` (certificates) for keyCompromise:
+    complete, naming the delta CRL at `freshest` if given, or a delta CRL
+    relative to base number `delta_of` (RFC 5280 5.2.4, 5.2.6)."""
     t = now()
     b = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject).last_update(t - hour)
-         .next_update(t + hour).add_extension(x509.CRLNumber(1), critical=False))
+         .next_update(t + hour).add_extension(x509.CRLNumber(number), critical=False))
+    if freshest:
+        b = b.add_extension(x509.FreshestCRL(
+            [x509.DistributionPoint([x509.UniformResourceIdentifier(freshest)], None, None, None)]), critical=False)
+    if delta_of is not None:
+        b = b.add_extension(x509.DeltaCRLIndicator(delta_of), critical=True)
     for c in revoked:
         b = b.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(c.serial_number).revocation_date(t - hour)
@@ -120,7 +130,8 @@ class Authority:
             key = ec.generate_private_key(ec.SECP256R1())
             cert = certify(ns.name(ns.SUBJECT), key, inter, ik,
                            ocsp_url=base + OCSP_PATH[name] if name in OCSP_PATH else None,
-                           crl_url=base + "/intermediate.crl" if name in CRL_ONLY_OR_BOTH else None,
+                           crl_url=base + "/base.crl" if name.startswith("delta-") else
+                           base + "/intermediate.crl" if name in CRL_ONLY_OR_BOTH else None,
                            eku=ExtendedKeyUsageOID.CODE_SIGNING)
             save(work, "rev-" + name, cert, key)
             self.leaves[cert.serial_number] = (name, cert)
@@ -133,6 +144,9 @@ class Authority:
         self.documents = {
             "/root.crl": crl(root, rk, []),
             "/intermediate.crl": crl(inter, ik, [c for n, c in self.leaves.values() if n in REVOKED]),
+            "/base.crl": crl(inter, ik, [], number=10, freshest=base + "/delta.crl"),
+            "/delta.crl": crl(inter, ik, [c for n, c in self.leaves.values() if n == "delta-revoked"],
+                              number=11, delta_of=10),
         }
 
     def ocsp(self, path, body):

@@ -113,6 +113,9 @@ fn signing_chains_are_checked_against_their_ocsp_responders_and_crls() {
         ("ocsp-down", true, ""),
         // A responder signed by a key the CA delegated to, with ocsp-nocheck.
         ("delegated", true, ""),
+        // A base CRL naming a delta CRL: the delta's entries count.
+        ("delta-good", true, ""),
+        ("delta-revoked", false, "(keyCompromise)"),
         ("unavailable", false, "has no revocation status available: OCSP http://"),
         ("unknown", false, "the responder does not know the certificate"),
         ("forged", false, "signed neither by the issuer"),
@@ -129,6 +132,7 @@ fn signing_chains_are_checked_against_their_ocsp_responders_and_crls() {
     // The intermediate's own CRL was read (root to leaf), and the good
     // leaf's answer is kept: another image signed by it costs no fetch.
     assert!(hits(&service, "/root.crl") >= 1);
+    assert!(hits(&service, "/delta.crl") >= 1);
     let asked = hits(&service, "/ocsp");
     push_and_sign(&addr, w, "team/good-again", "good");
     assert_eq!(pull(&addr, "team/good-again").0, 200);

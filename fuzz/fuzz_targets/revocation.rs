@@ -8,7 +8,7 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 const LEAF: &[u8] = include_bytes!("../seeds/revocation/leaf-revoked.der");
 const ISSUER: &[u8] = include_bytes!("../seeds/revocation/issuer.der");
-const MADE: i64 = 1_796_680_630;
+const MADE: i64 = 1_796_683_166;
 
 fuzz_target!(|data: &[u8]| {
     let (leaf, issuer) = (
@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
         X509Certificate::from_der(ISSUER).unwrap().1,
     );
     let _ = vouch::revocation::ocsp::read(data, &leaf, &issuer, MADE);
-    let _ = vouch::revocation::crl::read(data, &leaf, &issuer, MADE);
+    let _ = vouch::revocation::crl::read(data, None, &leaf, &issuer, MADE);
+    let _ = vouch::revocation::crl::read(data, Some(data), &leaf, &issuer, MADE);
     if let Ok((_, cert)) = X509Certificate::from_der(data) {
         let _ = vouch::revocation::sources(&cert);
         let _ = vouch::revocation::ocsp::request(&cert, &issuer);

@@ -333,6 +333,34 @@ impl Checker {
         ))
     }
 
+    /// The CRL at `url`: kept, or fetched (and kept only once it has
+    /// verified, by [`Checker::keep_crl`]). The flag says it was fetched.
+    fn crl_bytes(&self, url: &str, now: i64) -> Result<(Arc<Vec<u8>>, bool), String> {
+        let held = self
+            .kept()
+            .crls
+            .get(url)
+            .filter(|(_, until)| now <= *until)
+            .map(|(der, _)| Arc::clone(der));
+        match held {
+            Some(der) => Ok((der, false)),
+            None => Ok((Arc::new(fetch(&self.crl_agent, url, None, MAX_CRL)?), true)),
+        }
+    }
+
+    fn keep_crl(&self, url: &str, der: Arc<Vec<u8>>, until: i64) {
+        let mut kept = self.kept();
+        if kept.crl_bytes + der.len() > KEEP_CRL_BYTES {
+            kept.crls.clear();
+            kept.crl_bytes = 0;
+        }
+        kept.crl_bytes += der.len();
+        if let Some((old, _)) = kept.crls.insert(url.to_owned(), (der, until)) {
+            kept.crl_bytes -= old.len();
+        }
+    }
+
+    /// `cert`'s status on the CRL at `url`, and on the delta CRL it names.
     fn crl(
         &self,
         url: &str,
@@ -340,26 +368,34 @@ impl Checker {
         issuer: &X509Certificate<'_>,
         now: i64,
     ) -> Result<Answer, String> {
-        let held = self
-            .kept()
-            .crls
-            .get(url)
-            .filter(|(_, until)| now <= *until)
-            .map(|(der, _)| Arc::clone(der));
-        let der = match &held {
-            Some(der) => Arc::clone(der),
-            None => Arc::new(fetch(&self.crl_agent, url, None, MAX_CRL)?),
-        };
-        let reading = crl::read(&der, cert, issuer, now)?;
-        if let (None, Some(next)) = (held, reading.next_update) {
-            let mut kept = self.kept();
-            if kept.crl_bytes + der.len() > KEEP_CRL_BYTES {
-                kept.crls.clear();
-                kept.crl_bytes = 0;
+        let (der, fetched) = self.crl_bytes(url, now)?;
+        let mut reading = crl::read(&der, None, cert, issuer, now)?;
+        let mut delta_kept = None;
+        if !reading.delta_urls.is_empty() {
+            let mut why = Vec::new();
+            let mut applied = None;
+            for delta_url in &reading.delta_urls {
+                let read = self.crl_bytes(delta_url, now).and_then(|(delta, fetched)| {
+                    Ok((crl::read(&der, Some(&delta), cert, issuer, now)?, delta, fetched))
+                });
+                match read {
+                    Ok((r, delta, fetched)) => {
+                        applied = Some(r);
+                        delta_kept = fetched.then(|| (delta_url.clone(), delta));
+                        break;
+                    }
+                    Err(e) => why.push(format!("delta CRL {delta_url}: {e}")),
+                }
             }
-            kept.crl_bytes += der.len();
-            if let Some((old, _)) = kept.crls.insert(url.to_owned(), (der, next.min(now + KEEP_AT_MOST))) {
-                kept.crl_bytes -= old.len();
+            reading = applied.ok_or_else(|| why.join("; "))?;
+        }
+        let until = reading.next_update.map(|next| next.min(now + KEEP_AT_MOST));
+        if let Some(until) = until {
+            if fetched {
+                self.keep_crl(url, der, until);
+            }
+            if let Some((delta_url, delta)) = delta_kept {
+                self.keep_crl(&delta_url, delta, until);
             }
         }
         Ok(reading.answer)

@@ -7,7 +7,7 @@ use super::*;
 
 const SEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/revocation/");
 /// When the seeds were made: their answers hold for an hour either side.
-const MADE: i64 = 1_796_680_630;
+const MADE: i64 = 1_796_683_166;
 
 fn seed(name: &str) -> Vec<u8> {
     std::fs::read(format!("{SEEDS}{name}")).unwrap()
@@ -94,28 +94,62 @@ fn a_crl_lists_the_revoked_and_not_the_good() {
     let issuer = seed("issuer.der");
     let crl_der = seed("intermediate.crl");
     let (revoked, good) = (seed("leaf-revoked.der"), seed("leaf-crl-good.der"));
-    let r = crl::read(&crl_der, &cert(&revoked), &cert(&issuer), MADE).unwrap();
+    let r = crl::read(&crl_der, None, &cert(&revoked), &cert(&issuer), MADE).unwrap();
     assert!(matches!(r.answer, Answer::Revoked { reason: Some(1), .. }), "{r:?}");
-    let r = crl::read(&crl_der, &cert(&good), &cert(&issuer), MADE).unwrap();
+    let r = crl::read(&crl_der, None, &cert(&good), &cert(&issuer), MADE).unwrap();
     assert_eq!(r.answer, Answer::Good);
     // Expired: still revoked if listed, no answer if not.
     let late = MADE + 3600 + CLOCK_SKEW + 1;
     assert!(matches!(
-        crl::read(&crl_der, &cert(&revoked), &cert(&issuer), late)
+        crl::read(&crl_der, None, &cert(&revoked), &cert(&issuer), late)
             .unwrap()
             .answer,
         Answer::Revoked { .. }
     ));
-    let e = crl::read(&crl_der, &cert(&good), &cert(&issuer), late).unwrap_err();
+    let e = crl::read(&crl_der, None, &cert(&good), &cert(&issuer), late).unwrap_err();
     assert!(e.contains("expired at"), "{e}");
     // Not the issuer's CRL: refused.
-    let e = crl::read(&crl_der, &cert(&issuer), &cert(&issuer), MADE).unwrap_err();
+    let e = crl::read(&crl_der, None, &cert(&issuer), &cert(&issuer), MADE).unwrap_err();
     assert!(e.contains("not by the certificate's issuer"), "{e}");
     // A flipped bit in what the signature covers.
     let mut forged = crl_der.clone();
     let at = forged.len() / 3;
     forged[at] ^= 0x01;
-    assert!(crl::read(&forged, &cert(&good), &cert(&issuer), MADE).is_err());
+    assert!(crl::read(&forged, None, &cert(&good), &cert(&issuer), MADE).is_err());
+}
+
+#[test]
+fn a_delta_crl_overrides_its_base_and_must_match_it() {
+    let issuer = seed("issuer.der");
+    let (base, delta) = (seed("base.crl"), seed("delta.crl"));
+    let (revoked, good) = (seed("leaf-delta-revoked.der"), seed("leaf-delta-good.der"));
+    let (revoked, good, issuer) = (cert(&revoked), cert(&good), cert(&issuer));
+    // Read alone, the base names its delta, and its answer is not final.
+    let r = crl::read(&base, None, &revoked, &issuer, MADE).unwrap();
+    assert_eq!(r.answer, Answer::Good);
+    assert_eq!(r.delta_urls.len(), 1, "{r:?}");
+    assert!(r.delta_urls[0].ends_with("/delta.crl"), "{r:?}");
+    // With it, the delta's entry counts.
+    let r = crl::read(&base, Some(&delta), &revoked, &issuer, MADE).unwrap();
+    assert!(matches!(r.answer, Answer::Revoked { reason: Some(1), .. }), "{r:?}");
+    assert!(r.delta_urls.is_empty());
+    let r = crl::read(&base, Some(&delta), &good, &issuer, MADE).unwrap();
+    assert_eq!(r.answer, Answer::Good);
+    // A delta is not a base; a base is not a delta; a delta for a CRL that
+    // names none is refused.
+    let e = crl::read(&delta, None, &good, &issuer, MADE).unwrap_err();
+    assert!(e.contains("is a delta CRL"), "{e}");
+    let e = crl::read(&base, Some(&base), &good, &issuer, MADE).unwrap_err();
+    assert!(e.contains("CRL number"), "{e}");
+    let e = crl::read(&seed("intermediate.crl"), Some(&delta), &good, &issuer, MADE).unwrap_err();
+    assert!(e.contains("names none"), "{e}");
+    // Expired: a listed entry still revokes, an unlisted one has no answer.
+    let late = MADE + 3600 + CLOCK_SKEW + 1;
+    assert!(matches!(
+        crl::read(&base, Some(&delta), &revoked, &issuer, late).unwrap().answer,
+        Answer::Revoked { .. }
+    ));
+    assert!(crl::read(&base, Some(&delta), &good, &issuer, late).is_err());
 }
 
 #[test]
