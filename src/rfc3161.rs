@@ -287,22 +287,28 @@ fn timestamping_at(cert: &X509Certificate<'_>, time: i64) -> bool {
 /// signing certificate, among the certificates a token carries.
 const MAX_INTERMEDIATES: usize = 3;
 
-/// The certificates that may have signed a token for `tsa` at `time`: its
-/// first certificate; or, when that is a CA (a trust store of roots, as
-/// Notation's `tsa` store is), a certificate the token carries that this
-/// CA issued, directly or through carried intermediate CAs (at most
+/// The certificates that may have signed a token for `tsa` at `time`,
+/// each with its chain to the trusted certificate (DER, the signer first):
+/// its first certificate; or, when that is a CA (a trust store of roots,
+/// as Notation's `tsa` store is), a certificate the token carries that
+/// this CA issued, directly or through carried intermediate CAs (at most
 /// [`MAX_INTERMEDIATES`], each valid at `time` and allowed to sign
 /// certificates), as public timestamp authorities' tokens chain.
-fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]], time: i64) -> Vec<X509Certificate<'a>> {
-    let Some(Ok((_, first))) = tsa.chain.first().map(|d| X509Certificate::from_der(d)) else {
+fn signers<'a>(
+    tsa: &'a TimestampAuthority,
+    carried: &[&'a [u8]],
+    time: i64,
+) -> Vec<(X509Certificate<'a>, Vec<&'a [u8]>)> {
+    let Some((root_der, Ok((_, first)))) = tsa.chain.first().map(|d| (d.as_slice(), X509Certificate::from_der(d)))
+    else {
         return Vec::new();
     };
     if !first.is_ca() {
-        return vec![first];
+        return vec![(first, tsa.chain.iter().map(|d| d.as_slice()).collect())];
     }
-    let carried: Vec<X509Certificate<'a>> = carried
+    let carried: Vec<(&'a [u8], X509Certificate<'a>)> = carried
         .iter()
-        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| (*der, c)))
         .collect();
     let issued_by = |c: &X509Certificate<'_>, ca: &X509Certificate<'_>| {
         c.issuer() == ca.subject() && c.verify_signature(Some(ca.public_key())).is_ok()
@@ -312,19 +318,22 @@ fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]], time: i64) -> 
         let signs = c.key_usage().ok().flatten().is_none_or(|k| k.value.key_cert_sign());
         c.is_ca() && valid && signs
     };
-    // The CAs known to chain to the trusted one, found a level at a time.
-    let mut known: Vec<&X509Certificate<'a>> = vec![&first];
+    // The CAs known to chain to the trusted one, found a level at a time,
+    // each with the chain from it to the trusted one.
+    let mut known: Vec<(&X509Certificate<'a>, Vec<&'a [u8]>)> = vec![(&first, vec![root_der])];
     for _ in 0..MAX_INTERMEDIATES {
-        let next: Vec<&X509Certificate<'a>> = carried
-            .iter()
-            .filter(|c| {
-                may_issue(c)
-                    && !known
-                        .iter()
-                        .any(|k| k.subject() == c.subject() && k.public_key() == c.public_key())
-            })
-            .filter(|c| known.iter().any(|ca| issued_by(c, ca)))
-            .collect();
+        let mut next = Vec::new();
+        for (der, c) in &carried {
+            let seen = known
+                .iter()
+                .any(|(k, _)| k.subject() == c.subject() && k.public_key() == c.public_key());
+            if !may_issue(c) || seen {
+                continue;
+            }
+            if let Some((_, up)) = known.iter().find(|(ca, _)| issued_by(c, ca)) {
+                next.push((c, [vec![*der], up.clone()].concat()));
+            }
+        }
         if next.is_empty() {
             break;
         }
@@ -332,25 +341,42 @@ fn signers<'a>(tsa: &'a TimestampAuthority, carried: &[&'a [u8]], time: i64) -> 
     }
     carried
         .iter()
-        .filter(|c| !c.is_ca() && known.iter().any(|ca| issued_by(c, ca)))
-        .cloned()
+        .filter(|(_, c)| !c.is_ca())
+        .filter_map(|(der, c)| {
+            let (_, up) = known.iter().find(|(ca, _)| issued_by(c, ca))?;
+            Some((c.clone(), [vec![*der], up.clone()].concat()))
+        })
         .collect()
 }
 
 /// Verifies `token` (DER) as a timestamp of `signed` by one of `tsas`;
 /// returns its time (seconds since the epoch) and which authority signed.
 pub fn verify(token: &[u8], signed: &[u8], tsas: &[TimestampAuthority]) -> Result<(i64, usize), TimestampProblem> {
-    verify_with_accuracy(token, signed, tsas).map(|(time, _, i)| (time, i))
+    verify_with_chain(token, signed, tsas).map(|s| (s.time, s.by))
 }
 
-/// [`verify`], also returning the token's accuracy in whole seconds
-/// (RFC 3161 §2.4.2; one second for the RFC 3628 baseline policy when it
-/// states none): the signature was made within `time ± accuracy`.
-pub fn verify_with_accuracy(
+/// A verified timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    /// `genTime`, seconds since the epoch.
+    pub time: i64,
+    /// Its accuracy in whole seconds (RFC 3161 §2.4.2; one second for the
+    /// RFC 3628 baseline policy when it states none): the signature was
+    /// made within `time ± accuracy`.
+    pub accuracy: i64,
+    /// Which authority signed.
+    pub by: usize,
+    /// The signing certificate and its chain to the trusted certificate,
+    /// DER, signer first (for revocation checks).
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// [`verify`], with the token's accuracy and the signer's chain.
+pub fn verify_with_chain(
     token: &[u8],
     signed: &[u8],
     tsas: &[TimestampAuthority],
-) -> Result<(i64, i64, usize), TimestampProblem> {
+) -> Result<Stamped, TimestampProblem> {
     let t = parse_token(token)?;
     check_signed_attrs(&t)?;
     let TstInfo {
@@ -366,14 +392,24 @@ pub fn verify_with_accuracy(
     // (RFC 5652 §5.4): the [0] IMPLICIT tag replaced by 0x31.
     let mut attrs = t.signed_attrs.raw.to_vec();
     attrs[0] = 0x31;
-    let by = tsas.iter().position(|tsa| {
+    for (by, tsa) in tsas.iter().enumerate() {
         let in_window = tsa.valid_from.is_none_or(|f| f <= time) && tsa.valid_to.is_none_or(|u| time <= u);
-        in_window
-            && signers(tsa, &t.certificates, time).iter().any(|cert| {
-                timestamping_at(cert, time) && signed_by(cert, t.signature_alg, t.digest_alg, &attrs, t.signature)
-            })
-    });
-    by.map(|i| (time, accuracy, i)).ok_or(TimestampProblem::Untrusted)
+        if !in_window {
+            continue;
+        }
+        let signer = signers(tsa, &t.certificates, time).into_iter().find(|(cert, _)| {
+            timestamping_at(cert, time) && signed_by(cert, t.signature_alg, t.digest_alg, &attrs, t.signature)
+        });
+        if let Some((_, chain)) = signer {
+            return Ok(Stamped {
+                time,
+                accuracy,
+                by,
+                chain: chain.into_iter().map(<[u8]>::to_vec).collect(),
+            });
+        }
+    }
+    Err(TimestampProblem::Untrusted)
 }
 
 #[cfg(test)]

@@ -23,12 +23,19 @@ WORKDIR (URLs naming that port):
     delta-good    CRL /base.crl only (empty, cRLNumber 10), which names the
                   delta CRL /delta.crl (cRLNumber 11, deltaCRLIndicator 10)
     delta-revoked the same; listed on the delta CRL only
+  rev-tsa.crt/.key, rev-tsa.cnf, rev-tsa-revoked.crt/.key, rev-tsa-revoked.cnf
+                RFC 3161 TSAs run by `openssl ts` (P-256, EKU timeStamping
+                critical) under the intermediate, naming /intermediate.crl;
+                rev-tsa-revoked is listed there. Their tokens carry the
+                intermediate, so a `tsa` store of rev-root.crt trusts them.
 and prints "READY <port>". It serves until killed; GET /hits answers a JSON
 count of requests by path.
 
-`sign HOST:PORT REPO DIGEST WORKDIR NAME` signs the manifest with rev-NAME
-(x5c rev-NAME, rev-intermediate, rev-root) as notation_sign.py's `ok` variant
-does, pushed as a referrer; prints the signature manifest's digest.
+`sign HOST:PORT REPO DIGEST WORKDIR NAME [TSA]` signs the manifest with
+rev-NAME (x5c rev-NAME, rev-intermediate, rev-root) as notation_sign.py's
+`ok` variant does, pushed as a referrer, with a timestamp countersignature
+from TSA (rev-tsa or rev-tsa-revoked) if given; prints the signature
+manifest's digest.
 """
 import datetime
 import http.server
@@ -62,7 +69,8 @@ def dn(cn):
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def certify(subject, key, issuer, issuer_key, ca=False, ocsp_url=None, crl_url=None, eku=None, nocheck=False):
+def certify(subject, key, issuer, issuer_key, ca=False, ocsp_url=None, crl_url=None, eku=None, nocheck=False,
+            critical_eku=False):
     """A certificate as notation_sign.issue makes them (Notary Project
     certificate requirements), plus the revocation pointers asked for."""
     t = now()
@@ -84,7 +92,7 @@ def certify(subject, key, issuer, issuer_key, ca=False, ocsp_url=None, crl_url=N
         b = b.add_extension(x509.CRLDistributionPoints(
             [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
     if eku:
-        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=critical_eku)
     if nocheck:
         b = b.add_extension(x509.OCSPNoCheck(), critical=False)
     return b.sign(issuer_key, hashes.SHA384())
@@ -135,6 +143,19 @@ class Authority:
                            eku=ExtendedKeyUsageOID.CODE_SIGNING)
             save(work, "rev-" + name, cert, key)
             self.leaves[cert.serial_number] = (name, cert)
+        tsas = []
+        for name in ("rev-tsa", "rev-tsa-revoked"):
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = certify(dn("vouch revocation " + name), key, inter, ik, crl_url=base + "/intermediate.crl",
+                           eku=ExtendedKeyUsageOID.TIME_STAMPING, critical_eku=True)
+            save(work, name, cert, key)
+            ns.write(os.path.join(work, name + ".serial"), b"01\n")
+            ns.write(os.path.join(work, name + ".cnf"), ns.TSA_CNF.format(dir=os.path.abspath(work))
+                     .replace("$dir/tsa.serial", f"$dir/{name}.serial").replace("$dir/tsa.crt", f"$dir/{name}.crt")
+                     .replace("signer_key = $dir/tsa.key",
+                              f"signer_key = $dir/{name}.key\ncerts = $dir/rev-intermediate.crt")
+                     .replace("signer_digest = sha384", "signer_digest = sha256"))
+            tsas.append(cert)
         dk = ec.generate_private_key(ec.SECP256R1())
         self.delegate = (certify(dn("vouch revocation OCSP responder"), dk, inter, ik,
                                  eku=ExtendedKeyUsageOID.OCSP_SIGNING, nocheck=True), dk)
@@ -143,7 +164,7 @@ class Authority:
         self.forger = (certify(dn("vouch revocation intermediate"), fk, None, fk, ca=True), fk)
         self.documents = {
             "/root.crl": crl(root, rk, []),
-            "/intermediate.crl": crl(inter, ik, [c for n, c in self.leaves.values() if n in REVOKED]),
+            "/intermediate.crl": crl(inter, ik, [c for n, c in self.leaves.values() if n in REVOKED] + tsas[1:]),
             "/base.crl": crl(inter, ik, [], number=10, freshest=base + "/delta.crl"),
             "/delta.crl": crl(inter, ik, [c for n, c in self.leaves.values() if n == "delta-revoked"],
                               number=11, delta_of=10),
@@ -226,11 +247,14 @@ def serve(work):
 def main(argv):
     if len(argv) == 3 and argv[1] == "serve":
         serve(argv[2])
-    elif len(argv) == 7 and argv[1] == "sign" and argv[6] in LEAVES:
+    elif len(argv) in (7, 8) and argv[1] == "sign" and argv[6] in LEAVES and argv[7:] in ([], ["rev-tsa"],
+                                                                                       ["rev-tsa-revoked"]):
         addr, repo, digest, work, leaf = argv[2:7]
-        variant = "rev-" + leaf
+        variant = "rev-" + leaf + "".join("+" + t for t in argv[7:])
         ns.VARIANTS = ns.VARIANTS + (variant,)
-        ns.SIGNERS[variant] = (variant, ["rev-intermediate.crt", "rev-root.crt"], "notary.x509")
+        ns.SIGNERS[variant] = ("rev-" + leaf, ["rev-intermediate.crt", "rev-root.crt"], "notary.x509")
+        if argv[7:]:
+            ns.TSA_CONFIGS[variant] = argv[7] + ".cnf"
         ns.sign(addr, repo, digest, work, variant, "referrers")
     else:
         sys.exit(__doc__)

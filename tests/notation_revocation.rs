@@ -54,9 +54,16 @@ fn hits(service: &Service, path: &str) -> u64 {
 
 /// Pushes an image to `repo:v1` and signs it with `rev-<leaf>.crt`.
 fn push_and_sign(addr: &str, w: &Path, repo: &str, leaf: &str) {
+    push_and_sign_stamped(addr, w, repo, leaf, &[]);
+}
+
+/// [`push_and_sign`], with a timestamp from `tsa` (`rev-tsa` or
+/// `rev-tsa-revoked`) if given.
+fn push_and_sign_stamped(addr: &str, w: &Path, repo: &str, leaf: &str, tsa: &[&str]) {
     let (digest, size) = common::witnesses::push_tiny_image_sized(addr, repo, "v1", repo);
     let (ok, out) = run(Command::new("python3")
         .args([SERVICE, "sign", addr, repo, &digest, w.to_str().unwrap(), leaf])
+        .args(tsa)
         .env("SUBJECT_SIZE", size.to_string())
         .env("SUBJECT_MEDIA_TYPE", MANIFEST));
     assert!(ok, "{leaf}: {out}");
@@ -79,6 +86,7 @@ fn policy(w: &Path, file: &str, overrides: &str, open: bool) -> std::path::PathB
 name = "notation-revocation"
 [notation.acme]
 ca = ["rev-root.crt"]
+tsa = ["rev-root.crt"]
 identities = ["x509.subject: C=US, ST=WA, O=acme-rockets.io"]
 level = "strict"
 {overrides}
@@ -129,6 +137,19 @@ fn signing_chains_are_checked_against_their_ocsp_responders_and_crls() {
             assert!(body.contains("revocation: x5c[0]"), "{leaf}: {body}");
         }
     }
+    // A timestamp's authority is checked too: a TSA listed on its CA's CRL
+    // makes no authentic timestamp (strict: the signature is refused).
+    push_and_sign_stamped(&addr, w, "team/stamped", "good", &["rev-tsa"]);
+    let (status, body) = pull(&addr, "team/stamped");
+    assert_eq!(status, 200, "{body}");
+    push_and_sign_stamped(&addr, w, "team/stamped-revoked", "good", &["rev-tsa-revoked"]);
+    let (status, body) = pull(&addr, "team/stamped-revoked");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("authentic timestamp: the timestamp's authority: x5c[0] (C=US, O=vouch revocation test, CN=vouch revocation rev-tsa-revoked) was revoked at"),
+        "{body}"
+    );
+
     // The intermediate's own CRL was read (root to leaf), and the good
     // leaf's answer is kept: another image signed by it costs no fetch.
     assert!(hits(&service, "/root.crl") >= 1);

@@ -20,7 +20,7 @@ pub mod trust;
 use base64::Engine as _;
 pub use trust::TrustPolicy;
 use trust::{Action, Identity};
-use x509_parser::prelude::X509Certificate;
+use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 /// The signature manifest's `config.mediaType` (and referrers' artifact type).
 pub const SIGNATURE_CONFIG: &str = "application/vnd.cncf.notary.signature";
@@ -439,28 +439,7 @@ pub fn verify_parsed(
                 return Err(malformed(format!("{SIGNING_TIME} is missing")));
             }
             time_of(env.format, SIGNING_TIME, &env.header[SIGNING_TIME])?;
-            match (&env.timestamp, trust.tsa.is_empty()) {
-                (Some(token), false) => {
-                    let tsas: Vec<crate::rfc3161::TimestampAuthority> = trust
-                        .tsa
-                        .iter()
-                        .map(|root| crate::rfc3161::TimestampAuthority {
-                            chain: vec![root.clone()],
-                            valid_from: None,
-                            valid_to: None,
-                        })
-                        .collect();
-                    match crate::rfc3161::verify_with_accuracy(token, &env.signature, &tsas) {
-                        Ok((time, accuracy, _)) => Some((time, accuracy)),
-                        Err(e) => {
-                            let failure = NotationProblem::Timestamp(format!("the timestamp countersignature: {e}"));
-                            apply(trust.actions.authentic_timestamp, failure, &mut logged)?;
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            }
+            timestamped_at(env, trust, revocation, now, &mut logged)?
         }
         _ => Some((
             time_of(
@@ -502,6 +481,54 @@ pub fn verify_parsed(
         signed_at: signed_at.map(|(t, _)| t),
         logged,
     })
+}
+
+/// The range an RFC 3161 timestamp countersignature puts the signing in
+/// (`io.cncf.notary.timestampSignature`, under a `tsa` store): its time
+/// and accuracy. "Validate Trusted Timestamp": the token must verify
+/// under the store, and its TSA certificate chain must not be revoked
+/// (unless revocation is skipped); a failure is the authentic timestamp's,
+/// enforced or logged as the level says, and leaves no signing time.
+fn timestamped_at(
+    env: &Envelope,
+    trust: &TrustPolicy,
+    revocation: &dyn Revocation,
+    now: i64,
+    logged: &mut Vec<String>,
+) -> Result<Option<(i64, i64)>, NotationProblem> {
+    let (Some(token), false) = (&env.timestamp, trust.tsa.is_empty()) else {
+        return Ok(None);
+    };
+    let tsas: Vec<crate::rfc3161::TimestampAuthority> = trust
+        .tsa
+        .iter()
+        .map(|root| crate::rfc3161::TimestampAuthority {
+            chain: vec![root.clone()],
+            valid_from: None,
+            valid_to: None,
+        })
+        .collect();
+    let problem = match crate::rfc3161::verify_with_chain(token, &env.signature, &tsas) {
+        Ok(stamped) if trust.actions.revocation == Action::Skip => return Ok(Some((stamped.time, stamped.accuracy))),
+        Ok(stamped) => {
+            let certs: Vec<X509Certificate<'_>> = stamped
+                .chain
+                .iter()
+                .filter_map(|d| X509Certificate::from_der(d).ok().map(|(_, c)| c))
+                .collect();
+            match revocation.check(&certs, Some(stamped.time), now) {
+                Ok(()) => return Ok(Some((stamped.time, stamped.accuracy))),
+                Err(why) => format!("the timestamp's authority: {why}"),
+            }
+        }
+        Err(e) => format!("the timestamp countersignature: {e}"),
+    };
+    apply(
+        trust.actions.authentic_timestamp,
+        NotationProblem::Timestamp(problem),
+        logged,
+    )?;
+    Ok(None)
 }
 
 /// Identities that are `*` or subject patterns, for the policy loader.
