@@ -117,7 +117,11 @@ fn check<'a>(
         number: crl.crl_number().map(|n| unsigned(&n.to_bytes_be())),
         delta_of: None,
         freshest: Vec::new(),
-        next_update: crl.next_update().map(|t| t.timestamp()),
+        // RFC 5280 §5.1.2.5 requires nextUpdate; without one, a day.
+        next_update: Some(crl.next_update().map_or(
+            crl.last_update().timestamp() + super::MAX_AGE_WITHOUT_NEXT_UPDATE,
+            |t| t.timestamp(),
+        )),
         crl: crl.clone(),
     };
     for ext in crl.extensions() {

@@ -27,6 +27,9 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 pub const CLOCK_SKEW: i64 = 300;
 /// How long an answer is kept at most, whatever its `nextUpdate` says.
 const KEEP_AT_MOST: i64 = 24 * 3600;
+/// How old (since its `thisUpdate`) an answer without a `nextUpdate` may
+/// be: otherwise a recorded "good" could be replayed for ever.
+pub const MAX_AGE_WITHOUT_NEXT_UPDATE: i64 = 24 * 3600;
 /// Largest OCSP response read.
 const MAX_OCSP: u64 = 64 << 10;
 /// Largest CRL read: code-signing CAs' lists are far smaller.

@@ -275,10 +275,11 @@ fn read_single(f: &[Tlv<'_>], now: i64) -> Result<Reading, String> {
     if this_update > now + CLOCK_SKEW {
         return Err("the OCSP response's thisUpdate is in the future".into());
     }
-    if let Some(next) = next_update {
-        if now > next + CLOCK_SKEW {
-            return Err(format!("the OCSP response expired at {}", super::shown(next)));
-        }
+    // Without nextUpdate ("newer information is always available",
+    // §4.2.2.1) the answer holds for a day from thisUpdate.
+    let expires = next_update.unwrap_or(this_update + super::MAX_AGE_WITHOUT_NEXT_UPDATE);
+    if now > expires + CLOCK_SKEW {
+        return Err(format!("the OCSP response expired at {}", super::shown(expires)));
     }
     let answer = match status.tag {
         0x80 => Answer::Good,
