@@ -10,7 +10,7 @@ use vouch::data_dir::{default_origin, DataDir};
 use vouch::registry::access::Access;
 use vouch::registry::meta::{Meta, PostgresRows};
 use vouch::registry::{app, blobs::BlobStore, AppState, Limits};
-use vouch::server::{serve, serve_with_readers, tls_acceptor, ConnLimits};
+use vouch::server::{serve, tls_acceptor, ConnLimits};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -295,6 +295,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
                 ConnLimits::default(),
                 std::future::pending(),
                 drain,
+                0,
             ));
         }
         println!("ledger verifier key: {}", opened.ledger.verifier());
@@ -307,13 +308,16 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         }
         println!("listening on {addr}");
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let drained = match readers {
-            0 => serve(listener, tls, app(state.clone()), conn_limits, shutdown_signal(), drain).await,
-            n => {
-                let app = app(state.clone());
-                serve_with_readers(listener, tls, app, conn_limits, shutdown_signal(), drain, n).await?
-            }
-        };
+        let drained = serve(
+            listener,
+            tls,
+            app(state.clone()),
+            conn_limits,
+            shutdown_signal(),
+            drain,
+            readers,
+        )
+        .await?;
         if drained {
             eprintln!("vouch: shut down cleanly");
         } else {

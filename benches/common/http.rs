@@ -72,7 +72,7 @@ pub fn serve(rt: &tokio::runtime::Runtime, state: Arc<AppState>) -> std::net::So
         };
         let drain = Duration::from_secs(1);
         let readers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        tokio::spawn(vouch::server::serve_with_readers(
+        tokio::spawn(vouch::server::serve(
             listener,
             None,
             app(state),

@@ -13,10 +13,11 @@
 //!
 //! Shutdown: stop accepting, let requests in flight finish, and after
 //! `drain` close what is left.
+//!
+//! Connections are served on the calling runtime, or by single-threaded
+//! reader runtimes, one per core (`readers.rs`).
 
 mod readers;
-
-pub use readers::serve_with_readers;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -232,18 +233,14 @@ impl Shared {
             limits,
         }
     }
-
-    /// After `drain`, or once every connection has finished: whether they did.
-    async fn drain(self, drain: Duration) -> bool {
-        tokio::select! {
-            () = self.graceful.shutdown() => true,
-            () = tokio::time::sleep(drain) => false,
-        }
-    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains for
-/// at most `drain`. Returns whether every connection finished in time.
+/// at most `drain`. With `readers` above 0, connections are served by that
+/// many single-threaded reader runtimes and only requests other than reads
+/// run on the calling (main) runtime (`readers.rs`); with 0, all of it runs
+/// on the calling runtime. Returns whether every connection finished in
+/// time, or why the readers could not start.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -251,11 +248,24 @@ pub async fn serve(
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
-) -> bool {
+    readers: usize,
+) -> std::io::Result<bool> {
+    let readers = match readers {
+        0 => None,
+        n => Some(readers::Readers::start(n)?),
+    };
     let shared = Shared::new(tls, limits);
-    accept_loop(&listener, &shared, &app, None, shutdown).await;
+    accept_loop(&listener, &shared, &app, readers.as_ref(), shutdown).await;
     drop(listener);
-    shared.drain(drain).await
+    let drained = tokio::select! {
+        () = shared.graceful.shutdown() => true,
+        () = tokio::time::sleep(drain) => false,
+    };
+    // Only now: the readers' runtimes drive the connections that drained.
+    if let Some(readers) = readers {
+        readers.end().await;
+    }
+    Ok(drained)
 }
 
 /// Accepts connections on `listener` until `stop` completes, serving `app`
@@ -388,41 +398,49 @@ struct Conn {
     main: Option<tokio::runtime::Handle>,
 }
 
-/// A task of another runtime, aborted if dropped.
-struct Remote<T>(tokio::task::JoinHandle<T>);
+/// A request's task on the main runtime, aborted if dropped (as the
+/// request would be in place, if the connection drops it).
+struct Remote(tokio::task::JoinHandle<Result<axum::response::Response, std::convert::Infallible>>);
 
-impl<T> Drop for Remote<T> {
+impl Drop for Remote {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+impl Future for Remote {
+    type Output = Result<axum::response::Response, std::convert::Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        use axum::response::IntoResponse as _;
+        Pin::new(&mut self.0).poll(cx).map(|joined| {
+            Ok(match joined {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(e) => {
+                    tracing::error!(error = %e, "a request's task on the main runtime failed");
+                    hyper::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            })
+        })
     }
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Conn {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    /// In place (no allocation per request), or on the main runtime.
+    type Future = futures_util::future::Either<tower::util::Oneshot<Router, axum::extract::Request>, Remote>;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        use axum::response::IntoResponse as _;
+        use futures_util::future::Either;
         use tower::ServiceExt as _;
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(self.addr));
         let app = self.app.clone();
         match &self.main {
-            Some(main) if !served_in_place(req.method()) => {
-                let mut task = Remote(main.spawn(app.oneshot(req)));
-                Box::pin(async move {
-                    Ok(match (&mut task.0).await {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(never)) => match never {},
-                        Err(e) => {
-                            tracing::error!(error = %e, "a request's task on the main runtime failed");
-                            hyper::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-                        }
-                    })
-                })
-            }
-            _ => Box::pin(app.oneshot(req)),
+            Some(main) if !served_in_place(req.method()) => Either::Right(Remote(main.spawn(app.oneshot(req)))),
+            _ => Either::Left(app.oneshot(req)),
         }
     }
 }

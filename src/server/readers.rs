@@ -16,12 +16,9 @@
 //! (one graceful shutdown watches every connection), and only then do the
 //! reader runtimes end.
 
-use super::{accept_loop, ConnLimits, Connection, Shared};
-use axum::Router;
-use std::future::Future;
+use super::Connection;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// One reader thread: its runtime, and how many connections it serves.
 struct Reader {
@@ -47,7 +44,7 @@ impl Drop for Serving {
 
 impl Readers {
     /// Starts `n` reader threads (at least one), idle until handed work.
-    fn start(n: usize) -> std::io::Result<Readers> {
+    pub(super) fn start(n: usize) -> std::io::Result<Readers> {
         let (done, done_rx) = tokio::sync::watch::channel(false);
         let (mut readers, mut threads) = (Vec::new(), Vec::new());
         for i in 0..n.max(1) {
@@ -100,32 +97,10 @@ impl Readers {
 
     /// Ends the reader runtimes (dropping whatever they still serve) and
     /// waits for their threads.
-    async fn end(self) {
+    pub(super) async fn end(self) {
         let _ = self.done.send(true);
         for thread in self.threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
-}
-
-/// Serves `app` on `listener` as [`super::serve`] does, with connections
-/// served by `threads` reader threads; requests that are not reads run on
-/// the current (main) runtime. Returns whether every connection finished
-/// within `drain`.
-pub async fn serve_with_readers(
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Router,
-    limits: ConnLimits,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-    threads: usize,
-) -> std::io::Result<bool> {
-    let readers = Readers::start(threads)?;
-    let shared = Shared::new(tls, limits);
-    accept_loop(&listener, &shared, &app, Some(&readers), shutdown).await;
-    drop(listener);
-    let drained = shared.drain(drain).await;
-    readers.end().await;
-    Ok(drained)
 }

@@ -277,8 +277,9 @@ pub fn run(args: WitnessArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let _ = tokio::signal::ctrl_c().await;
             },
             std::time::Duration::from_secs(5),
+            0,
         )
-        .await;
+        .await?;
         Ok::<(), std::io::Error>(())
     })?;
     Ok(())
