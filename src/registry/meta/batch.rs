@@ -191,6 +191,68 @@ impl<'m> Batch<'m> {
     /// Commits the batch: durably (WAL fsync'd before returning) when
     /// `sync`, which every write that a response acknowledges uses.
     pub fn commit(self, sync: bool) -> Result<(), RegistryError> {
-        self.meta.kv.write(self.writes, sync)
+        self.meta.kv.write(last_writes(self.writes), sync)
+    }
+}
+
+/// `writes` without those a later write to the same key overrides: the
+/// batch is atomic, so only each key's last write is ever seen, and a push
+/// restates some keys (its repository, its record as it moves from pending
+/// to decided) several times. The survivors keep their order.
+fn last_writes(writes: Vec<Write>) -> Vec<Write> {
+    let mut seen = std::collections::HashSet::with_capacity(writes.len());
+    let keep: Vec<bool> = writes
+        .iter()
+        .rev()
+        .map(|w| seen.insert((w.family, w.key.as_slice())))
+        .collect();
+    writes
+        .into_iter()
+        .zip(keep.into_iter().rev())
+        .filter_map(|(w, k)| k.then_some(w))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(family: &'static str, key: &str, value: &str) -> Write {
+        Write {
+            family,
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    #[test]
+    fn only_each_keys_last_write_is_committed_in_order() {
+        let delete = Write {
+            family: CF_TAGS,
+            key: b"r\0t".to_vec(),
+            value: None,
+        };
+        let writes = vec![
+            put(CF_REPOS, "r", ""),
+            put(CF_MANIFESTS, "r\0d", "pending"),
+            delete.clone(),
+            put(CF_REPOS, "r", ""),
+            // The same key in another family is another key.
+            put(CF_DECISIONS, "r\0d", "admit"),
+            put(CF_MANIFESTS, "r\0d", "admitted"),
+            put(CF_TAGS, "r\0t", "d"),
+        ];
+        assert_eq!(
+            last_writes(writes),
+            vec![
+                put(CF_REPOS, "r", ""),
+                put(CF_DECISIONS, "r\0d", "admit"),
+                put(CF_MANIFESTS, "r\0d", "admitted"),
+                put(CF_TAGS, "r\0t", "d"),
+            ]
+        );
+        // A delete after a put wins too.
+        let writes = vec![put(CF_TAGS, "r\0t", "d"), delete.clone()];
+        assert_eq!(last_writes(writes), vec![delete]);
     }
 }

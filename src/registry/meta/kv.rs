@@ -107,9 +107,31 @@ impl Kv {
                 }
                 let mut o = rocksdb::WriteOptions::default();
                 o.set_sync(sync);
-                Ok(db.write_opt(batch, &o)?)
+                if !sync {
+                    return Ok(db.write_opt(batch, &o)?);
+                }
+                // The fsync blocks this thread for a disk round trip. On a
+                // worker of a multi-threaded runtime, tokio moves its other
+                // tasks to another thread meanwhile, so other requests reach
+                // their own writes and RocksDB commits them with this one in
+                // one group (one WAL fsync for all). Blocking the worker
+                // instead held concurrent synced writes to the worker count:
+                // one fsync per push.
+                Ok(blocking(|| db.write_opt(batch, &o))?)
             }
             Kv::Postgres(pg) => pg.write(writes, sync),
         }
+    }
+}
+
+/// Runs `f`, which blocks (a disk or database round trip): on a worker of a
+/// multi-threaded runtime, through `block_in_place`, so that the worker's
+/// other tasks move to another thread instead of waiting behind it; on any
+/// other thread (a current-thread runtime, where `block_in_place` panics, or
+/// outside a runtime) directly.
+pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }

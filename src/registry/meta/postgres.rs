@@ -387,11 +387,7 @@ pub(super) fn wait<T: Send + 'static>(
     // told this thread blocks, and moves its other tasks to another thread:
     // otherwise each of the few workers would wait out a round trip to the
     // database with every request queued behind it.
-    let recv = || rx.recv();
-    let result = match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(recv),
-        _ => recv(),
-    };
+    let result = super::kv::blocking(|| rx.recv());
     result.map_err(|_| RegistryError::Internal("metadata database: the operation was dropped".into()))?
 }
 
