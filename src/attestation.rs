@@ -175,6 +175,9 @@ impl Opened {
         };
         let payload = std::sync::Arc::new(payload);
         let statement = read.map(|r| Statement::from_read(r, &payload));
+        if let Some(s) = &statement {
+            crate::policy::attested::warm_scan(&s.predicate_type, &s.predicate);
+        }
         Ok(Opened {
             payload,
             signatures,
@@ -187,6 +190,16 @@ impl Opened {
     /// what was read of it.
     pub fn size(&self) -> usize {
         2 * self.payload.len() + self.signatures.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// The digests its Statement names as subjects, as recognising an
+    /// `.att` layer reads them (`statement_subjects` of
+    /// `envelope_statement`), where this envelope settles them: it has a
+    /// signature and a Statement naming some subject. `None` otherwise,
+    /// for the caller to read the bytes as before.
+    pub fn subjects(&self) -> Option<Vec<Digest>> {
+        let digests = self.statement.as_ref()?.subject_digests();
+        (!self.signatures.is_empty() && !digests.is_empty()).then_some(digests)
     }
 
     /// Its Statement, if it names `image`.
@@ -285,6 +298,7 @@ pub fn verify_envelope(image: &Digest, envelope: &[u8], keys: &[PublicKey]) -> R
 mod tests {
     use super::*;
     use p256::ecdsa::signature::Signer as _;
+    use proptest::prelude::*;
 
     fn envelope(statement: &serde_json::Value, key: &p256::ecdsa::SigningKey) -> Vec<u8> {
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -299,6 +313,54 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Recognising an `.att` layer from an envelope already opened
+        /// finds the subjects that reading its bytes finds, whatever the
+        /// pusher wrote in them: wherever `Opened::subjects` settles them,
+        /// `statement_subjects` of `envelope_statement` agrees.
+        #[test]
+        fn opened_subjects_are_the_subjects_read_from_the_bytes(
+            subjects in proptest::collection::vec(
+                proptest::option::of(proptest::collection::btree_map(
+                    proptest::sample::select(vec!["sha256", "sha512", "md5", ""]),
+                    proptest::prop_oneof![
+                        "[0-9a-f]{64}".prop_map(serde_json::Value::from),
+                        "[0-9a-f]{128}".prop_map(serde_json::Value::from),
+                        proptest::num::u8::ANY.prop_map(serde_json::Value::from),
+                    ],
+                    0..3,
+                )),
+                0..4,
+            ),
+            predicate_type in proptest::option::of(proptest::sample::select(vec!["x", "https://spdx.dev/Document"])),
+            signed: bool,
+        ) {
+            let subject: Vec<serde_json::Value> = subjects
+                .iter()
+                .map(|d| match d {
+                    Some(d) => serde_json::json!({ "name": "n", "digest": d }),
+                    None => serde_json::json!({ "name": "n" }),
+                })
+                .collect();
+            let mut statement = serde_json::json!({ "_type": "https://in-toto.io/Statement/v1", "subject": subject, "predicate": {} });
+            if let Some(t) = predicate_type {
+                statement["predicateType"] = t.into();
+            }
+            let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+            let mut env: serde_json::Value = serde_json::from_slice(&envelope(&statement, &key)).unwrap();
+            if !signed {
+                env["signatures"] = serde_json::json!([]);
+            }
+            let bytes = serde_json::to_vec(&env).unwrap();
+            let read = envelope_statement(&bytes).and_then(|p| statement_subjects(&p));
+            if let Some(found) = Opened::open(&bytes).ok().and_then(|o| o.subjects()) {
+                prop_assert_eq!(Some(found), read);
+            } else {
+                // Not settled: an unsigned envelope, no Statement, or no
+                // subject digest, which the bytes are read for instead.
+                prop_assert!(!signed || read.as_ref().is_none_or(Vec::is_empty));
+            }
+        }
+
         /// The SIMD decoder accepts and decodes exactly what the `base64`
         /// crate's standard engine does: canonical padded base64, from
         /// any text (wrong padding, trailing bits, other alphabets,

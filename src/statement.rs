@@ -96,6 +96,11 @@ impl Statement {
     pub fn names(&self, image: &Digest) -> bool {
         names(&self.subjects, image)
     }
+
+    /// The digests its subjects name, as [`statement_subjects`] reads them.
+    pub fn subject_digests(&self) -> Vec<Digest> {
+        subject_digests(&self.subjects)
+    }
 }
 
 /// A Statement's predicate as [`read_prepared`] leaves it.
@@ -203,19 +208,18 @@ pub fn statement_subjects(payload: &[u8]) -> Option<Vec<Digest>> {
         #[serde(rename = "predicateType")]
         _predicate_type: String,
     }
-    #[derive(serde::Deserialize)]
-    struct Subject {
-        digest: std::collections::BTreeMap<String, serde_json::Value>,
-    }
     let statement: Statement = serde_json::from_slice(payload).ok()?;
-    let digests = statement
-        .subject
+    Some(subject_digests(&statement.subject))
+}
+
+/// The digests `subjects` name (at most 64), in every algorithm vouch knows.
+fn subject_digests(subjects: &[Subject]) -> Vec<Digest> {
+    subjects
         .iter()
         .flat_map(|s| &s.digest)
         .filter_map(|(alg, hex)| Digest::parse(&format!("{alg}:{}", hex.as_str()?)))
         .take(64)
-        .collect();
-    Some(digests)
+        .collect()
 }
 
 #[cfg(test)]

@@ -144,7 +144,13 @@ impl Admission {
             return Ok(None);
         };
         let blobs = self.read_candidate(app, repo, &c).await?;
-        let Some(subject) = evidence::recognise(&c, repo.as_str(), hint, |d| blobs.get(d).map(Vec::as_slice)) else {
+        let opened = match c.kind {
+            EvidenceKind::CosignAttestation => self.open_layers(&c, &blobs),
+            _ => HashMap::new(),
+        };
+        let subjects_of = |d: &Digest| opened.get(d).and_then(|o| o.subjects());
+        let blob = |d: &Digest| blobs.get(d).map(Vec::as_slice);
+        let Some(subject) = evidence::recognise_with(&c, repo.as_str(), hint, blob, subjects_of) else {
             return Ok(None);
         };
         let countersigned = c.kind == EvidenceKind::CosignSignature

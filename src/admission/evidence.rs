@@ -201,6 +201,20 @@ pub fn recognise<'a>(
     hint: Option<&Digest>,
     blob: impl Fn(&Digest) -> Option<&'a [u8]>,
 ) -> Option<Digest> {
+    recognise_with(c, repo, hint, blob, |_| None)
+}
+
+/// [`recognise`], given the subjects of `.att` layers already opened
+/// (`opened`: [`crate::attestation::Opened::subjects`] by layer digest), so
+/// that a Statement of megabytes is not read once to recognise it and again
+/// to verify it. A layer `opened` does not settle is read from its bytes.
+pub fn recognise_with<'a>(
+    c: &Candidate,
+    repo: &str,
+    hint: Option<&Digest>,
+    blob: impl Fn(&Digest) -> Option<&'a [u8]>,
+    opened: impl Fn(&Digest) -> Option<Vec<Digest>>,
+) -> Option<Digest> {
     let config = blob(&c.config.0)?;
     match c.kind {
         EvidenceKind::CosignSignature | EvidenceKind::CosignAttestation => {
@@ -219,9 +233,10 @@ pub fn recognise<'a>(
         let bytes = blob(d)?;
         let subjects = match c.kind {
             EvidenceKind::CosignSignature => vec![payload_image(bytes)?],
-            EvidenceKind::CosignAttestation => {
-                crate::attestation::statement_subjects(&crate::attestation::envelope_statement(bytes)?)?
-            }
+            EvidenceKind::CosignAttestation => match opened(d) {
+                Some(subjects) => subjects,
+                None => crate::attestation::statement_subjects(&crate::attestation::envelope_statement(bytes)?)?,
+            },
             EvidenceKind::SigstoreBundle => {
                 let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
                 let is_bundle = doc["mediaType"]

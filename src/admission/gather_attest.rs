@@ -136,6 +136,37 @@ impl Admission {
         Ok(())
     }
 
+    /// Opens the envelopes of an `.att` candidate's layers (`blobs`, as
+    /// read to recognise it), or finds them open, and keeps them: recognising
+    /// it reads their subjects from what is opened, and its subject's
+    /// evaluation (now, or when the image arrives) finds them open, so each
+    /// Statement is read once.
+    pub(super) fn open_layers(
+        &self,
+        c: &super::evidence::Candidate,
+        blobs: &HashMap<Digest, Vec<u8>>,
+    ) -> HashMap<Digest, Arc<Opened>> {
+        let mut out = HashMap::new();
+        let mut closed: Vec<(&Digest, &Vec<u8>)> = Vec::new();
+        for (d, _) in &c.layers {
+            match (self.opened.get(d), blobs.get_key_value(d)) {
+                (Some(o), _) => {
+                    out.insert(d.clone(), o);
+                }
+                (None, Some(kv)) if !closed.iter().any(|(k, _)| *k == d) => closed.push(kv),
+                _ => {}
+            }
+        }
+        let opened = on_workers(&closed, |(_, bytes)| Opened::open(bytes).ok().map(Arc::new));
+        for ((d, _), o) in closed.into_iter().zip(opened) {
+            if let Some(o) = o {
+                self.opened.keep(d, o.clone());
+                out.insert(d.clone(), o);
+            }
+        }
+        out
+    }
+
     /// Verifies one envelope (layer `i`), keyless or by the policy's keys.
     fn verify_attestation(
         &self,

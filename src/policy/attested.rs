@@ -7,7 +7,9 @@ use super::image::parse_duration;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-pub use super::scan::{parse_severity, read_scan, Scan, Severity, VulnRule, COSIGN_VULN, IN_TOTO_VULNS};
+pub use super::scan::{
+    parse_severity, read_scan, warm as warm_scan, Scan, Severity, VulnRule, COSIGN_VULN, IN_TOTO_VULNS,
+};
 
 /// SLSA provenance v1 and v0.2.
 pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
@@ -59,6 +61,8 @@ struct BodyText {
     statement: std::sync::Arc<Vec<u8>>,
     text: std::sync::OnceLock<Box<RawValue>>,
     packages: std::sync::OnceLock<Option<Result<Vec<super::sbom::Package>, String>>>,
+    /// The scan read from it, for the predicate type it was read as.
+    scan: std::sync::OnceLock<(String, Option<Result<Scan, String>>)>,
 }
 
 impl Body {
@@ -68,6 +72,7 @@ impl Body {
             statement: Default::default(),
             text: text.into(),
             packages: Default::default(),
+            scan: Default::default(),
         }))
     }
 
@@ -81,6 +86,7 @@ impl Body {
             statement,
             text: Default::default(),
             packages: packages.into(),
+            scan: Default::default(),
         }))
     }
 
@@ -111,6 +117,24 @@ impl Body {
         parse: impl FnOnce(&str) -> Option<Result<Vec<super::sbom::Package>, String>>,
     ) -> Option<&Result<Vec<super::sbom::Package>, String>> {
         self.0.packages.get_or_init(|| parse(self.get())).as_ref()
+    }
+
+    /// The scan read from it as a predicate of `predicate_type` (no signer
+    /// named), parsed by `parse` on first asking: kept with the predicate,
+    /// so that neither another signer nor the next evaluation of an
+    /// envelope kept open reads a report of megabytes again.
+    pub(super) fn scan(
+        &self,
+        predicate_type: &str,
+        parse: impl FnOnce() -> Option<Result<Scan, String>>,
+    ) -> Option<Result<Scan, String>> {
+        let (read_as, scan) = self.0.scan.get_or_init(|| (predicate_type.to_owned(), parse()));
+        match read_as == predicate_type {
+            true => scan.clone(),
+            // Asked as another type (one Statement has one, so never in
+            // admission): read afresh.
+            false => super::scan::parse_scan(predicate_type, self),
+        }
     }
 }
 

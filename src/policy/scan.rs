@@ -3,7 +3,7 @@
 //! predicates normalised to findings by severity, and the
 //! `vulnerabilities` rule over the newest trusted scan. Pure.
 
-use super::attested::{trusts, Predicate};
+use super::attested::{trusts, Body, Predicate};
 use super::image::show_duration;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -79,11 +79,32 @@ fn rfc3339(s: &str) -> Option<i64> {
 /// report (what cosign's predicate carries); another form is an error,
 /// never an empty scan.
 pub fn read_scan(p: &Predicate) -> Option<&Result<Scan, String>> {
-    p.parsed.scan.get_or_init(|| parse_scan(p)).as_ref()
+    p.parsed
+        .scan
+        .get_or_init(|| {
+            let read = p
+                .predicate
+                .scan(&p.predicate_type, || parse_scan(&p.predicate_type, &p.predicate))?;
+            Some(read.map(|scan| Scan {
+                signer: p.signer.clone(),
+                ..scan
+            }))
+        })
+        .as_ref()
 }
 
-fn parse_scan(p: &Predicate) -> Option<Result<Scan, String>> {
-    if p.predicate_type != COSIGN_VULN && p.predicate_type != IN_TOTO_VULNS {
+/// Reads now the scan a predicate of `predicate_type` holds, if it holds
+/// one, and keeps it with the predicate: opening an envelope does this on
+/// the worker that opens it, so that evaluations find the report read.
+pub fn warm(predicate_type: &str, body: &Body) {
+    let _ = body.scan(predicate_type, || parse_scan(predicate_type, body));
+}
+
+/// Reads the scan a predicate of `predicate_type` holds, with no signer
+/// named yet: what depends on the predicate alone, which [`Body`] keeps for
+/// every signer and evaluation of it.
+pub(super) fn parse_scan(predicate_type: &str, body: &Body) -> Option<Result<Scan, String>> {
+    if predicate_type != COSIGN_VULN && predicate_type != IN_TOTO_VULNS {
         return None;
     }
     #[derive(Deserialize, Default)]
@@ -116,8 +137,8 @@ fn parse_scan(p: &Predicate) -> Option<Result<Scan, String>> {
         #[serde(default, rename = "scanFinishedOn")]
         finished: Option<String>,
     }
-    let unreadable = |why: String| Some(Err(format!("{} scan: {why}", p.predicate_type)));
-    let doc: Doc = match serde_json::from_str(p.predicate.get()) {
+    let unreadable = |why: String| Some(Err(format!("{predicate_type} scan: {why}")));
+    let doc: Doc = match serde_json::from_str(body.get()) {
         Ok(d) => d,
         Err(e) => return unreadable(format!("not readable: {e}")),
     };
@@ -148,7 +169,7 @@ fn parse_scan(p: &Predicate) -> Option<Result<Scan, String>> {
         database,
         by_severity,
         worst,
-        signer: p.signer.clone(),
+        signer: String::new(),
     }))
 }
 
@@ -366,6 +387,44 @@ mod tests {
 
     fn p(t: &str, predicate: serde_json::Value) -> Predicate {
         Predicate::new(t, "k", &predicate)
+    }
+
+    #[test]
+    fn a_report_is_read_once_for_every_signer_and_names_each() {
+        let report = serde_json::json!({"scanner": {"uri": "trivy", "result": {"Results": [{"Vulnerabilities": [
+            {"VulnerabilityID": "CVE-9", "Severity": "CRITICAL"}]}]}}});
+        let first = p(COSIGN_VULN, report);
+        // What a second signer of the same envelope gets: the same body.
+        let second = Predicate::for_signers(COSIGN_VULN, &["k2".to_owned()], &first.predicate, None)
+            .next()
+            .unwrap();
+        let (a, b) = (
+            read_scan(&first).unwrap().clone().unwrap(),
+            read_scan(&second).unwrap().clone().unwrap(),
+        );
+        assert_eq!((a.signer.as_str(), b.signer.as_str()), ("k", "k2"));
+        assert_eq!(
+            Scan {
+                signer: "k".into(),
+                ..b.clone()
+            },
+            a
+        );
+        assert_eq!(a.worst, [(Severity::Critical, "CVE-9".into())]);
+        // The body kept what it read: a parse that would differ is not run.
+        let kept = first
+            .predicate
+            .scan(COSIGN_VULN, || panic!("read again"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.worst, a.worst);
+        // Asked as another type, the body is read afresh, not answered
+        // from what it kept: not a scan.
+        assert!(first.predicate.scan("https://example.com/other", || None).is_none());
+        let other = Predicate::for_signers("https://example.com/other", &["k".to_owned()], &first.predicate, None)
+            .next()
+            .unwrap();
+        assert!(read_scan(&other).is_none());
     }
 
     #[test]
