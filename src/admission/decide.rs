@@ -255,9 +255,16 @@ impl Admission {
         };
         subject.predicates = std::mem::take(&mut findings.predicates);
         subject.evidence_incomplete = findings.incomplete;
-        let mut decision = self
-            .policy
-            .evaluate_with(&subject, &findings.signers, &findings.attested);
+        let evaluate = || {
+            self.policy
+                .evaluate_with(&subject, &findings.signers, &findings.attested)
+        };
+        // Rules over predicates (Rego's bounded 250 ms among them) can take
+        // this thread for a while: other tasks move off it meanwhile.
+        let mut decision = match keep {
+            true => crate::registry::meta::blocking(evaluate),
+            false => evaluate(),
+        };
         let mut evidence: Vec<Digest> = findings.evidence.into_iter().collect();
         // A manifest an admitted image index lists (one platform of a
         // multi-platform image) is covered by the index's decision: signers

@@ -216,8 +216,17 @@ fn is_keyless(annotations: &serde_json::Value) -> bool {
 }
 
 /// `f` of each item, on up to [`WORKERS`] threads (this one among them),
-/// results in the items' order.
+/// results in the items' order. Opening megabytes of envelopes takes this
+/// thread for milliseconds: on a tokio worker, its other tasks move to
+/// another thread meanwhile ([`crate::registry::meta::blocking`]).
 fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    match items.len() {
+        0 => Vec::new(),
+        _ => crate::registry::meta::blocking(|| each_on_workers(items, f)),
+    }
+}
+
+fn each_on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     if items.len() < 2 {
         return items.iter().map(f).collect();
     }

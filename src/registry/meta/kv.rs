@@ -129,7 +129,7 @@ impl Kv {
 /// other tasks move to another thread instead of waiting behind it; on any
 /// other thread (a current-thread runtime, where `block_in_place` panics, or
 /// outside a runtime) directly.
-pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),

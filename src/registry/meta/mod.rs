@@ -47,6 +47,7 @@ mod state;
 
 pub use batch::Batch;
 pub use inline::MAX_INLINE;
+pub(crate) use kv::blocking;
 pub use ledger_rows::PostgresRows;
 pub use postgres::Postgres;
 pub use record::{AdmissionState, Evidence, EvidenceKind, ManifestRecord, RECORD_VERSION};
