@@ -20,6 +20,8 @@ WORKDIR (URLs naming that port):
     delegated     OCSP /ocsp-delegated: good, signed by a responder the
                   intermediate delegated to (EKU OCSPSigning, ocsp-nocheck)
     forged        OCSP /ocsp-forged: good, signed by a key the CA never certified
+    replayed      OCSP /ocsp-replayed: good, signed by the intermediate, but
+                  carrying another request's nonce (a recorded answer)
     delta-good    CRL /base.crl only (empty, cRLNumber 10), which names the
                   delta CRL /delta.crl (cRLNumber 11, deltaCRLIndicator 10)
     delta-revoked the same; listed on the delta CRL only
@@ -29,7 +31,9 @@ WORKDIR (URLs naming that port):
                 rev-tsa-revoked is listed there. Their tokens carry the
                 intermediate, so a `tsa` store of rev-root.crt trusts them.
 and prints "READY <port>". It serves until killed; GET /hits answers a JSON
-count of requests by path.
+count of requests by path. Every OCSP answer echoes the request's nonce
+(RFC 8954), except /ocsp-replayed's; /ocsp refuses (unauthorized) a
+request without one.
 
 `sign HOST:PORT REPO DIGEST WORKDIR NAME [TSA]` signs the manifest with
 rev-NAME (x5c rev-NAME, rev-intermediate, rev-root) as notation_sign.py's
@@ -54,9 +58,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import notation_sign as ns   # noqa: E402  the independent Notation signer
 
 LEAVES = ("good", "revoked", "crl-good", "crl-revoked", "ocsp-down", "unavailable", "unknown", "delegated",
-          "forged", "delta-good", "delta-revoked")
+          "forged", "replayed", "delta-good", "delta-revoked")
 OCSP_PATH = {"good": "/ocsp", "revoked": "/ocsp", "ocsp-down": "/down", "unavailable": "/down",
-             "unknown": "/ocsp", "delegated": "/ocsp-delegated", "forged": "/ocsp-forged"}
+             "unknown": "/ocsp", "delegated": "/ocsp-delegated", "forged": "/ocsp-forged",
+             "replayed": "/ocsp-replayed"}
 CRL_ONLY_OR_BOTH = {"good", "revoked", "crl-good", "crl-revoked", "ocsp-down"}
 REVOKED = {"revoked", "crl-revoked"}
 now = lambda: datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -174,7 +179,11 @@ class Authority:
         """The DER OCSPResponse for an OCSPRequest (one certificate)."""
         req = ocsp.load_der_ocsp_request(body)
         found = self.leaves.get(req.serial_number)
-        if found is None:
+        try:
+            nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        except x509.ExtensionNotFound:
+            nonce = None
+        if found is None or (path == "/ocsp" and nonce is None):
             return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED) \
                 .public_bytes(serialization.Encoding.DER)
         name, cert = found
@@ -196,6 +205,11 @@ class Authority:
         else:
             responder, key = self.inter, self.inter_key
             b = b.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+        if path == "/ocsp-replayed":
+            # An answer recorded for an earlier request.
+            b = b.add_extension(x509.OCSPNonce(os.urandom(32)), critical=False)
+        elif nonce is not None:
+            b = b.add_extension(x509.OCSPNonce(nonce), critical=False)
         return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
@@ -229,7 +243,7 @@ def serve(work):
         def do_POST(self):
             self.count()
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if self.path not in ("/ocsp", "/ocsp-delegated", "/ocsp-forged") or \
+            if self.path not in ("/ocsp", "/ocsp-delegated", "/ocsp-forged", "/ocsp-replayed") or \
                     self.headers.get("Content-Type") != "application/ocsp-request":
                 return self.answer(503, b"unavailable", "text/plain")
             self.answer(200, state["authority"].ocsp(self.path, body), "application/ocsp-response")

@@ -127,6 +127,8 @@ fn signing_chains_are_checked_against_their_ocsp_responders_and_crls() {
         ("unavailable", false, "has no revocation status available: OCSP http://"),
         ("unknown", false, "the responder does not know the certificate"),
         ("forged", false, "signed neither by the issuer"),
+        // A good answer carrying another request's nonce (RFC 8954).
+        ("replayed", false, "carries another request's nonce: a replayed answer"),
     ] {
         let repo = format!("team/{leaf}");
         push_and_sign(&addr, w, &repo, leaf);

@@ -15,11 +15,11 @@ fuzz_target!(|data: &[u8]| {
         X509Certificate::from_der(LEAF).unwrap().1,
         X509Certificate::from_der(ISSUER).unwrap().1,
     );
-    let _ = vouch::revocation::ocsp::read(data, &leaf, &issuer, MADE);
+    let _ = vouch::revocation::ocsp::read(data, &leaf, &issuer, MADE, Some(&[7; 32]));
     let _ = vouch::revocation::crl::read(data, None, &leaf, &issuer, MADE);
     let _ = vouch::revocation::crl::read(data, Some(data), &leaf, &issuer, MADE);
     if let Ok((_, cert)) = X509Certificate::from_der(data) {
         let _ = vouch::revocation::sources(&cert);
-        let _ = vouch::revocation::ocsp::request(&cert, &issuer);
+        let _ = vouch::revocation::ocsp::request(&cert, &issuer, data.get(..32).unwrap_or(&[1]));
     }
 });

@@ -296,8 +296,12 @@ impl Checker {
                 return Ok(answer.clone());
             }
         }
-        let body = fetch(&self.ocsp_agent, url, Some(&ocsp::request(cert, issuer)), MAX_OCSP)?;
-        let reading = ocsp::read(&body, cert, issuer, now)?;
+        let mut nonce = [0u8; ocsp::NONCE_LEN];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| "no randomness for the OCSP request's nonce".to_owned())?;
+        let request = ocsp::request(cert, issuer, &nonce);
+        let body = fetch(&self.ocsp_agent, url, Some(&request), MAX_OCSP)?;
+        let reading = ocsp::read(&body, cert, issuer, now, Some(&nonce))?;
         if let Some(der) = &reading.unchecked_responder {
             self.responder_not_revoked(der, issuer, now)?;
         }

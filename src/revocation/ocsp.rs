@@ -1,8 +1,10 @@
 //! RFC 6960 OCSP, the two halves a verifier needs: the request for one
-//! certificate's status (§4.1.1: one `CertID` by SHA-256, no extensions, no
+//! certificate's status (§4.1.1: one `CertID` by SHA-256 and a nonce, no
 //! signature) and the reading of the responder's answer (§4.2.1), whose
 //! signature must be the issuing CA's or that of a responder the CA
-//! delegated to (§4.2.2.2). Pure: the caller fetches and gives the time.
+//! delegated to (§4.2.2.2), and which, if it carries a nonce, must carry
+//! the request's (RFC 8954). Pure: the caller fetches, and gives the time
+//! and the nonce.
 
 use super::{Answer, CLOCK_SKEW};
 use crate::der::{children, encode, generalized_time, tlv, Tlv};
@@ -13,6 +15,10 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 /// id-pkix-ocsp-basic (1.3.6.1.5.5.7.48.1.1), DER content.
 const OID_BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
+/// id-pkix-ocsp-nonce (1.3.6.1.5.5.7.48.1.2), DER content.
+const OID_NONCE: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02];
+/// Nonce length sent: RFC 8954 §2.1 allows 1 to 32 octets and recommends 32.
+pub const NONCE_LEN: usize = 32;
 /// id-ce-invalidityDate (2.5.29.24), DER content.
 const OID_INVALIDITY: &[u8] = &[0x55, 0x1d, 0x18];
 /// id-pkix-ocsp-nocheck (1.3.6.1.5.5.7.48.1.5): a delegated responder
@@ -50,12 +56,30 @@ fn cert_id(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Vec<u8> 
     )
 }
 
-/// The DER `OCSPRequest` asking for `cert`'s status:
-/// `SEQUENCE { tbsRequest SEQUENCE { requestList SEQUENCE OF Request } }`,
-/// `Request ::= SEQUENCE { reqCert CertID }`.
-pub fn request(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Vec<u8> {
-    let one = encode(0x30, &cert_id(cert, issuer));
-    encode(0x30, &encode(0x30, &encode(0x30, &one)))
+/// The DER `OCSPRequest` asking for `cert`'s status, with `nonce`:
+/// `SEQUENCE { tbsRequest SEQUENCE { requestList SEQUENCE OF Request,
+/// requestExtensions [2] EXPLICIT Extensions } }`,
+/// `Request ::= SEQUENCE { reqCert CertID }`, the one extension
+/// id-pkix-ocsp-nonce whose value is the DER `Nonce ::= OCTET STRING`
+/// (RFC 8954 §2.1).
+pub fn request(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>, nonce: &[u8]) -> Vec<u8> {
+    let list = encode(0x30, &encode(0x30, &cert_id(cert, issuer)));
+    let extension = encode(
+        0x30,
+        &[encode(0x06, OID_NONCE), encode(0x04, &encode(0x04, nonce))].concat(),
+    );
+    let extensions = encode(0xa2, &encode(0x30, &extension));
+    encode(0x30, &encode(0x30, &[list, extensions].concat()))
+}
+
+/// Whether a response's nonce extension value `value` is `sent`: the DER
+/// `Nonce` (RFC 8954), or the bare octets some responders wrote under
+/// RFC 6960's looser wording.
+fn same_nonce(value: &[u8], sent: &[u8]) -> bool {
+    match tlv(value) {
+        Ok((t, rest)) if t.tag == 0x04 && rest.is_empty() && t.content == sent => true,
+        _ => value == sent,
+    }
 }
 
 /// The key the cache keeps an answer under: the request names it.
@@ -158,11 +182,16 @@ fn delegated_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>, now: i
 /// responder, answering for this certificate, current (`thisUpdate` not
 /// ahead of `now`, `nextUpdate` not passed). Anything else is an error
 /// naming what was wrong: the status is then unavailable from this source.
+/// `nonce` is the one the request carried: a response carrying another
+/// answered another request (a recorded answer replayed), and is refused;
+/// one carrying none is read (most responders send pre-produced answers,
+/// RFC 8954 §3), its freshness then resting on its `thisUpdate`.
 pub fn read(
     response: &[u8],
     cert: &X509Certificate<'_>,
     issuer: &X509Certificate<'_>,
     now: i64,
+    nonce: Option<&[u8]>,
 ) -> Result<Reading, String> {
     let outer = one(response, 0x30, "body")?;
     let top = parts(outer.content, "body")?;
@@ -203,7 +232,12 @@ pub fn read(
         return Err("the OCSP tbsResponseData lacks producedAt or responses".into());
     };
     if let Some(ext) = data.get(at + 2).filter(|t| t.tag == 0xa1) {
-        extensions(ext, &[])?;
+        let echoed = extensions(ext, OID_NONCE)?;
+        if let (Some(sent), Some(echoed)) = (nonce, echoed) {
+            if !same_nonce(echoed, sent) {
+                return Err("the OCSP response carries another request's nonce: a replayed answer".into());
+            }
+        }
     }
     let wanted = cert_id(cert, issuer);
     let mut reading = None;
@@ -303,4 +337,24 @@ fn read_single(f: &[Tlv<'_>], now: i64) -> Result<Reading, String> {
         next_update,
         unchecked_responder: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_is_echoed_as_the_der_nonce_or_its_bare_octets() {
+        let sent = [7u8; NONCE_LEN];
+        assert!(same_nonce(&encode(0x04, &sent), &sent));
+        assert!(same_nonce(&sent, &sent), "RFC 6960's bare octets");
+        let mut other = sent;
+        other[31] ^= 1;
+        assert!(!same_nonce(&encode(0x04, &other), &sent));
+        assert!(!same_nonce(&other, &sent));
+        // Not a prefix, not a longer OCTET STRING, not another type.
+        assert!(!same_nonce(&encode(0x04, &sent[..16]), &sent));
+        assert!(!same_nonce(&encode(0x04, &[&sent[..], &[0]].concat()), &sent));
+        assert!(!same_nonce(&encode(0x0c, &sent), &sent));
+    }
 }

@@ -20,7 +20,7 @@ fn cert(der: &[u8]) -> X509Certificate<'_> {
 #[test]
 fn an_ocsp_answer_signed_by_the_issuer_reads_as_revoked() {
     let (leaf, issuer) = (seed("leaf-revoked.der"), seed("issuer.der"));
-    let r = ocsp::read(&seed("ocsp-revoked.der"), &cert(&leaf), &cert(&issuer), MADE).unwrap();
+    let r = ocsp::read(&seed("ocsp-revoked.der"), &cert(&leaf), &cert(&issuer), MADE, None).unwrap();
     assert!(
         matches!(
             r.answer,
@@ -36,7 +36,7 @@ fn an_ocsp_answer_signed_by_the_issuer_reads_as_revoked() {
     assert_eq!(r.unchecked_responder, None);
     // The same answer is not about another certificate.
     let other = seed("leaf-delegated.der");
-    let e = ocsp::read(&seed("ocsp-revoked.der"), &cert(&other), &cert(&issuer), MADE).unwrap_err();
+    let e = ocsp::read(&seed("ocsp-revoked.der"), &cert(&other), &cert(&issuer), MADE, None).unwrap_err();
     assert!(e.contains("does not answer for serial"), "{e}");
     // Past nextUpdate (and the clock's allowance) it says nothing.
     let e = ocsp::read(
@@ -44,6 +44,7 @@ fn an_ocsp_answer_signed_by_the_issuer_reads_as_revoked() {
         &cert(&leaf),
         &cert(&issuer),
         MADE + 3600 + CLOCK_SKEW + 1,
+        None,
     )
     .unwrap_err();
     assert!(e.contains("expired at"), "{e}");
@@ -52,6 +53,7 @@ fn an_ocsp_answer_signed_by_the_issuer_reads_as_revoked() {
         &cert(&leaf),
         &cert(&issuer),
         MADE - 3600 - CLOCK_SKEW - 1,
+        None,
     )
     .unwrap_err();
     assert!(e.contains("in the future"), "{e}");
@@ -60,14 +62,14 @@ fn an_ocsp_answer_signed_by_the_issuer_reads_as_revoked() {
 #[test]
 fn an_ocsp_answer_by_a_delegated_responder_with_nocheck_reads_as_good() {
     let (leaf, issuer) = (seed("leaf-delegated.der"), seed("issuer.der"));
-    let r = ocsp::read(&seed("ocsp-delegated.der"), &cert(&leaf), &cert(&issuer), MADE).unwrap();
+    let r = ocsp::read(&seed("ocsp-delegated.der"), &cert(&leaf), &cert(&issuer), MADE, None).unwrap();
     assert_eq!(r.answer, Answer::Good);
     assert_eq!(
         r.unchecked_responder, None,
         "the responder carries id-pkix-ocsp-nocheck"
     );
     // Under another issuer, nobody it delegated to signed it.
-    let e = ocsp::read(&seed("ocsp-delegated.der"), &cert(&leaf), &cert(&leaf), MADE).unwrap_err();
+    let e = ocsp::read(&seed("ocsp-delegated.der"), &cert(&leaf), &cert(&leaf), MADE, None).unwrap_err();
     assert!(e.contains("does not answer") || e.contains("signed neither"), "{e}");
 }
 
@@ -75,7 +77,7 @@ fn an_ocsp_answer_by_a_delegated_responder_with_nocheck_reads_as_good() {
 fn any_altered_byte_of_an_ocsp_answer_is_refused_or_changes_nothing() {
     let (leaf, issuer) = (seed("leaf-revoked.der"), seed("issuer.der"));
     let (leaf, issuer) = (cert(&leaf), cert(&issuer));
-    let good = ocsp::read(&seed("ocsp-revoked.der"), &leaf, &issuer, MADE).unwrap();
+    let good = ocsp::read(&seed("ocsp-revoked.der"), &leaf, &issuer, MADE, None).unwrap();
     let bytes = seed("ocsp-revoked.der");
     for i in 0..bytes.len() {
         let mut b = bytes.clone();
@@ -83,7 +85,7 @@ fn any_altered_byte_of_an_ocsp_answer_is_refused_or_changes_nothing() {
         // The signature covers tbsResponseData: what is read either
         // fails or is the same answer (flips in unsigned framing that
         // still parse, like the signature algorithm's NULL parameters).
-        if let Ok(r) = ocsp::read(&b, &leaf, &issuer, MADE) {
+        if let Ok(r) = ocsp::read(&b, &leaf, &issuer, MADE, None) {
             assert_eq!(r, good, "byte {i}");
         }
     }
@@ -157,7 +159,7 @@ fn the_request_names_the_certificate_as_the_answer_does() {
     let (leaf, issuer) = (seed("leaf-revoked.der"), seed("issuer.der"));
     let (leaf, issuer) = (cert(&leaf), cert(&issuer));
     // OCSPRequest → tbsRequest → requestList → Request → CertID.
-    let req = ocsp::request(&leaf, &issuer);
+    let req = ocsp::request(&leaf, &issuer, &[7; 32]);
     let mut t = crate::der::tlv(&req).unwrap().0;
     for _ in 0..4 {
         t = crate::der::tlv(t.content).unwrap().0;
@@ -165,7 +167,7 @@ fn the_request_names_the_certificate_as_the_answer_does() {
     assert_eq!(t.raw, ocsp::key(&leaf, &issuer));
     // The responder (Python cryptography) understood it: its answer's
     // CertID is the same certificate's.
-    assert!(ocsp::read(&seed("ocsp-revoked.der"), &leaf, &issuer, MADE).is_ok());
+    assert!(ocsp::read(&seed("ocsp-revoked.der"), &leaf, &issuer, MADE, None).is_ok());
 }
 
 #[test]
