@@ -35,7 +35,6 @@
 //! Writes go through a [`Batch`]: one WriteBatch per durable step.
 
 mod batch;
-mod committer;
 pub mod copy;
 mod inline;
 mod kv;
@@ -116,8 +115,6 @@ const MEMTABLE_BYTES: usize = 8 << 20;
 #[derive(Clone)]
 pub struct Meta {
     kv: Kv,
-    /// Synced RocksDB writes from async tasks (`Batch::commit_durable`).
-    committer: Option<committer::Committer>,
 }
 
 impl std::fmt::Debug for Meta {
@@ -172,18 +169,12 @@ pub struct UploadRecord {
 impl Meta {
     /// Metadata in `db`, which must have [`column_families`].
     pub fn new(db: Arc<DB>) -> Meta {
-        Meta {
-            committer: Some(committer::Committer::start(db.clone())),
-            kv: Kv::Rocks(db),
-        }
+        Meta { kv: Kv::Rocks(db) }
     }
 
     /// Metadata in a PostgreSQL database.
     pub fn postgres(db: Arc<Postgres>) -> Meta {
-        Meta {
-            kv: Kv::Postgres(db),
-            committer: None,
-        }
+        Meta { kv: Kv::Postgres(db) }
     }
 
     /// Whether no metadata is stored at all (a registry never used).
