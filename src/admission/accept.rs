@@ -103,7 +103,7 @@ impl Admission {
             decided = Some((subject, state));
         }
         self.log_tag_move(app, &push, &previous, false).await?;
-        batch.commit(true)?;
+        batch.commit_durable().await?;
         drop(tags);
         drop(guard);
         match decided {
@@ -141,7 +141,7 @@ impl Admission {
             let previous = self.tag_previous(app, &push)?;
             self.log_tag_move(app, &push, &previous, prior.state == AdmissionState::Admitted)
                 .await?;
-            batch.commit(true)?;
+            batch.commit_durable().await?;
             return Ok(Accepted {
                 state: Some(prior.state),
             });
@@ -172,7 +172,7 @@ impl Admission {
                 super::append(&app.ledger, entry).await?;
             }
         }
-        batch.commit(true)?;
+        batch.commit_durable().await?;
         drop(tags);
         drop(guard);
         // The push logged its own tag; others pointing here (only if the
@@ -340,7 +340,7 @@ impl Admission {
                     &mut batch,
                 )
                 .await?;
-            batch.commit(true)?;
+            batch.commit_durable().await?;
             drop(guard);
             Box::pin(self.follow_up(app, repo, &child, &c, state, Tags::LogExcept(Vec::new()))).await;
         }

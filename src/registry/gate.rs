@@ -200,7 +200,7 @@ impl Gate for OpenGate {
             let record = ManifestRecord::new(AdmissionState::Pending, push.media_type, push.bytes, None);
             let mut batch = app.meta.batch();
             push.stage(&mut batch, push.prior.is_none().then_some(&record))?;
-            batch.commit(true)?;
+            batch.commit_durable().await?;
             Ok(Accepted { state: None })
         })
     }

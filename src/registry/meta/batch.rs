@@ -193,6 +193,21 @@ impl<'m> Batch<'m> {
     pub fn commit(self, sync: bool) -> Result<(), RegistryError> {
         self.meta.kv.write(last_writes(self.writes), sync)
     }
+
+    /// [`Self::commit`] durably, from an async task: with RocksDB, through
+    /// the committer thread, which writes every batch queued meanwhile with
+    /// one WAL fsync while the task waits without holding a thread.
+    pub async fn commit_durable(self) -> Result<(), RegistryError> {
+        match &self.meta.committer {
+            Some(c) => {
+                if self.writes.is_empty() {
+                    return Ok(());
+                }
+                c.commit(last_writes(self.writes)).await
+            }
+            _ => self.commit(true),
+        }
+    }
 }
 
 /// `writes` without those a later write to the same key overrides: the

@@ -51,9 +51,8 @@ pub enum Kv {
 }
 
 impl Kv {
-    fn cf<'d>(db: &'d DB, family: &str) -> &'d rocksdb::ColumnFamily {
-        db.cf_handle(family)
-            .unwrap_or_else(|| panic!("column family {family} was opened with the database"))
+    fn cf<'d>(db: &'d DB, name: &str) -> &'d rocksdb::ColumnFamily {
+        family(db, name)
     }
 
     /// Reads a key's value through `read` (RocksDB: without copying it).
@@ -134,4 +133,10 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+/// A registry column family of `db`, opened with it.
+pub(super) fn family<'d>(db: &'d DB, name: &str) -> &'d rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("column family {name} was opened with the database"))
 }

@@ -35,6 +35,7 @@
 //! Writes go through a [`Batch`]: one WriteBatch per durable step.
 
 mod batch;
+mod committer;
 pub mod copy;
 mod inline;
 mod kv;
@@ -115,6 +116,8 @@ const MEMTABLE_BYTES: usize = 8 << 20;
 #[derive(Clone)]
 pub struct Meta {
     kv: Kv,
+    /// Synced RocksDB writes from async tasks (`Batch::commit_durable`).
+    committer: Option<committer::Committer>,
 }
 
 impl std::fmt::Debug for Meta {
@@ -169,12 +172,18 @@ pub struct UploadRecord {
 impl Meta {
     /// Metadata in `db`, which must have [`column_families`].
     pub fn new(db: Arc<DB>) -> Meta {
-        Meta { kv: Kv::Rocks(db) }
+        Meta {
+            committer: Some(committer::Committer::start(db.clone())),
+            kv: Kv::Rocks(db),
+        }
     }
 
     /// Metadata in a PostgreSQL database.
     pub fn postgres(db: Arc<Postgres>) -> Meta {
-        Meta { kv: Kv::Postgres(db) }
+        Meta {
+            kv: Kv::Postgres(db),
+            committer: None,
+        }
     }
 
     /// Whether no metadata is stored at all (a registry never used).
