@@ -134,6 +134,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         "policy {:?} ({}) in force, logged at ledger entry {}",
         admission.policy.name, admission.policy_digest, admission.policy_index
     );
+    let admission = admission.with_revocation_saved_in(&dir.root().join(vouch::revocation::SAVED_DIR));
     let admission = if args.no_countersign {
         admission
     } else {

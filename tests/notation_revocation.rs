@@ -5,7 +5,9 @@
 //! ("Certificate Revocation Evaluation"). A good status admits; a revoked
 //! certificate, an unknown one, an unreachable responder without a CRL,
 //! and a response signed by a key the CA never certified are denied,
-//! each named. Answers are kept until their nextUpdate.
+//! each named. Answers are kept until their nextUpdate, and saved in the
+//! data directory: a restarted server uses them, verified again, while the
+//! service is down.
 
 mod common;
 
@@ -179,6 +181,52 @@ fn signing_chains_are_checked_against_their_ocsp_responders_and_crls() {
     assert!(
         out.contains("verdict: ADMIT") && out.contains("has no revocation status available"),
         "{out}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // Answers are saved in the data directory: after a restart, with the
+    // revocation service gone, chains checked before are checked from
+    // them (each verified again); a chain never answered has no status.
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", served.to_str().unwrap()], Stdio::null());
+    drop(service);
+    for (leaf, admitted) in [
+        ("good", true),
+        ("crl-good", true),
+        ("delta-good", true),
+        ("crl-revoked", false),
+    ] {
+        let repo = format!("restarted/{leaf}");
+        push_and_sign(&addr, w, &repo, leaf);
+        let (status, body) = pull(&addr, &repo);
+        assert_eq!(status == 200, admitted, "{leaf} after a restart: {status} {body}");
+    }
+    push_and_sign(&addr, w, "restarted/unavailable", "unavailable");
+    let (status, body) = pull(&addr, "restarted/unavailable");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("has no revocation status available"), "{body}");
+    // Saved answers that do not verify are not used: fetched anew (here
+    // from no one), the status is unavailable. A byte early in each one's
+    // signed part (after the 12-byte header) is flipped.
+    for kind in ["ocsp", "crl"] {
+        for file in std::fs::read_dir(w.join("data/revocation").join(kind)).unwrap() {
+            let path = file.unwrap().path();
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[12 + 40] ^= 1;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (mut server, addr) =
+        common::start_server(&w.join("data"), &["--policy", served.to_str().unwrap()], Stdio::null());
+    push_and_sign(&addr, w, "tampered/good", "good");
+    let (status, body) = pull(&addr, "tampered/good");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("has no revocation status available: CRL http://"),
+        "{body}"
     );
     server.kill().unwrap();
     server.wait().unwrap();

@@ -138,6 +138,13 @@ impl Admission {
         self
     }
 
+    /// Saves revocation answers in `dir` and reads them back after a
+    /// restart (`revocation/saved.rs`).
+    pub fn with_revocation_saved_in(mut self, dir: &std::path::Path) -> Admission {
+        self.revocation = std::sync::Arc::new(crate::revocation::Checker::saving_in(dir));
+        self
+    }
+
     /// Countersigns every image admitted from now on (`countersign.rs`).
     pub fn with_countersigner(mut self, countersigner: Countersigner) -> Admission {
         self.countersigner = Some(countersigner);

@@ -11,10 +11,12 @@
 //! specification says, each OCSP responder within 2 seconds and each CRL
 //! within 5, with bounded answers. Answers are kept until their
 //! `nextUpdate` (at most a day), so re-evaluation and many signatures by
-//! one certificate cost one fetch.
+//! one certificate cost one fetch; a server also saves them in its data
+//! directory (`saved.rs`), so that a restart costs none either.
 
 pub mod crl;
 pub mod ocsp;
+mod saved;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,8 @@ const KEEP_AT_MOST: i64 = 24 * 3600;
 /// How old (since its `thisUpdate`) an answer without a `nextUpdate` may
 /// be: otherwise a recorded "good" could be replayed for ever.
 pub const MAX_AGE_WITHOUT_NEXT_UPDATE: i64 = 24 * 3600;
+/// The folder of a data directory where a server saves answers.
+pub const SAVED_DIR: &str = "revocation";
 /// Largest OCSP response read.
 const MAX_OCSP: u64 = 64 << 10;
 /// Largest CRL read: code-signing CAs' lists are far smaller.
@@ -176,6 +180,19 @@ pub struct Checker {
     ocsp_agent: ureq::Agent,
     crl_agent: ureq::Agent,
     kept: Mutex<Kept>,
+    /// Where answers are saved across restarts, if anywhere.
+    saved: Option<saved::Saved>,
+}
+
+/// Where a CRL's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Got {
+    /// Kept in memory: verified when it was kept.
+    Kept,
+    /// Saved in the data directory, kept until then: not verified yet.
+    Saved(i64),
+    /// Fetched now.
+    Fetched,
 }
 
 impl Default for Checker {
@@ -220,6 +237,16 @@ impl Checker {
             ocsp_agent: agent(2),
             crl_agent: agent(5),
             kept: Mutex::new(Kept::default()),
+            saved: None,
+        }
+    }
+
+    /// A checker that also saves answers in `dir` and reads them back
+    /// after a restart (`saved.rs`), each verified again when read.
+    pub fn saving_in(dir: &std::path::Path) -> Checker {
+        Checker {
+            saved: Some(saved::Saved::new(dir)),
+            ..Checker::new()
         }
     }
 
@@ -296,24 +323,58 @@ impl Checker {
                 return Ok(answer.clone());
             }
         }
+        let saved = self.saved.as_ref();
+        if let Some((body, until)) = saved.and_then(|s| s.load(saved::Kind::Ocsp, &key, now, MAX_OCSP)) {
+            // Read again as if just fetched, but for the nonce, which was
+            // checked when it was; one that does not verify is fetched anew.
+            if let Ok(reading) = self.checked_ocsp(&body, cert, issuer, now, None) {
+                self.keep_ocsp(
+                    key,
+                    &reading.answer,
+                    reading.next_update.map_or(until, |n| n.min(until)),
+                );
+                return Ok(reading.answer);
+            }
+        }
         let mut nonce = [0u8; ocsp::NONCE_LEN];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
             .map_err(|_| "no randomness for the OCSP request's nonce".to_owned())?;
         let request = ocsp::request(cert, issuer, &nonce);
         let body = fetch(&self.ocsp_agent, url, Some(&request), MAX_OCSP)?;
-        let reading = ocsp::read(&body, cert, issuer, now, Some(&nonce))?;
+        let reading = self.checked_ocsp(&body, cert, issuer, now, Some(&nonce))?;
+        if let Some(next) = reading.next_update {
+            let until = next.min(now + KEEP_AT_MOST);
+            if let Some(s) = saved {
+                s.save(saved::Kind::Ocsp, &key, &body, until);
+            }
+            self.keep_ocsp(key, &reading.answer, until);
+        }
+        Ok(reading.answer)
+    }
+
+    /// An OCSP response read for `cert` (`ocsp::read`), its delegated
+    /// responder checked not revoked.
+    fn checked_ocsp(
+        &self,
+        body: &[u8],
+        cert: &X509Certificate<'_>,
+        issuer: &X509Certificate<'_>,
+        now: i64,
+        nonce: Option<&[u8]>,
+    ) -> Result<ocsp::Reading, String> {
+        let reading = ocsp::read(body, cert, issuer, now, nonce)?;
         if let Some(der) = &reading.unchecked_responder {
             self.responder_not_revoked(der, issuer, now)?;
         }
-        if let Some(next) = reading.next_update {
-            let mut kept = self.kept();
-            if kept.ocsp.len() >= KEEP_OCSP {
-                kept.ocsp.clear();
-            }
-            kept.ocsp
-                .insert(key, (reading.answer.clone(), next.min(now + KEEP_AT_MOST)));
+        Ok(reading)
+    }
+
+    fn keep_ocsp(&self, key: Vec<u8>, answer: &Answer, until: i64) {
+        let mut kept = self.kept();
+        if kept.ocsp.len() >= KEEP_OCSP {
+            kept.ocsp.clear();
         }
-        Ok(reading.answer)
+        kept.ocsp.insert(key, (answer.clone(), until));
     }
 
     /// A delegated responder without id-pkix-ocsp-nocheck must itself not
@@ -340,18 +401,39 @@ impl Checker {
         ))
     }
 
-    /// The CRL at `url`: kept, or fetched (and kept only once it has
-    /// verified, by [`Checker::keep_crl`]). The flag says it was fetched.
-    fn crl_bytes(&self, url: &str, now: i64) -> Result<(Arc<Vec<u8>>, bool), String> {
-        let held = self
-            .kept()
-            .crls
-            .get(url)
-            .filter(|(_, until)| now <= *until)
-            .map(|(der, _)| Arc::clone(der));
-        match held {
-            Some(der) => Ok((der, false)),
-            None => Ok((Arc::new(fetch(&self.crl_agent, url, None, MAX_CRL)?), true)),
+    /// The CRL at `url`: kept in memory or saved (unless `fetch_anew`),
+    /// or fetched; kept only once it has verified ([`Checker::crl_once`]).
+    fn crl_bytes(&self, url: &str, now: i64, fetch_anew: bool) -> Result<(Arc<Vec<u8>>, Got), String> {
+        if !fetch_anew {
+            let held = self
+                .kept()
+                .crls
+                .get(url)
+                .filter(|(_, until)| now <= *until)
+                .map(|(der, _)| Arc::clone(der));
+            if let Some(der) = held {
+                return Ok((der, Got::Kept));
+            }
+            let saved = self.saved.as_ref();
+            if let Some((der, until)) = saved.and_then(|s| s.load(saved::Kind::Crl, url.as_bytes(), now, MAX_CRL)) {
+                return Ok((Arc::new(der), Got::Saved(until)));
+            }
+        }
+        Ok((Arc::new(fetch(&self.crl_agent, url, None, MAX_CRL)?), Got::Fetched))
+    }
+
+    /// Keeps a verified CRL in memory until `until`, and saves it if it
+    /// was fetched.
+    fn keep_crl_got(&self, url: &str, der: Arc<Vec<u8>>, got: Got, until: i64) {
+        match got {
+            Got::Kept => {}
+            Got::Saved(saved_until) => self.keep_crl(url, der, until.min(saved_until)),
+            Got::Fetched => {
+                if let Some(s) = &self.saved {
+                    s.save(saved::Kind::Crl, url.as_bytes(), &der, until);
+                }
+                self.keep_crl(url, der, until);
+            }
         }
     }
 
@@ -368,6 +450,7 @@ impl Checker {
     }
 
     /// `cert`'s status on the CRL at `url`, and on the delta CRL it names.
+    /// If that fails on CRLs saved before a restart, they are fetched anew.
     fn crl(
         &self,
         url: &str,
@@ -375,20 +458,38 @@ impl Checker {
         issuer: &X509Certificate<'_>,
         now: i64,
     ) -> Result<Answer, String> {
-        let (der, fetched) = self.crl_bytes(url, now)?;
+        let mut used_saved = false;
+        match self.crl_once(url, cert, issuer, now, false, &mut used_saved) {
+            Err(_) if used_saved => self.crl_once(url, cert, issuer, now, true, &mut used_saved),
+            answer => answer,
+        }
+    }
+
+    fn crl_once(
+        &self,
+        url: &str,
+        cert: &X509Certificate<'_>,
+        issuer: &X509Certificate<'_>,
+        now: i64,
+        fetch_anew: bool,
+        used_saved: &mut bool,
+    ) -> Result<Answer, String> {
+        let (der, got) = self.crl_bytes(url, now, fetch_anew)?;
+        *used_saved |= matches!(got, Got::Saved(_));
         let mut reading = crl::read(&der, None, cert, issuer, now)?;
-        let mut delta_kept = None;
+        let mut delta_got = None;
         if !reading.delta_urls.is_empty() {
             let mut why = Vec::new();
             let mut applied = None;
             for delta_url in &reading.delta_urls {
-                let read = self.crl_bytes(delta_url, now).and_then(|(delta, fetched)| {
-                    Ok((crl::read(&der, Some(&delta), cert, issuer, now)?, delta, fetched))
+                let read = self.crl_bytes(delta_url, now, fetch_anew).and_then(|(delta, got)| {
+                    *used_saved |= matches!(got, Got::Saved(_));
+                    Ok((crl::read(&der, Some(&delta), cert, issuer, now)?, delta, got))
                 });
                 match read {
-                    Ok((r, delta, fetched)) => {
+                    Ok((r, delta, got)) => {
                         applied = Some(r);
-                        delta_kept = fetched.then(|| (delta_url.clone(), delta));
+                        delta_got = Some((delta_url.clone(), delta, got));
                         break;
                     }
                     Err(e) => why.push(format!("delta CRL {delta_url}: {e}")),
@@ -398,11 +499,9 @@ impl Checker {
         }
         let until = reading.next_update.map(|next| next.min(now + KEEP_AT_MOST));
         if let Some(until) = until {
-            if fetched {
-                self.keep_crl(url, der, until);
-            }
-            if let Some((delta_url, delta)) = delta_kept {
-                self.keep_crl(&delta_url, delta, until);
+            self.keep_crl_got(url, der, got, until);
+            if let Some((delta_url, delta, got)) = delta_got {
+                self.keep_crl_got(&delta_url, delta, got, until);
             }
         }
         Ok(reading.answer)
