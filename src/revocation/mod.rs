@@ -242,10 +242,17 @@ impl Checker {
     }
 
     /// A checker that also saves answers in `dir` and reads them back
-    /// after a restart (`saved.rs`), each verified again when read.
+    /// after a restart (`saved.rs`), each verified again when read. Files
+    /// no longer kept are removed now.
     pub fn saving_in(dir: &std::path::Path) -> Checker {
+        let saved = saved::Saved::new(dir);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let removed = saved.prune(now);
+        if removed > 0 {
+            tracing::info!(dir = %dir.display(), removed, "removed revocation answers no longer kept");
+        }
         Checker {
-            saved: Some(saved::Saved::new(dir)),
+            saved: Some(saved),
             ..Checker::new()
         }
     }

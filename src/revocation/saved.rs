@@ -63,6 +63,35 @@ impl Saved {
         (now <= until && der.len() as u64 <= limit).then(|| (der.to_vec(), until))
     }
 
+    /// Removes the files no longer kept at `now`, those that are not
+    /// answers, and temporary files a crash left; returns how many. Run
+    /// at start, when no save is under way (one server per data
+    /// directory), so that the folder holds no more than what is kept.
+    pub(super) fn prune(&self, now: i64) -> usize {
+        let mut removed = 0;
+        for kind in [Kind::Ocsp, Kind::Crl] {
+            let Ok(entries) = std::fs::read_dir(self.dir.join(kind.folder())) else {
+                continue;
+            };
+            for path in entries.filter_map(|e| Some(e.ok()?.path())) {
+                let mut header = [0u8; HEADER];
+                let kept = std::fs::File::open(&path)
+                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+                    .ok()
+                    .and_then(|()| parse(&header))
+                    .is_some_and(|(until, _)| now <= until);
+                let ours = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+                if (!kept || !ours) && std::fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Saves `der` under `key`, kept until `until`: a temporary file
     /// renamed into place, so a reader sees the old file or the new one.
     /// A failure only costs a fetch after a restart; it is logged.
@@ -144,6 +173,25 @@ mod tests {
         let saved = Saved::new(&file);
         saved.save(Kind::Ocsp, b"k", b"der", 100);
         assert_eq!(saved.load(Kind::Ocsp, b"k", 0, 64), None);
+    }
+
+    #[test]
+    fn pruning_removes_what_is_no_longer_kept_and_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = Saved::new(dir.path());
+        saved.save(Kind::Ocsp, b"stale", b"der", 100);
+        saved.save(Kind::Ocsp, b"fresh", b"der", 300);
+        saved.save(Kind::Crl, b"http://x/stale.crl", b"der", 150);
+        saved.save(Kind::Crl, b"http://x/fresh.crl", b"der", 200);
+        std::fs::write(dir.path().join("ocsp/.tmp-1-0"), b"VRA1").unwrap();
+        std::fs::write(saved.path(Kind::Crl, b"torn"), b"VR").unwrap();
+        assert_eq!(saved.prune(200), 4);
+        assert!(saved.load(Kind::Ocsp, b"fresh", 200, 64).is_some());
+        assert!(saved.load(Kind::Crl, b"http://x/fresh.crl", 200, 64).is_some());
+        let left = |k: Kind| std::fs::read_dir(dir.path().join(k.folder())).unwrap().count();
+        assert_eq!((left(Kind::Ocsp), left(Kind::Crl)), (1, 1));
+        // Nothing saved yet: nothing to do.
+        assert_eq!(Saved::new(&dir.path().join("none")).prune(0), 0);
     }
 
     proptest! {
