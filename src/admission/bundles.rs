@@ -41,7 +41,10 @@ impl Admission {
                 n += 1;
             }
             batch.forget_bundle(&repo, &digest, index);
-            batch.commit(true)?;
+            // Through the committer (`meta/committer.rs`): its fsync is
+            // shared with the pushes committing meanwhile, rather than one
+            // more fsync of the WAL for each bundle of the round.
+            batch.commit_durable().await?;
             drop(guard);
         }
         Ok(n)
