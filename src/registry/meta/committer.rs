@@ -104,13 +104,7 @@ fn run(db: &DB, mut rx: mpsc::Receiver<Queued>) {
         }
         let mut batch = rocksdb::WriteBatch::default();
         for q in &group {
-            for w in &q.writes {
-                let cf = super::kv::family(db, w.family);
-                match &w.value {
-                    Some(v) => batch.put_cf(cf, &w.key, v),
-                    None => batch.delete_cf(cf, &w.key),
-                }
-            }
+            super::kv::stage(db, &mut batch, &q.writes);
         }
         let mut o = rocksdb::WriteOptions::default();
         o.set_sync(true);
@@ -145,8 +139,8 @@ mod tests {
     }
 
     fn get(db: &DB, key: &str) -> Option<Vec<u8>> {
-        db.get_cf(super::super::kv::family(db, super::super::CF_TAGS), key)
-            .unwrap()
+        let family = db.cf_handle(super::super::CF_TAGS).unwrap();
+        db.get_cf(family, key).unwrap()
     }
 
     #[test]

@@ -51,10 +51,6 @@ pub enum Kv {
 }
 
 impl Kv {
-    fn cf<'d>(db: &'d DB, name: &str) -> &'d rocksdb::ColumnFamily {
-        family(db, name)
-    }
-
     /// Reads a key's value through `read` (RocksDB: without copying it).
     pub fn get<T>(
         &self,
@@ -63,7 +59,7 @@ impl Kv {
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<Option<T>, RegistryError> {
         match self {
-            Kv::Rocks(db) => Ok(db.get_pinned_cf(Self::cf(db, family), key)?.map(|v| read(&v))),
+            Kv::Rocks(db) => Ok(db.get_pinned_cf(cf(db, family), key)?.map(|v| read(&v))),
             Kv::Postgres(pg) => Ok(pg.get(family, key)?.map(|v| read(&v))),
         }
     }
@@ -75,7 +71,7 @@ impl Kv {
                 // Keys below the prefix are not in the range.
                 let start = range.start.max(range.prefix);
                 let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
-                for item in db.iterator_cf(Self::cf(db, range.family), mode) {
+                for item in db.iterator_cf(cf(db, range.family), mode) {
                     let (k, v) = item?;
                     if !k.starts_with(range.prefix) || visit(&k, &v)?.is_break() {
                         break;
@@ -97,13 +93,7 @@ impl Kv {
         match self {
             Kv::Rocks(db) => {
                 let mut batch = rocksdb::WriteBatch::default();
-                for w in writes {
-                    let cf = Self::cf(db, w.family);
-                    match w.value {
-                        Some(v) => batch.put_cf(cf, w.key, v),
-                        None => batch.delete_cf(cf, w.key),
-                    }
-                }
+                stage(db, &mut batch, &writes);
                 let mut o = rocksdb::WriteOptions::default();
                 o.set_sync(sync);
                 if !sync {
@@ -136,7 +126,18 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// A registry column family of `db`, opened with it.
-pub(super) fn family<'d>(db: &'d DB, name: &str) -> &'d rocksdb::ColumnFamily {
+fn cf<'d>(db: &'d DB, name: &str) -> &'d rocksdb::ColumnFamily {
     db.cf_handle(name)
         .unwrap_or_else(|| panic!("column family {name} was opened with the database"))
+}
+
+/// Adds `writes` to `batch`, in order.
+pub(super) fn stage(db: &DB, batch: &mut rocksdb::WriteBatch, writes: &[Write]) {
+    for w in writes {
+        let family = cf(db, w.family);
+        match &w.value {
+            Some(v) => batch.put_cf(family, &w.key, v),
+            None => batch.delete_cf(family, &w.key),
+        }
+    }
 }
